@@ -1,0 +1,29 @@
+# The two set-up commands (README.md): `make run` and `make test`. Both create
+# the virtualenv, install the pinned requirements, make sure PostgreSQL and Redis
+# are there (embedded ones if not, see scripts/stack.py), create the database,
+# migrate, and then run the stack or the suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+
+.PHONY: run test install clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing pinned requirements into $(VENV) ..."
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+run: $(STAMP)
+	@$(PY) scripts/stack.py run
+
+test: $(STAMP)
+	@$(PY) scripts/stack.py test $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache

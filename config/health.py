@@ -1,0 +1,41 @@
+"""Liveness and readiness probes for load balancers and orchestrators."""
+import socket
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django_redis import get_redis_connection
+
+
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+def _check_postgres() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _check_redis() -> None:
+    get_redis_connection("default").ping()
+
+
+def _check_broker() -> None:
+    url = urlsplit(settings.CELERY_BROKER_URL)
+    default_port = 5672 if url.scheme.startswith("amqp") else 6379
+    with socket.create_connection((url.hostname or "127.0.0.1", url.port or default_port), timeout=2):
+        pass
+
+
+def readyz(request):
+    failing = []
+    for name, check in (("postgres", _check_postgres), ("redis", _check_redis), ("broker", _check_broker)):
+        try:
+            check()
+        except Exception:  # noqa: BLE001 - any failure means "not ready"
+            failing.append(name)
+    if failing:
+        return JsonResponse({"status": "unavailable", "failing": failing,
+                             "detail": f"Not reachable: {', '.join(failing)}."}, status=503)
+    return JsonResponse({"status": "ok"})

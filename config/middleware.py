@@ -1,0 +1,22 @@
+"""Request guards that run before any view."""
+from django.conf import settings
+from django.http import JsonResponse
+
+
+class BodySizeLimitMiddleware:
+    """Refuse bodies over ``MAX_REQUEST_BODY_BYTES`` with 413 before anything reads them."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return JsonResponse({"detail": "Invalid Content-Length header."}, status=400)
+        if length > settings.MAX_REQUEST_BODY_BYTES:
+            return JsonResponse(
+                {"detail": f"Request body larger than {settings.MAX_REQUEST_BODY_BYTES} bytes."},
+                status=413,
+            )
+        return self.get_response(request)

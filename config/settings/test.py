@@ -1,0 +1,20 @@
+"""Settings for the test suite.
+
+Tests share the developer's PostgreSQL server (pytest-django creates its own
+``test_*`` database) and Redis server, under a key prefix of their own; each test
+then narrows it further (see ``tests/conftest.py``).
+"""
+import os
+
+from .base import *  # noqa: F401,F403
+from .base import CACHES, CELERY_BROKER_TRANSPORT_OPTIONS
+
+REDIS_KEY_PREFIX = f"test{os.getpid()}:"
+CACHES["default"]["KEY_PREFIX"] = REDIS_KEY_PREFIX + "cache"
+CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = REDIS_KEY_PREFIX
+CELERY_TASK_DEFAULT_QUEUE = f"timeline-test{os.getpid()}"
+# Unit tests run tasks inline; tests marked ``celery_worker`` switch this off and
+# consume real broker messages with a real worker.
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,8 @@
+"""WSGI entry point, served by gunicorn in ``make run`` and production."""
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
+
+application = get_wsgi_application()

@@ -1,0 +1,27 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+
+from . import cache
+from .models import Follow, User
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = ["id", "username", "display_name", "is_active", "is_private", "followers_count", "following_count"]
+    search_fields = ["username", "display_name"]
+    readonly_fields = ["followers_count", "following_count", "last_tweet_id"]
+    fieldsets = DjangoUserAdmin.fieldsets + (
+        ("Profile", {"fields": ("display_name", "is_private", "followers_count", "following_count")}),
+    )
+
+    def save_model(self, request, obj, form, change):
+        # Suspending (is_active off) or renaming must show in timelines at once.
+        super().save_model(request, obj, form, change)
+        cache.evict(obj.id)
+
+
+@admin.register(Follow)
+class FollowAdmin(admin.ModelAdmin):
+    list_display = ["follower", "followee", "state", "created_at"]
+    list_filter = ["state"]
+    raw_id_fields = ["follower", "followee"]

@@ -1,0 +1,108 @@
+"""HTTP endpoints for accounts and the follow graph: thin views over services and selectors."""
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.pagination import PageParams
+
+from . import selectors, services
+from .models import USERNAME_PATTERN, User
+
+
+class UserOutputSerializer(serializers.ModelSerializer):
+    user_id = serializers.CharField(source="id")
+
+    class Meta:
+        model = User
+        fields = ["user_id", "username", "display_name", "is_private", "followers_count", "following_count"]
+
+
+def _users_page_response(users, next_cursor) -> Response:
+    return Response({
+        "data": UserOutputSerializer(users, many=True).data,
+        "next_cursor": str(next_cursor) if next_cursor is not None else None,
+    })
+
+
+class RegisterApi(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    class InputSerializer(serializers.Serializer):
+        username = serializers.RegexField(USERNAME_PATTERN, max_length=15, error_messages={
+            "invalid": "1-15 letters, digits or underscores."})
+        password = serializers.CharField(max_length=128, trim_whitespace=False)
+        display_name = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
+
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_register(**data.validated_data)
+        return Response({"user_id": str(user.id), "username": user.username}, status=status.HTTP_201_CREATED)
+
+
+class UserDetailApi(APIView):
+    def get(self, request, user_id: int):
+        return Response(UserOutputSerializer(selectors.user_get(user_id=user_id)).data)
+
+
+class UserMeApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        display_name = serializers.CharField(max_length=50, required=False, allow_blank=True)
+        is_private = serializers.BooleanField(required=False)
+
+    def get(self, request):
+        return Response(UserOutputSerializer(request.user).data)
+
+    def patch(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_update(user=request.user, **data.validated_data)
+        return Response(UserOutputSerializer(user).data)
+
+
+class FollowApi(APIView):
+    def post(self, request, user_id: int):
+        state = services.follow_create(follower=request.user, followee_id=user_id)
+        accepted = state == state.ACCEPTED
+        return Response({"following": accepted, "status": "following" if accepted else "requested"})
+
+    def delete(self, request, user_id: int):
+        services.follow_delete(follower=request.user, followee_id=user_id)
+        return Response({"following": False})
+
+
+class FollowersApi(APIView):
+    page = staticmethod(selectors.followers_page)
+
+    def get(self, request, user_id: int):
+        params = PageParams(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        return _users_page_response(*self.page(user_id=user_id, limit=params.validated_data["limit"],
+                                               cursor=params.validated_data.get("cursor")))
+
+
+class FollowingApi(FollowersApi):
+    page = staticmethod(selectors.following_page)
+
+
+class FollowRequestsApi(APIView):
+    def get(self, request):
+        params = PageParams(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        return _users_page_response(*selectors.follow_requests_page(
+            user_id=request.user.id, limit=params.validated_data["limit"],
+            cursor=params.validated_data.get("cursor")))
+
+
+class FollowRequestApproveApi(APIView):
+    def post(self, request, user_id: int):
+        services.follow_request_approve(followee=request.user, follower_id=user_id)
+        return Response({"status": "approved"})
+
+
+class FollowRequestRejectApi(APIView):
+    def post(self, request, user_id: int):
+        services.follow_request_reject(followee=request.user, follower_id=user_id)
+        return Response({"status": "rejected"})

@@ -1,0 +1,52 @@
+"""The author cache: the public face of a user (``id -> username, display name, active``).
+
+Timelines hydrate authors from here with one MGET per page; every service that
+changes those fields evicts the entry.
+"""
+import json
+
+from django.conf import settings
+from django_redis import get_redis_connection
+
+from .models import User
+
+TTL_SECONDS = 24 * 3600
+
+
+def _key(user_id: int) -> str:
+    return f"{settings.REDIS_KEY_PREFIX}u:{user_id}"
+
+
+def author_summary(user: User) -> dict:
+    return {
+        "user_id": str(user.id),
+        "username": user.username,
+        "display_name": user.display_name,
+        "active": user.is_active,
+        "private": user.is_private,
+    }
+
+
+def get_many(user_ids: list[int]) -> dict[int, dict]:
+    """Author summaries by id, from the cache, filling misses from PostgreSQL in one query."""
+    if not user_ids:
+        return {}
+    redis = get_redis_connection("default")
+    found = {}
+    for uid, value in zip(user_ids, redis.mget([_key(uid) for uid in user_ids])):
+        if value is not None:
+            found[uid] = json.loads(value)
+    misses = [uid for uid in user_ids if uid not in found]
+    if misses:
+        pipe = redis.pipeline(transaction=False)
+        for user in User.objects.filter(id__in=misses).only(
+            "id", "username", "display_name", "is_active", "is_private"
+        ):
+            found[user.id] = summary = author_summary(user)
+            pipe.set(_key(user.id), json.dumps(summary, separators=(",", ":")), ex=TTL_SECONDS)
+        pipe.execute()
+    return found
+
+
+def evict(user_id: int) -> None:
+    get_redis_connection("default").delete(_key(user_id))

@@ -1,0 +1,68 @@
+"""Users and the follow graph.
+
+Follower and following counts live on the user row and are only ever changed
+with ``F()`` updates inside the transaction that inserts or deletes the follow
+row, so they stay exact under concurrency; they decide who is a celebrity.
+"""
+from django.contrib.auth.models import AbstractUser, UserManager as DjangoUserManager
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_]{1,15}$"
+
+
+class UserManager(DjangoUserManager):
+    def get_by_natural_key(self, username):
+        # Logging in is case-insensitive, as usernames are unique case-insensitively.
+        return self.get(username__iexact=username)
+
+
+class User(AbstractUser):
+    username = models.CharField(
+        max_length=15,
+        unique=True,
+        validators=[RegexValidator(USERNAME_PATTERN, "1-15 letters, digits or underscores.")],
+        help_text="1-15 of A-Z, a-z, 0-9 and _; unique regardless of case.",
+    )
+    display_name = models.CharField(max_length=50, blank=True, default="")
+    is_private = models.BooleanField(default=False)
+    followers_count = models.PositiveIntegerField(default=0)
+    following_count = models.PositiveIntegerField(default=0)
+    # The newest tweet id this user has posted: post-time guard that keeps each
+    # author's ids strictly increasing even across processes.
+    last_tweet_id = models.BigIntegerField(default=0)
+
+    objects = UserManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("username"), name="user_username_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class Follow(models.Model):
+    class State(models.TextChoices):
+        ACCEPTED = "accepted"
+        REQUESTED = "requested"
+
+    follower = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    followee = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    state = models.CharField(max_length=9, choices=State.choices, default=State.ACCEPTED)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["follower", "followee"], name="follow_unique_pair"),
+            models.CheckConstraint(condition=~models.Q(follower=models.F("followee")), name="follow_not_self"),
+        ]
+        indexes = [
+            # Fan-out pages through an author's followers by keyset over this.
+            models.Index(fields=["followee", "follower"], name="follow_followee_follower"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.follower_id} -> {self.followee_id} ({self.state})"

@@ -1,0 +1,40 @@
+"""Reads of users and the follow graph."""
+from config.exceptions import NotFound
+
+from .models import Follow, User
+
+
+def user_get(*, user_id: int) -> User:
+    user = User.objects.filter(id=user_id, is_active=True).first()
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+def _users_page(*, edges, id_field: str, limit: int, cursor: int | None) -> tuple[list[User], int | None]:
+    """Keyset page over follow edges: ordered by the other user's id, ``cursor`` the last one seen."""
+    if cursor is not None:
+        edges = edges.filter(**{f"{id_field}__gt": cursor})
+    ids = list(edges.order_by(id_field).values_list(id_field, flat=True)[: limit + 1])
+    has_more = len(ids) > limit
+    ids = ids[:limit]
+    by_id = User.objects.in_bulk(ids)
+    users = [by_id[i] for i in ids if i in by_id]
+    return users, (ids[-1] if has_more else None)
+
+
+def followers_page(*, user_id: int, limit: int, cursor: int | None):
+    user_get(user_id=user_id)
+    edges = Follow.objects.filter(followee_id=user_id, state=Follow.State.ACCEPTED)
+    return _users_page(edges=edges, id_field="follower_id", limit=limit, cursor=cursor)
+
+
+def following_page(*, user_id: int, limit: int, cursor: int | None):
+    user_get(user_id=user_id)
+    edges = Follow.objects.filter(follower_id=user_id, state=Follow.State.ACCEPTED)
+    return _users_page(edges=edges, id_field="followee_id", limit=limit, cursor=cursor)
+
+
+def follow_requests_page(*, user_id: int, limit: int, cursor: int | None):
+    edges = Follow.objects.filter(followee_id=user_id, state=Follow.State.REQUESTED)
+    return _users_page(edges=edges, id_field="follower_id", limit=limit, cursor=cursor)

@@ -1,0 +1,136 @@
+"""Every write to users and the follow graph.
+
+Follow counts change only here, with ``F()`` updates in the same transaction as
+the follow row they count; inserting with ``ON CONFLICT DO NOTHING`` makes a
+repeated or concurrent follow count once.
+"""
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, F, Value, When
+
+from config.exceptions import ApplicationError, NotFound
+
+from . import cache
+from .models import Follow, User
+
+
+@transaction.atomic
+def user_register(*, username: str, password: str, display_name: str = "") -> User:
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationError({"username": ["This username is already taken."]})
+    user = User(username=username, display_name=display_name)
+    validate_password(password, user)
+    user.set_password(password)
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:  # a concurrent registration of the same name won the race
+        raise ValidationError({"username": ["This username is already taken."]}) from None
+    return user
+
+
+@transaction.atomic
+def user_update(*, user: User, display_name: str | None = None, is_private: bool | None = None) -> User:
+    fields = []
+    if display_name is not None:
+        user.display_name = display_name
+        fields.append("display_name")
+    if is_private is not None and is_private != user.is_private:
+        user.is_private = is_private
+        fields.append("is_private")
+        if not is_private:
+            _follow_requests_accept_all(followee=user)
+    if fields:
+        user.save(update_fields=fields)
+        transaction.on_commit(lambda: cache.evict(user.id))
+    user.refresh_from_db(fields=["followers_count", "following_count"])
+    return user
+
+
+def _counts_change(*, follower_id: int, followee_id: int, delta: int) -> None:
+    # One statement for both rows: concurrent A->B and B->A follows lock them in
+    # the same order instead of deadlocking.
+    User.objects.filter(id__in=[follower_id, followee_id]).update(
+        following_count=F("following_count") + Case(When(id=follower_id, then=Value(delta)), default=Value(0)),
+        followers_count=F("followers_count") + Case(When(id=followee_id, then=Value(delta)), default=Value(0)),
+    )
+
+
+def _user_or_404(user_id: int) -> User:
+    user = User.objects.filter(id=user_id, is_active=True).first()
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+@transaction.atomic
+def follow_create(*, follower: User, followee_id: int) -> Follow.State:
+    """Follow (or ask to follow a private account); idempotent. Returns the follow's state."""
+    if followee_id == follower.id:
+        raise ApplicationError("You cannot follow yourself.")
+    followee = _user_or_404(followee_id)
+    state = Follow.State.REQUESTED if followee.is_private else Follow.State.ACCEPTED
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Follow._meta.db_table} (follower_id, followee_id, state, created_at) "
+            "VALUES (%s, %s, %s, now()) ON CONFLICT (follower_id, followee_id) DO NOTHING RETURNING state",
+            [follower.id, followee.id, state],
+        )
+        inserted = cursor.fetchone()
+    if inserted is None:
+        return Follow.State(Follow.objects.values_list("state", flat=True).get(follower=follower, followee=followee))
+    if state == Follow.State.ACCEPTED:
+        _counts_change(follower_id=follower.id, followee_id=followee.id, delta=1)
+        _follow_accepted(follower_id=follower.id, followee_id=followee.id)
+    return state
+
+
+@transaction.atomic
+def follow_delete(*, follower: User, followee_id: int) -> None:
+    """Unfollow, or withdraw a pending request; idempotent."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {Follow._meta.db_table} WHERE follower_id = %s AND followee_id = %s RETURNING state",
+            [follower.id, followee_id],
+        )
+        deleted = cursor.fetchone()
+    if deleted and deleted[0] == Follow.State.ACCEPTED:
+        _counts_change(follower_id=follower.id, followee_id=followee_id, delta=-1)
+
+
+@transaction.atomic
+def follow_request_approve(*, followee: User, follower_id: int) -> None:
+    updated = Follow.objects.filter(
+        follower_id=follower_id, followee=followee, state=Follow.State.REQUESTED
+    ).update(state=Follow.State.ACCEPTED)
+    if not updated:
+        raise NotFound("No pending follow request from that user.")
+    _counts_change(follower_id=follower_id, followee_id=followee.id, delta=1)
+    _follow_accepted(follower_id=follower_id, followee_id=followee.id)
+
+
+@transaction.atomic
+def follow_request_reject(*, followee: User, follower_id: int) -> None:
+    deleted, _ = Follow.objects.filter(
+        follower_id=follower_id, followee=followee, state=Follow.State.REQUESTED
+    ).delete()
+    if not deleted:
+        raise NotFound("No pending follow request from that user.")
+
+
+def _follow_requests_accept_all(*, followee: User) -> None:
+    pending = list(
+        Follow.objects.select_for_update()
+        .filter(followee=followee, state=Follow.State.REQUESTED)
+        .values_list("follower_id", flat=True)
+    )
+    for follower_id in pending:
+        follow_request_approve(followee=followee, follower_id=follower_id)
+
+
+def _follow_accepted(*, follower_id: int, followee_id: int) -> None:
+    """A new accepted edge: the follower's cached timeline must now include the followee's tweets."""
+    from timelines.services import timeline_follow_changed
+
+    timeline_follow_changed(user_id=follower_id)

@@ -1,0 +1,16 @@
+"""HTTP endpoint of the home timeline."""
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.pagination import PageParams
+
+from .selectors import timeline_page_for_user
+
+
+class HomeTimelineApi(APIView):
+    def get(self, request):
+        params = PageParams(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        page = timeline_page_for_user(user_id=request.user.id, limit=params.validated_data["limit"],
+                                      cursor=params.validated_data.get("cursor"))
+        return Response({"data": page.tweets, "next_cursor": page.next_cursor, "prev_cursor": page.prev_cursor})

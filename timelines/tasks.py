@@ -1,0 +1,16 @@
+"""Celery tasks of the timeline: they take ids, call a service, and own their retry policy."""
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(
+    name="timelines.fanout",
+    acks_late=True,
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=10,
+)
+def fanout_task(tweet_id: int, after_follower_id: int = 0) -> int:
+    return services.fanout_tweet(tweet_id=tweet_id, after_follower_id=after_follower_id)

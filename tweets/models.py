@@ -1,0 +1,27 @@
+"""Tweets: permanent rows keyed by Snowflake id, ordered by id and never by a timestamp."""
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+
+
+class Tweet(models.Model):
+    id = models.BigIntegerField(primary_key=True)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    content = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    mentions = ArrayField(models.CharField(max_length=15), default=list, blank=True)
+    hashtags = ArrayField(models.TextField(), default=list, blank=True)
+    # Soft delete: the row stays (ids are never reused); reads skip it.
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["author", "-id"], name="tweet_author_id_desc"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} by {self.author_id}"
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None

@@ -1,0 +1,63 @@
+"""Reads of tweets: single lookups and the page hydration every timeline goes through."""
+from social import cache as author_cache
+from social.models import Follow, User
+
+from . import cache
+from .models import Tweet
+
+
+def _public(entry: dict, author: dict) -> dict:
+    return {
+        "tweet_id": entry["tweet_id"],
+        "content": entry["content"],
+        "created_at": entry["created_at"],
+        "timestamp": entry["timestamp"],
+        "author": {
+            "user_id": author["user_id"],
+            "username": author["username"],
+            "display_name": author["display_name"],
+        },
+        "media": entry["media"],
+        "mentions": entry["mentions"],
+        "hashtags": entry["hashtags"],
+    }
+
+
+def tweets_hydrate(*, tweet_ids: list[int]) -> list[dict]:
+    """Public tweet objects for ``tweet_ids``, in the same order, skipping any not to be shown.
+
+    One MGET for the tweets, one query for the cache misses (which refills the
+    cache), one MGET (plus one query for its misses) for the authors: a bounded
+    cost whatever the page size. Deleted tweets and suspended authors are skipped.
+    """
+    entries = cache.get_many(tweet_ids)
+    misses = [tid for tid in tweet_ids if tid not in entries]
+    if misses:
+        fetched: dict[int, dict | None] = dict.fromkeys(misses)
+        for tweet in Tweet.objects.filter(id__in=misses, deleted_at__isnull=True):
+            fetched[tweet.id] = cache.tweet_to_cached(tweet)
+        cache.set_many(fetched)
+        entries.update(fetched)
+    authors = author_cache.get_many(list({e["author_id"] for e in entries.values() if e is not None}))
+    page = []
+    for tid in tweet_ids:
+        entry = entries.get(tid)
+        author = authors.get(entry["author_id"]) if entry else None
+        if author is not None and author["active"]:
+            page.append(_public(entry, author))
+    return page
+
+
+def tweet_visible_to(*, tweet_id: int, viewer: User) -> dict | None:
+    """The public tweet object, or ``None`` if it is deleted, suspended or private to ``viewer``."""
+    found = tweets_hydrate(tweet_ids=[tweet_id])
+    if not found:
+        return None
+    tweet = found[0]
+    author_id = int(tweet["author"]["user_id"])
+    author = author_cache.get_many([author_id])[author_id]
+    if author["private"] and author_id != viewer.id and not Follow.objects.filter(
+        follower=viewer, followee_id=author_id, state=Follow.State.ACCEPTED
+    ).exists():
+        return None
+    return tweet

@@ -1,0 +1,63 @@
+"""Every write to tweets: posting and deleting."""
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from config.exceptions import Forbidden, NotFound
+from social.models import User
+
+from . import cache, snowflake, text
+from .models import Tweet
+
+# A guard against an unbounded loop if the author's last id is far in the future.
+_MINT_ATTEMPTS = 1000
+
+
+def _mint_for_author(*, author_id: int) -> int:
+    """Mint an id greater than any the author already has, and record it.
+
+    Ids of one process increase, but two processes can mint in the same
+    millisecond in either order. The conditional update (which also locks the
+    author's row until commit) makes each author's ids strictly increase in the
+    order the tweets are committed.
+    """
+    for _ in range(_MINT_ATTEMPTS):
+        tweet_id = snowflake.next_id()
+        if User.objects.filter(id=author_id, last_tweet_id__lt=tweet_id).update(last_tweet_id=tweet_id):
+            return tweet_id
+    raise RuntimeError(f"could not mint an increasing id for author {author_id}")
+
+
+@transaction.atomic
+def tweet_create(*, author: User, content: str) -> Tweet:
+    if not content.strip():
+        raise ValidationError({"content": ["A tweet needs some text."]})
+    if not text.is_valid_length(content):
+        raise ValidationError(
+            {"content": [f"Tweets are at most 280 characters (this one counts {text.weighted_length(content)})."]}
+        )
+    tweet_id = _mint_for_author(author_id=author.id)
+    tweet = Tweet.objects.create(
+        id=tweet_id,
+        author=author,
+        content=content,
+        created_at=snowflake.datetime_of(tweet_id),
+        mentions=text.extract_mentions(content),
+        hashtags=text.extract_hashtags(content),
+    )
+    # Warm the cache for the followers about to read it, once it is really there.
+    transaction.on_commit(lambda: cache.set_many({tweet.id: cache.tweet_to_cached(tweet)}))
+    return tweet
+
+
+@transaction.atomic
+def tweet_delete(*, tweet_id: int, actor: User) -> None:
+    """Soft-delete a tweet (author or staff); timelines drop it on their next read."""
+    tweet = Tweet.objects.select_for_update().filter(id=tweet_id, deleted_at__isnull=True).first()
+    if tweet is None:
+        raise NotFound("No such tweet.")
+    if tweet.author_id != actor.id and not actor.is_staff:
+        raise Forbidden("Only the author or a moderator may delete this tweet.")
+    tweet.deleted_at = timezone.now()
+    tweet.save(update_fields=["deleted_at"])
+    transaction.on_commit(lambda: cache.set_many({tweet.id: None}))

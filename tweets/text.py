@@ -1,0 +1,160 @@
+"""Tweet text rules: length counting, validity and entity extraction.
+
+Everything here is a pure function of the tweet's text, so it needs neither
+Django nor a database. Length and validity are delegated to the
+``twitter-text-parser`` port of Twitter's v3 counting rules, and URL detection
+reuses its extractor; mentions and hashtags mirror the regular expressions of
+twitter-text's reference implementation (``validMentionOrList`` and
+``validHashtag`` with their ``endMentionMatch``/``endHashtagMatch`` checks),
+because that library's Python port ships no mention or hashtag extraction.
+Where this module departs from twitter-text, a comment at that spot says so.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+import regex
+from twitter_text import extract_urls_with_indices, parse_tweet
+from twitter_text.regexp.latin_accent_chars import latin_accent_chars
+
+__all__ = [
+    "MAX_USERNAME_LENGTH",
+    "extract_hashtags",
+    "extract_mentions",
+    "is_valid_length",
+    "weighted_length",
+]
+
+# social.User.username and Tweet.mentions are both CharField(max_length=15).
+MAX_USERNAME_LENGTH = 15
+
+_AT_SIGNS = "@\uFF20"  # @ and full-width ＠
+_HASH_SIGNS = "#\uFF03"  # # and full-width ＃
+
+# twitter-text consumes the preceding character (or an "RT"/"RT:" prefix) as part
+# of the match instead of using a look-behind; keeping that shape, and scanning
+# with finditer, reproduces its non-overlapping scan (e.g. nothing in "@@bob").
+_MENTION = re.compile(
+    r"(?P<before>^|[^a-zA-Z0-9_!#$%&*" + _AT_SIGNS + r"]"
+    r"|(?:^|[^a-zA-Z0-9_+~.-])(?:rt|RT|rT|Rt):?)"
+    r"[" + _AT_SIGNS + r"]"
+    # twitter-text allows {1,20} and so would report the first 20 characters of
+    # a longer run. Usernames here are at most 15 characters, and a truncated
+    # prefix would notify some other account, so a longer run is no mention.
+    r"(?P<name>[a-zA-Z0-9_]{1," + str(MAX_USERNAME_LENGTH) + r"})(?![a-zA-Z0-9_])"
+    r"(?P<list>/[a-zA-Z][a-zA-Z0-9_\-]{0,24})?"
+)
+# Checked on the text after a match, outside the regex, as twitter-text does, so
+# that a rejected candidate is not retried as a shorter one.
+_END_MENTION = re.compile(r"[" + _AT_SIGNS + latin_accent_chars.pattern + r"]|://")
+
+# Characters twitter-text accepts inside a hashtag besides letters, marks and
+# decimal digits (hashtagSpecialChars): ZWNJ/ZWJ, Hebrew maqaf and geresh marks,
+# Japanese wave dashes, iteration and sound marks, Tibetan tsheg, middle dot.
+_HASHTAG_SPECIAL = (
+    r"_\u200c\u200d\ua67e\u05be\u05f3\u05f4\uff5e\u301c\u309b\u309c"
+    r"\u30a0\u30fb\u3003\u0f0b\u0f0c\xb7"
+)
+_HASHTAG_ALPHA = r"[\p{L}\p{M}]"
+_HASHTAG_ALNUM = r"[\p{L}\p{M}\p{Nd}" + _HASHTAG_SPECIAL + r"]"
+_HASHTAG = regex.compile(
+    # hashtagBoundary. U+FE0E/U+FE0F are marks (so they would count as hashtag
+    # characters) but an emoji's variation selector must not glue a tag to it.
+    r"(?P<before>^|\uFE0E|\uFE0F|(?!" + _HASHTAG_ALNUM + r"|&).)"
+    r"[" + _HASH_SIGNS + r"]"
+    # Keycap "#️⃣" is the hash sign plus U+FE0F/U+20E3, which are marks too.
+    r"(?!\uFE0F|\u20E3)"
+    r"(?P<tag>" + _HASHTAG_ALNUM + r"*" + _HASHTAG_ALPHA + _HASHTAG_ALNUM + r"*)",
+    regex.DOTALL,
+)
+_END_HASHTAG = re.compile(r"[" + _HASH_SIGNS + r"]|://")
+
+
+def weighted_length(content: str) -> int:
+    """Twitter's v3 weighted length: URLs count 23, CJK and emoji 2, most else 1."""
+    return parse_tweet(content).weightedLength
+
+
+def is_valid_length(content: str) -> bool:
+    """True when ``content`` is non-empty, weighs at most 280 and has no invalid characters.
+
+    Whitespace is not stripped first: that is the caller's policy, not a counting rule.
+    """
+    return parse_tweet(content).valid
+
+
+def extract_mentions(content: str) -> list[str]:
+    """Usernames mentioned with ``@`` (or ``＠``), without the sign.
+
+    Follows twitter-text's extraction: nothing inside e-mail addresses or URLs,
+    nothing followed by another at sign, an accented Latin letter or ``://``,
+    and ``@user/list`` references are not mentions. Usernames longer than 15
+    characters are not mentions at all. Duplicates are dropped
+    case-insensitively; the first spelling seen is returned.
+    """
+    if not any(sign in content for sign in _AT_SIGNS):
+        return []
+    url_spans = _url_spans(content)
+    names: list[str] = []
+    for match in _MENTION.finditer(content):
+        if _END_MENTION.match(content, match.end()):
+            continue
+        if match.group("list"):
+            continue
+        start, end = match.end("before"), match.end("name")
+        if _overlaps(start, end, url_spans):
+            continue
+        names.append(match.group("name"))
+    return _unique(names, key=str.lower)
+
+
+def extract_hashtags(content: str) -> list[str]:
+    """Hashtags (``#`` or ``＃``) without the sign, following twitter-text's rules.
+
+    A tag holds letters, marks, decimal digits, ``_`` and a few script-specific
+    joiners, and needs at least one letter or mark (so ``#123`` is none). It
+    must not touch a preceding letter, digit, ``_`` or ``&`` (``&#39;``,
+    ``foo#bar``), be followed by another hash sign or ``://``, or lie inside a
+    URL. Duplicates are dropped case-insensitively; the first spelling seen is
+    returned unchanged.
+    """
+    if not any(sign in content for sign in _HASH_SIGNS):
+        return []
+    url_spans = _url_spans(content)
+    tags: list[str] = []
+    for match in _HASHTAG.finditer(content):
+        if _END_HASHTAG.match(content, match.end()):
+            continue
+        start, end = match.end("before"), match.end("tag")
+        if _overlaps(start, end, url_spans):
+            continue
+        tags.append(match.group("tag"))
+    return _unique(tags, key=_hashtag_key)
+
+
+def _url_spans(content: str) -> list[tuple[int, int]]:
+    # The extractor's indices are code point offsets into the text as given
+    # (it does not normalise), which is what the regex match offsets are too.
+    return [tuple(url["indices"]) for url in extract_urls_with_indices(content)]
+
+
+def _overlaps(start: int, end: int, spans: Iterable[tuple[int, int]]) -> bool:
+    return any(start < span_end and span_start < end for span_start, span_end in spans)
+
+
+def _hashtag_key(tag: str) -> str:
+    # NFC first so that a precomposed "é" and "e" + combining accent are one tag.
+    return unicodedata.normalize("NFC", tag).casefold()
+
+
+def _unique(items: Iterable[str], *, key) -> list[str]:
+    seen: set[str] = set()
+    result: list[str] = []
+    for item in items:
+        k = key(item)
+        if k not in seen:
+            seen.add(k)
+            result.append(item)
+    return result
