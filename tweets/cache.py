@@ -46,14 +46,23 @@ def get_many(tweet_ids: list[int]) -> dict[int, dict | None]:
     return found
 
 
-def set_many(entries: dict[int, dict | None]) -> None:
+def fill_many(entries: dict[int, dict | None]) -> None:
+    """Cache tweets read from PostgreSQL, without overwriting anything already cached.
+
+    ``SET NX`` lets a tombstone written by a concurrent delete win over a fill
+    made from a read that predates the delete.
+    """
     if not entries:
         return
     pipe = get_redis_connection("default").pipeline(transaction=False)
     for tid, data in entries.items():
         value = TOMBSTONE if data is None else json.dumps(data, separators=(",", ":"))
-        pipe.set(_key(tid), value, ex=settings.TWEET_CACHE_TTL_SECONDS)
+        pipe.set(_key(tid), value, ex=settings.TWEET_CACHE_TTL_SECONDS, nx=True)
     pipe.execute()
+
+
+def tombstone(tweet_id: int, *, ttl: int | None = None) -> None:
+    get_redis_connection("default").set(_key(tweet_id), TOMBSTONE, ex=ttl or settings.TWEET_CACHE_TTL_SECONDS)
 
 
 def evict(tweet_ids: list[int]) -> None:

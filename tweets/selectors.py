@@ -36,7 +36,7 @@ def tweets_hydrate(*, tweet_ids: list[int]) -> list[dict]:
         fetched: dict[int, dict | None] = dict.fromkeys(misses)
         for tweet in Tweet.objects.filter(id__in=misses, deleted_at__isnull=True):
             fetched[tweet.id] = cache.tweet_to_cached(tweet)
-        cache.set_many(fetched)
+        cache.fill_many(fetched)
         entries.update(fetched)
     authors = author_cache.get_many(list({e["author_id"] for e in entries.values() if e is not None}))
     page = []

@@ -46,7 +46,7 @@ def tweet_create(*, author: User, content: str) -> Tweet:
         hashtags=text.extract_hashtags(content),
     )
     # Warm the cache for the followers about to read it, once it is really there.
-    transaction.on_commit(lambda: cache.set_many({tweet.id: cache.tweet_to_cached(tweet)}))
+    transaction.on_commit(lambda: cache.fill_many({tweet.id: cache.tweet_to_cached(tweet)}))
     return tweet
 
 
@@ -60,4 +60,7 @@ def tweet_delete(*, tweet_id: int, actor: User) -> None:
         raise Forbidden("Only the author or a moderator may delete this tweet.")
     tweet.deleted_at = timezone.now()
     tweet.save(update_fields=["deleted_at"])
-    transaction.on_commit(lambda: cache.set_many({tweet.id: None}))
+    # Also before commit, so no reader refills the cache from the old row in
+    # between; briefly, in case this transaction rolls back after all.
+    cache.tombstone(tweet.id, ttl=30)
+    transaction.on_commit(lambda: cache.tombstone(tweet.id))
