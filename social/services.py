@@ -82,7 +82,7 @@ def follow_create(*, follower: User, followee_id: int) -> Follow.State:
         return Follow.State(Follow.objects.values_list("state", flat=True).get(follower=follower, followee=followee))
     if state == Follow.State.ACCEPTED:
         _counts_change(follower_id=follower.id, followee_id=followee.id, delta=1)
-        _follow_accepted(follower_id=follower.id, followee_id=followee.id)
+        _follow_graph_changed(follower_id=follower.id)
     return state
 
 
@@ -97,6 +97,7 @@ def follow_delete(*, follower: User, followee_id: int) -> None:
         deleted = cursor.fetchone()
     if deleted and deleted[0] == Follow.State.ACCEPTED:
         _counts_change(follower_id=follower.id, followee_id=followee_id, delta=-1)
+        _follow_graph_changed(follower_id=follower.id)
 
 
 @transaction.atomic
@@ -107,7 +108,7 @@ def follow_request_approve(*, followee: User, follower_id: int) -> None:
     if not updated:
         raise NotFound("No pending follow request from that user.")
     _counts_change(follower_id=follower_id, followee_id=followee.id, delta=1)
-    _follow_accepted(follower_id=follower_id, followee_id=followee.id)
+    _follow_graph_changed(follower_id=follower_id)
 
 
 @transaction.atomic
@@ -129,8 +130,8 @@ def _follow_requests_accept_all(*, followee: User) -> None:
         follow_request_approve(followee=followee, follower_id=follower_id)
 
 
-def _follow_accepted(*, follower_id: int, followee_id: int) -> None:
-    """A new accepted edge: the follower's cached timeline must now include the followee's tweets."""
+def _follow_graph_changed(*, follower_id: int) -> None:
+    """The follower's accepted followees changed, so must their cached timeline."""
     from timelines.services import timeline_follow_changed
 
     timeline_follow_changed(user_id=follower_id)
