@@ -1,0 +1,51 @@
+"""Fan-out through a real Celery worker consuming real broker messages."""
+import time
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.test import override_settings
+
+from config.celery_app import app
+from timelines import store
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+@pytest.fixture
+def celery_worker():
+    """A worker thread on the configured broker, with eager execution switched off."""
+    app.conf.task_always_eager = False
+    try:
+        with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False,
+                          shutdown_timeout=30, loglevel="WARNING") as worker:
+            yield worker
+    finally:
+        app.conf.task_always_eager = True
+
+
+def _wait_for(predicate, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@override_settings(FANOUT_BATCH_SIZE=4)
+def test_a_worker_delivers_the_tweet_and_followers_read_it(celery_worker, make_user, api, redis):
+    author = make_user()
+    followers = [make_user() for _ in range(10)]
+    for f in followers:
+        api(f).post(f"/v1/users/{author.id}/follow")
+        assert api(f).get("/v1/timeline/home").json()["data"] == []  # caches an empty timeline
+    r = api(author).post("/v1/tweets", {"content": "through the broker"}, format="json")
+    assert r.status_code == 201
+    tweet_id = r.json()["tweet_id"]
+    # The request returned before the fan-out: it happens in the worker, in 3 tasks of 4.
+    assert _wait_for(lambda: all(
+        redis.lindex(store.timeline_key(f.id), 0) == tweet_id.encode() for f in followers))
+    for f in followers:
+        page = api(f).get("/v1/timeline/home").json()
+        assert [t["tweet_id"] for t in page["data"]] == [tweet_id]
+        assert page["data"][0]["content"] == "through the broker"
