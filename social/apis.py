@@ -4,6 +4,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.fields import StrictCharField, StrictRegexField
 from config.pagination import PageParams
 
 from . import selectors, services
@@ -30,10 +31,10 @@ class RegisterApi(APIView):
     permission_classes = [AllowAny]
 
     class InputSerializer(serializers.Serializer):
-        username = serializers.RegexField(USERNAME_PATTERN, max_length=15, error_messages={
+        username = StrictRegexField(USERNAME_PATTERN, max_length=15, error_messages={
             "invalid": "1-15 letters, digits or underscores."})
-        password = serializers.CharField(max_length=128, trim_whitespace=False)
-        display_name = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
+        password = StrictCharField(max_length=128, trim_whitespace=False)
+        display_name = StrictCharField(max_length=50, required=False, allow_blank=True, default="")
 
     def post(self, request):
         data = self.InputSerializer(data=request.data)
@@ -49,7 +50,7 @@ class UserDetailApi(APIView):
 
 class UserMeApi(APIView):
     class InputSerializer(serializers.Serializer):
-        display_name = serializers.CharField(max_length=50, required=False, allow_blank=True)
+        display_name = StrictCharField(max_length=50, required=False, allow_blank=True)
         is_private = serializers.BooleanField(required=False)
 
     def get(self, request):

@@ -7,7 +7,7 @@ repeated or concurrent follow count once.
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import F
 
 from config.exceptions import ApplicationError, NotFound
 
@@ -20,7 +20,10 @@ def user_register(*, username: str, password: str, display_name: str = "") -> Us
     if User.objects.filter(username__iexact=username).exists():
         raise ValidationError({"username": ["This username is already taken."]})
     user = User(username=username, display_name=display_name)
-    validate_password(password, user)
+    try:
+        validate_password(password, user)
+    except ValidationError as error:
+        raise ValidationError({"password": error.messages}) from None
     user.set_password(password)
     try:
         with transaction.atomic():
@@ -49,12 +52,11 @@ def user_update(*, user: User, display_name: str | None = None, is_private: bool
 
 
 def _counts_change(*, follower_id: int, followee_id: int, delta: int) -> None:
-    # One statement for both rows: concurrent A->B and B->A follows lock them in
-    # the same order instead of deadlocking.
-    User.objects.filter(id__in=[follower_id, followee_id]).update(
-        following_count=F("following_count") + Case(When(id=follower_id, then=Value(delta)), default=Value(0)),
-        followers_count=F("followers_count") + Case(When(id=followee_id, then=Value(delta)), default=Value(0)),
-    )
+    # Rows are always updated in id order, so concurrent A->B and B->A follows
+    # wait for each other instead of deadlocking.
+    for user_id in sorted((follower_id, followee_id)):
+        field = "following_count" if user_id == follower_id else "followers_count"
+        User.objects.filter(id=user_id).update(**{field: F(field) + delta})
 
 
 def _user_or_404(user_id: int) -> User:

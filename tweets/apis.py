@@ -5,6 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.exceptions import NotFound
+from config.fields import StrictCharField
 
 from . import services
 from .selectors import tweet_visible_to
@@ -12,7 +13,7 @@ from .selectors import tweet_visible_to
 
 class TweetCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
-        content = serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=10_000)
+        content = StrictCharField(allow_blank=True, trim_whitespace=False, max_length=10_000)
 
     @extend_schema(request=InputSerializer, responses={201: inline_serializer(
         "TweetCreated", {"tweet_id": serializers.CharField(), "timestamp": serializers.IntegerField()})})

@@ -1,0 +1,98 @@
+"""`make run`'s stack on a machine with nothing but Python: embedded PostgreSQL and Valkey.
+
+Starts ``scripts/stack.py run`` with ``EMBEDDED=1`` (gunicorn, a Celery worker
+process and beat over embedded servers in a fresh data directory), then drives
+it over HTTP as a client would: register, follow, post, and read the tweet back
+after the worker process has fanned it out.
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the stack exited early while waiting for {what}"
+        try:
+            result = predicate()
+            if result:
+                return result
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def embedded_stack(tmp_path):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}}
+    env |= {"EMBEDDED": "1", "STACK_DATA_DIR": str(tmp_path / "data"), "PORT": str(port),
+            "WEB_CONCURRENCY": "2", "CELERY_CONCURRENCY": "1"}
+    log = open(tmp_path / "stack.log", "w+")
+    proc = subprocess.Popen([sys.executable, "scripts/stack.py", "run"], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until(lambda: requests.get(f"{base}/readyz", timeout=2).status_code == 200, 240, "/readyz", proc)
+        yield base, proc
+    except AssertionError:
+        log.seek(0)
+        raise AssertionError(log.read()[-4000:]) from None
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.seek(0)
+        output = log.read()
+        log.close()
+    assert "embedded" in output.lower(), "the stack must say it started embedded servers"
+    assert proc.returncode == 0, output[-4000:]
+
+
+def test_embedded_stack_posts_and_reads_a_tweet(embedded_stack):
+    base, proc = embedded_stack
+    tokens, ids = {}, {}
+    for name in ("alice", "bob"):
+        r = requests.post(f"{base}/v1/auth/register", json={"username": name, "password": "s3cret-pass-phrase"})
+        assert r.status_code == 201, r.text
+        ids[name] = r.json()["user_id"]
+        r = requests.post(f"{base}/v1/auth/token", json={"username": name, "password": "s3cret-pass-phrase"})
+        tokens[name] = {"Authorization": f"Bearer {r.json()['access']}"}
+    r = requests.post(f"{base}/v1/users/{ids['alice']}/follow", headers=tokens["bob"])
+    assert r.json() == {"following": True, "status": "following"}
+    assert requests.get(f"{base}/v1/timeline/home", headers=tokens["bob"]).json()["data"] == []
+    r = requests.post(f"{base}/v1/tweets", json={"content": "hello from an embedded stack"},
+                      headers=tokens["alice"])
+    assert r.status_code == 201, r.text
+    tweet_id = r.json()["tweet_id"]
+
+    def delivered():
+        page = requests.get(f"{base}/v1/timeline/home", headers=tokens["bob"], timeout=5).json()
+        return page if page["data"] else None
+
+    page = _wait_until(delivered, 30, "the fan-out to reach bob", proc)
+    assert [t["tweet_id"] for t in page["data"]] == [tweet_id]
+    assert page["data"][0]["author"]["username"] == "alice"

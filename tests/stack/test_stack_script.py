@@ -1,0 +1,138 @@
+"""scripts/stack.py: how it resolves services, what it says when one is missing, and
+(slow) that the embedded servers really start, serve and stop without leftovers."""
+import importlib.util
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "stack.py"
+
+_spec = importlib.util.spec_from_file_location("stack_script", SCRIPT)
+stack = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(stack)
+
+SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "EMBEDDED", "STACK_DATA_DIR")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_env(**overrides) -> dict:
+    """The environment without the services the outer ``make test`` resolved."""
+    env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARS}
+    env.update(overrides)
+    return env
+
+
+def run_script(*args, env, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgres://u:secret@h:1/db", "postgres://u@h:1/db"),
+    ("redis://:secret@h:6379/0", "redis://h:6379/0"),
+    ("amqp://guest:guest@h:5672//", "amqp://guest@h:5672//"),
+    ("redis://h:6379/0", "redis://h:6379/0"),
+])
+def test_redact_drops_passwords(url, shown):
+    assert stack.redact(url) == shown
+
+
+@pytest.mark.parametrize("url, address", [
+    ("postgres://u@db.example:6543/x", ("db.example", 6543)),
+    ("postgres://u@127.0.0.1/x", ("127.0.0.1", 5432)),
+    ("postgres://%2Fvar%2Frun%2Fpostgresql/x", None),
+    ("postgres:///x?host=/tmp", None),
+])
+def test_tcp_address(url, address):
+    assert stack.tcp_address(url, 5432) == address
+
+
+def test_embedded_only_for_services_that_are_neither_set_nor_answering(monkeypatch):
+    monkeypatch.setattr(stack, "answers", lambda host, port, timeout=1.0: port == 6379)
+    env = {}
+    assert stack.embedded_reason(env, "DATABASE_URL", 5432, forced=False) is not None
+    assert stack.embedded_reason(env, "REDIS_URL", 6379, forced=False) is None
+    assert stack.embedded_reason({"DATABASE_URL": "postgres://h/x"}, "DATABASE_URL", 5432, forced=False) is None
+    assert stack.embedded_reason({"DATABASE_URL": "postgres://h/x"}, "DATABASE_URL", 5432, forced=True) == "EMBEDDED=1"
+
+
+def test_pytest_arguments_pass_through_untouched():
+    assert stack.parse_args(["test", "--", "-k", "x", "--help"]) == ("test", ["-k", "x", "--help"])
+    assert stack.parse_args(["test", "-x"]) == ("test", ["-x"])
+    assert stack.parse_args(["run"]) == ("run", [])
+
+
+def test_gunicorn_args_follow_the_environment():
+    args = stack.gunicorn_args({"PORT": "9001", "WEB_CONCURRENCY": "3"})
+    assert args[0] == "config.wsgi:application"
+    assert args[args.index("--bind") + 1] == "127.0.0.1:9001"
+    assert args[args.index("--workers") + 1] == "3"
+    assert args[args.index("--worker-class") + 1] == "gthread"
+
+
+def test_unreachable_configured_database_is_one_sentence_and_exit_2():
+    port = free_port()
+    result = run_script("test", "--", "--version",
+                        env=clean_env(DATABASE_URL=f"postgres://postgres:pw@127.0.0.1:{port}/x"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"✗ PostgreSQL at 127.0.0.1:{port} is not reachable "
+        f"(DATABASE_URL=postgres://postgres@127.0.0.1:{port}/x). "
+        "Start it, unset DATABASE_URL to use an embedded server, or set EMBEDDED=1."
+    ]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+PROBE = '''
+import os, psycopg, redis
+
+def test_services():
+    url = os.environ["DATABASE_URL"].replace("postgres://", "postgresql://")
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT current_database()").fetchone() == ("timeline",)
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        conn.execute("CREATE DATABASE probe")
+        conn.execute("DROP DATABASE probe")
+    r = redis.Redis.from_url(os.environ["REDIS_URL"])
+    assert r.ping()
+    assert r.eval("return redis.call('INCR', KEYS[1])", 1, "n") == 1
+    assert os.environ["CELERY_BROKER_URL"] == os.environ["REDIS_URL"]
+'''
+
+
+@pytest.mark.slow
+def test_embedded_servers_serve_and_leave_nothing_behind():
+    # Short and outside pytest's 0700 tmp dirs: as root PostgreSQL runs as
+    # another user, who must reach the data directory.
+    data_dir = Path(tempfile.mkdtemp(prefix="stack-"))
+    probe_dir = Path(tempfile.mkdtemp(prefix="stack-probe-"))
+    try:
+        (probe_dir / "pytest.ini").write_text("[pytest]\n")
+        (probe_dir / "test_probe.py").write_text(textwrap.dedent(PROBE))
+        result = run_script("test", str(probe_dir), "-q", "-p", "no:django", "-p", "no:cacheprovider",
+                            env=clean_env(EMBEDDED="1", STACK_DATA_DIR=str(data_dir)))
+        assert result.returncode == 0, result.stdout + result.stderr
+        ports = [int(p) for p in re.findall(r"embedded (?:Valkey )?at 127\.0\.0\.1:(\d+)", result.stdout)]
+        assert len(ports) == 2, result.stdout
+        assert "stopping embedded PostgreSQL" in result.stdout
+        for port in ports:
+            with pytest.raises(OSError):
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        assert not (data_dir / "postgres" / "postmaster.pid").exists()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        shutil.rmtree(probe_dir, ignore_errors=True)
