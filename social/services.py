@@ -59,19 +59,18 @@ def _counts_change(*, follower_id: int, followee_id: int, delta: int) -> None:
         User.objects.filter(id=user_id).update(**{field: F(field) + delta})
 
 
-def _user_or_404(user_id: int) -> User:
-    user = User.objects.filter(id=user_id, is_active=True).first()
-    if user is None:
-        raise NotFound("No such user.")
-    return user
-
-
 @transaction.atomic
 def follow_create(*, follower: User, followee_id: int) -> Follow.State:
     """Follow (or ask to follow a private account); idempotent. Returns the follow's state."""
     if followee_id == follower.id:
         raise ApplicationError("You cannot follow yourself.")
-    followee = _user_or_404(followee_id)
+    # Lock both rows (in id order, like every count update) before reading
+    # is_private, so a concurrent switch to public cannot strand a request.
+    locked = {u.id: u for u in User.objects.select_for_update(no_key=True)
+              .filter(id__in=[follower.id, followee_id], is_active=True).order_by("id")}
+    followee = locked.get(followee_id)
+    if followee is None:
+        raise NotFound("No such user.")
     state = Follow.State.REQUESTED if followee.is_private else Follow.State.ACCEPTED
     with connection.cursor() as cursor:
         cursor.execute(
