@@ -1,9 +1,11 @@
 """HTTP endpoints for accounts and the follow graph: thin views over services and selectors."""
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config import schema
 from config.fields import StrictCharField, StrictRegexField
 from config.pagination import PageParams
 
@@ -30,45 +32,57 @@ class RegisterApi(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
 
-    class InputSerializer(serializers.Serializer):
+    class RegisterInputSerializer(serializers.Serializer):
         username = StrictRegexField(USERNAME_PATTERN, max_length=15, error_messages={
             "invalid": "1-15 letters, digits or underscores."})
         password = StrictCharField(max_length=128, trim_whitespace=False)
         display_name = StrictCharField(max_length=50, required=False, allow_blank=True, default="")
 
+    @extend_schema(request=RegisterInputSerializer, responses={201: inline_serializer(
+        "Registered", {"user_id": serializers.CharField(), "username": serializers.CharField()})})
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.RegisterInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = services.user_register(**data.validated_data)
         return Response({"user_id": str(user.id), "username": user.username}, status=status.HTTP_201_CREATED)
 
 
 class UserDetailApi(APIView):
+    @extend_schema(responses={200: UserOutputSerializer, 404: schema.Detail})
     def get(self, request, user_id: int):
         return Response(UserOutputSerializer(selectors.user_get(user_id=user_id)).data)
 
 
 class UserMeApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class UserUpdateInputSerializer(serializers.Serializer):
         display_name = StrictCharField(max_length=50, required=False, allow_blank=True)
         is_private = serializers.BooleanField(required=False)
 
+    @extend_schema(responses={200: UserOutputSerializer})
     def get(self, request):
         return Response(UserOutputSerializer(request.user).data)
 
+    @extend_schema(request=UserUpdateInputSerializer, responses={200: UserOutputSerializer})
     def patch(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.UserUpdateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = services.user_update(user=request.user, **data.validated_data)
         return Response(UserOutputSerializer(user).data)
 
 
+_USERS_PAGE = schema.users_page(UserOutputSerializer)
+_FOLLOW = inline_serializer("FollowState", {"following": serializers.BooleanField(),
+                                            "status": serializers.CharField(required=False)})
+
+
 class FollowApi(APIView):
+    @extend_schema(request=None, responses={200: _FOLLOW, 400: schema.Detail, 404: schema.Detail})
     def post(self, request, user_id: int):
         state = services.follow_create(follower=request.user, followee_id=user_id)
         accepted = state == state.ACCEPTED
         return Response({"following": accepted, "status": "following" if accepted else "requested"})
 
+    @extend_schema(responses={200: _FOLLOW})
     def delete(self, request, user_id: int):
         services.follow_delete(follower=request.user, followee_id=user_id)
         return Response({"following": False})
@@ -77,6 +91,7 @@ class FollowApi(APIView):
 class FollowersApi(APIView):
     page = staticmethod(selectors.followers_page)
 
+    @extend_schema(parameters=[PageParams], responses={200: _USERS_PAGE})
     def get(self, request, user_id: int):
         params = PageParams(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -89,6 +104,7 @@ class FollowingApi(FollowersApi):
 
 
 class FollowRequestsApi(APIView):
+    @extend_schema(parameters=[PageParams], responses={200: _USERS_PAGE})
     def get(self, request):
         params = PageParams(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -98,12 +114,14 @@ class FollowRequestsApi(APIView):
 
 
 class FollowRequestApproveApi(APIView):
+    @extend_schema(request=None, responses={200: schema.Status, 404: schema.Detail})
     def post(self, request, user_id: int):
         services.follow_request_approve(followee=request.user, follower_id=user_id)
         return Response({"status": "approved"})
 
 
 class FollowRequestRejectApi(APIView):
+    @extend_schema(request=None, responses={200: schema.Status, 404: schema.Detail})
     def post(self, request, user_id: int):
         services.follow_request_reject(followee=request.user, follower_id=user_id)
         return Response({"status": "rejected"})

@@ -1,13 +1,16 @@
 """HTTP endpoint of the home timeline."""
+from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config import schema
 from config.pagination import PageParams
 
 from .selectors import timeline_page_for_user
 
 
 class HomeTimelineApi(APIView):
+    @extend_schema(parameters=[PageParams], responses={200: schema.TimelinePage})
     def get(self, request):
         params = PageParams(data=request.query_params)
         params.is_valid(raise_exception=True)

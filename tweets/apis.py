@@ -4,6 +4,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config import schema
 from config.exceptions import NotFound
 from config.fields import StrictCharField
 
@@ -12,13 +13,13 @@ from .selectors import tweet_visible_to
 
 
 class TweetCreateApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class TweetCreateInputSerializer(serializers.Serializer):
         content = StrictCharField(allow_blank=True, trim_whitespace=False, max_length=10_000)
 
-    @extend_schema(request=InputSerializer, responses={201: inline_serializer(
+    @extend_schema(request=TweetCreateInputSerializer, responses={201: inline_serializer(
         "TweetCreated", {"tweet_id": serializers.CharField(), "timestamp": serializers.IntegerField()})})
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.TweetCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         tweet = services.tweet_create(author=request.user, **data.validated_data)
         return Response(
@@ -28,12 +29,14 @@ class TweetCreateApi(APIView):
 
 
 class TweetDetailApi(APIView):
+    @extend_schema(responses={200: schema.Tweet, 404: schema.Detail})
     def get(self, request, tweet_id: int):
         tweet = tweet_visible_to(tweet_id=tweet_id, viewer=request.user)
         if tweet is None:
             raise NotFound("No such tweet.")
         return Response(tweet)
 
+    @extend_schema(responses={204: None, 403: schema.Detail, 404: schema.Detail})
     def delete(self, request, tweet_id: int):
         services.tweet_delete(tweet_id=tweet_id, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
