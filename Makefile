@@ -23,6 +23,7 @@ run: $(STAMP)
 	@$(PY) scripts/stack.py run
 
 test: $(STAMP)
+	@$(VENV)/bin/ruff check .
 	@$(PY) scripts/stack.py test $(PYTEST_ARGS)
 
 clean:

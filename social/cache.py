@@ -1,7 +1,8 @@
 """The author cache: the public face of a user (``id -> username, display name, active``).
 
-Timelines hydrate authors from here with one MGET per page; every service that
-changes those fields evicts the entry.
+Timelines hydrate authors from here with one MGET per page. Reads fill misses
+with ``SET NX`` and every change overwrites the entry after commit, so a fill
+made from a row read before the change can never outlive it.
 """
 import json
 
@@ -33,7 +34,7 @@ def get_many(user_ids: list[int]) -> dict[int, dict]:
         return {}
     redis = get_redis_connection("default")
     found = {}
-    for uid, value in zip(user_ids, redis.mget([_key(uid) for uid in user_ids])):
+    for uid, value in zip(user_ids, redis.mget([_key(uid) for uid in user_ids]), strict=True):
         if value is not None:
             found[uid] = json.loads(value)
     misses = [uid for uid in user_ids if uid not in found]
@@ -43,9 +44,16 @@ def get_many(user_ids: list[int]) -> dict[int, dict]:
             "id", "username", "display_name", "is_active", "is_private"
         ):
             found[user.id] = summary = author_summary(user)
-            pipe.set(_key(user.id), json.dumps(summary, separators=(",", ":")), ex=TTL_SECONDS)
+            pipe.set(_key(user.id), json.dumps(summary, separators=(",", ":")), ex=TTL_SECONDS, nx=True)
         pipe.execute()
     return found
+
+
+def refresh(user: User) -> None:
+    """Overwrite the cached summary with ``user``'s current fields (call after commit)."""
+    get_redis_connection("default").set(
+        _key(user.id), json.dumps(author_summary(user), separators=(",", ":")), ex=TTL_SECONDS
+    )
 
 
 def evict(user_id: int) -> None:

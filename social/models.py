@@ -4,7 +4,8 @@ Follower and following counts live on the user row and are only ever changed
 with ``F()`` updates inside the transaction that inserts or deletes the follow
 row, so they stay exact under concurrency; they decide who is a celebrity.
 """
-from django.contrib.auth.models import AbstractUser, UserManager as DjangoUserManager
+from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower

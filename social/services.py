@@ -35,6 +35,7 @@ def user_register(*, username: str, password: str, display_name: str = "") -> Us
 
 @transaction.atomic
 def user_update(*, user: User, display_name: str | None = None, is_private: bool | None = None) -> User:
+    user = User.objects.select_for_update().get(id=user.id)
     fields = []
     if display_name is not None:
         user.display_name = display_name
@@ -46,14 +47,22 @@ def user_update(*, user: User, display_name: str | None = None, is_private: bool
             _follow_requests_accept_all(followee=user)
     if fields:
         user.save(update_fields=fields)
-        transaction.on_commit(lambda: cache.evict(user.id))
+        transaction.on_commit(lambda: cache.refresh(user))
     user.refresh_from_db(fields=["followers_count", "following_count"])
     return user
 
 
+def _lock_users(*user_ids: int) -> dict[int, User]:
+    """Lock the users' rows, in id order like every count update, before touching their follows.
+
+    Every follow write locks both users first, so two writes on the same pair
+    (or on A->B and B->A) queue up instead of deadlocking.
+    """
+    return {u.id: u for u in User.objects.select_for_update(no_key=True)
+            .filter(id__in=user_ids).order_by("id")}
+
+
 def _counts_change(*, follower_id: int, followee_id: int, delta: int) -> None:
-    # Rows are always updated in id order, so concurrent A->B and B->A follows
-    # wait for each other instead of deadlocking.
     for user_id in sorted((follower_id, followee_id)):
         field = "following_count" if user_id == follower_id else "followers_count"
         User.objects.filter(id=user_id).update(**{field: F(field) + delta})
@@ -64,12 +73,8 @@ def follow_create(*, follower: User, followee_id: int) -> Follow.State:
     """Follow (or ask to follow a private account); idempotent. Returns the follow's state."""
     if followee_id == follower.id:
         raise ApplicationError("You cannot follow yourself.")
-    # Lock both rows (in id order, like every count update) before reading
-    # is_private, so a concurrent switch to public cannot strand a request.
-    locked = {u.id: u for u in User.objects.select_for_update(no_key=True)
-              .filter(id__in=[follower.id, followee_id], is_active=True).order_by("id")}
-    followee = locked.get(followee_id)
-    if followee is None:
+    followee = _lock_users(follower.id, followee_id).get(followee_id)
+    if followee is None or not followee.is_active:
         raise NotFound("No such user.")
     state = Follow.State.REQUESTED if followee.is_private else Follow.State.ACCEPTED
     with connection.cursor() as cursor:
@@ -80,16 +85,20 @@ def follow_create(*, follower: User, followee_id: int) -> Follow.State:
         )
         inserted = cursor.fetchone()
     if inserted is None:
-        return Follow.State(Follow.objects.values_list("state", flat=True).get(follower=follower, followee=followee))
-    if state == Follow.State.ACCEPTED:
+        state = Follow.State(Follow.objects.values_list("state", flat=True).get(follower=follower, followee=followee))
+    elif state == Follow.State.ACCEPTED:
         _counts_change(follower_id=follower.id, followee_id=followee.id, delta=1)
-        _follow_graph_changed(follower_id=follower.id)
+    if state == Follow.State.ACCEPTED:
+        # Also on a repeated follow: a retry then heals a timeline whose first
+        # invalidation failed after the commit.
+        _follow_graph_changed(follower_id=follower.id, followed=True)
     return state
 
 
 @transaction.atomic
 def follow_delete(*, follower: User, followee_id: int) -> None:
     """Unfollow, or withdraw a pending request; idempotent."""
+    _lock_users(follower.id, followee_id)
     with connection.cursor() as cursor:
         cursor.execute(
             f"DELETE FROM {Follow._meta.db_table} WHERE follower_id = %s AND followee_id = %s RETURNING state",
@@ -98,22 +107,24 @@ def follow_delete(*, follower: User, followee_id: int) -> None:
         deleted = cursor.fetchone()
     if deleted and deleted[0] == Follow.State.ACCEPTED:
         _counts_change(follower_id=follower.id, followee_id=followee_id, delta=-1)
-        _follow_graph_changed(follower_id=follower.id)
+        _follow_graph_changed(follower_id=follower.id, followed=False)
 
 
 @transaction.atomic
 def follow_request_approve(*, followee: User, follower_id: int) -> None:
+    _lock_users(follower_id, followee.id)
     updated = Follow.objects.filter(
         follower_id=follower_id, followee=followee, state=Follow.State.REQUESTED
     ).update(state=Follow.State.ACCEPTED)
     if not updated:
         raise NotFound("No pending follow request from that user.")
     _counts_change(follower_id=follower_id, followee_id=followee.id, delta=1)
-    _follow_graph_changed(follower_id=follower_id)
+    _follow_graph_changed(follower_id=follower_id, followed=True)
 
 
 @transaction.atomic
 def follow_request_reject(*, followee: User, follower_id: int) -> None:
+    _lock_users(follower_id, followee.id)
     deleted, _ = Follow.objects.filter(
         follower_id=follower_id, followee=followee, state=Follow.State.REQUESTED
     ).delete()
@@ -123,16 +134,14 @@ def follow_request_reject(*, followee: User, follower_id: int) -> None:
 
 def _follow_requests_accept_all(*, followee: User) -> None:
     pending = list(
-        Follow.objects.select_for_update()
-        .filter(followee=followee, state=Follow.State.REQUESTED)
-        .values_list("follower_id", flat=True)
+        Follow.objects.filter(followee=followee, state=Follow.State.REQUESTED).values_list("follower_id", flat=True)
     )
     for follower_id in pending:
         follow_request_approve(followee=followee, follower_id=follower_id)
 
 
-def _follow_graph_changed(*, follower_id: int) -> None:
+def _follow_graph_changed(*, follower_id: int, followed: bool) -> None:
     """The follower's accepted followees changed, so must their cached timeline."""
     from timelines.services import timeline_follow_changed
 
-    timeline_follow_changed(user_id=follower_id)
+    timeline_follow_changed(user_id=follower_id, followed=followed)

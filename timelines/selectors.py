@@ -51,15 +51,28 @@ class TimelinePage:
     prev_cursor: str | None
 
 
+def _followees(*, user_id: int, state: store.HomeState) -> set[int]:
+    if state.followees is not None:
+        return state.followees
+    followees = set(Follow.objects.filter(follower_id=user_id, state=Follow.State.ACCEPTED)
+                    .values_list("followee_id", flat=True))
+    store.followees_save(user_id=user_id, generation=state.generation, followee_ids=followees)
+    return followees
+
+
 def timeline_page_for_user(*, user_id: int, limit: int, cursor: int | None = None) -> TimelinePage:
     """One page of the home timeline, newest first, older than ``cursor`` if given.
 
     Ids come from the cached window (rebuilt if absent) and, past its end,
-    from PostgreSQL; one extra tweet is fetched to know whether a next page exists.
+    from PostgreSQL; one extra tweet is fetched to know whether a next page
+    exists. Tweets of authors the user no longer follows are dropped here, so an
+    unfollow never has to touch the list.
     """
     from .services import timeline_rebuild
 
-    window = store.read(user_id=user_id) or timeline_rebuild(user_id=user_id)
+    state = store.read(user_id=user_id)
+    window = state.window or timeline_rebuild(user_id=user_id, generation=state.generation)
+    authors = _followees(user_id=user_id, state=state) | {user_id}
     want = limit + 1
     candidates = [tid for tid in window.ids if cursor is None or tid < cursor]
     tweets: list[dict] = []
@@ -67,14 +80,19 @@ def timeline_page_for_user(*, user_id: int, limit: int, cursor: int | None = Non
     while len(tweets) < want and start < len(candidates):
         # Grow the chunk when deleted tweets thin a page out, keeping round trips few.
         chunk = max(want - len(tweets), chunk * 2 if start else chunk)
-        tweets.extend(tweets_hydrate(tweet_ids=candidates[start : start + chunk]))
+        tweets.extend(tweets_hydrate(tweet_ids=candidates[start : start + chunk], author_ids=authors))
         start += chunk
-    if len(tweets) < want and not window.complete:
-        floor = window.ids[-1] if window.ids else None
-        bounds = [b for b in (cursor, floor) if b is not None]
-        older = timeline_ids_from_db(user_id=user_id, before=min(bounds) if bounds else None,
-                                     limit=want - len(tweets))
-        tweets.extend(tweets_hydrate(tweet_ids=older))
+    if not window.complete:
+        # Past the cached range, PostgreSQL has the rest.
+        bounds = [b for b in (cursor, window.ids[-1] if window.ids else None) if b is not None]
+        before = min(bounds) if bounds else None
+        while len(tweets) < want:
+            need = want - len(tweets)
+            older = timeline_ids_from_db(user_id=user_id, before=before, limit=need)
+            tweets.extend(tweets_hydrate(tweet_ids=older, author_ids=authors))
+            if len(older) < need:
+                break
+            before = older[-1]
     has_more = len(tweets) > limit
     tweets = tweets[:limit]
     return TimelinePage(

@@ -37,16 +37,13 @@ def fanout_tweet(*, tweet_id: int, after_follower_id: int = 0) -> int:
 
     Pages through the author's accepted followers by keyset over the
     ``(followee_id, follower_id)`` index. The next batch is enqueued *before*
-    this one is written, so a large fan-out spreads over all workers. Every
-    delivery is an idempotent sorted insert, so retries and duplicates are safe.
-    Returns the number of timelines written.
+    this one is written, so a large fan-out spreads over all workers; a retry of
+    this batch does not enqueue it again. Every delivery is an idempotent sorted
+    insert, so retries and duplicates are safe. Returns the number of timelines written.
     """
-    from .tasks import fanout_task
-
-    row = Tweet.objects.filter(id=tweet_id, deleted_at__isnull=True).values_list("author_id", flat=True).first()
-    if row is None:
+    author_id = Tweet.objects.filter(id=tweet_id, deleted_at__isnull=True).values_list("author_id", flat=True).first()
+    if author_id is None:
         return 0
-    author_id = row
     batch_size = settings.FANOUT_BATCH_SIZE
     followers = list(
         Follow.objects.filter(
@@ -56,29 +53,61 @@ def fanout_tweet(*, tweet_id: int, after_follower_id: int = 0) -> int:
         .values_list("follower_id", flat=True)[:batch_size]
     )
     if len(followers) == batch_size:
-        _enqueue(fanout_task, tweet_id, followers[-1])
+        _fanout_continue(tweet_id=tweet_id, after_follower_id=followers[-1])
     if after_follower_id == 0:
         followers.append(author_id)  # the author's own timeline, once
     return store.insert(user_ids=followers, tweet_id=tweet_id)
 
 
-def timeline_rebuild(*, user_id: int) -> store.Window:
+def _fanout_continue(*, tweet_id: int, after_follower_id: int) -> None:
+    """Enqueue the next batch exactly once; a failure raises, so this batch's task is retried."""
+    from .tasks import fanout_task
+
+    if store.claim_once(name=f"fanout:{tweet_id}:{after_follower_id}"):
+        try:
+            fanout_task.delay(tweet_id, after_follower_id)
+        except Exception:
+            store.release_claim(name=f"fanout:{tweet_id}:{after_follower_id}")
+            raise
+
+
+def timeline_rebuild(*, user_id: int, generation: int) -> store.Window:
     """Build a user's cached timeline from PostgreSQL, without losing a concurrent delivery.
 
     Fan-out skips a timeline that is not cached, so a tweet committed while we
     read PostgreSQL could be missed by both. Hence two reads: the first builds
     the list (merged atomically with whatever appeared meanwhile); the second,
     made once the list exists, sees every tweet whose fan-out could have skipped
-    it, and is merged in too (a no-op in the common case).
+    it, and is merged in too (a no-op in the common case). A merge is refused if
+    the follow graph changed after ``generation`` was read; then the rebuild
+    starts over, and if the graph keeps changing the page is served uncached.
     """
     cap = settings.TIMELINE_MAX_ENTRIES
-    for _ in range(2):
-        ids = timeline_ids_from_db(user_id=user_id, before=None, limit=cap)
-        store.merge(user_id=user_id, ids=ids, complete=len(ids) < cap)
-    window = store.read(user_id=user_id)
-    return window if window is not None else store.Window(ids=ids, complete=len(ids) < cap)
+    for _ in range(3):
+        for _ in range(2):
+            ids = timeline_ids_from_db(user_id=user_id, before=None, limit=cap)
+            if not store.merge(user_id=user_id, ids=ids, complete=len(ids) < cap, generation=generation):
+                break
+        else:
+            window = store.read(user_id=user_id).window
+            if window is not None:
+                return window
+        generation = store.generation(user_id=user_id)
+    return store.Window(ids=ids, complete=len(ids) < cap)
 
 
-def timeline_follow_changed(*, user_id: int) -> None:
-    """The user's followees changed: drop the cached timeline after commit; the next read rebuilds it."""
-    transaction.on_commit(lambda: store.evict(user_id=user_id))
+def timeline_follow_changed(*, user_id: int, followed: bool) -> None:
+    """After commit: a new followee's older tweets are missing from the cached
+    timeline, so drop it (the next read rebuilds it); an unfollow only
+    invalidates the cached followees, and the read path filters the tweets."""
+    transaction.on_commit(lambda: _follow_graph_changed(user_id=user_id, followed=followed))
+
+
+def _follow_graph_changed(*, user_id: int, followed: bool) -> None:
+    from .tasks import follow_graph_changed_task
+
+    try:
+        store.follow_graph_changed(user_id=user_id, drop_timeline=followed)
+    except Exception:  # noqa: BLE001 - Redis blip: the commit stands, retry from a task
+        logger.exception("could not invalidate the timeline of user %s", user_id)
+        _enqueue(follow_graph_changed_task, user_id, followed)

@@ -72,14 +72,19 @@ return written
 # its last id, or all of it when ARGV[3] is '1') into whatever the key holds now,
 # atomically. Used by rebuilds: a concurrent rebuild or fan-out that got there
 # first is merged with, never overwritten. Both inputs are gapless down to their
-# own last id, so their union is gapless down to the lower of the two.
+# own last id, so their union is gapless down to the lower of the two. The run
+# was read from PostgreSQL at generation ARGV[4]; if the user's follow graph has
+# changed since (the generation moved on), nothing is written.
 _MERGE = _LUA_OLDER + """
 local key = KEYS[1]
+if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[4] then
+  return -1  -- the follow graph changed since this run was read: it is stale
+end
 local cap = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local complete = ARGV[3] == '1'
 local incoming = {}
-for i = 4, #ARGV do incoming[#incoming + 1] = ARGV[i] end
+for i = 5, #ARGV do incoming[#incoming + 1] = ARGV[i] end
 local existing = redis.call('LRANGE', key, 0, -1)
 if #existing > 0 and existing[#existing] == '0' then
   complete = true
@@ -107,6 +112,14 @@ return #merged
 """
 
 
+_EVICT = """
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+
 @dataclass(frozen=True)
 class Window:
     """What the cache holds of one timeline: ids newest first, and whether that is all of it."""
@@ -115,12 +128,29 @@ class Window:
     complete: bool
 
 
+@dataclass(frozen=True)
+class HomeState:
+    """One round trip's worth of a user's cached state."""
+
+    window: Window | None  # None: not cached
+    generation: int
+    followees: set[int] | None  # None: not cached, or cached at an older generation
+
+
 def _redis():
     return get_redis_connection("default")
 
 
 def timeline_key(user_id: int) -> str:
-    return f"{settings.REDIS_KEY_PREFIX}tl:{user_id}"
+    return f"{settings.REDIS_KEY_PREFIX}tl:{{{user_id}}}"
+
+
+def _generation_key(user_id: int) -> str:
+    return f"{settings.REDIS_KEY_PREFIX}tlg:{{{user_id}}}"
+
+
+def _followees_key(user_id: int) -> str:
+    return f"{settings.REDIS_KEY_PREFIX}fg:{{{user_id}}}"
 
 
 def _ttl_seconds() -> int:
@@ -148,28 +178,74 @@ def insert(*, user_ids: list[int], tweet_id: int) -> int:
     )
 
 
-def merge(*, user_id: int, ids: list[int], complete: bool) -> None:
-    """Merge a rebuilt run of ids into the user's timeline, creating it if absent."""
-    _script("merge", _MERGE)(
-        keys=[timeline_key(user_id)],
-        args=[settings.TIMELINE_MAX_ENTRIES, _ttl_seconds(), "1" if complete else "0", *ids],
+def merge(*, user_id: int, ids: list[int], complete: bool, generation: int) -> bool:
+    """Merge a rebuilt run of ids into the user's timeline, creating it if absent.
+
+    Returns False, writing nothing, if the follow graph changed since ``generation``.
+    """
+    written = _script("merge", _MERGE)(
+        keys=[timeline_key(user_id), _generation_key(user_id)],
+        args=[settings.TIMELINE_MAX_ENTRIES, _ttl_seconds(), "1" if complete else "0", generation, *ids],
         client=_redis(),
     )
+    return written >= 0
 
 
-def read(*, user_id: int) -> Window | None:
-    """The cached window of a timeline (refreshing its idle TTL), or ``None`` if it is not cached."""
+def read(*, user_id: int) -> HomeState:
+    """The cached window of a timeline (refreshing its idle TTL), its generation and cached followees."""
     key = timeline_key(user_id)
     pipe = _redis().pipeline(transaction=False)
     # One entry past the cap tells whether the sentinel closes the list.
     pipe.lrange(key, 0, settings.TIMELINE_MAX_ENTRIES)
     pipe.expire(key, _ttl_seconds())
-    raw, existed = pipe.execute()
-    if not existed:
+    pipe.get(_generation_key(user_id))
+    pipe.get(_followees_key(user_id))
+    raw, existed, generation, followees = pipe.execute()
+    generation = int(generation or 0)
+    window = None
+    if existed:
+        complete = bool(raw) and raw[-1] == SENTINEL
+        window = Window(ids=[int(x) for x in raw[: settings.TIMELINE_MAX_ENTRIES] if x != SENTINEL],
+                        complete=complete)
+    return HomeState(window=window, generation=generation, followees=_parse_followees(followees, generation))
+
+
+def _parse_followees(raw: bytes | None, generation: int) -> set[int] | None:
+    if raw is None:
         return None
-    complete = bool(raw) and raw[-1] == SENTINEL
-    ids = [int(x) for x in raw[: settings.TIMELINE_MAX_ENTRIES] if x != SENTINEL]
-    return Window(ids=ids, complete=complete)
+    tagged, _, ids = raw.partition(b"|")
+    if int(tagged) != generation:
+        return None
+    return {int(x) for x in ids.split(b",") if x}
+
+
+def followees_save(*, user_id: int, generation: int, followee_ids: set[int]) -> None:
+    """Cache the user's followees as read at ``generation`` (read the generation *before* the query)."""
+    value = f"{generation}|{','.join(map(str, sorted(followee_ids)))}"
+    _redis().set(_followees_key(user_id), value, ex=_ttl_seconds())
+
+
+def generation(*, user_id: int) -> int:
+    return int(_redis().get(_generation_key(user_id)) or 0)
+
+
+def follow_graph_changed(*, user_id: int, drop_timeline: bool) -> None:
+    """Move the user's generation on (invalidating cached followees and in-flight rebuilds)
+    and, when the timeline lacks tweets it should now have, drop it."""
+    _script("evict", _EVICT)(
+        keys=[timeline_key(user_id), _generation_key(user_id)],
+        args=[2 * _ttl_seconds(), "1" if drop_timeline else "0"],
+        client=_redis(),
+    )
+
+
+def claim_once(*, name: str, ttl: int = 24 * 3600) -> bool:
+    """True the first time ``name`` is claimed (within ``ttl``): makes a side effect happen once across retries."""
+    return bool(_redis().set(f"{settings.REDIS_KEY_PREFIX}once:{name}", 1, nx=True, ex=ttl))
+
+
+def release_claim(*, name: str) -> None:
+    _redis().delete(f"{settings.REDIS_KEY_PREFIX}once:{name}")
 
 
 def exists(*, user_id: int) -> bool:
@@ -177,4 +253,5 @@ def exists(*, user_id: int) -> bool:
 
 
 def evict(*, user_id: int) -> None:
+    """Drop a cached timeline (an operator's or a test's eviction; the next read rebuilds it)."""
     _redis().delete(timeline_key(user_id))

@@ -13,6 +13,9 @@ class TweetAdmin(admin.ModelAdmin):
     readonly_fields = ["id", "author", "created_at", "mentions", "hashtags", "deleted_at"]
     actions = ["delete_for_moderation"]
 
+    def has_add_permission(self, request):
+        return False  # tweets are posted through the API
+
     def has_delete_permission(self, request, obj=None):
         return False  # tweets are soft-deleted through the moderation action
 

@@ -39,7 +39,7 @@ def get_many(tweet_ids: list[int]) -> dict[int, dict | None]:
         return {}
     found = {}
     raw = get_redis_connection("default").mget([_key(tid) for tid in tweet_ids])
-    for tid, value in zip(tweet_ids, raw):
+    for tid, value in zip(tweet_ids, raw, strict=True):
         if value is None:
             continue
         found[tid] = None if value == TOMBSTONE else json.loads(value)

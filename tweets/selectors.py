@@ -23,21 +23,25 @@ def _public(entry: dict, author: dict) -> dict:
     }
 
 
-def tweets_hydrate(*, tweet_ids: list[int]) -> list[dict]:
+def tweets_hydrate(*, tweet_ids: list[int], author_ids: set[int] | None = None) -> list[dict]:
     """Public tweet objects for ``tweet_ids``, in the same order, skipping any not to be shown.
 
     One MGET for the tweets, one query for the cache misses (which refills the
     cache), one MGET (plus one query for its misses) for the authors: a bounded
-    cost whatever the page size. Deleted tweets and suspended authors are skipped.
+    cost whatever the page size. Deleted tweets and suspended authors are
+    skipped, and so are authors not in ``author_ids`` when it is given.
     """
     entries = cache.get_many(tweet_ids)
     misses = [tid for tid in tweet_ids if tid not in entries]
     if misses:
-        fetched: dict[int, dict | None] = dict.fromkeys(misses)
-        for tweet in Tweet.objects.filter(id__in=misses, deleted_at__isnull=True):
-            fetched[tweet.id] = cache.tweet_to_cached(tweet)
+        # A deleted row is cached as a tombstone; an unknown id is not cached at
+        # all (it may be a tweet still being committed).
+        fetched = {tweet.id: None if tweet.is_deleted else cache.tweet_to_cached(tweet)
+                   for tweet in Tweet.objects.filter(id__in=misses)}
         cache.fill_many(fetched)
         entries.update(fetched)
+    if author_ids is not None:
+        entries = {tid: e for tid, e in entries.items() if e is not None and e["author_id"] in author_ids}
     authors = author_cache.get_many(list({e["author_id"] for e in entries.values() if e is not None}))
     page = []
     for tid in tweet_ids:

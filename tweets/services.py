@@ -1,4 +1,6 @@
 """Every write to tweets: posting and deleting."""
+import logging
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -9,23 +11,21 @@ from social.models import User
 from . import cache, snowflake, text
 from .models import Tweet
 
-# A guard against an unbounded loop if the author's last id is far in the future.
-_MINT_ATTEMPTS = 1000
+logger = logging.getLogger(__name__)
 
 
 def _mint_for_author(*, author_id: int) -> int:
     """Mint an id greater than any the author already has, and record it.
 
-    Ids of one process increase, but two processes can mint in the same
-    millisecond in either order. The conditional update (which also locks the
-    author's row until commit) makes each author's ids strictly increase in the
-    order the tweets are committed.
+    Ids of one process increase, but another process (with a clock slightly
+    ahead, say) may have minted the author's previous id. Locking the author's
+    row and minting above their last id makes each author's ids strictly
+    increase in the order the tweets are committed.
     """
-    for _ in range(_MINT_ATTEMPTS):
-        tweet_id = snowflake.next_id()
-        if User.objects.filter(id=author_id, last_tweet_id__lt=tweet_id).update(last_tweet_id=tweet_id):
-            return tweet_id
-    raise RuntimeError(f"could not mint an increasing id for author {author_id}")
+    last = User.objects.select_for_update(no_key=True).values_list("last_tweet_id", flat=True).get(id=author_id)
+    tweet_id = snowflake.next_id(after=last)
+    User.objects.filter(id=author_id).update(last_tweet_id=tweet_id)
+    return tweet_id
 
 
 @transaction.atomic
@@ -46,8 +46,15 @@ def tweet_create(*, author: User, content: str) -> Tweet:
         hashtags=text.extract_hashtags(content),
     )
     # Warm the cache for the followers about to read it, once it is really there.
-    transaction.on_commit(lambda: cache.fill_many({tweet.id: cache.tweet_to_cached(tweet)}))
+    transaction.on_commit(lambda: _warm_cache(tweet))
     return tweet
+
+
+def _warm_cache(tweet: Tweet) -> None:
+    try:
+        cache.fill_many({tweet.id: cache.tweet_to_cached(tweet)})
+    except Exception:  # noqa: BLE001 - only a warm-up: the tweet is committed, the 201 stands
+        logger.warning("could not warm the cache for tweet %s", tweet.id, exc_info=True)
 
 
 @transaction.atomic

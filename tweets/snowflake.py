@@ -14,10 +14,12 @@ import os
 import secrets
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django_redis import get_redis_connection
+
+from config.exceptions import ApplicationError
 
 EPOCH_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 WORKER_ID_BITS = 10
@@ -30,6 +32,13 @@ TIMESTAMP_SHIFT = WORKER_ID_BITS + SEQUENCE_BITS
 # so the high-water mark is never further behind than this.
 RENEW_EVERY_MS = 5_000
 
+_ACQUIRE = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return -1 end
+local hw = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tonumber(ARGV[3]) > hw then redis.call('SET', KEYS[2], ARGV[3]) end
+return hw
+"""
+
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
@@ -41,8 +50,10 @@ return 0
 """
 
 
-class LeaseUnavailable(RuntimeError):
+class LeaseUnavailable(ApplicationError):
     """All 1024 worker ids are leased: refuse to mint rather than risk a duplicate."""
+
+    status_code = 503
 
 
 def timestamp_ms_of(snowflake_id: int) -> int:
@@ -50,7 +61,7 @@ def timestamp_ms_of(snowflake_id: int) -> int:
 
 
 def datetime_of(snowflake_id: int) -> datetime:
-    return datetime.fromtimestamp(timestamp_ms_of(snowflake_id) / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(timestamp_ms_of(snowflake_id) / 1000, tz=UTC)
 
 
 def lowest_id_at(ms: int) -> int:
@@ -62,9 +73,14 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _monotonic_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
 class SnowflakeGenerator:
-    def __init__(self, *, clock=_now_ms):
+    def __init__(self, *, clock=_now_ms, monotonic=_monotonic_ms):
         self._clock = clock
+        self._monotonic = monotonic  # times lease renewals: immune to clock steps
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._worker_id: int | None = None
@@ -83,20 +99,23 @@ class SnowflakeGenerator:
         for offset in range(MAX_WORKER_ID + 1):
             worker_id = (start + offset) % (MAX_WORKER_ID + 1)
             lease_key, hw_key = self._keys(worker_id)
-            if redis.set(lease_key, token, nx=True, ex=settings.SNOWFLAKE_LEASE_SECONDS):
-                high_water = int(redis.get(hw_key) or 0)
-                self._worker_id, self._token, self._pid = worker_id, token, os.getpid()
-                self._renewed_at = now
-                # The previous holder may have minted up to RENEW_EVERY_MS past its last mark.
-                if high_water:
-                    self._last_ms = max(self._last_ms, high_water + RENEW_EVERY_MS + 1)
-                # A new worker id may sort below the old one: start a fresh millisecond.
-                self._sequence = MAX_SEQUENCE
-                return
-        raise LeaseUnavailable("every Snowflake worker id is leased")
+            high_water = redis.eval(_ACQUIRE, 2, lease_key, hw_key, token,
+                                    settings.SNOWFLAKE_LEASE_SECONDS, max(self._last_ms, now))
+            if high_water < 0:
+                continue
+            self._worker_id, self._token, self._pid = worker_id, token, os.getpid()
+            self._renewed_at = self._monotonic()
+            # The previous holder may have minted up to RENEW_EVERY_MS past its last mark.
+            if high_water:
+                self._last_ms = max(self._last_ms, high_water + RENEW_EVERY_MS + 1)
+            # A new worker id may sort below the old one: start a fresh millisecond.
+            self._sequence = MAX_SEQUENCE
+            return
+        raise LeaseUnavailable("Every Snowflake worker id is leased; try again shortly.")
 
-    def _ensure_lease(self, now: int) -> None:
-        if self._pid == os.getpid() and now - self._renewed_at < RENEW_EVERY_MS:
+    def _ensure_lease(self, now: int, *, force_renewal: bool = False) -> None:
+        fresh = self._monotonic() - self._renewed_at < RENEW_EVERY_MS
+        if self._pid == os.getpid() and fresh and not force_renewal:
             return
         redis = get_redis_connection("default")
         if self._pid == os.getpid():
@@ -104,7 +123,7 @@ class SnowflakeGenerator:
             renewed = redis.eval(_RENEW, 2, lease_key, hw_key, self._token,
                                  settings.SNOWFLAKE_LEASE_SECONDS, max(self._last_ms, now))
             if renewed:
-                self._renewed_at = now
+                self._renewed_at = self._monotonic()
                 return
         self._acquire(redis, now)
 
@@ -112,10 +131,16 @@ class SnowflakeGenerator:
     def worker_id(self) -> int | None:
         return self._worker_id if self._pid == os.getpid() else None
 
-    def next_id(self) -> int:
+    def next_id(self, *, after: int = 0) -> int:
+        """The next id of this process; also greater than ``after`` when given."""
         with self._lock:
             now = self._clock()
-            self._ensure_lease(now)
+            jumped = False
+            if after and timestamp_ms_of(after) >= self._last_ms:
+                # Skip ahead to ``after``'s millisecond, and record the jump in the
+                # lease's high-water mark before minting there.
+                self._last_ms, self._sequence, jumped = timestamp_ms_of(after), MAX_SEQUENCE, True
+            self._ensure_lease(now, force_renewal=jumped)
             if now > self._last_ms:
                 self._last_ms, self._sequence = now, 0
             elif self._sequence < MAX_SEQUENCE:
@@ -130,5 +155,5 @@ class SnowflakeGenerator:
 _generator = SnowflakeGenerator()
 
 
-def next_id() -> int:
-    return _generator.next_id()
+def next_id(*, after: int = 0) -> int:
+    return _generator.next_id(after=after)

@@ -87,7 +87,8 @@ def test_get_suspended_user_is_404(api, make_user):
         str(2**64),
         "١٢٣",  # Arabic-Indic digits
     ],
-    ids=["alpha", "mixed", "negative", "decimal", "zero", "space", "20-digits", "2^63", "2^63-1", "2^64", "non-ascii-digits"],
+    ids=["alpha", "mixed", "negative", "decimal", "zero", "space", "20-digits", "2^63", "2^63-1", "2^64",
+         "non-ascii-digits"],
 )
 def test_get_user_with_malformed_or_out_of_range_id_is_404_not_500(api, make_user, raw_id):
     alice = make_user()
@@ -188,7 +189,8 @@ def test_patch_me_display_name_over_50_chars_is_400(api, make_user):
     assert User.objects.get(id=alice.id).display_name == "Old"
 
 
-@pytest.mark.parametrize("value", ["maybe", "", None, [True], {"v": True}, 2], ids=["maybe", "empty", "null", "list", "object", "two"])
+@pytest.mark.parametrize("value", ["maybe", "", None, [True], {"v": True}, 2],
+                         ids=["maybe", "empty", "null", "list", "object", "two"])
 def test_patch_me_is_private_invalid_is_400(api, make_user, value):
     alice = make_user()
 

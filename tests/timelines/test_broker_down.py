@@ -13,12 +13,17 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def dead_broker():
     saved = app.conf.broker_url, app.conf.task_always_eager
     app.conf.broker_url, app.conf.task_always_eager = "redis://127.0.0.1:1/0", False
-    app._pool = None  # connections are pooled per URL: start a pool on the dead one
+    _drop_connection_pools()  # pooled per URL: start pools on the dead one
     try:
         yield
     finally:
         app.conf.broker_url, app.conf.task_always_eager = saved
-        app._pool = None
+        _drop_connection_pools()
+
+
+def _drop_connection_pools():
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 def test_posting_while_the_broker_is_down_still_answers_201(dead_broker, make_user, api):

@@ -16,23 +16,23 @@ def test_insert_never_creates_a_timeline(redis):
 
 
 def test_out_of_order_and_duplicate_deliveries_keep_the_list_sorted(redis):
-    store.merge(user_id=1, ids=[], complete=True)  # an empty, complete timeline
+    store.merge(user_id=1, ids=[], complete=True, generation=0)  # an empty, complete timeline
     for tweet_id in [50, 70, 60, 10, 70, 90, 60, 80, 10]:
         store.insert(user_ids=[1], tweet_id=tweet_id)
     assert _list(redis, 1) == [90, 80, 70, 60, 50, 10, 0]
-    window = store.read(user_id=1)
+    window = store.read(user_id=1).window
     assert window.ids == [90, 80, 70, 60, 50, 10] and window.complete
 
 
 def test_ids_of_different_lengths_compare_as_numbers(redis):
-    store.merge(user_id=1, ids=[], complete=True)
+    store.merge(user_id=1, ids=[], complete=True, generation=0)
     for tweet_id in [9, 10, 1_000_000_000_000_000_001, 99, 7_000_000_000_000_000_000]:
         store.insert(user_ids=[1], tweet_id=tweet_id)
     assert _list(redis, 1)[:-1] == [7_000_000_000_000_000_000, 1_000_000_000_000_000_001, 99, 10, 9]
 
 
 def test_64_bit_ids_beyond_double_precision_stay_distinct(redis):
-    store.merge(user_id=1, ids=[], complete=True)
+    store.merge(user_id=1, ids=[], complete=True, generation=0)
     base = (1 << 62) + 1
     for tweet_id in [base + 2, base, base + 1]:
         store.insert(user_ids=[1], tweet_id=tweet_id)
@@ -41,12 +41,12 @@ def test_64_bit_ids_beyond_double_precision_stay_distinct(redis):
 
 @override_settings(TIMELINE_MAX_ENTRIES=10, TIMELINE_TRIM_SLACK=5)
 def test_trims_back_to_the_cap_only_past_the_slack(redis):
-    store.merge(user_id=1, ids=[], complete=True)
+    store.merge(user_id=1, ids=[], complete=True, generation=0)
     for tweet_id in range(1, 16):
         store.insert(user_ids=[1], tweet_id=tweet_id)
     # 15 ids + sentinel = 16 entries > 15: trimmed to the newest 10, sentinel gone.
     assert _list(redis, 1) == list(range(15, 5, -1))
-    window = store.read(user_id=1)
+    window = store.read(user_id=1).window
     assert window.ids == list(range(15, 5, -1)) and not window.complete
     # An id older than everything in a truncated list belongs to PostgreSQL's range.
     store.insert(user_ids=[1], tweet_id=2)
@@ -54,22 +54,22 @@ def test_trims_back_to_the_cap_only_past_the_slack(redis):
 
 
 def test_merge_unions_with_what_is_already_there(redis):
-    store.merge(user_id=1, ids=[90, 50], complete=False)
-    store.merge(user_id=1, ids=[70, 50, 30], complete=True)
-    window = store.read(user_id=1)
+    store.merge(user_id=1, ids=[90, 50], complete=False, generation=0)
+    store.merge(user_id=1, ids=[70, 50, 30], complete=True, generation=0)
+    window = store.read(user_id=1).window
     assert window.ids == [90, 70, 50, 30] and window.complete
 
 
 @override_settings(TIMELINE_MAX_ENTRIES=3)
 def test_merge_keeps_the_newest_cap_entries(redis):
-    store.merge(user_id=1, ids=[5, 4, 3, 2, 1], complete=True)
-    window = store.read(user_id=1)
+    store.merge(user_id=1, ids=[5, 4, 3, 2, 1], complete=True, generation=0)
+    window = store.read(user_id=1).window
     assert window.ids == [5, 4, 3] and not window.complete
 
 
 def test_read_refreshes_the_idle_ttl_and_absent_is_none(redis, settings):
-    assert store.read(user_id=1) is None
-    store.merge(user_id=1, ids=[3], complete=True)
+    assert store.read(user_id=1).window is None
+    store.merge(user_id=1, ids=[3], complete=True, generation=0)
     redis.expire(store.timeline_key(1), 5)
     store.read(user_id=1)
     assert redis.ttl(store.timeline_key(1)) > settings.TIMELINE_INACTIVE_DAYS * 24 * 3600 - 10
@@ -78,6 +78,32 @@ def test_read_refreshes_the_idle_ttl_and_absent_is_none(redis, settings):
 @pytest.mark.parametrize("batch", [1, 7, 1000])
 def test_one_insert_serves_many_timelines(redis, batch):
     for uid in range(batch):
-        store.merge(user_id=uid, ids=[5], complete=True)
+        store.merge(user_id=uid, ids=[5], complete=True, generation=0)
     assert store.insert(user_ids=list(range(batch)) + [batch + 1], tweet_id=9) == batch
     assert all(_list(redis, uid)[0] == 9 for uid in range(batch))
+
+
+def test_a_merge_read_before_a_follow_change_is_refused(redis):
+    state = store.read(user_id=1)
+    store.follow_graph_changed(user_id=1, drop_timeline=True)
+    assert not store.merge(user_id=1, ids=[5, 4], complete=True, generation=state.generation)
+    assert not redis.exists(store.timeline_key(1))
+    assert store.merge(user_id=1, ids=[5, 4], complete=True, generation=store.read(user_id=1).generation)
+    assert store.read(user_id=1).window.ids == [5, 4]
+
+
+def test_cached_followees_are_only_trusted_at_their_generation():
+    state = store.read(user_id=1)
+    assert state.followees is None
+    store.followees_save(user_id=1, generation=state.generation, followee_ids={3, 2})
+    assert store.read(user_id=1).followees == {2, 3}
+    store.follow_graph_changed(user_id=1, drop_timeline=False)
+    assert store.read(user_id=1).followees is None
+
+
+def test_an_unfollow_keeps_the_list_and_a_follow_drops_it(redis):
+    store.merge(user_id=1, ids=[5], complete=True, generation=0)
+    store.follow_graph_changed(user_id=1, drop_timeline=False)
+    assert store.read(user_id=1).window.ids == [5]
+    store.follow_graph_changed(user_id=1, drop_timeline=True)
+    assert store.read(user_id=1).window is None

@@ -33,7 +33,7 @@ def test_ids_strictly_increase_within_one_millisecond_and_past_the_sequence():
 
 def test_a_clock_that_steps_back_never_repeats_an_id():
     clock = FakeClock(snowflake.EPOCH_MS + 50_000_000)
-    gen = SnowflakeGenerator(clock=clock)
+    gen = SnowflakeGenerator(clock=clock, monotonic=clock)
     before = [gen.next_id() for _ in range(100)]
     clock.ms -= 3_000  # NTP steps the clock back three seconds
     after = [gen.next_id() for _ in range(100)]
@@ -50,7 +50,7 @@ def test_two_generators_hold_distinct_worker_ids():
 
 def test_a_lost_lease_is_replaced_and_ids_keep_increasing(redis, settings):
     clock = FakeClock(snowflake._now_ms())
-    gen = SnowflakeGenerator(clock=clock)
+    gen = SnowflakeGenerator(clock=clock, monotonic=clock)
     first = gen.next_id()
     old_worker = gen.worker_id
     lease_key, _ = gen._keys(old_worker)
@@ -63,7 +63,7 @@ def test_a_lost_lease_is_replaced_and_ids_keep_increasing(redis, settings):
 
 def test_a_new_holder_of_a_worker_id_starts_past_its_previous_holder(redis, monkeypatch):
     clock = FakeClock(snowflake._now_ms())
-    old = SnowflakeGenerator(clock=clock)
+    old = SnowflakeGenerator(clock=clock, monotonic=clock)
     old.next_id()
     clock.ms += snowflake.RENEW_EVERY_MS + 1
     minted = old.next_id()  # renews the lease, recording the high-water mark

@@ -1,0 +1,113 @@
+"""Caches that must never outlive the change they cache, and cursors that must stay exact."""
+import threading
+
+import pytest
+from django.contrib.admin.sites import site
+from django.db import transaction
+from django.test import RequestFactory, override_settings
+
+from social import cache as author_cache
+from social import services as social_services
+from social.admin import UserAdmin
+from social.models import User
+from timelines import selectors as tl_selectors
+from tweets import services as tweet_services
+from tweets import snowflake
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _page(client, **params):
+    r = client.get("/v1/timeline/home", params)
+    assert r.status_code == 200, r.content
+    return r.json()
+
+
+def test_a_profile_read_before_an_update_never_overwrites_it_in_the_cache(make_user, api, monkeypatch):
+    reader, author = make_user(), make_user(display_name="Old")
+    social_services.follow_create(follower=reader, followee_id=author.id)
+    tweet_services.tweet_create(author=author, content="x")
+    author_cache.evict(author.id)
+    real = author_cache.author_summary
+    fired = []
+
+    def hooked(user):
+        summary = real(user)  # reader has read the old row from PostgreSQL
+        if not fired:
+            fired.append(1)
+            social_services.user_update(user=User.objects.get(id=author.id), display_name="New")  # commit+evict
+        return summary
+
+    monkeypatch.setattr(author_cache, "author_summary", hooked)
+    _page(api(reader))
+    monkeypatch.setattr(author_cache, "author_summary", real)
+    assert _page(api(reader))["data"][0]["author"]["display_name"] == "New"
+
+
+def test_a_suspension_in_the_admin_reaches_the_cache_after_commit(make_user, api):
+    reader, author = make_user(), make_user()
+    social_services.follow_create(follower=reader, followee_id=author.id)
+    tweet_services.tweet_create(author=author, content="x")
+    staff = make_user()
+    request = RequestFactory().post("/")
+    request.user = staff
+    with transaction.atomic():  # the admin's changeform_view is atomic
+        author.is_active = False
+        UserAdmin(User, site).save_model(request, author, form=None, change=True)
+        # a timeline read on another connection between evict and commit
+        t = threading.Thread(target=lambda: author_cache.get_many([author.id]))
+        t.start()
+        t.join()
+    assert author_cache.get_many([author.id])[author.id]["active"] is False
+
+
+@override_settings(TIMELINE_MAX_ENTRIES=3, TIMELINE_TRIM_SLACK=0)
+def test_next_cursor_stays_set_when_a_database_page_is_thinned_by_a_delete(make_user, api, monkeypatch):
+    reader, author = make_user(), make_user()
+    social_services.follow_create(follower=reader, followee_id=author.id)
+    ids = [tweet_services.tweet_create(author=author, content=f"t{n}").id for n in range(10)]
+    client = api(reader)
+    first = _page(client, limit=2)
+    assert first["next_cursor"]
+    real = tl_selectors.timeline_ids_from_db
+    fired = []
+
+    def hooked(**kw):
+        out = real(**kw)
+        if kw.get("before") and not fired and out:
+            fired.append(1)
+            # one of the DB-tail tweets is deleted between the SQL and the hydrate
+            tweet_services.tweet_delete(tweet_id=out[0], actor=author)
+        return out
+
+    monkeypatch.setattr(tl_selectors, "timeline_ids_from_db", hooked)
+    page = _page(client, limit=2, cursor=str(ids[-3]))  # window has ids[9..7]; page is from the DB
+    assert page["next_cursor"] is not None, f"null next_cursor though {len(ids) - 5} older tweets remain: {page}"
+
+
+def test_posting_after_a_process_whose_clock_is_ahead_mints_a_greater_id(make_user, monkeypatch):
+    author = make_user()
+    ahead = snowflake.SnowflakeGenerator(clock=lambda: snowflake._now_ms() + 2_000)
+    monkeypatch.setattr(snowflake, "_generator", ahead)
+    first = tweet_services.tweet_create(author=author, content="from a host 2 s ahead")
+    monkeypatch.setattr(snowflake, "_generator", snowflake.SnowflakeGenerator())
+    second = tweet_services.tweet_create(author=author, content="from a host on time")
+    assert second.id > first.id
+
+
+def test_looking_up_an_unknown_id_does_not_hide_the_tweet_that_later_gets_it(make_user, api, monkeypatch):
+    author, reader = make_user(), make_user()
+    gen = snowflake.SnowflakeGenerator()
+    future = gen.next_id() + (1 << 22) * 50  # an id 50 ms from now
+    assert api(reader).get(f"/v1/tweets/{future}").status_code == 404
+    monkeypatch.setattr(snowflake, "next_id", lambda **kwargs: future)
+    tweet_services.tweet_create(author=author, content="hello")
+    assert api(reader).get(f"/v1/tweets/{future}").status_code == 200
+
+
+def test_deeply_nested_json_is_a_400(make_user, api):
+    body = "[" * 30000 + "]" * 30000
+    client = api(make_user())
+    client.raise_request_exception = False
+    r = client.post("/v1/tweets", data=body, content_type="application/json")
+    assert r.status_code == 400, r.status_code
