@@ -1,13 +1,17 @@
-"""Liveness and readiness probes for load balancers and orchestrators."""
+"""Liveness and readiness probes for load balancers, and the JSON answer for unknown URLs."""
 import socket
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
 from django_redis import get_redis_connection
 
 
+@csrf_exempt
+@require_safe
 def healthz(request):
     return JsonResponse({"status": "ok"})
 
@@ -28,6 +32,8 @@ def _check_broker() -> None:
         pass
 
 
+@csrf_exempt
+@require_safe
 def readyz(request):
     failing = []
     for name, check in (("postgres", _check_postgres), ("redis", _check_redis), ("broker", _check_broker)):
@@ -39,3 +45,7 @@ def readyz(request):
         return JsonResponse({"status": "unavailable", "failing": failing,
                              "detail": f"Not reachable: {', '.join(failing)}."}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+def not_found(request, exception=None):
+    return JsonResponse({"detail": "Not found."}, status=404)

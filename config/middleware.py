@@ -15,8 +15,13 @@ class BodySizeLimitMiddleware:
         except ValueError:
             return JsonResponse({"detail": "Invalid Content-Length header."}, status=400)
         if length > settings.MAX_REQUEST_BODY_BYTES:
-            return JsonResponse(
+            response = JsonResponse(
                 {"detail": f"Request body larger than {settings.MAX_REQUEST_BODY_BYTES} bytes."},
                 status=413,
             )
+            if request.META.get("SERVER_SOFTWARE", "").startswith("gunicorn"):
+                # The unread body is still on the socket: tell the client this
+                # connection ends here rather than let it reuse a broken one.
+                response["Connection"] = "close"
+            return response
         return self.get_response(request)

@@ -1,4 +1,5 @@
 """Response shapes for the OpenAPI schema (``/v1/schema``): documentation only, never used to build responses."""
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
@@ -36,3 +37,9 @@ def users_page(user_serializer):
 
 
 Status = inline_serializer("Status", {"status": serializers.CharField()})
+
+
+class SafeJWTScheme(SimpleJWTScheme):
+    """Documents ``config.authentication.SafeJWTAuthentication`` as the bearer JWT scheme it is."""
+
+    target_class = "config.authentication.SafeJWTAuthentication"

@@ -17,3 +17,7 @@ urlpatterns = [
     path("v1/", include("tweets.urls")),
     path("v1/", include("timelines.urls")),
 ]
+
+# Errors outside DRF's views (unknown URLs, crashes) answer JSON too.
+handler404 = "config.health.not_found"
+handler500 = "rest_framework.exceptions.server_error"

@@ -20,6 +20,7 @@ import ctypes
 import fcntl
 import hashlib
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -574,6 +575,16 @@ def prepare(env: dict[str, str], *, migrate: bool) -> None:
             raise StackError(f"manage.py migrate failed with exit code {code} (output above).", code=1)
 
 
+def local_secret_key(data_dir: Path) -> str:
+    """A random SECRET_KEY kept in the data directory, for a stack started without one."""
+    path = data_dir / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+        say(f"SECRET_KEY not set: generated one in {path}")
+    return path.read_text().strip()
+
+
 # --- The commands -----------------------------------------------------------------------------
 
 def cpu_count() -> int:
@@ -675,6 +686,8 @@ def main(argv: list[str] | None = None) -> int:
     on_signals(_raise_interrupted)
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
+        if command == "run" and not env.get("SECRET_KEY"):
+            env["SECRET_KEY"] = local_secret_key(data_dir)
         resolve_services(env, data_dir, cleanup)
         prepare(env, migrate=command == "run")
         if command == "run":

@@ -1,9 +1,11 @@
 """HTTP endpoints for accounts and the follow graph: thin views over services and selectors."""
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.views import TokenRefreshView
 
 from config import schema
 from config.fields import StrictCharField, StrictRegexField
@@ -125,3 +127,15 @@ class FollowRequestRejectApi(APIView):
     def post(self, request, user_id: int):
         services.follow_request_reject(followee=request.user, follower_id=user_id)
         return Response({"status": "rejected"})
+
+
+class TokenRefreshSafeSerializer(TokenRefreshSerializer):
+    def validate(self, attrs):
+        try:
+            return super().validate(attrs)
+        except (User.DoesNotExist, ValueError, TypeError):  # the token's user is gone, or the claim is no id
+            raise exceptions.AuthenticationFailed("The user of this token no longer exists.") from None
+
+
+class TokenRefreshApi(TokenRefreshView):
+    serializer_class = TokenRefreshSafeSerializer

@@ -8,13 +8,13 @@ from config import schema
 from config.exceptions import NotFound
 from config.fields import StrictCharField
 
-from . import services
+from . import services, text
 from .selectors import tweet_visible_to
 
 
 class TweetCreateApi(APIView):
     class TweetCreateInputSerializer(serializers.Serializer):
-        content = StrictCharField(allow_blank=True, trim_whitespace=False, max_length=10_000)
+        content = StrictCharField(allow_blank=True, trim_whitespace=False, max_length=text.MAX_RAW_LENGTH)
 
     @extend_schema(request=TweetCreateInputSerializer, responses={201: inline_serializer(
         "TweetCreated", {"tweet_id": serializers.CharField(), "timestamp": serializers.IntegerField()})})

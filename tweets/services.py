@@ -32,6 +32,8 @@ def _mint_for_author(*, author_id: int) -> int:
 def tweet_create(*, author: User, content: str) -> Tweet:
     if not content.strip():
         raise ValidationError({"content": ["A tweet needs some text."]})
+    if not text.is_parseable(content):
+        raise ValidationError({"content": ["This text is too long or has too many dot-separated parts in a row."]})
     if not text.is_valid_length(content):
         raise ValidationError(
             {"content": [f"Tweets are at most 280 characters (this one counts {text.weighted_length(content)})."]}

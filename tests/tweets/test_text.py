@@ -5,6 +5,7 @@ the rest pin down the edge cases this project cares about.
 """
 import pytest
 
+from tweets import text
 from tweets.text import extract_hashtags, extract_mentions, is_valid_length, weighted_length
 
 # --- mentions ---------------------------------------------------------------
@@ -240,3 +241,14 @@ def test_boundary_weights():
     assert weighted_length("a" * 281) == 281
     assert weighted_length("の" * 140) == 280
     assert weighted_length("の" * 141) == 282
+
+
+@pytest.mark.parametrize("content", ["a." * 16, "x " + "1." * 40, "https://" + "a." * 500, "é." * 150, "a" * 1001])
+def test_text_that_would_make_the_url_pattern_backtrack_is_refused_up_front(content):
+    assert not text.is_parseable(content)
+
+
+@pytest.mark.parametrize("content", ["see e.g. https://docs.example.co.uk/a/b.c.d?x=1 and v1.2.3.4",
+                                     "https://example.com/" + "p/" * 400, "a" * 1000])
+def test_ordinary_text_with_dots_is_parseable(content):
+    assert text.is_parseable(content)

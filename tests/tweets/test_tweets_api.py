@@ -119,3 +119,10 @@ def test_concurrent_posts_get_distinct_ids_increasing_per_author(make_user):
     assert len(all_ids) == 150 and len(set(all_ids)) == 150
     for ids in results.values():
         assert ids == sorted(ids)
+
+
+@pytest.mark.parametrize("content", ["a." * 4900, "a." * 150, "x" * 1001])
+def test_pathological_or_oversized_text_is_refused_as_a_400(make_user, api, content):
+    r = _post(api(make_user()), content)
+    assert r.status_code == 400
+    assert "content" in r.json()
