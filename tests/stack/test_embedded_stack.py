@@ -40,8 +40,9 @@ def _wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-def embedded_stack(tmp_path):
+@pytest.fixture(scope="module")
+def embedded_stack(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("stack")
     port = _free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}}
@@ -96,3 +97,11 @@ def test_embedded_stack_posts_and_reads_a_tweet(embedded_stack):
     page = _wait_until(delivered, 30, "the fan-out to reach bob", proc)
     assert [t["tweet_id"] for t in page["data"]] == [tweet_id]
     assert page["data"][0]["author"]["username"] == "alice"
+
+
+def test_the_smoke_script_passes_against_the_embedded_stack(embedded_stack):
+    base, _ = embedded_stack
+    result = subprocess.run([sys.executable, "scripts/smoke.py", base], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all checks passed" in result.stdout

@@ -1,0 +1,124 @@
+"""Drive a running stack over HTTP as a client would, and print what it saw.
+
+    .venv/bin/python scripts/smoke.py http://127.0.0.1:8000
+
+Registers a reader and six authors (names unique to this run), has the reader
+follow them, posts 150 tweets from six concurrent clients, measures how long
+each tweet takes to show up in the reader's timeline, scrolls the whole
+timeline with ``next_cursor``, deletes a tweet, and sends a few bad inputs.
+Exits non-zero if any check fails.
+"""
+import argparse
+import secrets
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+PASSWORD = "smoke-test-pass-phrase"
+
+
+class Client:
+    def __init__(self, base: str, username: str):
+        self.base, self.session = base, requests.Session()
+        r = self.session.post(f"{base}/v1/auth/register", json={"username": username, "password": PASSWORD})
+        assert r.status_code == 201, r.text
+        self.user_id = r.json()["user_id"]
+        token = self.session.post(f"{base}/v1/auth/token", json={"username": username, "password": PASSWORD})
+        self.session.headers["Authorization"] = f"Bearer {token.json()['access']}"
+
+    def call(self, method: str, path: str, **kwargs) -> requests.Response:
+        return self.session.request(method, f"{self.base}{path}", timeout=30, **kwargs)
+
+
+def check(failures: list[str], ok: bool, what: str) -> None:
+    print(f"  {'ok ' if ok else 'FAIL'} {what}")
+    if not ok:
+        failures.append(what)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("base", nargs="?", default="http://127.0.0.1:8000")
+    base = parser.parse_args().base.rstrip("/")
+    run = secrets.token_hex(3)
+    failures: list[str] = []
+
+    print(f"→ registering 7 users (run {run})")
+    reader = Client(base, f"rd_{run}")
+    authors = [Client(base, f"au{n}_{run}") for n in range(6)]
+    for author in authors:
+        reader.call("POST", f"/v1/users/{author.user_id}/follow")
+    reader.call("GET", "/v1/timeline/home")  # the reader is active: the timeline is cached
+
+    print("→ posting 150 tweets from 6 concurrent clients, watching the reader's timeline")
+    posted_at: dict[int, float] = {}
+    seen_at: dict[int, float] = {}
+
+    def post(author: Client) -> list[int]:
+        ids = []
+        for n in range(25):
+            r = author.call("POST", "/v1/tweets", json={"content": f"smoke {n} #run{run}"})
+            ids.append(int(r.json()["tweet_id"]))
+            posted_at[ids[-1]] = time.monotonic()
+        return ids
+
+    with ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(post, a) for a in authors]
+        while not all(f.done() for f in futures) or len(seen_at) < len(posted_at):
+            page = reader.call("GET", "/v1/timeline/home", params={"limit": 100}).json()
+            now = time.monotonic()
+            for t in page["data"]:
+                seen_at.setdefault(int(t["tweet_id"]), now)
+            if all(f.done() for f in futures) and now - max(posted_at.values()) > 15:
+                break
+            time.sleep(0.05)
+        per_author = [f.result() for f in futures]
+    ids = [i for batch in per_author for i in batch]
+    check(failures, len(set(ids)) == 150, "150 distinct tweet ids")
+    check(failures, all(batch == sorted(batch) for batch in per_author), "each author's ids increase")
+    delays = sorted(seen_at[i] - posted_at[i] for i in ids if i in seen_at and i in posted_at)
+    check(failures, len(delays) >= 100, f"{len(delays)} of the newest tweets seen in the reader's first 100")
+    if delays:
+        print(f"     post → visible: median {statistics.median(delays) * 1000:.0f} ms, "
+              f"max {delays[-1] * 1000:.0f} ms (polling every 50 ms)")
+
+    print("→ scrolling the whole timeline with next_cursor (limit 17)")
+    scrolled, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": 17} | ({"cursor": cursor} if cursor else {})
+        body = reader.call("GET", "/v1/timeline/home", params=params).json()
+        scrolled += [int(t["tweet_id"]) for t in body["data"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    check(failures, scrolled == sorted(set(ids), reverse=True), f"{len(scrolled)} tweets in {pages} pages, "
+          "newest first, each exactly once")
+
+    print("→ deleting one tweet")
+    victim = ids[0]
+    check(failures, authors[1].call("DELETE", f"/v1/tweets/{victim}").status_code == 403, "a stranger gets 403")
+    check(failures, authors[0].call("DELETE", f"/v1/tweets/{victim}").status_code == 204, "the author gets 204")
+    page = reader.call("GET", "/v1/timeline/home", params={"limit": 100}).json()
+    check(failures, all(int(t["tweet_id"]) != victim for t in page["data"]), "gone from the timeline")
+
+    print("→ bad input")
+    for method, path, kwargs, status in [
+        ("GET", "/v1/timeline/home", {"params": {"limit": 0}}, 400),
+        ("GET", "/v1/timeline/home", {"params": {"cursor": "abc"}}, 400),
+        ("POST", "/v1/tweets", {"json": {"content": "a" * 281}}, 400),
+        ("POST", "/v1/tweets", {"data": "{not json", "headers": {"Content-Type": "application/json"}}, 400),
+        ("POST", f"/v1/users/{reader.user_id}/follow", {}, 400),
+        ("GET", "/v1/tweets/1", {}, 404),
+    ]:
+        got = reader.call(method, path, **kwargs).status_code
+        check(failures, got == status, f"{method} {path} {str(kwargs or '')[:60]} → {got}")
+    print("all checks passed" if not failures else f"{len(failures)} check(s) failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
