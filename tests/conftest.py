@@ -9,16 +9,30 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from tests.factories import UserFactory
 
 
+def _delete_keys(prefix: str) -> None:
+    redis = get_redis_connection("default")
+    keys = list(redis.scan_iter(match=f"{prefix}*", count=1000))
+    for start in range(0, len(keys), 500):
+        redis.delete(*keys[start : start + 500])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_session_namespace():
+    """Remove what the run left under its own prefix (the broker's bindings, for one)."""
+    from django.conf import settings
+
+    prefix = settings.REDIS_KEY_PREFIX
+    yield prefix
+    _delete_keys(prefix)
+
+
 @pytest.fixture(autouse=True)
 def redis_namespace(settings):
     """Give each test its own Redis key prefix, and remove its keys afterwards."""
     prefix = f"{settings.REDIS_KEY_PREFIX}{uuid.uuid4().hex[:12]}:"
     settings.REDIS_KEY_PREFIX = prefix
     yield prefix
-    redis = get_redis_connection("default")
-    keys = list(redis.scan_iter(match=f"{prefix}*", count=1000))
-    for start in range(0, len(keys), 500):
-        redis.delete(*keys[start : start + 500])
+    _delete_keys(prefix)
 
 
 @pytest.fixture
