@@ -28,6 +28,10 @@ def author_summary(user: User) -> dict:
     }
 
 
+def _encode(summary: dict) -> str:
+    return json.dumps(summary, separators=(",", ":"))
+
+
 def get_many(user_ids: list[int]) -> dict[int, dict]:
     """Author summaries by id, from the cache, filling misses from PostgreSQL in one query."""
     if not user_ids:
@@ -44,16 +48,14 @@ def get_many(user_ids: list[int]) -> dict[int, dict]:
             "id", "username", "display_name", "is_active", "is_private"
         ):
             found[user.id] = summary = author_summary(user)
-            pipe.set(_key(user.id), json.dumps(summary, separators=(",", ":")), ex=TTL_SECONDS, nx=True)
+            pipe.set(_key(user.id), _encode(summary), ex=TTL_SECONDS, nx=True)
         pipe.execute()
     return found
 
 
 def refresh(user: User) -> None:
     """Overwrite the cached summary with ``user``'s current fields (call after commit)."""
-    get_redis_connection("default").set(
-        _key(user.id), json.dumps(author_summary(user), separators=(",", ":")), ex=TTL_SECONDS
-    )
+    get_redis_connection("default").set(_key(user.id), _encode(author_summary(user)), ex=TTL_SECONDS)
 
 
 def evict(user_id: int) -> None:

@@ -63,11 +63,12 @@ def _fanout_continue(*, tweet_id: int, after_follower_id: int) -> None:
     """Enqueue the next batch exactly once; a failure raises, so this batch's task is retried."""
     from .tasks import fanout_task
 
-    if store.claim_once(name=f"fanout:{tweet_id}:{after_follower_id}"):
+    claim = f"fanout:{tweet_id}:{after_follower_id}"
+    if store.claim_once(name=claim):
         try:
             fanout_task.delay(tweet_id, after_follower_id)
         except Exception:
-            store.release_claim(name=f"fanout:{tweet_id}:{after_follower_id}")
+            store.release_claim(name=claim)
             raise
 
 

@@ -23,14 +23,8 @@ def _public(entry: dict, author: dict) -> dict:
     }
 
 
-def tweets_hydrate(*, tweet_ids: list[int], author_ids: set[int] | None = None) -> list[dict]:
-    """Public tweet objects for ``tweet_ids``, in the same order, skipping any not to be shown.
-
-    One MGET for the tweets, one query for the cache misses (which refills the
-    cache), one MGET (plus one query for its misses) for the authors: a bounded
-    cost whatever the page size. Deleted tweets and suspended authors are
-    skipped, and so are authors not in ``author_ids`` when it is given.
-    """
+def _shown(tweet_ids: list[int], author_ids: set[int] | None) -> list[tuple[dict, dict]]:
+    """(cached tweet, author summary) pairs for the ids to be shown, in order."""
     entries = cache.get_many(tweet_ids)
     misses = [tid for tid in tweet_ids if tid not in entries]
     if misses:
@@ -43,25 +37,35 @@ def tweets_hydrate(*, tweet_ids: list[int], author_ids: set[int] | None = None) 
     if author_ids is not None:
         entries = {tid: e for tid, e in entries.items() if e is not None and e["author_id"] in author_ids}
     authors = author_cache.get_many(list({e["author_id"] for e in entries.values() if e is not None}))
-    page = []
+    shown = []
     for tid in tweet_ids:
         entry = entries.get(tid)
         author = authors.get(entry["author_id"]) if entry else None
         if author is not None and author["active"]:
-            page.append(_public(entry, author))
-    return page
+            shown.append((entry, author))
+    return shown
+
+
+def tweets_hydrate(*, tweet_ids: list[int], author_ids: set[int] | None = None) -> list[dict]:
+    """Public tweet objects for ``tweet_ids``, in the same order, skipping any not to be shown.
+
+    One MGET for the tweets, one query for the cache misses (which refills the
+    cache), one MGET (plus one query for its misses) for the authors: a bounded
+    cost whatever the page size. Deleted tweets and suspended authors are
+    skipped, and so are authors not in ``author_ids`` when it is given.
+    """
+    return [_public(entry, author) for entry, author in _shown(tweet_ids, author_ids)]
 
 
 def tweet_visible_to(*, tweet_id: int, viewer: User) -> dict | None:
     """The public tweet object, or ``None`` if it is deleted, suspended or private to ``viewer``."""
-    found = tweets_hydrate(tweet_ids=[tweet_id])
+    found = _shown([tweet_id], None)
     if not found:
         return None
-    tweet = found[0]
-    author_id = int(tweet["author"]["user_id"])
-    author = author_cache.get_many([author_id])[author_id]
+    entry, author = found[0]
+    author_id = entry["author_id"]
     if author["private"] and author_id != viewer.id and not Follow.objects.filter(
         follower=viewer, followee_id=author_id, state=Follow.State.ACCEPTED
     ).exists():
         return None
-    return tweet
+    return _public(entry, author)
