@@ -33,6 +33,10 @@ class User(AbstractUser):
     # The newest tweet id this user has posted: post-time guard that keeps each
     # author's ids strictly increasing even across processes.
     last_tweet_id = models.BigIntegerField(default=0)
+    # Set on the first tweet posted while a celebrity: that tweet, and every
+    # later one posted at or above the threshold, is pulled by readers instead
+    # of fanned out, so followers must merge this author's pulled tweets.
+    has_pulled_tweets = models.BooleanField(default=False)
 
     objects = UserManager()
 

@@ -91,7 +91,7 @@ def follow_create(*, follower: User, followee_id: int) -> Follow.State:
     if state == Follow.State.ACCEPTED:
         # Also on a repeated follow: a retry then heals a timeline whose first
         # invalidation failed after the commit.
-        _follow_graph_changed(follower_id=follower.id, followed=True)
+        _follow_graph_changed(follower_id=follower.id, followee_id=followee.id, followed=True)
     return state
 
 
@@ -107,7 +107,7 @@ def follow_delete(*, follower: User, followee_id: int) -> None:
         deleted = cursor.fetchone()
     if deleted and deleted[0] == Follow.State.ACCEPTED:
         _counts_change(follower_id=follower.id, followee_id=followee_id, delta=-1)
-        _follow_graph_changed(follower_id=follower.id, followed=False)
+        _follow_graph_changed(follower_id=follower.id, followee_id=followee_id, followed=False)
 
 
 @transaction.atomic
@@ -119,7 +119,7 @@ def follow_request_approve(*, followee: User, follower_id: int) -> None:
     if not updated:
         raise NotFound("No pending follow request from that user.")
     _counts_change(follower_id=follower_id, followee_id=followee.id, delta=1)
-    _follow_graph_changed(follower_id=follower_id, followed=True)
+    _follow_graph_changed(follower_id=follower_id, followee_id=followee.id, followed=True)
 
 
 @transaction.atomic
@@ -140,8 +140,8 @@ def _follow_requests_accept_all(*, followee: User) -> None:
         follow_request_approve(followee=followee, follower_id=follower_id)
 
 
-def _follow_graph_changed(*, follower_id: int, followed: bool) -> None:
+def _follow_graph_changed(*, follower_id: int, followee_id: int, followed: bool) -> None:
     """The follower's accepted followees changed, so must their cached timeline."""
     from timelines.services import timeline_follow_changed
 
-    timeline_follow_changed(user_id=follower_id, followed=followed)
+    timeline_follow_changed(user_id=follower_id, followee_id=followee_id, followed=followed)

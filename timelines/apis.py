@@ -4,16 +4,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config import schema
-from config.pagination import PageParams
+from config.pagination import TimelineParams
 
 from .selectors import timeline_page_for_user
 
 
 class HomeTimelineApi(APIView):
-    @extend_schema(parameters=[PageParams], responses={200: schema.TimelinePage})
+    @extend_schema(parameters=[TimelineParams], responses={200: schema.TimelinePage})
     def get(self, request):
-        params = PageParams(data=request.query_params)
+        params = TimelineParams(data=request.query_params)
         params.is_valid(raise_exception=True)
         page = timeline_page_for_user(user_id=request.user.id, limit=params.validated_data["limit"],
-                                      cursor=params.validated_data.get("cursor"))
+                                      cursor=params.validated_data.get("cursor"),
+                                      since=params.validated_data.get("since"))
         return Response({"data": page.tweets, "next_cursor": page.next_cursor, "prev_cursor": page.prev_cursor})

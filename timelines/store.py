@@ -1,11 +1,15 @@
 """The Redis timeline store: the only module that knows timeline key names and scripts.
 
 A home timeline is a Redis LIST of decimal tweet ids, newest first (Redis packs
-each integer-looking entry into 8-10 bytes). The list covers a gapless range of
-the user's timeline: every visible tweet newer than its last entry is in it.
-When the list holds the *whole* timeline, a sentinel ``0`` closes it, so an
-empty or short timeline is still "cached" and the reader knows nothing older
-exists; without the sentinel, older pages continue from PostgreSQL.
+each integer-looking entry into 8-10 bytes). It holds the *pushed* tweets of
+the user's followees and all of the user's own tweets, over a gapless range:
+every such tweet newer than its last entry is in it. When the list holds the
+*whole* range, a sentinel ``0`` closes it, so an empty or short timeline is
+still "cached" and the reader knows nothing older exists; without the sentinel,
+older pages continue from PostgreSQL.
+
+A celebrity's tweets are not pushed: each author with pulled tweets has a list
+of them (same shape, same rules), which readers merge in by id.
 
 Every write path goes through a script that first checks the key exists, so a
 user who stopped reading (the key expired after ``TIMELINE_INACTIVE_DAYS``) never
@@ -68,64 +72,162 @@ end
 return written
 """
 
-# Merge a freshly built run of ids (newest first, covering the timeline down to
-# its last id, or all of it when ARGV[3] is '1') into whatever the key holds now,
-# atomically. Used by rebuilds: a concurrent rebuild or fan-out that got there
-# first is merged with, never overwritten. Both inputs are gapless down to their
-# own last id, so their union is gapless down to the lower of the two. The run
-# was read from PostgreSQL at generation ARGV[4]; if the user's follow graph has
-# changed since (the generation moved on), nothing is written.
-_MERGE = _LUA_OLDER + """
+# Combine a run of ids (newest first) with what a list key holds now, atomically.
+# Both sides are "gapless down to their last id" (or complete, closed by the
+# sentinel). Two whole timelines vouch together down to the lower of their
+# floors; a timeline and one author's ids only down to the higher one (entries
+# below it are dropped). Modes:
+#   rebuild  - create the key if absent and union with what is there (a
+#              concurrent rebuild or fan-out that got there first is kept);
+#   replace  - create or overwrite, ignoring what is there (a forced rebuild;
+#              its caller then merges a second read, see services);
+#   backfill - only if the key exists: add one author's ids (a new followee);
+#   remove   - only if the key exists: drop the given ids (a former followee).
+# With a generation (ARGV[5] not empty) nothing is written if the user's follow
+# graph has changed since the run was read from PostgreSQL: returns -1.
+# rebuild/replace set the idle TTL; backfill/remove keep the key's own.
+_COMBINE = _LUA_OLDER + """
 local key = KEYS[1]
-if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[4] then
-  return -1  -- the follow graph changed since this run was read: it is stale
+local mode = ARGV[1]
+local cap = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local run_complete = ARGV[4] == '1'
+if ARGV[5] ~= '' and (redis.call('GET', KEYS[2]) or '0') ~= ARGV[5] then
+  return -1
 end
-local cap = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[2])
-local complete = ARGV[3] == '1'
+local exists = redis.call('EXISTS', key) == 1
+if not exists and (mode == 'backfill' or mode == 'remove') then return -2 end
 local incoming = {}
-for i = 5, #ARGV do incoming[#incoming + 1] = ARGV[i] end
-local existing = redis.call('LRANGE', key, 0, -1)
-if #existing > 0 and existing[#existing] == '0' then
-  complete = true
-  existing[#existing] = nil
+for i = 6, #ARGV do incoming[#incoming + 1] = ARGV[i] end
+local existing, have = {}, exists and mode ~= 'replace'
+local e_complete, e_floor = false, nil
+if have then
+  existing = redis.call('LRANGE', key, 0, -1)
+  if existing[#existing] == '0' then existing[#existing] = nil; e_complete = true
+  else e_floor = existing[#existing] end
 end
-local merged, i, j = {}, 1, 1
-while #merged < cap and (i <= #existing or j <= #incoming) do
-  local a, b = existing[i], incoming[j]
-  if b == nil or (a ~= nil and older(b, a)) then
-    merged[#merged + 1] = a; i = i + 1
-  elseif a == nil or older(a, b) then
-    merged[#merged + 1] = b; j = j + 1
-  else
-    merged[#merged + 1] = a; i = i + 1; j = j + 1
+local i_floor = nil
+if not run_complete then i_floor = incoming[#incoming] end
+local complete, floor
+if mode == 'remove' then
+  complete = e_complete
+elseif mode == 'backfill' then
+  -- one author's ids: the union vouches down to the higher floor only
+  complete = e_complete and run_complete
+  floor = e_floor
+  if i_floor ~= nil and (floor == nil or older(floor, i_floor)) then floor = i_floor end
+elseif have then
+  -- two whole timelines: the union vouches down to the lower floor
+  complete = e_complete or run_complete
+  if not complete then
+    floor = e_floor
+    if i_floor ~= nil and (floor == nil or older(i_floor, floor)) then floor = i_floor end
+  end
+else
+  complete = run_complete
+end
+local merged = {}
+if mode == 'remove' then
+  local drop = {}
+  for _, id in ipairs(incoming) do drop[id] = true end
+  for _, id in ipairs(existing) do
+    if not drop[id] then merged[#merged + 1] = id end
+  end
+else
+  local i, j = 1, 1
+  while i <= #existing or j <= #incoming do
+    local a, b = existing[i], incoming[j]
+    local pick
+    if b == nil or (a ~= nil and older(b, a)) then
+      pick = a; i = i + 1
+    elseif a == nil or older(a, b) then
+      pick = b; j = j + 1
+    else
+      pick = a; i = i + 1; j = j + 1
+    end
+    if floor ~= nil and older(pick, floor) then break end
+    merged[#merged + 1] = pick
   end
 end
-if i <= #existing or j <= #incoming then complete = false end
-if complete then merged[#merged + 1] = '0' end
+if #merged > cap then
+  for k = #merged, cap + 1, -1 do merged[k] = nil end
+  complete = false
+end
+local keep_ttl = redis.call('PTTL', key)
 redis.call('DEL', key)
+if complete then merged[#merged + 1] = '0' end
+if #merged == 0 then return 0 end
 for k = 1, #merged, 1000 do
   redis.call('RPUSH', key, unpack(merged, k, math.min(k + 999, #merged)))
 end
-if #merged > 0 then redis.call('EXPIRE', key, ttl) end
+if (mode == 'backfill' or mode == 'remove') and keep_ttl > 0 then
+  redis.call('PEXPIRE', key, keep_ttl)
+else
+  redis.call('EXPIRE', key, ttl)
+end
 return #merged
 """
 
-
-_EVICT = """
-redis.call('INCR', KEYS[2])
+# The user's follow graph changed: move the generation on (which invalidates
+# cached followees and any rebuild read before the change); optionally drop the
+# timeline. Returns the new generation.
+_GRAPH_CHANGED = """
+local g = redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
+return g
+"""
+
+# Record the batches of a fan-out, once: returns 1 if this call recorded them,
+# 0 if they were recorded already (a retried or duplicated coordinator).
+_PROGRESS_INIT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+for i = 2, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], 1) end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
+"""
+
+# One batch is written: 1 if it was the last one outstanding.
+_PROGRESS_DONE = """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 and redis.call('EXISTS', KEYS[1]) == 0 then
+  return 1
+end
+return 0
+"""
+
+# An author's first pulled tweet: readers' cached pull sets are stale.
+_PULLER_ADD = """
+if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then redis.call('INCR', KEYS[2]) end
+return redis.call('GET', KEYS[2])
 """
 
 
 @dataclass(frozen=True)
 class Window:
-    """What the cache holds of one timeline: ids newest first, and whether that is all of it."""
+    """What the cache holds of one id list: ids newest first, and whether that is all of it."""
 
     ids: list[int]
     complete: bool
+
+    @property
+    def floor(self) -> int | None:
+        """The oldest id this window vouches for (None: it holds everything).
+
+        Every id at or above the floor that belongs in the list is in it."""
+        if self.complete:
+            return None
+        return self.ids[-1] if self.ids else _NO_FLOOR
+
+
+_NO_FLOOR = (1 << 63) - 1  # an incomplete, empty window vouches for nothing
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A user's accepted followees, and those of them whose tweets may be pulled."""
+
+    followees: set[int]
+    pulled: set[int]
 
 
 @dataclass(frozen=True)
@@ -134,23 +236,45 @@ class HomeState:
 
     window: Window | None  # None: not cached
     generation: int
-    followees: set[int] | None  # None: not cached, or cached at an older generation
+    pull_epoch: int
+    graph: Graph | None  # None: not cached, or cached at an older generation or pull epoch
 
 
 def _redis():
     return get_redis_connection("default")
 
 
+def _prefixed(name: str) -> str:
+    return f"{settings.REDIS_KEY_PREFIX}{name}"
+
+
 def timeline_key(user_id: int) -> str:
-    return f"{settings.REDIS_KEY_PREFIX}tl:{{{user_id}}}"
+    return _prefixed(f"tl:{{{user_id}}}")
+
+
+def author_key(author_id: int) -> str:
+    """The author's pulled tweets (celebrity pull), newest first."""
+    return _prefixed(f"ut:{{{author_id}}}")
 
 
 def _generation_key(user_id: int) -> str:
-    return f"{settings.REDIS_KEY_PREFIX}tlg:{{{user_id}}}"
+    return _prefixed(f"tlg:{{{user_id}}}")
 
 
-def _followees_key(user_id: int) -> str:
-    return f"{settings.REDIS_KEY_PREFIX}fg:{{{user_id}}}"
+def _graph_key(user_id: int) -> str:
+    return _prefixed(f"fg:{{{user_id}}}")
+
+
+def _progress_key(tweet_id: int) -> str:
+    return _prefixed(f"fo:{tweet_id}")
+
+
+def _pullers_key() -> str:
+    return _prefixed("pullers")
+
+
+def _pull_epoch_key() -> str:
+    return _prefixed("pull-epoch")
 
 
 def _ttl_seconds() -> int:
@@ -167,91 +291,183 @@ def _script(name: str, source: str):
     return script
 
 
+def _window(raw: list[bytes], cap: int) -> Window:
+    complete = bool(raw) and raw[-1] == SENTINEL
+    return Window(ids=[int(x) for x in raw[:cap] if x != SENTINEL], complete=complete)
+
+
+# --- Timelines --------------------------------------------------------------------
+
+
 def insert(*, user_ids: list[int], tweet_id: int) -> int:
     """Insert one tweet id into the live timelines of ``user_ids``; returns how many took it."""
-    if not user_ids:
+    return _insert(keys=[timeline_key(uid) for uid in user_ids], tweet_id=tweet_id)
+
+
+def _insert(*, keys: list[str], tweet_id: int) -> int:
+    if not keys:
         return 0
     return _script("insert", _INSERT)(
-        keys=[timeline_key(uid) for uid in user_ids],
+        keys=keys,
         args=[tweet_id, settings.TIMELINE_MAX_ENTRIES, settings.TIMELINE_TRIM_SLACK],
         client=_redis(),
     )
 
 
-def merge(*, user_id: int, ids: list[int], complete: bool, generation: int) -> bool:
-    """Merge a rebuilt run of ids into the user's timeline, creating it if absent.
-
-    Returns False, writing nothing, if the follow graph changed since ``generation``.
-    """
-    written = _script("merge", _MERGE)(
-        keys=[timeline_key(user_id), _generation_key(user_id)],
-        args=[settings.TIMELINE_MAX_ENTRIES, _ttl_seconds(), "1" if complete else "0", generation, *ids],
+def _combine(*, key: str, user_id: int | None, mode: str, ids: list[int], complete: bool,
+             generation: int | None) -> int:
+    return _script("combine", _COMBINE)(
+        keys=[key, _generation_key(user_id) if user_id is not None else key],
+        args=[mode, settings.TIMELINE_MAX_ENTRIES, _ttl_seconds(), "1" if complete else "0",
+              "" if generation is None else generation, *ids],
         client=_redis(),
     )
+
+
+def merge(*, user_id: int, ids: list[int], complete: bool, generation: int, replace: bool = False) -> bool:
+    """Merge a rebuilt run of ids into the user's timeline, creating it if absent
+    (``replace``: overwrite it). Returns False, writing nothing, if the follow
+    graph changed since ``generation``."""
+    written = _combine(key=timeline_key(user_id), user_id=user_id, mode="replace" if replace else "rebuild",
+                       ids=ids, complete=complete, generation=generation)
     return written >= 0
 
 
+def backfill(*, user_id: int, ids: list[int], complete: bool, generation: int) -> bool:
+    """Add a new followee's ids (all of them, or the newest when not ``complete``)
+    to a cached timeline. False if the follow graph moved on since ``generation``."""
+    return _combine(key=timeline_key(user_id), user_id=user_id, mode="backfill", ids=ids,
+                    complete=complete, generation=generation) != -1
+
+
+def remove(*, user_id: int, ids: list[int], generation: int) -> None:
+    """Drop a former followee's ids from a cached timeline (unless the graph moved on since)."""
+    if ids:
+        _combine(key=timeline_key(user_id), user_id=user_id, mode="remove", ids=ids, complete=False,
+                 generation=generation)
+
+
 def read(*, user_id: int) -> HomeState:
-    """The cached window of a timeline (refreshing its idle TTL), its generation and cached followees."""
+    """The cached window of a timeline (refreshing its idle TTL), its generation and cached graph."""
     key = timeline_key(user_id)
     pipe = _redis().pipeline(transaction=False)
     # One entry past the cap tells whether the sentinel closes the list.
     pipe.lrange(key, 0, settings.TIMELINE_MAX_ENTRIES)
     pipe.expire(key, _ttl_seconds())
     pipe.get(_generation_key(user_id))
-    pipe.get(_followees_key(user_id))
-    raw, existed, generation, followees = pipe.execute()
-    generation = int(generation or 0)
-    window = None
-    if existed:
-        complete = bool(raw) and raw[-1] == SENTINEL
-        window = Window(ids=[int(x) for x in raw[: settings.TIMELINE_MAX_ENTRIES] if x != SENTINEL],
-                        complete=complete)
-    return HomeState(window=window, generation=generation, followees=_parse_followees(followees, generation))
+    pipe.get(_pull_epoch_key())
+    pipe.get(_graph_key(user_id))
+    raw, existed, generation, pull_epoch, graph = pipe.execute()
+    generation, pull_epoch = int(generation or 0), int(pull_epoch or 0)
+    return HomeState(
+        window=_window(raw, settings.TIMELINE_MAX_ENTRIES) if existed else None,
+        generation=generation,
+        pull_epoch=pull_epoch,
+        graph=_parse_graph(graph, generation, pull_epoch),
+    )
 
 
-def _parse_followees(raw: bytes | None, generation: int) -> set[int] | None:
+def _parse_graph(raw: bytes | None, generation: int, pull_epoch: int) -> Graph | None:
     if raw is None:
         return None
-    tagged, _, ids = raw.partition(b"|")
-    if int(tagged) != generation:
+    tag, followees, pulled = raw.split(b"|")
+    if tag != f"{generation}:{pull_epoch}".encode():
         return None
-    return {int(x) for x in ids.split(b",") if x}
+    return Graph(followees={int(x) for x in followees.split(b",") if x},
+                 pulled={int(x) for x in pulled.split(b",") if x})
 
 
-def followees_save(*, user_id: int, generation: int, followee_ids: set[int]) -> None:
-    """Cache the user's followees as read at ``generation`` (read the generation *before* the query)."""
-    value = f"{generation}|{','.join(map(str, sorted(followee_ids)))}"
-    _redis().set(_followees_key(user_id), value, ex=_ttl_seconds())
+def graph_save(*, user_id: int, generation: int, pull_epoch: int, graph: Graph) -> None:
+    """Cache the user's graph as read at ``generation`` and ``pull_epoch`` (both read *before* the query)."""
+    value = "|".join((f"{generation}:{pull_epoch}", ",".join(map(str, sorted(graph.followees))),
+                      ",".join(map(str, sorted(graph.pulled)))))
+    _redis().set(_graph_key(user_id), value, ex=_ttl_seconds())
 
 
 def generation(*, user_id: int) -> int:
     return int(_redis().get(_generation_key(user_id)) or 0)
 
 
-def follow_graph_changed(*, user_id: int, drop_timeline: bool) -> None:
-    """Move the user's generation on (invalidating cached followees and in-flight rebuilds)
-    and, when the timeline lacks tweets it should now have, drop it."""
-    _script("evict", _EVICT)(
+def follow_graph_changed(*, user_id: int, drop_timeline: bool = False) -> int:
+    """Move the user's generation on (invalidating the cached graph and in-flight
+    rebuilds) and, if asked, drop the timeline. Returns the new generation."""
+    return _script("graph_changed", _GRAPH_CHANGED)(
         keys=[timeline_key(user_id), _generation_key(user_id)],
         args=[2 * _ttl_seconds(), "1" if drop_timeline else "0"],
         client=_redis(),
     )
 
 
-def claim_once(*, name: str, ttl: int = 24 * 3600) -> bool:
-    """True the first time ``name`` is claimed (within ``ttl``): makes a side effect happen once across retries."""
-    return bool(_redis().set(f"{settings.REDIS_KEY_PREFIX}once:{name}", 1, nx=True, ex=ttl))
-
-
-def release_claim(*, name: str) -> None:
-    _redis().delete(f"{settings.REDIS_KEY_PREFIX}once:{name}")
-
-
 def exists(*, user_id: int) -> bool:
     return bool(_redis().exists(timeline_key(user_id)))
+
+
+def existing(*, user_ids: list[int]) -> list[int]:
+    """Those of ``user_ids`` whose timeline is cached (one round trip)."""
+    pipe = _redis().pipeline(transaction=False)
+    for uid in user_ids:
+        pipe.exists(timeline_key(uid))
+    return [uid for uid, found in zip(user_ids, pipe.execute(), strict=True) if found]
 
 
 def evict(*, user_id: int) -> None:
     """Drop a cached timeline (an operator's or a test's eviction; the next read rebuilds it)."""
     _redis().delete(timeline_key(user_id))
+
+
+# --- Celebrity pull -----------------------------------------------------------------
+
+
+def puller_add(*, author_id: int) -> None:
+    """Note that ``author_id`` has pulled tweets; the first time, every cached graph goes stale."""
+    _script("puller_add", _PULLER_ADD)(keys=[_pullers_key(), _pull_epoch_key()], args=[author_id],
+                                       client=_redis())
+
+
+def author_insert(*, author_id: int, tweet_id: int) -> int:
+    """Insert a pulled tweet into its author's list, if that list is cached."""
+    return _insert(keys=[author_key(author_id)], tweet_id=tweet_id)
+
+
+def author_read(*, author_ids: list[int]) -> dict[int, Window | None]:
+    """The cached pulled lists of ``author_ids`` (None where absent), refreshing their idle TTL."""
+    if not author_ids:
+        return {}
+    pipe = _redis().pipeline(transaction=False)
+    for author_id in author_ids:
+        pipe.lrange(author_key(author_id), 0, settings.TIMELINE_MAX_ENTRIES)
+        pipe.expire(author_key(author_id), _ttl_seconds())
+    replies = pipe.execute()
+    return {author_id: _window(replies[2 * i], settings.TIMELINE_MAX_ENTRIES) if replies[2 * i + 1] else None
+            for i, author_id in enumerate(author_ids)}
+
+
+def author_merge(*, author_id: int, ids: list[int], complete: bool) -> None:
+    """Merge a run of the author's pulled ids, read from PostgreSQL, into their list (creating it)."""
+    _combine(key=author_key(author_id), user_id=None, mode="rebuild", ids=ids, complete=complete, generation=None)
+
+
+# --- Fan-out bookkeeping ------------------------------------------------------------
+
+
+def progress_init(*, tweet_id: int, batches: list[str]) -> bool:
+    """Record a fan-out's batches; True if this call did (False: already recorded)."""
+    return bool(_script("progress_init", _PROGRESS_INIT)(
+        keys=[_progress_key(tweet_id)], args=[_ttl_seconds(), *batches], client=_redis()))
+
+
+def progress_done(*, tweet_id: int, batch: str) -> bool:
+    """Mark one batch written; True if it was the last outstanding one."""
+    return bool(_script("progress_done", _PROGRESS_DONE)(
+        keys=[_progress_key(tweet_id)], args=[batch], client=_redis()))
+
+
+def progress_pending(*, tweet_id: int) -> list[str] | None:
+    """The batches of a fan-out still outstanding (None: none recorded, or all done)."""
+    batches = _redis().hkeys(_progress_key(tweet_id))
+    return [b.decode() for b in batches] or None
+
+
+def claim_once(*, name: str, ttl: int = 24 * 3600) -> bool:
+    """True the first time ``name`` is claimed (within ``ttl``): makes a side effect happen once."""
+    return bool(_redis().set(_prefixed(f"once:{name}"), 1, nx=True, ex=ttl))

@@ -1,22 +1,30 @@
-"""Celery tasks of the timeline: they take ids, call a service, and own their retry policy."""
+"""Celery tasks of the timeline: they take ids, call a service, and own their retry policy.
+
+Every task is idempotent and runs with late acknowledgement (settings), so a
+message is redelivered, not lost, if its worker dies; a duplicate is harmless.
+"""
 from celery import shared_task
 
-from . import services, store
+from . import services
+
+_RETRY = {"acks_late": True, "autoretry_for": (Exception,), "retry_backoff": True, "retry_backoff_max": 60}
 
 
-@shared_task(
-    name="timelines.fanout",
-    acks_late=True,
-    autoretry_for=(Exception,),
-    retry_backoff=True,
-    retry_backoff_max=60,
-    max_retries=10,
-)
-def fanout_task(tweet_id: int, after_follower_id: int = 0) -> int:
-    return services.fanout_tweet(tweet_id=tweet_id, after_follower_id=after_follower_id)
+@shared_task(name="timelines.fanout", max_retries=10, **_RETRY)
+def fanout_task(tweet_id: int) -> int:
+    return services.fanout_tweet(tweet_id=tweet_id)
 
 
-@shared_task(name="timelines.follow_graph_changed", acks_late=True, autoretry_for=(Exception,),
-             retry_backoff=True, retry_backoff_max=60, max_retries=20)
-def follow_graph_changed_task(user_id: int, followed: bool) -> None:
-    store.follow_graph_changed(user_id=user_id, drop_timeline=followed)
+@shared_task(name="timelines.fanout_batch", max_retries=10, **_RETRY)
+def fanout_batch_task(tweet_id: int, author_id: int, lo: int, hi: int) -> int:
+    return services.fanout_batch(tweet_id=tweet_id, author_id=author_id, lo=lo, hi=hi)
+
+
+@shared_task(name="timelines.reconcile", max_retries=0, acks_late=True)
+def fanout_reconcile_task() -> int:
+    return services.fanout_reconcile()
+
+
+@shared_task(name="timelines.follow_changed", max_retries=20, **_RETRY)
+def follow_changed_task(user_id: int, followee_id: int, followed: bool) -> None:
+    services.follow_changed(user_id=user_id, followee_id=followee_id, followed=followed)

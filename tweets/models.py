@@ -13,6 +13,10 @@ class Tweet(models.Model):
     hashtags = ArrayField(models.TextField(), default=list, blank=True)
     # Soft delete: the row stays (ids are never reused); reads skip it.
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Decided once, at post time: fanned out to followers' timelines (True), or
+    # pulled by readers from the author's list because the author was a
+    # celebrity then (False). Crossing the threshold later changes nothing.
+    pushed = models.BooleanField(default=True)
 
     class Meta:
         indexes = [

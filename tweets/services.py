@@ -1,6 +1,7 @@
 """Every write to tweets: posting and deleting."""
 import logging
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -14,18 +15,28 @@ from .models import Tweet
 logger = logging.getLogger(__name__)
 
 
-def _mint_for_author(*, author_id: int) -> int:
-    """Mint an id greater than any the author already has, and record it.
+def _mint_for_author(*, author_id: int) -> tuple[int, bool]:
+    """Mint an id greater than any the author already has, record it, and decide
+    whether the tweet is pushed to followers or pulled by them.
 
     Ids of one process increase, but another process (with a clock slightly
     ahead, say) may have minted the author's previous id. Locking the author's
     row and minting above their last id makes each author's ids strictly
-    increase in the order the tweets are committed.
+    increase in the order the tweets are committed. The same lock makes the
+    push-or-pull decision, taken here once for good, agree with the follower
+    count a concurrent follow commits.
     """
-    last = User.objects.select_for_update(no_key=True).values_list("last_tweet_id", flat=True).get(id=author_id)
+    last, followers, has_pulled = (
+        User.objects.select_for_update(no_key=True)
+        .values_list("last_tweet_id", "followers_count", "has_pulled_tweets").get(id=author_id)
+    )
     tweet_id = snowflake.next_id(after=last)
-    User.objects.filter(id=author_id).update(last_tweet_id=tweet_id)
-    return tweet_id
+    pushed = followers < settings.TIMELINE_CELEBRITY_THRESHOLD
+    changes = {"last_tweet_id": tweet_id}
+    if not pushed and not has_pulled:
+        changes["has_pulled_tweets"] = True
+    User.objects.filter(id=author_id).update(**changes)
+    return tweet_id, pushed
 
 
 @transaction.atomic
@@ -38,7 +49,7 @@ def tweet_create(*, author: User, content: str) -> Tweet:
         raise ValidationError(
             {"content": [f"Tweets are at most 280 characters (this one counts {text.weighted_length(content)})."]}
         )
-    tweet_id = _mint_for_author(author_id=author.id)
+    tweet_id, pushed = _mint_for_author(author_id=author.id)
     tweet = Tweet.objects.create(
         id=tweet_id,
         author=author,
@@ -46,6 +57,7 @@ def tweet_create(*, author: User, content: str) -> Tweet:
         created_at=snowflake.datetime_of(tweet_id),
         mentions=text.extract_mentions(content),
         hashtags=text.extract_hashtags(content),
+        pushed=pushed,
     )
     # Warm the cache for the followers about to read it, once it is really there.
     transaction.on_commit(lambda: _warm_cache(tweet))

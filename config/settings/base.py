@@ -120,6 +120,10 @@ TIMELINE_TRIM_SLACK = env.int("TIMELINE_TRIM_SLACK", default=50)
 TIMELINE_CELEBRITY_THRESHOLD = env.int("TIMELINE_CELEBRITY_THRESHOLD", default=100_000)
 TIMELINE_INACTIVE_DAYS = env.int("TIMELINE_INACTIVE_DAYS", default=14)
 FANOUT_BATCH_SIZE = env.int("FANOUT_BATCH_SIZE", default=1000)
+# The reconciler (beat, every FANOUT_RECONCILE_EVERY_SECONDS) restarts fan-outs
+# still unfinished this long after their tweet was posted.
+FANOUT_RECONCILE_AFTER_SECONDS = env.int("FANOUT_RECONCILE_AFTER_SECONDS", default=30)
+FANOUT_RECONCILE_EVERY_SECONDS = env.int("FANOUT_RECONCILE_EVERY_SECONDS", default=10)
 TWEET_CACHE_TTL_SECONDS = env.int("TWEET_CACHE_TTL_SECONDS", default=3 * 24 * 3600)
 # Snowflake worker-id leases: renewed at least this often while minting.
 SNOWFLAKE_LEASE_SECONDS = env.int("SNOWFLAKE_LEASE_SECONDS", default=60)
@@ -183,13 +187,22 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=4)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Must exceed the longest task, or a Redis broker redelivers a running task.
+# Must exceed the longest task (a fan-out batch takes milliseconds), or a Redis
+# broker redelivers a running task. Messages of a worker killed outright come
+# back after it; the reconciler restarts their fan-outs well before.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": 3600,
+    "visibility_timeout": 600,
     "global_keyprefix": REDIS_KEY_PREFIX,
 }
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="timeline")
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    "fanout-reconcile": {
+        "task": "timelines.reconcile",
+        "schedule": FANOUT_RECONCILE_EVERY_SECONDS,
+        # A run that waited longer than its period is superseded by the next one.
+        "options": {"expires": FANOUT_RECONCILE_EVERY_SECONDS},
+    },
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")
 
 LOGGING = {

@@ -92,13 +92,22 @@ def test_a_merge_read_before_a_follow_change_is_refused(redis):
     assert store.read(user_id=1).window.ids == [5, 4]
 
 
-def test_cached_followees_are_only_trusted_at_their_generation():
+def test_a_cached_graph_is_only_trusted_at_its_generation_and_pull_epoch():
     state = store.read(user_id=1)
-    assert state.followees is None
-    store.followees_save(user_id=1, generation=state.generation, followee_ids={3, 2})
-    assert store.read(user_id=1).followees == {2, 3}
+    assert state.graph is None
+    graph = store.Graph(followees={3, 2}, pulled={3})
+    store.graph_save(user_id=1, generation=state.generation, pull_epoch=state.pull_epoch, graph=graph)
+    assert store.read(user_id=1).graph == graph
     store.follow_graph_changed(user_id=1, drop_timeline=False)
-    assert store.read(user_id=1).followees is None
+    assert store.read(user_id=1).graph is None
+    state = store.read(user_id=1)
+    store.graph_save(user_id=1, generation=state.generation, pull_epoch=state.pull_epoch, graph=graph)
+    store.puller_add(author_id=7)  # a new celebrity: every cached graph is stale
+    assert store.read(user_id=1).graph is None
+    state = store.read(user_id=1)
+    store.graph_save(user_id=1, generation=state.generation, pull_epoch=state.pull_epoch, graph=graph)
+    store.puller_add(author_id=7)  # known already: nothing goes stale
+    assert store.read(user_id=1).graph == graph
 
 
 def test_an_unfollow_keeps_the_list_and_a_follow_drops_it(redis):
