@@ -30,9 +30,10 @@ SELECT t.id
 FROM (
     SELECT f.followee_id AS author_id FROM {Follow._meta.db_table} f
     WHERE f.follower_id = %(user_id)s AND f.state = 'accepted'
+      -- a primary-key probe per followee, never a scan of the users
+      AND (SELECT u.is_active FROM {User._meta.db_table} u WHERE u.id = f.followee_id)
     UNION ALL SELECT %(user_id)s
 ) a
-JOIN {User._meta.db_table} u ON u.id = a.author_id AND u.is_active
 CROSS JOIN LATERAL (
     SELECT tw.id FROM {Tweet._meta.db_table} tw
     WHERE tw.author_id = a.author_id AND tw.deleted_at IS NULL
