@@ -23,15 +23,17 @@ from . import store
 # ids: one (author_id, id DESC) index range scan per followee, each stopping
 # after `limit` rows, then merged. The cost grows with the number of followees
 # and the page size, never with the number of tweets stored (docs/architecture.md
-# has the plan). `pushed_only` keeps the followees' pushed tweets and all of the
-# user's own: exactly what the cached timeline list holds.
+# has the plan). `pushed_only` selects exactly what the cached timeline list
+# holds: the followees' pushed tweets, suspended or not, and all of the user's own.
 _TIMELINE_IDS_SQL = f"""
 SELECT t.id
 FROM (
     SELECT f.followee_id AS author_id FROM {Follow._meta.db_table} f
     WHERE f.follower_id = %(user_id)s AND f.state = 'accepted'
-      -- a primary-key probe per followee, never a scan of the users
-      AND (SELECT u.is_active FROM {User._meta.db_table} u WHERE u.id = f.followee_id)
+      -- a primary-key probe per followee, never a scan of the users; the
+      -- cached list keeps suspended authors' tweets (hidden at read), so that
+      -- they come back if the author is reinstated
+      AND (%(pushed_only)s OR (SELECT u.is_active FROM {User._meta.db_table} u WHERE u.id = f.followee_id))
     UNION ALL SELECT %(user_id)s
 ) a
 CROSS JOIN LATERAL (
