@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test install clean
+.PHONY: run test bench install clean
 
 install: $(STAMP)
 
@@ -25,6 +25,11 @@ run: $(STAMP)
 test: $(STAMP)
 	@$(VENV)/bin/ruff check .
 	@$(PY) scripts/stack.py test $(PYTEST_ARGS)
+
+# The benchmark (bench/run.py): seeds, starts the production stack, measures,
+# writes bench/results/<date>/. QUICK=1 for the small profile.
+bench: $(STAMP)
+	@$(PY) bench/run.py $(if $(QUICK),--quick,)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache

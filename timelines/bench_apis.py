@@ -1,0 +1,50 @@
+"""Baselines the benchmark measures the home timeline against, on the same server.
+
+- ``PingApi``: an authenticated DRF endpoint doing nothing: the framework's ceiling.
+- ``NaiveTimelineApi``: the design's alternative, fan-out on read in SQL: join the
+  followees' tweets, order by id, take a page, every time, with no cache at all.
+"""
+from django.db import connection
+from drf_spectacular.utils import extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.pagination import PageParams
+from social.models import Follow, User
+from tweets import snowflake
+from tweets.models import Tweet
+
+_NAIVE_SQL = f"""
+SELECT t.id, t.content, t.created_at, t.mentions, t.hashtags, u.id, u.username, u.display_name
+FROM {Tweet._meta.db_table} t JOIN {User._meta.db_table} u ON u.id = t.author_id
+WHERE (t.author_id IN (SELECT followee_id FROM {Follow._meta.db_table}
+                       WHERE follower_id = %(user_id)s AND state = 'accepted')
+       OR t.author_id = %(user_id)s)
+  AND t.deleted_at IS NULL AND u.is_active
+ORDER BY t.id DESC
+LIMIT %(limit)s
+"""
+
+
+class PingApi(APIView):
+    @extend_schema(exclude=True)
+    def get(self, request):
+        return Response({"user_id": str(request.user.id)})
+
+
+class NaiveTimelineApi(APIView):
+    @extend_schema(exclude=True)
+    def get(self, request):
+        params = PageParams(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        with connection.cursor() as cursor:
+            cursor.execute(_NAIVE_SQL, {"user_id": request.user.id, "limit": params.validated_data["limit"]})
+            rows = cursor.fetchall()
+        data = [{
+            "tweet_id": str(tid), "content": content, "created_at": created.isoformat().replace("+00:00", "Z"),
+            "timestamp": snowflake.timestamp_ms_of(tid) // 1000,
+            "author": {"user_id": str(uid), "username": username, "display_name": display_name},
+            "media": [], "mentions": mentions, "hashtags": hashtags,
+        } for tid, content, created, mentions, hashtags, uid, username, display_name in rows]
+        return Response({"data": data, "next_cursor": data[-1]["tweet_id"] if data else None,
+                         "prev_cursor": data[0]["tweet_id"] if data else None})
