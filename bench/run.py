@@ -421,17 +421,14 @@ class Bench:
 
     # --- Run -------------------------------------------------------------------------
 
-    def run(self) -> None:
+    PHASES = ("reads", "special_reads", "posts", "fanout", "propagation", "memory", "profile")
+
+    def run(self, phases: tuple[str, ...] = PHASES) -> None:
         started = time.monotonic()
         try:
             self.start()
-            self.measure_reads()
-            self.measure_special_reads()
-            self.measure_posts()
-            self.measure_fanout()
-            self.measure_propagation()
-            self.measure_memory()
-            self.profile()
+            for phase in phases:
+                getattr(self, phase if phase == "profile" else f"measure_{phase}")()
         finally:
             self.results["meta"]["seconds"] = round(time.monotonic() - started, 1)
             self.cleanup.close()
@@ -466,6 +463,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small data set and short runs (under 5 minutes)")
     parser.add_argument("--out", type=Path, help="result directory (default bench/results/<date>[-quick])")
+    parser.add_argument("--phases", default=",".join(Bench.PHASES),
+                        help=f"comma-separated subset of {','.join(Bench.PHASES)} (propagation needs reads)")
     args = parser.parse_args()
     profile = "quick" if args.quick else "full"
     name = datetime.now().strftime("%Y-%m-%d") + ("-quick" if args.quick else "")
@@ -473,7 +472,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     stack.on_signals(stack._raise_interrupted)
     try:
-        Bench(profile, out).run()
+        Bench(profile, out).run(tuple(args.phases.split(",")))
     except stack.Interrupted as exc:
         say(f"{exc} received: stopped")
         return 130

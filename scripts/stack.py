@@ -601,7 +601,7 @@ def gunicorn_args(env: Mapping[str, str] = os.environ) -> list[str]:
         "--bind", f"127.0.0.1:{env.get('PORT') or 8000}",
         "--workers", str(env.get("WEB_CONCURRENCY") or 2 * cpu_count()),
         "--worker-class", "gthread",
-        "--threads", "4",
+        "--threads", str(env.get("WEB_THREADS") or 4),
         "--access-logfile", "-",
         # Its default path is one per user (~/.gunicorn/gunicorn.ctl), so two
         # stacks side by side would fight over it; nothing here uses it.
@@ -679,7 +679,7 @@ def parse_args(argv: list[str]) -> tuple[str, list[str]]:
         description="Run the stack (run) or the test suite (test), with embedded PostgreSQL "
                     "and Valkey where none are configured.",
         epilog="Environment: DATABASE_URL, REDIS_URL, CELERY_BROKER_URL, EMBEDDED=1, STACK_DATA_DIR, "
-               "PORT, WEB_CONCURRENCY, CELERY_CONCURRENCY, DJANGO_SETTINGS_MODULE.")
+               "PORT, WEB_CONCURRENCY, WEB_THREADS, CELERY_CONCURRENCY, DJANGO_SETTINGS_MODULE.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{run,test}")
     commands.add_parser("run", help="migrate, then run web, worker and beat in the foreground")
     commands.add_parser("test", help="run pytest; every later argument goes to pytest as is")

@@ -4,8 +4,7 @@ Timelines hydrate authors from here with one MGET per page. Reads fill misses
 with ``SET NX`` and every change overwrites the entry after commit, so a fill
 made from a row read before the change can never outlive it.
 """
-import json
-
+import orjson
 from django.conf import settings
 from django_redis import get_redis_connection
 
@@ -28,8 +27,8 @@ def author_summary(user: User) -> dict:
     }
 
 
-def _encode(summary: dict) -> str:
-    return json.dumps(summary, separators=(",", ":"))
+def _encode(summary: dict) -> bytes:
+    return orjson.dumps(summary)
 
 
 def get_many(user_ids: list[int]) -> dict[int, dict]:
@@ -40,7 +39,7 @@ def get_many(user_ids: list[int]) -> dict[int, dict]:
     found = {}
     for uid, value in zip(user_ids, redis.mget([_key(uid) for uid in user_ids]), strict=True):
         if value is not None:
-            found[uid] = json.loads(value)
+            found[uid] = orjson.loads(value)
     misses = [uid for uid in user_ids if uid not in found]
     if misses:
         pipe = redis.pipeline(transaction=False)

@@ -97,13 +97,13 @@ class CachedIds:
     floor: int | None  # None: the cache holds the whole timeline
 
 
-def cached_ids(*, user_id: int, state: store.HomeState, graph: store.Graph) -> CachedIds:
+def cached_ids(*, user_id: int, state: store.HomeState, graph: store.Graph, prefix: int | None = None) -> CachedIds:
     """Merge the pushed timeline (rebuilt if absent) with the pulled lists of followed celebrities."""
     from .services import author_list_rebuild, timeline_rebuild
 
     windows = [state.window or timeline_rebuild(user_id=user_id, generation=state.generation)]
     if graph.pulled:
-        for author_id, window in store.author_read(author_ids=sorted(graph.pulled)).items():
+        for author_id, window in store.author_read(author_ids=sorted(graph.pulled), prefix=prefix).items():
             windows.append(window or author_list_rebuild(author_id=author_id))
     floors = [w.floor for w in windows if w.floor is not None]
     floor = max(floors) if floors else None
@@ -124,12 +124,13 @@ class TimelinePage:
 class _Timeline:
     """One read of a user's timeline: the cached ids, and PostgreSQL past them."""
 
-    def __init__(self, user_id: int):
+    def __init__(self, user_id: int, prefix: int | None = None):
+        """``prefix``: read only that many of the newest cached ids of each list (enough for a first page)."""
         self.user_id = user_id
-        state = store.read(user_id=user_id)
+        state = store.read(user_id=user_id, prefix=prefix)
         graph = _graph(user_id=user_id, state=state)
         self.authors = graph.followees | {user_id}
-        self.cached = cached_ids(user_id=user_id, state=state, graph=graph)
+        self.cached = cached_ids(user_id=user_id, state=state, graph=graph, prefix=prefix)
 
     def _hydrated(self, id_chunks: Iterator[list[int]]) -> Iterator[dict]:
         for chunk in id_chunks:
@@ -209,7 +210,10 @@ def timeline_page_for_user(*, user_id: int, limit: int, cursor: int | None = Non
     ``since=prev_cursor`` for the next ones, without gaps). ``next_cursor`` is
     null exactly when nothing older than the page exists.
     """
-    timeline = _Timeline(user_id)
+    # The first page, by far the most read, needs only the head of each list;
+    # twice the page leaves room for tweets hidden at read before PostgreSQL is asked.
+    first_page = cursor is None and since is None
+    timeline = _Timeline(user_id, prefix=2 * limit + 20 if first_page else None)
     if since is None:
         tweets = _take(timeline.older_than(cursor, limit + 1), limit + 1)
         has_older = len(tweets) > limit

@@ -347,12 +347,17 @@ def remove(*, user_id: int, ids: list[int], generation: int) -> None:
                  generation=generation)
 
 
-def read(*, user_id: int) -> HomeState:
-    """The cached window of a timeline (refreshing its idle TTL), its generation and cached graph."""
+def read(*, user_id: int, prefix: int | None = None) -> HomeState:
+    """The cached window of a timeline (refreshing its idle TTL), its generation and cached graph.
+
+    With ``prefix``, only the newest ``prefix`` ids are read: a prefix of a
+    gapless list is gapless down to its own last id, so it is a window too.
+    """
     key = timeline_key(user_id)
+    size = min(prefix or settings.TIMELINE_MAX_ENTRIES, settings.TIMELINE_MAX_ENTRIES)
     pipe = _redis().pipeline(transaction=False)
-    # One entry past the cap tells whether the sentinel closes the list.
-    pipe.lrange(key, 0, settings.TIMELINE_MAX_ENTRIES)
+    # One entry more tells whether the sentinel closes the list.
+    pipe.lrange(key, 0, size)
     pipe.expire(key, _ttl_seconds())
     pipe.get(_generation_key(user_id))
     pipe.get(_pull_epoch_key())
@@ -360,7 +365,7 @@ def read(*, user_id: int) -> HomeState:
     raw, existed, generation, pull_epoch, graph = pipe.execute()
     generation, pull_epoch = int(generation or 0), int(pull_epoch or 0)
     return HomeState(
-        window=_window(raw, settings.TIMELINE_MAX_ENTRIES) if existed else None,
+        window=_window(raw, size) if existed else None,
         generation=generation,
         pull_epoch=pull_epoch,
         graph=_parse_graph(graph, generation, pull_epoch),
@@ -429,16 +434,18 @@ def author_insert(*, author_id: int, tweet_id: int) -> int:
     return _insert(keys=[author_key(author_id)], tweet_id=tweet_id)
 
 
-def author_read(*, author_ids: list[int]) -> dict[int, Window | None]:
-    """The cached pulled lists of ``author_ids`` (None where absent), refreshing their idle TTL."""
+def author_read(*, author_ids: list[int], prefix: int | None = None) -> dict[int, Window | None]:
+    """The cached pulled lists of ``author_ids`` (None where absent; only the newest
+    ``prefix`` ids if given), refreshing their idle TTL."""
     if not author_ids:
         return {}
+    size = min(prefix or settings.TIMELINE_MAX_ENTRIES, settings.TIMELINE_MAX_ENTRIES)
     pipe = _redis().pipeline(transaction=False)
     for author_id in author_ids:
-        pipe.lrange(author_key(author_id), 0, settings.TIMELINE_MAX_ENTRIES)
+        pipe.lrange(author_key(author_id), 0, size)
         pipe.expire(author_key(author_id), _ttl_seconds())
     replies = pipe.execute()
-    return {author_id: _window(replies[2 * i], settings.TIMELINE_MAX_ENTRIES) if replies[2 * i + 1] else None
+    return {author_id: _window(replies[2 * i], size) if replies[2 * i + 1] else None
             for i, author_id in enumerate(author_ids)}
 
 

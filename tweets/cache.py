@@ -5,8 +5,7 @@ the user cache, so a renamed user is never shown under an old name). A deleted
 tweet is cached as an empty tombstone, so timelines that still list its id skip
 it without asking PostgreSQL again.
 """
-import json
-
+import orjson
 from django.conf import settings
 from django_redis import get_redis_connection
 
@@ -42,7 +41,7 @@ def get_many(tweet_ids: list[int]) -> dict[int, dict | None]:
     for tid, value in zip(tweet_ids, raw, strict=True):
         if value is None:
             continue
-        found[tid] = None if value == TOMBSTONE else json.loads(value)
+        found[tid] = None if value == TOMBSTONE else orjson.loads(value)
     return found
 
 
@@ -56,7 +55,7 @@ def fill_many(entries: dict[int, dict | None]) -> None:
         return
     pipe = get_redis_connection("default").pipeline(transaction=False)
     for tid, data in entries.items():
-        value = TOMBSTONE if data is None else json.dumps(data, separators=(",", ":"))
+        value = TOMBSTONE if data is None else orjson.dumps(data)
         pipe.set(_key(tid), value, ex=settings.TWEET_CACHE_TTL_SECONDS, nx=True)
     pipe.execute()
 

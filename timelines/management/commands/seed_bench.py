@@ -18,8 +18,7 @@ from django.db import connection
 from tqdm import tqdm
 
 from social.models import Follow, User
-from timelines import store
-from timelines.services import timeline_rebuild
+from timelines.selectors import timeline_page_for_user
 from tweets import snowflake
 from tweets.models import Tweet
 
@@ -152,5 +151,6 @@ class Command(BaseCommand):
 
     @staticmethod
     def _warm(user_ids: list[int]) -> None:
+        """Active users have been reading: their timelines, graphs and first pages are cached."""
         for user_id in tqdm(user_ids, desc="cache active timelines", unit="user"):
-            timeline_rebuild(user_id=user_id, generation=store.generation(user_id=user_id))
+            timeline_page_for_user(user_id=user_id, limit=20)
