@@ -88,16 +88,21 @@ def fanout_tweet(*, tweet_id: int) -> int:
     if store.progress_init(tweet_id=tweet_id, batches=[_batch_name(lo, hi) for lo, hi in ranges]):
         from .tasks import fanout_batch_task
 
-        for lo, hi in ranges[1:]:
-            _enqueue(fanout_batch_task, tweet_id, author_id, lo, hi)  # one not sent stays pending
+        for (lo, hi), batch in zip(ranges[1:], batches[1:], strict=True):
+            # The ids travel with the message (no second query); one not sent stays pending.
+            _enqueue(fanout_batch_task, tweet_id, author_id, lo, hi, batch)
     return _deliver_batch(tweet_id=tweet_id, author_id=author_id, lo=0, hi=ranges[0][1], followers=batches[0])
 
 
-def fanout_batch(*, tweet_id: int, author_id: int, lo: int, hi: int) -> int:
-    """Deliver one batch of a pushed tweet: its accepted followers with ids in (lo, hi]."""
-    followers = list(Follow.objects.filter(followee_id=author_id, state=Follow.State.ACCEPTED,
-                                           follower_id__gt=lo, follower_id__lte=hi)
-                     .order_by("follower_id").values_list("follower_id", flat=True))
+def fanout_batch(*, tweet_id: int, author_id: int, lo: int, hi: int, follower_ids: list[int] | None = None) -> int:
+    """Deliver one batch of a pushed tweet: its accepted followers with ids in (lo, hi],
+    as the coordinator listed them or, when restarted by the reconciler, as they are now."""
+    if follower_ids is not None:
+        followers = follower_ids
+    else:
+        followers = list(Follow.objects.filter(followee_id=author_id, state=Follow.State.ACCEPTED,
+                                               follower_id__gt=lo, follower_id__lte=hi)
+                         .order_by("follower_id").values_list("follower_id", flat=True))
     return _deliver_batch(tweet_id=tweet_id, author_id=author_id, lo=lo, hi=hi, followers=followers)
 
 

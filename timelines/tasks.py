@@ -16,8 +16,8 @@ def fanout_task(tweet_id: int) -> int:
 
 
 @shared_task(name="timelines.fanout_batch", max_retries=10, **_RETRY)
-def fanout_batch_task(tweet_id: int, author_id: int, lo: int, hi: int) -> int:
-    return services.fanout_batch(tweet_id=tweet_id, author_id=author_id, lo=lo, hi=hi)
+def fanout_batch_task(tweet_id: int, author_id: int, lo: int, hi: int, follower_ids: list[int] | None = None) -> int:
+    return services.fanout_batch(tweet_id=tweet_id, author_id=author_id, lo=lo, hi=hi, follower_ids=follower_ids)
 
 
 @shared_task(name="timelines.reconcile", max_retries=0, acks_late=True)
