@@ -54,6 +54,9 @@ def write_report(results: dict, latencies: dict[str, list[float]], out: Path) ->
     plots = []
     if latencies:
         plots.append(_plot_latency(latencies, out / "latency.png"))
+        (out / "latencies.json").write_text(json.dumps(latencies))
+    elif (out / "latency.png").exists():
+        plots.append(out / "latency.png")  # re-rendered without the raw latencies: keep the plot drawn then
     if "reads_closed" in results:
         plots.append(_plot_throughput(results["reads_closed"], out / "throughput.png"))
     if results.get("fanout"):
@@ -188,10 +191,21 @@ def _markdown(r: dict, plots: list[str]) -> str:
                   f"- {m['bytes_per_active_user']:,} bytes of timeline keys per active user; "
                   f"{m['used_memory_per_active_user']:,} bytes of all Redis memory per active user", ""]
     if "profile" in r:
-        lines += ["## Profile of the web server under timeline reads (py-spy, inclusive)", "",
+        lines += ["## Profile of the web server under timeline reads (py-spy)", "",
+                  "The project's own functions (inclusive share of the samples), then the hottest leaves.", "",
                   "| share of samples | frame |", "|---|---|"]
         lines += [f"| {100 * f['share']:.0f}% | `{f['frame']}` |" for f in r["profile"]["top"]]
         lines += ["", f"Full collapsed stacks: `{r['profile']['file']}`.", ""]
     if plots:
         lines += ["## Plots", "", *[f"![{p}]({p})" for p in plots], ""]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    # Re-render a run's report from its report.json (and latencies.json, if kept).
+    directory = Path(sys.argv[1])
+    saved = directory / "latencies.json"
+    write_report(json.loads((directory / "report.json").read_text()),
+                 json.loads(saved.read_text()) if saved.exists() else {}, directory)
