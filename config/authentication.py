@@ -1,6 +1,8 @@
 """JWT authentication that answers 401, never 500, for a token naming no valid user."""
 from rest_framework import exceptions
 from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import InvalidToken
+from rest_framework_simplejwt.settings import api_settings
 
 
 class SafeJWTAuthentication(JWTAuthentication):
@@ -9,3 +11,42 @@ class SafeJWTAuthentication(JWTAuthentication):
             return super().get_user(validated_token)
         except (ValueError, TypeError):  # a user id claim that is not an id
             raise exceptions.AuthenticationFailed("Token contained no recognizable user identification") from None
+
+
+class ReaderUser:
+    """The authenticated user of a read-only view: an id, known to exist and be active."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+
+    def __init__(self, user_id: int):
+        self.id = self.pk = user_id
+
+
+class CachedUserJWTAuthentication(SafeJWTAuthentication):
+    """JWT authentication that checks the user in the author cache instead of PostgreSQL.
+
+    For views that need only the user's id (timeline reads): the author cache
+    holds ``active`` and is refreshed after every change to a user, so a
+    suspended user is refused as with a database lookup, one Redis GET instead
+    of one query per request (the largest item in the read path's profile).
+    """
+
+    def get_user(self, validated_token):
+        from social import cache as author_cache
+
+        try:
+            user_id = int(validated_token[api_settings.USER_ID_CLAIM])
+        except KeyError:
+            raise InvalidToken("Token contained no recognizable user identification") from None
+        except (ValueError, TypeError):
+            raise exceptions.AuthenticationFailed("Token contained no recognizable user identification") from None
+        if not 0 < user_id < 1 << 63:
+            raise exceptions.AuthenticationFailed("Token contained no recognizable user identification")
+        summary = author_cache.get_many([user_id]).get(user_id)
+        if summary is None:
+            raise exceptions.AuthenticationFailed("User not found", code="user_not_found")
+        if not summary["active"]:
+            raise exceptions.AuthenticationFailed("User is inactive", code="user_inactive")
+        return ReaderUser(user_id)

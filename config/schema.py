@@ -43,3 +43,11 @@ class SafeJWTScheme(SimpleJWTScheme):
     """Documents ``config.authentication.SafeJWTAuthentication`` as the bearer JWT scheme it is."""
 
     target_class = "config.authentication.SafeJWTAuthentication"
+
+
+class CachedUserJWTScheme(SimpleJWTScheme):
+    """The read views' ``CachedUserJWTAuthentication``: the same bearer token, checked against the author cache."""
+
+    target_class = "config.authentication.CachedUserJWTAuthentication"
+    name = "readerJwtAuth"
+

@@ -4,12 +4,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config import schema
+from config.authentication import CachedUserJWTAuthentication
 from config.pagination import TimelineParams
 
 from .selectors import timeline_page_for_user
 
 
 class HomeTimelineApi(APIView):
+    authentication_classes = [CachedUserJWTAuthentication]  # needs only the reader's id
+
     @extend_schema(parameters=[TimelineParams], responses={200: schema.TimelinePage})
     def get(self, request):
         params = TimelineParams(data=request.query_params)
