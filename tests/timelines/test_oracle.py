@@ -9,8 +9,8 @@ the tweets not deleted, by active authors among the reader's accepted followees 
 
 While fan-out messages are in flight (queued or lost), a tweet they carry may be missing yet (or only from
 later pages: a first page reads just the head of each list, and PostgreSQL below it), and nothing else may
-differ. A ``settle`` step delivers everything (each message once more, for some) and runs the
-reconciler; then the pages must be exactly the oracle's, and pull-to-refresh (``since=``) is checked too.
+differ. A ``settle`` step delivers everything (some messages twice, some lost) and runs the reconciler;
+then the pages must be exactly the oracle's, and pull-to-refresh (``since=``) is checked too.
 """
 import contextlib
 import functools
@@ -144,15 +144,15 @@ class TimelineOracle(RuleBasedStateMachine):
 
     # --- Users and the follow graph -----------------------------------------------
 
-    @initialize(private=st.lists(st.booleans(), min_size=3, max_size=3),
-                follows=st.lists(st.tuples(USER, USER), max_size=8), threshold=THRESHOLDS,
+    @initialize(private=st.lists(st.booleans(), min_size=4, max_size=4),
+                follows=st.lists(st.booleans(), min_size=12, max_size=12), threshold=THRESHOLDS,
                 authors=st.lists(USER, max_size=8), cap=st.integers(2, 5), slack=st.integers(0, 2),
                 batch=st.integers(1, 2), head=st.integers(1, 5))
     def start(self, private, follows, threshold, authors, cap, slack, batch, head):
-        """Three users who have read their timelines, a few follows (requests to private users approved),
-        a celebrity threshold, some tweets, delivered; short lists, so pages cross from Redis into PostgreSQL,
-        small batches, so fan-outs split. A first page reads only the head of each list (2 x limit + 20 ids):
-        here only ``head`` ids, so that this matters with lists this short."""
+        """Four users who have read their timelines, follows among them (a flag per ordered pair; private
+        users approve), a celebrity threshold and some tweets, delivered. Short lists, so pages cross from
+        Redis into PostgreSQL; small batches, so fan-outs split. A first page reads only the head of each
+        list (2 x limit + 20 ids): here only ``head`` ids, so that this matters with lists this short."""
         # (WhiteNoise's scan of the admin's static files, as each new client loads the middleware, would
         # otherwise take most of an example's time.)
         self._undo.enter_context(override_settings(TIMELINE_MAX_ENTRIES=cap, TIMELINE_TRIM_SLACK=slack,
@@ -160,8 +160,10 @@ class TimelineOracle(RuleBasedStateMachine):
         for name in ("read", "author_read"):
             self.patch.setattr(store, name, functools.partial(_head_only, getattr(store, name), head))
         self.users = [self.make_user(is_private=p) for p in private]
-        for follower, other in follows:
-            self._follow(*self._pair(follower, other), approve=True)
+        pairs = [(a, b) for a in self.users for b in self.users if a != b]
+        for (follower, followee), yes in zip(pairs, follows, strict=True):
+            if yes:
+                self._follow(follower, followee, approve=True)
         self._set_threshold(threshold)
         for user in self.users:
             self.page(user)  # read once: the timeline is cached, so fan-outs write it
@@ -173,9 +175,12 @@ class TimelineOracle(RuleBasedStateMachine):
     def register(self, private):
         self.users.append(self.make_user(is_private=private))
 
-    @step(follower=USER, other=USER, approve=st.booleans())
-    def follow(self, follower, other, approve):
-        self._follow(*self._pair(follower, other), approve=approve)
+    @step(followers=st.lists(USER, min_size=1, max_size=4), followee=USER, approve=st.booleans())
+    def follow(self, followers, followee, approve):
+        followee = self._user(followee)
+        for follower in map(self._user, followers):
+            if follower != followee:
+                self._follow(follower, followee, approve=approve)
 
     @step(pick=PICK)
     def approve_a_request(self, pick):
@@ -245,6 +250,7 @@ class TimelineOracle(RuleBasedStateMachine):
     @precondition(lambda self: self.queue)
     @step(pick=PICK)
     def lose(self, pick):
+        """The broker drops a queued message."""
         self.lost.append(self.queue.pop(pick % len(self.queue)))
 
     @step()
@@ -331,7 +337,7 @@ def test_home_timelines_match_the_oracle(make_user, api):
     run_state_machine_as_test(
         lambda: TimelineOracle(make_user, api),
         # No explain phase: its line tracing makes shrinking a failure ~10x slower (minutes).
-        settings=hypothesis_settings(max_examples=70, stateful_step_count=50, deadline=None, database=None,
+        settings=hypothesis_settings(max_examples=100, stateful_step_count=30, deadline=None, database=None,
                                      report_multiple_bugs=False, phases=[p for p in Phase if p != Phase.explain],
                                      suppress_health_check=[HealthCheck.too_slow]),
     )
