@@ -24,6 +24,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/lint-imports --no-cache
 	@$(PY) scripts/stack.py test $(PYTEST_ARGS)
 
 # The benchmark (bench/run.py): seeds, starts the production stack, measures,

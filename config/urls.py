@@ -3,8 +3,8 @@ from django.contrib import admin
 from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import health
-from .converters import IdConverter
+from core import health
+from core.converters import IdConverter
 
 register_converter(IdConverter, "id")
 
@@ -23,5 +23,5 @@ if settings.BENCH_ENDPOINTS:
     urlpatterns.append(path("v1/bench/", include("timelines.bench_urls")))
 
 # Errors outside DRF's views (unknown URLs, crashes) answer JSON too.
-handler404 = "config.health.not_found"
+handler404 = "core.health.not_found"
 handler500 = "rest_framework.exceptions.server_error"

@@ -7,9 +7,9 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.views import TokenRefreshView
 
-from config import schema
-from config.fields import StrictCharField, StrictRegexField
-from config.pagination import PageParams
+from core import schema
+from core.fields import StrictCharField, StrictRegexField
+from core.pagination import PageParams
 
 from . import selectors, services
 from .models import USERNAME_PATTERN, User

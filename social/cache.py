@@ -31,7 +31,7 @@ def _encode(summary: dict) -> bytes:
     return orjson.dumps(summary)
 
 
-def get_many(user_ids: list[int]) -> dict[int, dict]:
+def get_or_fill_many(user_ids: list[int]) -> dict[int, dict]:
     """Author summaries by id, from the cache, filling misses from PostgreSQL in one query."""
     if not user_ids:
         return {}

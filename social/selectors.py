@@ -1,5 +1,5 @@
 """Reads of users and the follow graph."""
-from config.exceptions import NotFound
+from core.exceptions import NotFound
 
 from .models import Follow, User
 

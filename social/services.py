@@ -2,17 +2,20 @@
 
 Follow counts change only here, with ``F()`` updates in the same transaction as
 the follow row they count; inserting with ``ON CONFLICT DO NOTHING`` makes a
-repeated or concurrent follow count once.
+repeated or concurrent follow count once. Every change to an accepted edge is
+announced with ``signals.follow_changed`` (the timeline app updates the
+follower's cached timeline from it); this app knows nothing of timelines.
 """
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
-from config.exceptions import ApplicationError, NotFound
+from core.exceptions import ApplicationError, NotFound
 
 from . import cache
 from .models import Follow, User
+from .signals import follow_changed
 
 
 @transaction.atomic
@@ -70,7 +73,13 @@ def _counts_change(*, follower_id: int, followee_id: int, delta: int) -> None:
 
 @transaction.atomic
 def follow_create(*, follower: User, followee_id: int) -> Follow.State:
-    """Follow (or ask to follow a private account); idempotent. Returns the follow's state."""
+    """Follow (or ask to follow a private account); idempotent. Returns the follow's state.
+
+    Locks both users (in id order), inserts the edge and counts it. An accepted
+    edge sends ``follow_changed(followed=True)``: ``timelines.receivers.
+    follow_changed_update_timeline`` then backfills the followee's tweets into
+    the follower's cached timeline after commit (``timelines.services.timeline_follow_update``).
+    """
     if followee_id == follower.id:
         raise ApplicationError("You cannot follow yourself.")
     followee = _lock_users(follower.id, followee_id).get(followee_id)
@@ -91,13 +100,18 @@ def follow_create(*, follower: User, followee_id: int) -> Follow.State:
     if state == Follow.State.ACCEPTED:
         # Also on a repeated follow: a retry then heals a timeline whose first
         # invalidation failed after the commit.
-        _follow_graph_changed(follower_id=follower.id, followee_id=followee.id, followed=True)
+        _announce_follow_change(follower_id=follower.id, followee_id=followee.id, followed=True)
     return state
 
 
 @transaction.atomic
 def follow_delete(*, follower: User, followee_id: int) -> None:
-    """Unfollow, or withdraw a pending request; idempotent."""
+    """Unfollow, or withdraw a pending request; idempotent.
+
+    An accepted edge removed sends ``follow_changed(followed=False)``: the
+    timeline app drops the former followee's tweets from the cached timeline
+    after commit (and the read path filters them out meanwhile).
+    """
     _lock_users(follower.id, followee_id)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -107,11 +121,12 @@ def follow_delete(*, follower: User, followee_id: int) -> None:
         deleted = cursor.fetchone()
     if deleted and deleted[0] == Follow.State.ACCEPTED:
         _counts_change(follower_id=follower.id, followee_id=followee_id, delta=-1)
-        _follow_graph_changed(follower_id=follower.id, followee_id=followee_id, followed=False)
+        _announce_follow_change(follower_id=follower.id, followee_id=followee_id, followed=False)
 
 
 @transaction.atomic
 def follow_request_approve(*, followee: User, follower_id: int) -> None:
+    """Accept a pending request: counted, and announced like a follow (``follow_changed``)."""
     _lock_users(follower_id, followee.id)
     updated = Follow.objects.filter(
         follower_id=follower_id, followee=followee, state=Follow.State.REQUESTED
@@ -119,7 +134,7 @@ def follow_request_approve(*, followee: User, follower_id: int) -> None:
     if not updated:
         raise NotFound("No pending follow request from that user.")
     _counts_change(follower_id=follower_id, followee_id=followee.id, delta=1)
-    _follow_graph_changed(follower_id=follower_id, followee_id=followee.id, followed=True)
+    _announce_follow_change(follower_id=follower_id, followee_id=followee.id, followed=True)
 
 
 @transaction.atomic
@@ -140,8 +155,6 @@ def _follow_requests_accept_all(*, followee: User) -> None:
         follow_request_approve(followee=followee, follower_id=follower_id)
 
 
-def _follow_graph_changed(*, follower_id: int, followee_id: int, followed: bool) -> None:
-    """The follower's accepted followees changed, so must their cached timeline."""
-    from timelines.services import timeline_follow_changed
-
-    timeline_follow_changed(user_id=follower_id, followee_id=followee_id, followed=followed)
+def _announce_follow_change(*, follower_id: int, followee_id: int, followed: bool) -> None:
+    """The follower's accepted followees changed: tell whoever keeps state derived from them."""
+    follow_changed.send(sender=Follow, follower_id=follower_id, followee_id=followee_id, followed=followed)

@@ -9,8 +9,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.authentication import CachedUserJWTAuthentication
-from config.pagination import PageParams
+from core.pagination import PageParams
+from social.authentication import CachedUserJWTAuthentication
 from social.models import Follow, User
 from tweets import snowflake
 from tweets.models import Tweet

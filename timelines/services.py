@@ -1,12 +1,14 @@
-"""Writes to home timelines: fan-out on write, celebrity lists, rebuilds, follow
-changes and the reconciler that makes sure no fan-out is ever lost.
+"""Writes to home timelines: fan-out on write, celebrity lists, follow changes and
+the reconciler that makes sure no fan-out is ever lost.
 
-Only this module (through ``timelines.store``) writes timeline keys, and only
-it enqueues timeline tasks.
+Only this module and ``rebuilds`` (both through ``timelines.store``) write
+timeline keys, and only this module enqueues timeline tasks. It sends them by
+name (the names below): ``tasks`` imports this module, never the other way.
 """
 import logging
 import time
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 
@@ -15,23 +17,29 @@ from tweets import snowflake
 
 from . import store
 from .models import PendingFanout
-from .selectors import author_ids_from_db, timeline_ids_from_db
+from .queries import author_ids_from_db
 
 logger = logging.getLogger(__name__)
 
+# The timeline tasks (defined in ``tasks``, each calling one function below).
+FANOUT_TASK = "timelines.fanout"
+FANOUT_BATCH_TASK = "timelines.fanout_batch"
+RECONCILE_TASK = "timelines.reconcile"
+FOLLOW_UPDATE_TASK = "timelines.follow_update"
 
-def _send(task, *args) -> None:
+
+def _send(task_name: str, *args) -> None:
     """Hand a task to the broker (the one place timeline tasks are sent from)."""
-    task.delay(*args)
+    current_app.tasks[task_name].delay(*args)
 
 
-def _enqueue(task, *args) -> None:
+def _enqueue(task_name: str, *args) -> None:
     """Send a task; a broker outage is logged, not raised, so a committed write
     still answers 2xx (the reconciler, or the next read, makes up for it)."""
     try:
-        _send(task, *args)
+        _send(task_name, *args)
     except Exception:  # noqa: BLE001 - any broker failure
-        logger.exception("could not enqueue %s%r", task.name, args)
+        logger.exception("could not enqueue %s%r", task_name, args)
 
 
 # --- Fan-out -----------------------------------------------------------------------
@@ -39,11 +47,11 @@ def _enqueue(task, *args) -> None:
 
 def fanout_schedule(*, tweet_id: int) -> None:
     """Record the new tweet's fan-out as pending, in the tweet's own transaction,
-    and start it once that has committed (never inline, never before)."""
-    from .tasks import fanout_task
+    and start it once that has committed (never inline, never before).
 
+    Called by ``receivers.tweet_created_schedule_fanout`` on a new tweet's post_save."""
     PendingFanout.objects.create(tweet_id=tweet_id)
-    transaction.on_commit(lambda: _enqueue(fanout_task, tweet_id))
+    transaction.on_commit(lambda: _enqueue(FANOUT_TASK, tweet_id))
 
 
 def _batch_name(lo: int, hi: int) -> str:
@@ -86,11 +94,9 @@ def fanout_tweet(*, tweet_id: int) -> int:
         ranges.append((lo, hi))
         lo = hi
     if store.progress_init(tweet_id=tweet_id, batches=[_batch_name(lo, hi) for lo, hi in ranges]):
-        from .tasks import fanout_batch_task
-
         for (lo, hi), batch in zip(ranges[1:], batches[1:], strict=True):
             # The ids travel with the message (no second query); one not sent stays pending.
-            _enqueue(fanout_batch_task, tweet_id, author_id, lo, hi, batch)
+            _enqueue(FANOUT_BATCH_TASK, tweet_id, author_id, lo, hi, batch)
     return _deliver_batch(tweet_id=tweet_id, author_id=author_id, lo=0, hi=ranges[0][1], followers=batches[0])
 
 
@@ -128,8 +134,6 @@ def fanout_reconcile(*, older_than_seconds: float | None = None, limit: int = 10
     when none are recorded. A fan-out is retried at most once per period, so a
     slow queue is not flooded with copies. Returns how many fan-outs it restarted.
     """
-    from .tasks import fanout_batch_task, fanout_task
-
     grace = settings.FANOUT_RECONCILE_AFTER_SECONDS if older_than_seconds is None else older_than_seconds
     before = snowflake.lowest_id_at(int((time.time() - grace) * 1000))
     stuck = list(PendingFanout.objects.filter(tweet_id__lt=before).order_by("tweet_id")
@@ -142,84 +146,44 @@ def fanout_reconcile(*, older_than_seconds: float | None = None, limit: int = 10
         logger.warning("fan-out of tweet %s is late: restarting %s", tweet_id,
                        "batches " + ", ".join(pending) if pending else "it")
         if pending is None:
-            _send(fanout_task, tweet_id)
+            _send(FANOUT_TASK, tweet_id)
         else:
             for batch in pending:
                 lo, hi = map(int, batch.split(":"))
-                _send(fanout_batch_task, tweet_id, author_id, lo, hi)
+                _send(FANOUT_BATCH_TASK, tweet_id, author_id, lo, hi)
         restarted += 1
     return restarted
-
-
-# --- Rebuilds ----------------------------------------------------------------------
-
-
-def timeline_rebuild(*, user_id: int, generation: int, replace: bool = False) -> store.Window:
-    """Build a user's cached timeline from PostgreSQL, without losing a concurrent delivery.
-
-    Fan-out skips a timeline that is not cached, so a tweet committed while we
-    read PostgreSQL could be missed by both. Hence two reads: the first builds
-    the list (merged atomically with whatever appeared meanwhile, or replacing
-    it); the second, made once the list exists, sees every tweet whose fan-out
-    could have skipped it, and is merged in too (a no-op in the common case). A
-    merge is refused if the follow graph changed after ``generation`` was read;
-    then the rebuild starts over, and if the graph keeps changing the page is
-    served uncached.
-    """
-    cap = settings.TIMELINE_MAX_ENTRIES
-    for _ in range(3):
-        for attempt in range(2):
-            ids = timeline_ids_from_db(user_id=user_id, before=None, limit=cap, pushed_only=True)
-            if not store.merge(user_id=user_id, ids=ids, complete=len(ids) < cap, generation=generation,
-                               replace=replace and attempt == 0):
-                break
-        else:
-            window = store.read(user_id=user_id).window
-            if window is not None:
-                return window
-        generation = store.generation(user_id=user_id)
-    return store.Window(ids=ids, complete=len(ids) < cap)
-
-
-def author_list_rebuild(*, author_id: int) -> store.Window:
-    """Build an author's pulled list from PostgreSQL, with the same two reads as a timeline."""
-    cap = settings.TIMELINE_MAX_ENTRIES
-    for _ in range(2):
-        ids = author_ids_from_db(author_id=author_id, pushed=False, limit=cap)
-        store.author_merge(author_id=author_id, ids=ids, complete=len(ids) < cap)
-    return store.author_read(author_ids=[author_id])[author_id] or store.Window(ids=ids, complete=len(ids) < cap)
 
 
 # --- Follow changes ----------------------------------------------------------------
 
 
-def timeline_follow_changed(*, user_id: int, followee_id: int, followed: bool) -> None:
-    """After commit: a new followee's pushed tweets are backfilled into the cached
-    timeline, a former followee's are removed (the read path filters them out
-    meanwhile). Done right away, so the follower's next read is already right;
-    if Redis is unavailable, a task retries it."""
-    transaction.on_commit(lambda: _follow_changed_now(user_id=user_id, followee_id=followee_id, followed=followed))
+def timeline_follow_update(*, user_id: int, followee_id: int, followed: bool, retry_later: bool = True) -> None:
+    """Bring a cached timeline up to date with one follow change (call after commit).
 
-
-def _follow_changed_now(*, user_id: int, followee_id: int, followed: bool) -> None:
-    from .tasks import follow_changed_task
-
+    The user's generation moves on first, so the cached graph and any rebuild
+    in flight are discarded. A new followee's pushed tweets are then backfilled
+    into the cached timeline, a former followee's removed (the read path filters
+    them out meanwhile); an uncached timeline is left for its next read to
+    rebuild. Called by ``receivers.follow_changed_update_timeline`` right after
+    the follow commits, so the follower's next read is already right; if Redis
+    or PostgreSQL fails then, the ``FOLLOW_UPDATE_TASK`` retries it
+    (``retry_later=False``: the task's own retries, so errors propagate).
+    """
     try:
-        follow_changed(user_id=user_id, followee_id=followee_id, followed=followed)
+        generation = store.generation_advance(user_id=user_id)
+        if not store.exists(user_id=user_id):
+            return  # nothing cached: the next read rebuilds it with the new graph
+        cap = settings.TIMELINE_MAX_ENTRIES
+        ids = author_ids_from_db(author_id=followee_id, pushed=True, limit=cap)
+        if followed:
+            if not store.backfill(user_id=user_id, ids=ids, complete=len(ids) < cap, generation=generation):
+                # The graph moved on again meanwhile: start from scratch instead.
+                store.generation_advance(user_id=user_id, drop_timeline=True)
+        else:
+            store.remove(user_id=user_id, ids=ids, generation=generation)
     except Exception:  # noqa: BLE001 - Redis or PostgreSQL blip: the commit stands, retry from a task
+        if not retry_later:
+            raise
         logger.exception("could not update the timeline of user %s", user_id)
-        _enqueue(follow_changed_task, user_id, followee_id, followed)
-
-
-def follow_changed(*, user_id: int, followee_id: int, followed: bool) -> None:
-    generation = store.follow_graph_changed(user_id=user_id)
-    if not store.exists(user_id=user_id):
-        return  # nothing cached: the next read rebuilds it with the new graph
-    cap = settings.TIMELINE_MAX_ENTRIES
-    ids = author_ids_from_db(author_id=followee_id, pushed=True, limit=cap)
-    if followed:
-        if not store.backfill(user_id=user_id, ids=ids, complete=len(ids) < cap, generation=generation):
-            # The graph moved on again meanwhile: start from scratch instead.
-            store.follow_graph_changed(user_id=user_id, drop_timeline=True)
-    else:
-        store.remove(user_id=user_id, ids=ids, generation=generation)
+        _enqueue(FOLLOW_UPDATE_TASK, user_id, followee_id, followed)

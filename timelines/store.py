@@ -172,7 +172,7 @@ return #merged
 # The user's follow graph changed: move the generation on (which invalidates
 # cached followees and any rebuild read before the change); optionally drop the
 # timeline. Returns the new generation.
-_GRAPH_CHANGED = """
+_GENERATION_ADVANCE = """
 local g = redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
@@ -394,10 +394,10 @@ def generation(*, user_id: int) -> int:
     return int(_redis().get(_generation_key(user_id)) or 0)
 
 
-def follow_graph_changed(*, user_id: int, drop_timeline: bool = False) -> int:
-    """Move the user's generation on (invalidating the cached graph and in-flight
-    rebuilds) and, if asked, drop the timeline. Returns the new generation."""
-    return _script("graph_changed", _GRAPH_CHANGED)(
+def generation_advance(*, user_id: int, drop_timeline: bool = False) -> int:
+    """Move the user's follow generation on (invalidating the cached graph and
+    in-flight rebuilds) and, if asked, drop the timeline. Returns the new generation."""
+    return _script("generation_advance", _GENERATION_ADVANCE)(
         keys=[timeline_key(user_id), _generation_key(user_id)],
         args=[2 * _ttl_seconds(), "1" if drop_timeline else "0"],
         client=_redis(),

@@ -2,6 +2,7 @@
 
 Every task is idempotent and runs with late acknowledgement (settings), so a
 message is redelivered, not lost, if its worker dies; a duplicate is harmless.
+Services send them by name (``services.*_TASK``).
 """
 from celery import shared_task
 
@@ -10,21 +11,21 @@ from . import services
 _RETRY = {"acks_late": True, "autoretry_for": (Exception,), "retry_backoff": True, "retry_backoff_max": 60}
 
 
-@shared_task(name="timelines.fanout", max_retries=10, **_RETRY)
+@shared_task(name=services.FANOUT_TASK, max_retries=10, **_RETRY)
 def fanout_task(tweet_id: int) -> int:
     return services.fanout_tweet(tweet_id=tweet_id)
 
 
-@shared_task(name="timelines.fanout_batch", max_retries=10, **_RETRY)
+@shared_task(name=services.FANOUT_BATCH_TASK, max_retries=10, **_RETRY)
 def fanout_batch_task(tweet_id: int, author_id: int, lo: int, hi: int, follower_ids: list[int] | None = None) -> int:
     return services.fanout_batch(tweet_id=tweet_id, author_id=author_id, lo=lo, hi=hi, follower_ids=follower_ids)
 
 
-@shared_task(name="timelines.reconcile", max_retries=0, acks_late=True)
+@shared_task(name=services.RECONCILE_TASK, max_retries=0, acks_late=True)
 def fanout_reconcile_task() -> int:
     return services.fanout_reconcile()
 
 
-@shared_task(name="timelines.follow_changed", max_retries=20, **_RETRY)
-def follow_changed_task(user_id: int, followee_id: int, followed: bool) -> None:
-    services.follow_changed(user_id=user_id, followee_id=followee_id, followed=followed)
+@shared_task(name=services.FOLLOW_UPDATE_TASK, max_retries=20, **_RETRY)
+def follow_update_task(user_id: int, followee_id: int, followed: bool) -> None:
+    services.timeline_follow_update(user_id=user_id, followee_id=followee_id, followed=followed, retry_later=False)

@@ -4,11 +4,11 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config import schema
-from config.exceptions import NotFound
-from config.fields import StrictCharField
+from core import schema
+from core.exceptions import NotFound
+from core.fields import StrictCharField
 
-from . import services, text
+from . import objects, services, text
 from .selectors import tweet_visible_to
 
 
@@ -29,7 +29,7 @@ class TweetCreateApi(APIView):
 
 
 class TweetDetailApi(APIView):
-    @extend_schema(responses={200: schema.Tweet, 404: schema.Detail})
+    @extend_schema(responses={200: objects.TweetSchema, 404: schema.Detail})
     def get(self, request, tweet_id: int):
         tweet = tweet_visible_to(tweet_id=tweet_id, viewer=request.user)
         if tweet is None:

@@ -1,15 +1,14 @@
-"""The tweet object cache: ``tweet id -> serialized tweet``, read with one MGET per page.
+"""The tweet object cache: ``tweet id -> cached entry`` (``objects.cached_entry``), read with one MGET per page.
 
-Entries hold the tweet without its author's profile (authors are hydrated from
-the user cache, so a renamed user is never shown under an old name). A deleted
-tweet is cached as an empty tombstone, so timelines that still list its id skip
-it without asking PostgreSQL again.
+A deleted tweet is cached as an empty tombstone, so timelines that still list
+its id skip it without asking PostgreSQL again. Reads fill misses from
+PostgreSQL (``get_or_fill_many``), the one place this cache is filled.
 """
 import orjson
 from django.conf import settings
 from django_redis import get_redis_connection
 
-from . import snowflake
+from . import objects
 from .models import Tweet
 
 TOMBSTONE = b""
@@ -19,21 +18,8 @@ def _key(tweet_id: int) -> str:
     return f"{settings.REDIS_KEY_PREFIX}tw:{tweet_id}"
 
 
-def tweet_to_cached(tweet: Tweet) -> dict:
-    return {
-        "tweet_id": str(tweet.id),
-        "author_id": tweet.author_id,
-        "content": tweet.content,
-        "created_at": tweet.created_at.isoformat().replace("+00:00", "Z"),
-        "timestamp": snowflake.timestamp_ms_of(tweet.id) // 1000,
-        "media": [],
-        "mentions": list(tweet.mentions),
-        "hashtags": list(tweet.hashtags),
-    }
-
-
 def get_many(tweet_ids: list[int]) -> dict[int, dict | None]:
-    """Cached tweets by id; a deleted tweet maps to ``None``; a miss is absent from the result."""
+    """Cached entries by id; a deleted tweet maps to ``None``; a miss is absent from the result."""
     if not tweet_ids:
         return {}
     found = {}
@@ -43,6 +29,22 @@ def get_many(tweet_ids: list[int]) -> dict[int, dict | None]:
             continue
         found[tid] = None if value == TOMBSTONE else orjson.loads(value)
     return found
+
+
+def get_or_fill_many(tweet_ids: list[int]) -> dict[int, dict | None]:
+    """Cached entries by id, reading the misses from PostgreSQL in one query and caching them.
+
+    A deleted tweet maps to ``None`` (and is cached as a tombstone); an unknown
+    id is absent and not cached at all (it may be a tweet still being committed).
+    """
+    entries = get_many(tweet_ids)
+    misses = [tid for tid in tweet_ids if tid not in entries]
+    if misses:
+        fetched = {tweet.id: None if tweet.is_deleted else objects.cached_entry(tweet)
+                   for tweet in Tweet.objects.filter(id__in=misses)}
+        fill_many(fetched)
+        entries.update(fetched)
+    return entries
 
 
 def fill_many(entries: dict[int, dict | None]) -> None:

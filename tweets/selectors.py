@@ -2,41 +2,15 @@
 from social import cache as author_cache
 from social.models import Follow, User
 
-from . import cache
-from .models import Tweet
-
-
-def _public(entry: dict, author: dict) -> dict:
-    return {
-        "tweet_id": entry["tweet_id"],
-        "content": entry["content"],
-        "created_at": entry["created_at"],
-        "timestamp": entry["timestamp"],
-        "author": {
-            "user_id": author["user_id"],
-            "username": author["username"],
-            "display_name": author["display_name"],
-        },
-        "media": entry["media"],
-        "mentions": entry["mentions"],
-        "hashtags": entry["hashtags"],
-    }
+from . import cache, objects
 
 
 def _shown(tweet_ids: list[int], author_ids: set[int] | None) -> list[tuple[dict, dict]]:
     """(cached tweet, author summary) pairs for the ids to be shown, in order."""
-    entries = cache.get_many(tweet_ids)
-    misses = [tid for tid in tweet_ids if tid not in entries]
-    if misses:
-        # A deleted row is cached as a tombstone; an unknown id is not cached at
-        # all (it may be a tweet still being committed).
-        fetched = {tweet.id: None if tweet.is_deleted else cache.tweet_to_cached(tweet)
-                   for tweet in Tweet.objects.filter(id__in=misses)}
-        cache.fill_many(fetched)
-        entries.update(fetched)
+    entries = cache.get_or_fill_many(tweet_ids)
     if author_ids is not None:
         entries = {tid: e for tid, e in entries.items() if e is not None and e["author_id"] in author_ids}
-    authors = author_cache.get_many(list({e["author_id"] for e in entries.values() if e is not None}))
+    authors = author_cache.get_or_fill_many(list({e["author_id"] for e in entries.values() if e is not None}))
     shown = []
     for tid in tweet_ids:
         entry = entries.get(tid)
@@ -54,7 +28,7 @@ def tweets_hydrate(*, tweet_ids: list[int], author_ids: set[int] | None = None) 
     cost whatever the page size. Deleted tweets and suspended authors are
     skipped, and so are authors not in ``author_ids`` when it is given.
     """
-    return [_public(entry, author) for entry, author in _shown(tweet_ids, author_ids)]
+    return [objects.public(entry, author) for entry, author in _shown(tweet_ids, author_ids)]
 
 
 def tweet_visible_to(*, tweet_id: int, viewer: User) -> dict | None:
@@ -68,4 +42,4 @@ def tweet_visible_to(*, tweet_id: int, viewer: User) -> dict | None:
         follower=viewer, followee_id=author_id, state=Follow.State.ACCEPTED
     ).exists():
         return None
-    return _public(entry, author)
+    return objects.public(entry, author)

@@ -6,10 +6,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from config.exceptions import Forbidden, NotFound
+from core.exceptions import Forbidden, NotFound
 from social.models import User
 
-from . import cache, snowflake, text
+from . import cache, objects, snowflake, text
 from .models import Tweet
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,14 @@ def _mint_for_author(*, author_id: int) -> tuple[int, bool]:
 
 @transaction.atomic
 def tweet_create(*, author: User, content: str) -> Tweet:
+    """Post a tweet: validate, mint its id above the author's last, insert, warm the cache.
+
+    The insert's post_save reaches ``timelines.receivers.tweet_created_schedule_fanout``,
+    which records the fan-out as pending in this same transaction and sends it
+    to a worker after commit (``timelines.services.fanout_schedule``): pushed to
+    followers' cached timelines, or, for a celebrity's tweet, to the author's
+    pulled list. This app knows nothing of timelines.
+    """
     if not content.strip():
         raise ValidationError({"content": ["A tweet needs some text."]})
     if not text.is_parseable(content):
@@ -66,7 +74,7 @@ def tweet_create(*, author: User, content: str) -> Tweet:
 
 def _warm_cache(tweet: Tweet) -> None:
     try:
-        cache.fill_many({tweet.id: cache.tweet_to_cached(tweet)})
+        cache.fill_many({tweet.id: objects.cached_entry(tweet)})
     except Exception:  # noqa: BLE001 - only a warm-up: the tweet is committed, the 201 stands
         logger.warning("could not warm the cache for tweet %s", tweet.id, exc_info=True)
 

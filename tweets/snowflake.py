@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django_redis import get_redis_connection
 
-from config.exceptions import ApplicationError
+from core.exceptions import ApplicationError
 
 EPOCH_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 WORKER_ID_BITS = 10

@@ -154,7 +154,7 @@ def test_a_page_costs_a_bounded_number_of_queries(make_user, api, django_assert_
     client = api(reader)
     # Cold: no timeline, followees, tweet or author cached. Followees, 2 rebuild
     # reads, 1 tweet fill, 1 author fill (the reader's own summary is cached).
-    store.follow_graph_changed(user_id=reader.id, drop_timeline=True)
+    store.generation_advance(user_id=reader.id, drop_timeline=True)
     tweet_cache.evict(posted)
     for a in authors:
         author_cache.evict(a.id)

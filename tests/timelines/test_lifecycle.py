@@ -5,6 +5,7 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from social import services as social_services
+from tests.helpers import hold_timeline_tasks
 from timelines import services, store
 from timelines.models import PendingFanout
 from tweets import services as tweet_services
@@ -202,8 +203,7 @@ def test_duplicated_and_reordered_deliveries_keep_one_sorted_copy(make_user, api
     for f in followers:
         _follow(f, author)
         _ids(api(f))
-    sent = []
-    monkeypatch.setattr(services, "_send", lambda task, *args: sent.append((task, args)))
+    sent = hold_timeline_tasks(monkeypatch, [])
     older = tweet_services.tweet_create(author=author, content="older")
     newer = tweet_services.tweet_create(author=author, content="newer")
     assert [args for _, args in sent] == [(older.id,), (newer.id,)]
@@ -223,8 +223,7 @@ def test_a_deleted_tweet_is_gone_from_every_timeline_and_its_fanout_is_skipped(m
     author, reader = make_user(), make_user()
     _follow(reader, author)
     _ids(api(reader))
-    sent = []
-    monkeypatch.setattr(services, "_send", lambda task, *args: sent.append((task, args)))
+    sent = hold_timeline_tasks(monkeypatch, [])
     tweet = tweet_services.tweet_create(author=author, content="regret")
     tweet_services.tweet_delete(tweet_id=tweet.id, actor=author)
     for task, args in sent:

@@ -29,8 +29,9 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 from social import cache as author_cache
 from social import services as social_services
 from social.models import Follow, User
+from tests.helpers import hold_timeline_tasks
 from timelines import services as tl_services
-from timelines import store, tasks
+from timelines import store
 from timelines.models import PendingFanout
 from tweets import services as tweet_services
 from tweets import snowflake
@@ -42,7 +43,7 @@ MAX_USERS = 5
 USER = st.integers(0, MAX_USERS - 1)  # an index into the example's users, modulo how many there are
 PICK = st.integers(0, 99)  # an index into some list, modulo its length
 THRESHOLDS = st.sampled_from([1, 2, 3, 1000])  # authors with this many followers or more are pulled
-FANOUT_TASKS = (tasks.fanout_task, tasks.fanout_batch_task)  # the tweet id is their first argument
+FANOUT_TASKS = (tl_services.FANOUT_TASK, tl_services.FANOUT_BATCH_TASK)  # the tweet id is their first argument
 # After each step, 2-3 users' timelines are scrolled: (user, page size, pick of a tweet for `since=`).
 LOOKS = st.lists(st.tuples(USER, st.integers(1, 5), PICK), min_size=2, max_size=3, unique_by=lambda look: look[0])
 
@@ -81,7 +82,7 @@ class TimelineOracle(RuleBasedStateMachine):
         self.redis = get_redis_connection("default")
         self._undo = contextlib.ExitStack()  # settings and patches, undone at teardown
         self.patch = self._undo.enter_context(pytest.MonkeyPatch.context())
-        self.patch.setattr(tl_services, "_send", lambda task, *args: self.queue.append((task, args)))
+        hold_timeline_tasks(self.patch, self.queue)
 
     def teardown(self):
         with self._undo:
@@ -280,7 +281,7 @@ class TimelineOracle(RuleBasedStateMachine):
 
     def in_flight(self) -> set[str]:
         """The tweets whose fan-out messages are still queued, or lost."""
-        return {str(args[0]) for task, args in self.queue + self.lost if task in FANOUT_TASKS}
+        return {str(args[0]) for task, args in self.queue + self.lost if task.name in FANOUT_TASKS}
 
     def check(self, look):
         for index, limit, pick in look:

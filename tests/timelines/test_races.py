@@ -3,8 +3,8 @@ import pytest
 from django.test import override_settings
 
 from social import services as social_services
+from timelines import rebuilds, store
 from timelines import services as tl_services
-from timelines import store
 from tweets import services as tweet_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,7 +20,7 @@ def test_an_unfollow_during_a_rebuild_never_leaves_the_unfollowed_tweets_showing
     reader, author = make_user(), make_user()
     social_services.follow_create(follower=reader, followee_id=author.id)
     tweet_services.tweet_create(author=author, content="x")
-    real = tl_services.timeline_ids_from_db
+    real = rebuilds.timeline_ids_from_db
     calls = []
 
     def hooked(**kw):
@@ -30,9 +30,9 @@ def test_an_unfollow_during_a_rebuild_never_leaves_the_unfollowed_tweets_showing
             social_services.follow_delete(follower=reader, followee_id=author.id)
         return ids
 
-    monkeypatch.setattr(tl_services, "timeline_ids_from_db", hooked)
+    monkeypatch.setattr(rebuilds, "timeline_ids_from_db", hooked)
     _ids(api(reader))  # reader's read rebuilds
-    monkeypatch.setattr(tl_services, "timeline_ids_from_db", real)
+    monkeypatch.setattr(rebuilds, "timeline_ids_from_db", real)
     # Reader no longer follows author; every later read still shows the tweet.
     assert _ids(api(reader)) == [], "unfollowed author's tweet still shown"
 
@@ -40,7 +40,7 @@ def test_an_unfollow_during_a_rebuild_never_leaves_the_unfollowed_tweets_showing
 def test_a_follow_during_a_rebuild_never_hides_the_new_followee(make_user, api, monkeypatch):
     reader, author = make_user(), make_user()
     t = tweet_services.tweet_create(author=author, content="old tweet of new followee")
-    real = tl_services.timeline_ids_from_db
+    real = rebuilds.timeline_ids_from_db
     calls = []
 
     def hooked(**kw):
@@ -50,9 +50,9 @@ def test_a_follow_during_a_rebuild_never_hides_the_new_followee(make_user, api, 
             social_services.follow_create(follower=reader, followee_id=author.id)
         return ids
 
-    monkeypatch.setattr(tl_services, "timeline_ids_from_db", hooked)
+    monkeypatch.setattr(rebuilds, "timeline_ids_from_db", hooked)
     _ids(api(reader))
-    monkeypatch.setattr(tl_services, "timeline_ids_from_db", real)
+    monkeypatch.setattr(rebuilds, "timeline_ids_from_db", real)
     assert _ids(api(reader)) == [str(t.id)], "followee's tweet missing (list closed by sentinel)"
 
 

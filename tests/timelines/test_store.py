@@ -85,7 +85,7 @@ def test_one_insert_serves_many_timelines(redis, batch):
 
 def test_a_merge_read_before_a_follow_change_is_refused(redis):
     state = store.read(user_id=1)
-    store.follow_graph_changed(user_id=1, drop_timeline=True)
+    store.generation_advance(user_id=1, drop_timeline=True)
     assert not store.merge(user_id=1, ids=[5, 4], complete=True, generation=state.generation)
     assert not redis.exists(store.timeline_key(1))
     assert store.merge(user_id=1, ids=[5, 4], complete=True, generation=store.read(user_id=1).generation)
@@ -98,7 +98,7 @@ def test_a_cached_graph_is_only_trusted_at_its_generation_and_pull_epoch():
     graph = store.Graph(followees={3, 2}, pulled={3})
     store.graph_save(user_id=1, generation=state.generation, pull_epoch=state.pull_epoch, graph=graph)
     assert store.read(user_id=1).graph == graph
-    store.follow_graph_changed(user_id=1, drop_timeline=False)
+    store.generation_advance(user_id=1, drop_timeline=False)
     assert store.read(user_id=1).graph is None
     state = store.read(user_id=1)
     store.graph_save(user_id=1, generation=state.generation, pull_epoch=state.pull_epoch, graph=graph)
@@ -112,7 +112,7 @@ def test_a_cached_graph_is_only_trusted_at_its_generation_and_pull_epoch():
 
 def test_an_unfollow_keeps_the_list_and_a_follow_drops_it(redis):
     store.merge(user_id=1, ids=[5], complete=True, generation=0)
-    store.follow_graph_changed(user_id=1, drop_timeline=False)
+    store.generation_advance(user_id=1, drop_timeline=False)
     assert store.read(user_id=1).window.ids == [5]
-    store.follow_graph_changed(user_id=1, drop_timeline=True)
+    store.generation_advance(user_id=1, drop_timeline=True)
     assert store.read(user_id=1).window is None

@@ -55,10 +55,10 @@ def test_a_suspension_in_the_admin_reaches_the_cache_after_commit(make_user, api
         author.is_active = False
         UserAdmin(User, site).save_model(request, author, form=None, change=True)
         # a timeline read on another connection between evict and commit
-        t = threading.Thread(target=lambda: author_cache.get_many([author.id]))
+        t = threading.Thread(target=lambda: author_cache.get_or_fill_many([author.id]))
         t.start()
         t.join()
-    assert author_cache.get_many([author.id])[author.id]["active"] is False
+    assert author_cache.get_or_fill_many([author.id])[author.id]["active"] is False
 
 
 @override_settings(TIMELINE_MAX_ENTRIES=3, TIMELINE_TRIM_SLACK=0)

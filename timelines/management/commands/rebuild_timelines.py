@@ -6,7 +6,7 @@ from tqdm import tqdm
 
 from social.models import User
 from timelines import store
-from timelines.services import timeline_rebuild
+from timelines.rebuilds import timeline_rebuild
 
 
 class Command(BaseCommand):

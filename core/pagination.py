@@ -19,12 +19,3 @@ class IdField(serializers.CharField):
 class PageParams(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
     cursor = IdField(required=False)
-
-
-class TimelineParams(PageParams):
-    since = IdField(required=False, help_text="Return the `limit` tweets just newer than this id (pull-to-refresh).")
-
-    def validate(self, attrs):
-        if "cursor" in attrs and "since" in attrs:
-            raise serializers.ValidationError("Give either cursor (older tweets) or since (newer tweets), not both.")
-        return attrs

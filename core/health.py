@@ -9,6 +9,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 from django_redis import get_redis_connection
 
+from .exceptions import error_json
+
 
 @csrf_exempt
 @require_safe
@@ -42,10 +44,9 @@ def readyz(request):
         except Exception:  # noqa: BLE001 - any failure means "not ready"
             failing.append(name)
     if failing:
-        return JsonResponse({"status": "unavailable", "failing": failing,
-                             "detail": f"Not reachable: {', '.join(failing)}."}, status=503)
+        return error_json(f"Not reachable: {', '.join(failing)}.", 503, status="unavailable", failing=failing)
     return JsonResponse({"status": "ok"})
 
 
 def not_found(request, exception=None):
-    return JsonResponse({"detail": "Not found."}, status=404)
+    return error_json("Not found.", 404)

@@ -1,6 +1,7 @@
 """Request guards that run before any view."""
 from django.conf import settings
-from django.http import JsonResponse
+
+from .exceptions import error_json
 
 
 class BodySizeLimitMiddleware:
@@ -13,12 +14,9 @@ class BodySizeLimitMiddleware:
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return JsonResponse({"detail": "Invalid Content-Length header."}, status=400)
+            return error_json("Invalid Content-Length header.", 400)
         if length > settings.MAX_REQUEST_BODY_BYTES:
-            response = JsonResponse(
-                {"detail": f"Request body larger than {settings.MAX_REQUEST_BODY_BYTES} bytes."},
-                status=413,
-            )
+            response = error_json(f"Request body larger than {settings.MAX_REQUEST_BODY_BYTES} bytes.", 413)
             if request.META.get("SERVER_SOFTWARE", "").startswith("gunicorn"):
                 # The unread body is still on the socket: tell the client this
                 # connection ends here rather than let it reuse a broken one.

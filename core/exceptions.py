@@ -9,7 +9,7 @@ import logging
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions, status
@@ -39,6 +39,12 @@ class Forbidden(ApplicationError):
 
 class Conflict(ApplicationError):
     status_code = status.HTTP_409_CONFLICT
+
+
+def error_json(detail: str, status_code: int, /, **extra) -> JsonResponse:
+    """The ``{"detail": ...}`` error body for answers made outside DRF's views
+    (request guards, unknown URLs, probes), the same shape DRF's errors have."""
+    return JsonResponse({"detail": detail, **extra}, status=status_code)
 
 
 def exception_handler(exc, context):

@@ -1,8 +1,17 @@
-"""JWT authentication that answers 401, never 500, for a token naming no valid user."""
+"""Bearer JWT authentication of users.
+
+``SafeJWTAuthentication`` is simplejwt's, answering 401 (never 500) for a token
+naming no valid user. ``CachedUserJWTAuthentication`` checks the user in the
+author cache instead of PostgreSQL, for views that need only the reader's id.
+The two OpenAPI extensions document both as the bearer scheme they are.
+"""
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework import exceptions
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken
 from rest_framework_simplejwt.settings import api_settings
+
+from . import cache as author_cache
 
 
 class SafeJWTAuthentication(JWTAuthentication):
@@ -34,8 +43,6 @@ class CachedUserJWTAuthentication(SafeJWTAuthentication):
     """
 
     def get_user(self, validated_token):
-        from social import cache as author_cache
-
         try:
             user_id = int(validated_token[api_settings.USER_ID_CLAIM])
         except KeyError:
@@ -44,9 +51,22 @@ class CachedUserJWTAuthentication(SafeJWTAuthentication):
             raise exceptions.AuthenticationFailed("Token contained no recognizable user identification") from None
         if not 0 < user_id < 1 << 63:
             raise exceptions.AuthenticationFailed("Token contained no recognizable user identification")
-        summary = author_cache.get_many([user_id]).get(user_id)
+        summary = author_cache.get_or_fill_many([user_id]).get(user_id)
         if summary is None:
             raise exceptions.AuthenticationFailed("User not found", code="user_not_found")
         if not summary["active"]:
             raise exceptions.AuthenticationFailed("User is inactive", code="user_inactive")
         return ReaderUser(user_id)
+
+
+class SafeJWTScheme(SimpleJWTScheme):
+    """Documents ``SafeJWTAuthentication`` as the bearer JWT scheme it is."""
+
+    target_class = "social.authentication.SafeJWTAuthentication"
+
+
+class CachedUserJWTScheme(SimpleJWTScheme):
+    """The read views' ``CachedUserJWTAuthentication``: the same bearer token, checked against the author cache."""
+
+    target_class = "social.authentication.CachedUserJWTAuthentication"
+    name = "readerJwtAuth"

@@ -1,0 +1,62 @@
+"""The tweet object, defined once: its cached form, its public form and its OpenAPI description.
+
+A cached entry is the tweet without its author's profile: authors are hydrated
+from the author cache, so a renamed user never shows under an old name. The
+public object is that entry with the author's public fields. Every path that
+shows a tweet (the tweet endpoint, timeline pages, the benchmark's baseline)
+builds it with these two functions.
+"""
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers
+
+from . import snowflake
+from .models import Tweet
+
+
+def cached_entry(tweet: Tweet) -> dict:
+    """What the tweet cache holds for ``tweet`` (its author only as ``author_id``)."""
+    return {
+        "tweet_id": str(tweet.id),
+        "author_id": tweet.author_id,
+        "content": tweet.content,
+        "created_at": tweet.created_at.isoformat().replace("+00:00", "Z"),
+        "timestamp": snowflake.timestamp_ms_of(tweet.id) // 1000,
+        "media": [],
+        "mentions": list(tweet.mentions),
+        "hashtags": list(tweet.hashtags),
+    }
+
+
+def public(entry: dict, author: dict) -> dict:
+    """The API's tweet object: a cached entry with its author's public fields."""
+    return {
+        "tweet_id": entry["tweet_id"],
+        "content": entry["content"],
+        "created_at": entry["created_at"],
+        "timestamp": entry["timestamp"],
+        "author": {
+            "user_id": author["user_id"],
+            "username": author["username"],
+            "display_name": author["display_name"],
+        },
+        "media": entry["media"],
+        "mentions": entry["mentions"],
+        "hashtags": entry["hashtags"],
+    }
+
+
+# The same object, described for the OpenAPI schema (documentation only).
+TweetSchema = inline_serializer("Tweet", {
+    "tweet_id": serializers.CharField(),
+    "content": serializers.CharField(),
+    "created_at": serializers.DateTimeField(),
+    "timestamp": serializers.IntegerField(),
+    "author": inline_serializer("TweetAuthor", {
+        "user_id": serializers.CharField(),
+        "username": serializers.CharField(),
+        "display_name": serializers.CharField(),
+    }),
+    "media": serializers.ListField(child=serializers.DictField()),
+    "mentions": serializers.ListField(child=serializers.CharField()),
+    "hashtags": serializers.ListField(child=serializers.CharField()),
+})
