@@ -1,4 +1,6 @@
 """Helpers shared by several test files (fixtures that need no arguments live in conftest.py)."""
+import time
+
 from celery import current_app
 
 
@@ -10,3 +12,80 @@ def hold_timeline_tasks(monkeypatch, queue: list) -> list:
 
     monkeypatch.setattr(services, "_send", lambda name, *args: queue.append((current_app.tasks[name], args)))
     return queue
+
+
+def post_tweet(client, content: str):
+    """``POST /v1/tweets`` with ``content``: the response, whatever it is."""
+    return client.post("/v1/tweets", {"content": content}, format="json")
+
+
+def post(client, content: str = "hello") -> str:
+    """Post a tweet over the API, which must take it; its id."""
+    r = post_tweet(client, content)
+    assert r.status_code == 201, r.content
+    return r.json()["tweet_id"]
+
+
+def page(client, **params) -> dict:
+    """One page of the client's home timeline."""
+    r = client.get("/v1/timeline/home", params)
+    assert r.status_code == 200, r.content
+    return r.json()
+
+
+def ids(client, **params) -> list[str]:
+    """The tweet ids of one page of the client's home timeline."""
+    return [t["tweet_id"] for t in page(client, **params)["data"]]
+
+
+def scroll(client, limit: int = 20) -> list[str]:
+    """Every tweet id from the first page to the last, following ``next_cursor`` and
+    checking each page (newest first, not empty unless last, no tweet twice)."""
+    return [tweet_id for one in scroll_pages(client, limit) for tweet_id in one]
+
+
+def scroll_pages(client, limit: int = 20) -> list[list[str]]:
+    """:func:`scroll`, page by page."""
+    pages, seen, cursor = [], set(), None
+    while True:
+        body = page(client, limit=limit, **({"cursor": cursor} if cursor else {}))
+        found = [t["tweet_id"] for t in body["data"]]
+        assert [int(i) for i in found] == sorted((int(i) for i in found), reverse=True)
+        assert seen.isdisjoint(found), "a tweet came twice"
+        seen.update(found)
+        pages.append(found)
+        if body["next_cursor"] is None:
+            return pages
+        assert found, "a non-last page must not be empty"
+        assert body["next_cursor"] == found[-1]
+        cursor = body["next_cursor"]
+
+
+def cached(key: str) -> list[str]:
+    """What a Redis list of ids (``store.timeline_key(user_id)``, say) holds, head first
+    (``"0"``: the sentinel that closes a complete list)."""
+    from django_redis import get_redis_connection
+
+    return [x.decode() for x in get_redis_connection("default").lrange(key, 0, -1)]
+
+
+def wait_for(predicate, timeout: float = 15.0, *, check=lambda: None):
+    """Poll ``predicate`` until it returns something true (returned) or ``timeout`` passes (False).
+    ``check`` runs before every poll and may raise to give up early."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        check()
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.05)
+    return False
+
+
+def drop_broker_pools() -> None:
+    """Forget the Celery app's broker connection and producer pools (they are kept per URL
+    and transport options), so the next task sent connects as configured now."""
+    from config.celery_app import app
+
+    app._pool = None
+    app.amqp._producer_pool = None

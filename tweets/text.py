@@ -110,19 +110,8 @@ def extract_mentions(content: str) -> list[str]:
     characters are not mentions at all. Duplicates are dropped
     case-insensitively; the first spelling seen is returned.
     """
-    if not any(sign in content for sign in _AT_SIGNS):
-        return []
-    url_spans = _url_spans(content)
-    names: list[str] = []
-    for match in _MENTION.finditer(content):
-        if _END_MENTION.match(content, match.end()):
-            continue
-        if match.group("list"):
-            continue
-        start, end = match.end("before"), match.end("name")
-        if _overlaps(start, end, url_spans):
-            continue
-        names.append(match.group("name"))
+    names = _extract(content, signs=_AT_SIGNS, pattern=_MENTION, end=_END_MENTION, group="name",
+                     keep=lambda match: not match.group("list"))
     return _unique(names, key=str.lower)
 
 
@@ -136,18 +125,24 @@ def extract_hashtags(content: str) -> list[str]:
     URL. Duplicates are dropped case-insensitively; the first spelling seen is
     returned unchanged.
     """
-    if not any(sign in content for sign in _HASH_SIGNS):
+    tags = _extract(content, signs=_HASH_SIGNS, pattern=_HASHTAG, end=_END_HASHTAG, group="tag")
+    return _unique(tags, key=_hashtag_key)
+
+
+def _extract(content: str, *, signs: str, pattern, end, group: str, keep=lambda match: True) -> list[str]:
+    """The ``group`` of every match of ``pattern`` that no ``end`` follows, that ``keep``
+    accepts and that lies outside every URL, in order (twitter-text's scan)."""
+    if not any(sign in content for sign in signs):
         return []
     url_spans = _url_spans(content)
-    tags: list[str] = []
-    for match in _HASHTAG.finditer(content):
-        if _END_HASHTAG.match(content, match.end()):
+    found: list[str] = []
+    for match in pattern.finditer(content):
+        if end.match(content, match.end()) or not keep(match):
             continue
-        start, end = match.end("before"), match.end("tag")
-        if _overlaps(start, end, url_spans):
+        if _overlaps(match.end("before"), match.end(group), url_spans):
             continue
-        tags.append(match.group("tag"))
-    return _unique(tags, key=_hashtag_key)
+        found.append(match.group(group))
+    return found
 
 
 def _url_spans(content: str) -> list[tuple[int, int]]:

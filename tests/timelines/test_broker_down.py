@@ -4,6 +4,7 @@ import time
 import pytest
 
 from config.celery_app import app
+from tests.helpers import drop_broker_pools
 from tweets.models import Tweet
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -13,17 +14,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def dead_broker():
     saved = app.conf.broker_url, app.conf.task_always_eager
     app.conf.broker_url, app.conf.task_always_eager = "redis://127.0.0.1:1/0", False
-    _drop_connection_pools()  # pooled per URL: start pools on the dead one
+    drop_broker_pools()  # pooled per URL: start pools on the dead one
     try:
         yield
     finally:
         app.conf.broker_url, app.conf.task_always_eager = saved
-        _drop_connection_pools()
-
-
-def _drop_connection_pools():
-    app._pool = None
-    app.amqp._producer_pool = None
+        drop_broker_pools()
 
 
 def test_posting_while_the_broker_is_down_still_answers_201(dead_broker, make_user, api):

@@ -1,11 +1,11 @@
 """Fan-out through a real Celery worker consuming real broker messages."""
-import time
 
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.test import override_settings
 
 from config.celery_app import app
+from tests.helpers import wait_for
 from timelines import store
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -23,15 +23,6 @@ def celery_worker():
         app.conf.task_always_eager = True
 
 
-def _wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @override_settings(FANOUT_BATCH_SIZE=4)
 def test_a_worker_delivers_the_tweet_and_followers_read_it(celery_worker, make_user, api, redis):
     author = make_user()
@@ -43,7 +34,7 @@ def test_a_worker_delivers_the_tweet_and_followers_read_it(celery_worker, make_u
     assert r.status_code == 201
     tweet_id = r.json()["tweet_id"]
     # The request returned before the fan-out: it happens in the worker, in 3 tasks of 4.
-    assert _wait_for(lambda: all(
+    assert wait_for(lambda: all(
         redis.lindex(store.timeline_key(f.id), 0) == tweet_id.encode() for f in followers))
     for f in followers:
         page = api(f).get("/v1/timeline/home").json()

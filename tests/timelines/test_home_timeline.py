@@ -3,35 +3,11 @@ import pytest
 from django.test import override_settings
 
 from social import cache as author_cache
+from tests.helpers import post, scroll, scroll_pages
 from timelines import store
 from tweets import cache as tweet_cache
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _post(client, content="hello"):
-    r = client.post("/v1/tweets", {"content": content}, format="json")
-    assert r.status_code == 201, r.content
-    return r.json()["tweet_id"]
-
-
-def _scroll(client, limit=20):
-    """Every tweet id from the first page to the last, following next_cursor."""
-    seen, cursor, pages = [], None, 0
-    while True:
-        params = {"limit": limit} | ({"cursor": cursor} if cursor else {})
-        r = client.get("/v1/timeline/home", params)
-        assert r.status_code == 200, r.content
-        body = r.json()
-        ids = [t["tweet_id"] for t in body["data"]]
-        assert [int(i) for i in ids] == sorted((int(i) for i in ids), reverse=True)
-        seen += ids
-        pages += 1
-        if body["next_cursor"] is None:
-            return seen, pages
-        assert body["data"], "a non-last page must not be empty"
-        assert body["next_cursor"] == ids[-1]
-        cursor = body["next_cursor"]
 
 
 def test_followers_see_new_tweets_newest_first_with_their_own(make_user, api):
@@ -39,7 +15,7 @@ def test_followers_see_new_tweets_newest_first_with_their_own(make_user, api):
     api(bob).post(f"/v1/users/{alice.id}/follow")
     api(bob).post(f"/v1/users/{carol.id}/follow")
     assert api(bob).get("/v1/timeline/home").json() == {"data": [], "next_cursor": None, "prev_cursor": None}
-    posted = [_post(api(alice), "a1"), _post(api(carol), "c1"), _post(api(bob), "b1"), _post(api(alice), "a2")]
+    posted = [post(api(alice), "a1"), post(api(carol), "c1"), post(api(bob), "b1"), post(api(alice), "a2")]
     body = api(bob).get("/v1/timeline/home").json()
     assert [t["tweet_id"] for t in body["data"]] == posted[::-1]
     assert body["prev_cursor"] == posted[-1] and body["next_cursor"] is None
@@ -53,21 +29,21 @@ def test_scrolling_returns_every_tweet_exactly_once(make_user, api):
     authors = [make_user() for _ in range(3)]
     for a in authors:
         api(reader).post(f"/v1/users/{a.id}/follow")
-    posted = [_post(api(authors[n % 3]), f"t{n}") for n in range(47)]
+    posted = [post(api(authors[n % 3]), f"t{n}") for n in range(47)]
     for limit in (1, 5, 20, 47, 100):
-        seen, pages = _scroll(api(reader), limit=limit)
-        assert seen == posted[::-1]
-        assert pages == max(1, -(-47 // limit))
+        pages = scroll_pages(api(reader), limit=limit)
+        assert [tweet_id for one in pages for tweet_id in one] == posted[::-1]
+        assert len(pages) == max(1, -(-47 // limit))
 
 
 def test_fanout_writes_only_live_timelines_and_a_read_rebuilds(make_user, api, redis):
     author, reader = make_user(), make_user()
     api(reader).post(f"/v1/users/{author.id}/follow")
-    first = _post(api(author))
+    first = post(api(author))
     assert not redis.exists(store.timeline_key(reader.id))  # never read: never created by fan-out
     assert [t["tweet_id"] for t in api(reader).get("/v1/timeline/home").json()["data"]] == [first]
     assert redis.exists(store.timeline_key(reader.id))
-    second = _post(api(author))
+    second = post(api(author))
     assert redis.lindex(store.timeline_key(reader.id), 0).decode() == second  # pushed
     store.evict(user_id=reader.id)
     tweet_cache.evict([int(first), int(second)])
@@ -77,16 +53,16 @@ def test_fanout_writes_only_live_timelines_and_a_read_rebuilds(make_user, api, r
 def test_deleted_tweets_disappear_from_timelines(make_user, api):
     author, reader = make_user(), make_user()
     api(reader).post(f"/v1/users/{author.id}/follow")
-    ids = [_post(api(author), f"t{n}") for n in range(5)]
+    ids = [post(api(author), f"t{n}") for n in range(5)]
     api(reader).get("/v1/timeline/home")
     assert api(author).delete(f"/v1/tweets/{ids[2]}").status_code == 204
-    seen, _ = _scroll(api(reader), limit=2)
+    seen = scroll(api(reader), limit=2)
     assert seen == [ids[4], ids[3], ids[1], ids[0]]
 
 
 def test_follow_and_unfollow_change_what_is_shown(make_user, api):
     author, reader = make_user(), make_user()
-    old = _post(api(author), "before the follow")
+    old = post(api(author), "before the follow")
     api(reader).get("/v1/timeline/home")  # reader's timeline is cached, and empty
     api(reader).post(f"/v1/users/{author.id}/follow")
     assert [t["tweet_id"] for t in api(reader).get("/v1/timeline/home").json()["data"]] == [old]
@@ -97,7 +73,7 @@ def test_follow_and_unfollow_change_what_is_shown(make_user, api):
 def test_suspended_authors_tweets_stop_appearing(make_user, api):
     author, reader = make_user(), make_user()
     api(reader).post(f"/v1/users/{author.id}/follow")
-    _post(api(author))
+    post(api(author))
     assert len(api(reader).get("/v1/timeline/home").json()["data"]) == 1
     author.is_active = False
     author.save()
@@ -112,10 +88,10 @@ def test_scrolling_continues_past_the_cached_entries_from_postgres(make_user, ap
     for a in authors:
         api(reader).post(f"/v1/users/{a.id}/follow")
     api(reader).get("/v1/timeline/home")
-    posted = [_post(api(authors[n % 2]), f"t{n}") for n in range(33)]
+    posted = [post(api(authors[n % 2]), f"t{n}") for n in range(33)]
     assert redis.llen(store.timeline_key(reader.id)) <= 13
     for limit in (3, 7, 10, 11, 40):
-        seen, _ = _scroll(api(reader), limit=limit)
+        seen = scroll(api(reader), limit=limit)
         assert seen == posted[::-1]
 
 
@@ -126,7 +102,7 @@ def test_a_fanout_larger_than_a_batch_reaches_every_follower(make_user, api, red
     for f in followers:
         api(f).post(f"/v1/users/{author.id}/follow")
         api(f).get("/v1/timeline/home")
-    tweet_id = _post(api(author))
+    tweet_id = post(api(author))
     for f in followers:
         assert [x.decode() for x in redis.lrange(store.timeline_key(f.id), 0, -1)] == [tweet_id, "0"]
 
@@ -150,7 +126,7 @@ def test_a_page_costs_a_bounded_number_of_queries(make_user, api, django_assert_
     authors = [make_user() for _ in range(5)]
     for a in authors:
         api(reader).post(f"/v1/users/{a.id}/follow")
-    posted = [int(_post(api(authors[n % 5]), f"t{n}")) for n in range(120)]
+    posted = [int(post(api(authors[n % 5]), f"t{n}")) for n in range(120)]
     client = api(reader)
     # Cold: no timeline, followees, tweet or author cached. Followees, 2 rebuild
     # reads, 1 tweet fill, 1 author fill (the reader's own summary is cached).

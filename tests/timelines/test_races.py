@@ -3,17 +3,12 @@ import pytest
 from django.test import override_settings
 
 from social import services as social_services
+from tests.helpers import ids
 from timelines import rebuilds, store
 from timelines import services as tl_services
 from tweets import services as tweet_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _ids(client, **params):
-    r = client.get("/v1/timeline/home", params)
-    assert r.status_code == 200, r.content
-    return [t["tweet_id"] for t in r.json()["data"]]
 
 
 def test_an_unfollow_during_a_rebuild_never_leaves_the_unfollowed_tweets_showing(make_user, api, monkeypatch):
@@ -31,10 +26,10 @@ def test_an_unfollow_during_a_rebuild_never_leaves_the_unfollowed_tweets_showing
         return ids
 
     monkeypatch.setattr(rebuilds, "timeline_ids_from_db", hooked)
-    _ids(api(reader))  # reader's read rebuilds
+    ids(api(reader))  # reader's read rebuilds
     monkeypatch.setattr(rebuilds, "timeline_ids_from_db", real)
     # Reader no longer follows author; every later read still shows the tweet.
-    assert _ids(api(reader)) == [], "unfollowed author's tweet still shown"
+    assert ids(api(reader)) == [], "unfollowed author's tweet still shown"
 
 
 def test_a_follow_during_a_rebuild_never_hides_the_new_followee(make_user, api, monkeypatch):
@@ -51,27 +46,27 @@ def test_a_follow_during_a_rebuild_never_hides_the_new_followee(make_user, api, 
         return ids
 
     monkeypatch.setattr(rebuilds, "timeline_ids_from_db", hooked)
-    _ids(api(reader))
+    ids(api(reader))
     monkeypatch.setattr(rebuilds, "timeline_ids_from_db", real)
-    assert _ids(api(reader)) == [str(t.id)], "followee's tweet missing (list closed by sentinel)"
+    assert ids(api(reader)) == [str(t.id)], "followee's tweet missing (list closed by sentinel)"
 
 
 def test_a_fanout_racing_an_unfollow_and_a_rebuild_shows_nothing_unfollowed(make_user, api, monkeypatch):
     reader, author = make_user(), make_user()
     social_services.follow_create(follower=reader, followee_id=author.id)
-    _ids(api(reader))  # cached
+    ids(api(reader))  # cached
     real_insert = store.insert
 
     def hooked(*, user_ids, tweet_id):
         # fan-out has read the follower page (reader in it); reader unfollows and reads
         social_services.follow_delete(follower=reader, followee_id=author.id)
-        assert _ids(api(reader)) == []
+        assert ids(api(reader)) == []
         return real_insert(user_ids=user_ids, tweet_id=tweet_id)
 
     monkeypatch.setattr(store, "insert", hooked)
     tweet_services.tweet_create(author=author, content="x")  # eager fan-out on commit
     monkeypatch.setattr(store, "insert", real_insert)
-    assert _ids(api(reader)) == [], "tweet of unfollowed author pushed into rebuilt timeline"
+    assert ids(api(reader)) == [], "tweet of unfollowed author pushed into rebuilt timeline"
 
 
 @override_settings(FANOUT_BATCH_SIZE=1)
@@ -83,7 +78,7 @@ def test_a_batch_that_could_not_be_sent_is_restarted_by_the_reconciler(make_user
     f1, f2 = make_user(), make_user()
     for f in (f1, f2):
         social_services.follow_create(follower=f, followee_id=author.id)
-        _ids(api(f))
+        ids(api(f))
 
     def delay(*args):
         raise ConnectionError("broker blip")
@@ -91,9 +86,9 @@ def test_a_batch_that_could_not_be_sent_is_restarted_by_the_reconciler(make_user
     monkeypatch.setattr(tasks.fanout_batch_task, "delay", delay)
     t = tweet_services.tweet_create(author=author, content="x")  # the first batch is written, the second not sent
     monkeypatch.undo()
-    assert _ids(api(f1)) == [str(t.id)]
-    assert _ids(api(f2)) == []
+    assert ids(api(f1)) == [str(t.id)]
+    assert ids(api(f2)) == []
     assert PendingFanout.objects.filter(tweet_id=t.id).exists()
     assert tl_services.fanout_reconcile(older_than_seconds=0) == 1
-    assert _ids(api(f2)) == [str(t.id)]
+    assert ids(api(f2)) == [str(t.id)]
     assert not PendingFanout.objects.filter(tweet_id=t.id).exists()

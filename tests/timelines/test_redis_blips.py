@@ -1,8 +1,8 @@
 """Redis failing after a commit: the answer matches what was committed, and nothing stays stale."""
 import pytest
-from django_redis import get_redis_connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from tests.helpers import cached, ids
 from timelines import store
 from tweets import cache as tweet_cache
 from tweets.models import Tweet
@@ -10,19 +10,11 @@ from tweets.models import Tweet
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _ids(client):
-    return [t["tweet_id"] for t in client.get("/v1/timeline/home").json()["data"]]
-
-
-def _cached(user_id: int) -> list[str]:
-    return [x.decode() for x in get_redis_connection("default").lrange(store.timeline_key(user_id), 0, -1)]
-
-
 def test_a_failed_timeline_update_after_a_follow_is_retried_by_a_task(make_user, api, monkeypatch):
     reader, author = make_user(), make_user()
     t = api(author).post("/v1/tweets", {"content": "x"}, format="json").json()["tweet_id"]
-    assert _ids(api(reader)) == []  # cached, complete, empty
-    assert _cached(reader.id) == ["0"]
+    assert ids(api(reader)) == []  # cached, complete, empty
+    assert cached(store.timeline_key(reader.id)) == ["0"]
     real = store.generation_advance
     failures = []
 
@@ -39,14 +31,14 @@ def test_a_failed_timeline_update_after_a_follow_is_retried_by_a_task(make_user,
     # (run inline here), which backfills the list itself: no second follow, no rebuild.
     assert c.post(f"/v1/users/{author.id}/follow").status_code == 200
     assert failures, "the update after commit never ran"
-    assert _cached(reader.id) == [t, "0"]
-    assert _ids(api(reader)) == [t]
+    assert cached(store.timeline_key(reader.id)) == [t, "0"]
+    assert ids(api(reader)) == [t]
 
 
 def test_a_repeated_follow_heals_a_timeline_whose_update_failed_for_good(make_user, api, monkeypatch):
     reader, author = make_user(), make_user()
     t = api(author).post("/v1/tweets", {"content": "x"}, format="json").json()["tweet_id"]
-    assert _ids(api(reader)) == []
+    assert ids(api(reader)) == []
 
     def boom(**kw):
         raise RedisConnectionError("down")
@@ -56,10 +48,10 @@ def test_a_repeated_follow_heals_a_timeline_whose_update_failed_for_good(make_us
     c.raise_request_exception = False
     assert c.post(f"/v1/users/{author.id}/follow").status_code == 200
     monkeypatch.undo()
-    assert _cached(reader.id) == ["0"]  # stale: still without the new followee
+    assert cached(store.timeline_key(reader.id)) == ["0"]  # stale: still without the new followee
     assert api(reader).post(f"/v1/users/{author.id}/follow").status_code == 200  # a client's retry
-    assert _cached(reader.id) == [t, "0"]
-    assert _ids(api(reader)) == [t]
+    assert cached(store.timeline_key(reader.id)) == [t, "0"]
+    assert ids(api(reader)) == [t]
 
 
 def test_a_failed_cache_warmup_after_commit_still_answers_201(make_user, api, monkeypatch):

@@ -10,17 +10,12 @@ from social import cache as author_cache
 from social import services as social_services
 from social.admin import UserAdmin
 from social.models import User
+from tests.helpers import page
 from timelines import selectors as tl_selectors
 from tweets import services as tweet_services
 from tweets import snowflake
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _page(client, **params):
-    r = client.get("/v1/timeline/home", params)
-    assert r.status_code == 200, r.content
-    return r.json()
 
 
 def test_a_profile_read_before_an_update_never_overwrites_it_in_the_cache(make_user, api, monkeypatch):
@@ -39,9 +34,9 @@ def test_a_profile_read_before_an_update_never_overwrites_it_in_the_cache(make_u
         return summary
 
     monkeypatch.setattr(author_cache, "author_summary", hooked)
-    _page(api(reader))
+    page(api(reader))
     monkeypatch.setattr(author_cache, "author_summary", real)
-    assert _page(api(reader))["data"][0]["author"]["display_name"] == "New"
+    assert page(api(reader))["data"][0]["author"]["display_name"] == "New"
 
 
 def test_a_suspension_in_the_admin_reaches_the_cache_after_commit(make_user, api):
@@ -67,7 +62,7 @@ def test_next_cursor_stays_set_when_a_database_page_is_thinned_by_a_delete(make_
     social_services.follow_create(follower=reader, followee_id=author.id)
     ids = [tweet_services.tweet_create(author=author, content=f"t{n}").id for n in range(10)]
     client = api(reader)
-    first = _page(client, limit=2)
+    first = page(client, limit=2)
     assert first["next_cursor"]
     real = tl_selectors.timeline_ids_from_db
     fired = []
@@ -81,8 +76,8 @@ def test_next_cursor_stays_set_when_a_database_page_is_thinned_by_a_delete(make_
         return out
 
     monkeypatch.setattr(tl_selectors, "timeline_ids_from_db", hooked)
-    page = _page(client, limit=2, cursor=str(ids[-3]))  # window has ids[9..7]; page is from the DB
-    assert page["next_cursor"] is not None, f"null next_cursor though {len(ids) - 5} older tweets remain: {page}"
+    older = page(client, limit=2, cursor=str(ids[-3]))  # window has ids[9..7]; page is from the DB
+    assert older["next_cursor"] is not None, f"null next_cursor though {len(ids) - 5} older tweets remain: {older}"
 
 
 def test_posting_after_a_process_whose_clock_is_ahead_mints_a_greater_id(make_user, monkeypatch):

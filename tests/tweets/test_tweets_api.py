@@ -6,17 +6,14 @@ import pytest
 from django.db import connection
 
 from tests.conftest import client_for
+from tests.helpers import post, post_tweet
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _post(client, content):
-    return client.post("/v1/tweets", {"content": content}, format="json")
-
-
 def test_post_returns_a_string_id_and_the_tweet_reads_back(make_user, api):
     alice = make_user(username="alice", display_name="Alice")
-    r = _post(api(alice), "Hi @Bob and @bob, see #Django! mail me: x@example.com")
+    r = post_tweet(api(alice), "Hi @Bob and @bob, see #Django! mail me: x@example.com")
     assert r.status_code == 201
     body = r.json()
     assert set(body) == {"tweet_id", "timestamp"}
@@ -33,12 +30,12 @@ def test_post_returns_a_string_id_and_the_tweet_reads_back(make_user, api):
 
 @pytest.mark.parametrize("content", ["a" * 280, "日本" * 70, "https://example.com/" + "x" * 500 + " " + "b" * 256])
 def test_weighted_length_at_the_limit_is_accepted(make_user, api, content):
-    assert _post(api(make_user()), content).status_code == 201
+    assert post_tweet(api(make_user()), content).status_code == 201
 
 
 @pytest.mark.parametrize("content", ["a" * 281, "日本" * 70 + "a", "😀" * 141])
 def test_weighted_length_over_the_limit_is_refused(make_user, api, content):
-    r = _post(api(make_user()), content)
+    r = post_tweet(api(make_user()), content)
     assert r.status_code == 400
     assert "content" in r.json()
 
@@ -57,11 +54,11 @@ def test_malformed_json_is_a_400(make_user, api):
 
 
 def test_posting_needs_a_token(anon):
-    assert _post(anon, "hello").status_code == 401
+    assert post_tweet(anon, "hello").status_code == 401
 
 
 def test_a_body_over_64_kb_is_a_413(make_user, api):
-    r = _post(api(make_user()), "a" * (65 * 1024))
+    r = post_tweet(api(make_user()), "a" * (65 * 1024))
     assert r.status_code == 413
 
 
@@ -75,8 +72,8 @@ def test_only_the_author_or_staff_may_delete(make_user, api):
     author, other, moderator = make_user(), make_user(), make_user()
     moderator.is_staff = True
     moderator.save()
-    first = _post(api(author), "one").json()["tweet_id"]
-    second = _post(api(author), "two").json()["tweet_id"]
+    first = post(api(author), "one")
+    second = post(api(author), "two")
     assert api(other).delete(f"/v1/tweets/{first}").status_code == 403
     assert api(other).get(f"/v1/tweets/{first}").status_code == 200
     assert api(author).delete(f"/v1/tweets/{first}").status_code == 204
@@ -88,7 +85,7 @@ def test_only_the_author_or_staff_may_delete(make_user, api):
 
 def test_a_private_authors_tweet_is_hidden_from_non_followers(make_user, api):
     author = make_user(is_private=True)
-    tweet_id = _post(api(author), "secret").json()["tweet_id"]
+    tweet_id = post(api(author), "secret")
     assert api(make_user()).get(f"/v1/tweets/{tweet_id}").status_code == 404
     assert api(author).get(f"/v1/tweets/{tweet_id}").status_code == 200
 
@@ -102,7 +99,7 @@ def test_concurrent_posts_get_distinct_ids_increasing_per_author(make_user):
         client = client_for(author)
         try:
             for n in range(25):
-                r = _post(client, f"tweet {n}")
+                r = post_tweet(client, f"tweet {n}")
                 if r.status_code != 201:
                     errors.append(r.content)
                 results[author.id].append(int(r.json()["tweet_id"]))
@@ -123,6 +120,6 @@ def test_concurrent_posts_get_distinct_ids_increasing_per_author(make_user):
 
 @pytest.mark.parametrize("content", ["a." * 4900, "a." * 150, "x" * 1001])
 def test_pathological_or_oversized_text_is_refused_as_a_400(make_user, api, content):
-    r = _post(api(make_user()), content)
+    r = post_tweet(api(make_user()), content)
     assert r.status_code == 400
     assert "content" in r.json()
