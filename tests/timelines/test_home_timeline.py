@@ -1,6 +1,7 @@
 """The home timeline over HTTP: push, rebuild, scrolling, deletes, bad input, query cost."""
 import pytest
 from django.test import override_settings
+from redis.connection import Connection
 
 from social import cache as author_cache
 from tests.helpers import post, scroll, scroll_pages
@@ -138,3 +139,30 @@ def test_a_page_costs_a_bounded_number_of_queries(make_user, api, django_assert_
         assert len(client.get("/v1/timeline/home", {"limit": limit}).json()["data"]) == limit
     with django_assert_max_num_queries(0):  # warm: the reader is authenticated from the author cache
         assert len(client.get("/v1/timeline/home", {"limit": limit}).json()["data"]) == limit
+
+
+def _redis_round_trips(monkeypatch) -> list:
+    """Record every request sent to Redis (a command, or a whole pipeline): one round trip each."""
+    sent = []
+    real = Connection.send_packed_command
+
+    def counted(self, command, check_health=True):
+        sent.append(command)
+        return real(self, command, check_health)
+
+    monkeypatch.setattr(Connection, "send_packed_command", counted)
+    return sent
+
+
+@pytest.mark.parametrize("celebrity", [False, True])
+def test_a_warm_page_costs_four_redis_round_trips_five_with_celebrities(make_user, api, monkeypatch, celebrity):
+    reader, author = make_user(), make_user()
+    api(reader).post(f"/v1/users/{author.id}/follow")
+    with override_settings(TIMELINE_CELEBRITY_THRESHOLD=1 if celebrity else 100_000):
+        post(api(author), "hello")
+        client = api(reader)
+        assert len(client.get("/v1/timeline/home").json()["data"]) == 1  # warms every cache
+        sent = _redis_round_trips(monkeypatch)
+        assert len(client.get("/v1/timeline/home").json()["data"]) == 1
+    # The reader's authentication, the timeline's pipeline, (the pulled lists,) the tweets, their authors.
+    assert len(sent) == (5 if celebrity else 4)
