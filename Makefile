@@ -1,7 +1,7 @@
 # The two set-up commands (README.md): `make run` and `make test`. Both create
 # the virtualenv, install the pinned requirements, make sure PostgreSQL and Redis
-# are there (embedded ones if not, see scripts/stack.py), create the database,
-# migrate, and then run the stack or the suite.
+# are there (embedded ones if not, see stack/), create the database, migrate,
+# and then run the stack (the Procfile's web, worker and beat) or the suite.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -20,17 +20,18 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@touch $(STAMP)
 
 run: $(STAMP)
-	@$(PY) scripts/stack.py run
+	@$(PY) -m stack run
 
 test: $(STAMP)
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/lint-imports --no-cache
-	@$(PY) scripts/stack.py test $(PYTEST_ARGS)
+	@$(PY) -m stack test $(PYTEST_ARGS)
 
-# The benchmark (bench/run.py): seeds, starts the production stack, measures,
+# The benchmark (python -m bench.run): seeds, starts the Procfile's stack under
+# bench.settings (production's plus the baselines), measures,
 # writes bench/results/<date>/. QUICK=1 for the small profile.
 bench: $(STAMP)
-	@$(PY) bench/run.py $(if $(QUICK),--quick,)
+	@$(PY) -m bench.run $(if $(QUICK),--quick,)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache

@@ -1,11 +1,12 @@
 """`make bench`: seed a data set, start the production stack, measure it beside its baselines, write a report.
 
-    .venv/bin/python bench/run.py [--quick] [--out bench/results/<date>]
+    .venv/bin/python -m bench.run [--quick] [--out bench/results/<date>]
 
 Everything runs on this machine: a fresh PostgreSQL database (``timeline_bench``
 on the configured server, or an embedded one), a Valkey server of the bench's
-own (so it can be flushed and measured), gunicorn, a Celery worker and beat
-started with exactly the arguments ``make run`` uses, and the load generator
+own (so it can be flushed and measured), the Procfile's web, worker and beat
+started as ``make run`` starts them (under ``bench.settings``: production's,
+plus the baseline endpoints and ``seed_bench``), and the load generator
 (``bench/loadgen.py``) in this process, whose CPU use is reported beside each
 figure. The report (``report.md``, ``report.json`` and PNG plots) goes to
 ``bench/results/<date>/``.
@@ -28,12 +29,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "scripts"), str(REPO / "bench")]
+from bench import loadgen
+from bench.loadgen import Request
+from stack import common, procfile, services, valkey
 
-import loadgen  # noqa: E402
-import stack  # noqa: E402
-from loadgen import Request  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 PROFILES = {
     # users, tweets, celebrity threshold, active share, seconds per measured run, closed-loop concurrencies
@@ -54,7 +54,7 @@ class Bench:
         self.name, self.p, self.out = profile, PROFILES[profile], out
         self.cleanup = contextlib.ExitStack()
         self.results: dict = {"meta": {"profile": profile, "started": datetime.now(UTC).isoformat(timespec="seconds"),
-                                       "cpus": stack.cpu_count(), "python": platform.python_version(),
+                                       "cpus": common.cpu_count(), "python": platform.python_version(),
                                        "machine": platform.machine()}}
         self.data_dir = REPO / ".data" / "bench"
 
@@ -63,26 +63,25 @@ class Bench:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
-        stack.resolve_postgres(env, self.data_dir, self.cleanup, forced=env.get("EMBEDDED") == "1")
+        services.resolve_postgres(env, self.data_dir, self.cleanup, forced=env.get("EMBEDDED") == "1")
         self.db_url = urlunsplit(urlsplit(env["DATABASE_URL"])._replace(path="/timeline_bench"))
-        with stack.maintenance_connection(self.db_url) as conn:
+        with services.maintenance_connection(self.db_url) as conn:
             conn.execute("DROP DATABASE IF EXISTS timeline_bench WITH (FORCE)")
             conn.execute("CREATE DATABASE timeline_bench")
-        self.redis_port = stack.start_valkey(self.data_dir, self.cleanup)
-        self.port = stack.pick_port(8700)
+        self.redis_port = valkey.start_valkey(self.data_dir, self.cleanup)
+        self.port = common.pick_port(8700)
         self.env = env | {
-            "DJANGO_SETTINGS_MODULE": "config.settings.production",
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
             "SECRET_KEY": secrets.token_urlsafe(40),
             "DATABASE_URL": self.db_url,
             "REDIS_URL": f"redis://{HOST}:{self.redis_port}/0",
             "CELERY_BROKER_URL": f"redis://{HOST}:{self.redis_port}/1",
             "PORT": str(self.port),
             "TIMELINE_CELEBRITY_THRESHOLD": str(self.p["threshold"]),
-            "BENCH_ENDPOINTS": "1",
             "JWT_ACCESS_MINUTES": "600",
             "PYTHONUNBUFFERED": "1",
         }
-        say(f"database timeline_bench on {stack.redact(self.db_url)}; Valkey on port {self.redis_port}")
+        say(f"database timeline_bench on {services.redact(self.db_url)}; Valkey on port {self.redis_port}")
         self._manage("migrate", "--noinput", "-v0")
         manifest = self.out / "manifest.json"
         say(f"seeding ({self.p['users']:,} users, {self.p['tweets']:,} tweets)")
@@ -97,12 +96,13 @@ class Bench:
         django.setup()
         self.logs = self.out / "logs"
         self.logs.mkdir(exist_ok=True)
-        commands = stack.stack_commands(self.env, self.data_dir)
-        self.results["meta"]["stack"] = {name: " ".join(Path(a).name if i == 0 else a for i, a in enumerate(argv))
-                                         for name, argv in commands.items()}
-        self.procs = {name: stack.spawn(argv, self.env, stdout=(self.logs / f"{name}.log").open("w"),
-                                        stderr=subprocess.STDOUT) for name, argv in commands.items()}
-        self.cleanup.callback(stack.stop_processes, self.procs)
+        commands = procfile.load()
+        child_env = procfile.process_env(self.env, self.data_dir)
+        self.results["meta"]["stack"] = {name: " ".join(procfile.expanded(command, child_env))
+                                         for name, command in commands.items()}
+        self.procs = {name: procfile.start(command, child_env, stdout=(self.logs / f"{name}.log").open("w"),
+                                           stderr=subprocess.STDOUT) for name, command in commands.items()}
+        self.cleanup.callback(common.stop_processes, self.procs)
         self._wait_ready()
 
     def _manage(self, *args: str) -> None:
@@ -179,21 +179,14 @@ class Bench:
         self.latencies[f"timeline (open, {rate:.0f}/s)"] = result.latencies_ms
 
     def measure_special_reads(self) -> None:
-        from django.db import connection
+        from django.db.models import Count
 
-        say("deep pages (past the cached entries) and readers of celebrities")
+        from social.models import Follow
         from timelines import store
 
-        redis = store._redis()
-        active = self.manifest["active"][:2000]
-        floors = {}
-        pipe = redis.pipeline(transaction=False)
-        for user_id in active:
-            pipe.lindex(store.timeline_key(user_id), -1)
-        for user_id, last in zip(active, pipe.execute(), strict=True):
-            if last and last != b"0":
-                floors[user_id] = int(last)
-        deep = [(u, f) for u, f in floors.items()]
+        say("deep pages (past the cached entries) and readers of celebrities")
+        floors = store.cached_floors(user_ids=self.manifest["active"][:2000])
+        deep = list(floors.items())
         headers = {u: {"Authorization": f"Bearer {self.token(u)}"} for u, _ in deep}
 
         def make_deep() -> Request:
@@ -204,10 +197,9 @@ class Bench:
         self.results["deep_pages"] = self.show(f"deep pages c={concurrency}", self.closed(make_deep, concurrency))
         self.results["deep_pages"]["users"] = len(deep)
         celebs = self.manifest["celebrities"]
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT follower_id FROM social_follow WHERE followee_id = ANY(%s) "
-                           "GROUP BY follower_id HAVING count(*) >= %s LIMIT 2000", [celebs, min(2, len(celebs))])
-            fans = [row[0] for row in cursor.fetchall()]
+        fans = list(Follow.objects.filter(followee_id__in=celebs).values("follower_id")
+                    .annotate(celebrities=Count("followee_id")).filter(celebrities__gte=min(2, len(celebs)))
+                    .values_list("follower_id", flat=True)[:2000])
         if fans:
             result = self.closed(self.readers(fans, "/v1/timeline/home?limit=20"), concurrency)
             self.results["celebrity_readers"] = self.show(f"readers of >=2 celebrities c={concurrency}", result)
@@ -245,17 +237,15 @@ class Bench:
     def measure_fanout(self) -> None:
         say("fan-out: completion time and deliveries/s by follower count, beside pipelined LPUSH")
         import requests
-        from django.db import connection
 
+        from social.models import Follow
         from timelines import store
         from timelines.models import PendingFanout
 
         rows = []
         probes = sorted(self.manifest["probes"].items(), key=lambda kv: int(kv[0]))
         for _label, author in probes:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT follower_id FROM social_follow WHERE followee_id = %s", [author])
-                followers = [r[0] for r in cursor.fetchall()]
+            followers = list(Follow.objects.filter(followee_id=author).values_list("follower_id", flat=True))
             live = len(store.existing(user_ids=followers)) + 1
             session = requests.Session()
             session.headers["Authorization"] = f"Bearer {self.token(author)}"
@@ -299,16 +289,16 @@ class Bench:
 
     def measure_propagation(self) -> None:
         say(f"propagation delay under a 100:1 read/write mix ({self.p['mix_seconds']} s)")
-        from django.db import connection
+        from django.contrib.postgres.aggregates import ArrayAgg
 
+        from social.models import Follow
         from timelines import store
 
         active = set(self.manifest["active"])
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT followee_id, array_agg(follower_id) FROM social_follow f JOIN social_user u "
-                           "ON u.id = f.followee_id WHERE u.followers_count BETWEEN 20 AND %s "
-                           "GROUP BY followee_id LIMIT 3000", [self.p["threshold"] // 10])
-            watched = {a: [f for f in fs if f in active][:3] for a, fs in cursor.fetchall()}
+        authors = (Follow.objects.filter(followee__followers_count__range=(20, self.p["threshold"] // 10))
+                   .values("followee_id").annotate(followers=ArrayAgg("follower_id"))
+                   .values_list("followee_id", "followers")[:3000])
+        watched = {a: [f for f in fs if f in active][:3] for a, fs in authors}
         watched = {a: fs for a, fs in watched.items() if fs}
         authors = list(watched)
         headers = {a: {"Authorization": f"Bearer {self.token(a)}"} for a in authors}
@@ -330,7 +320,6 @@ class Bench:
         stop = threading.Event()
 
         def watch() -> None:
-            redis = store._redis()
             pending: list[tuple[int, float, list[int]]] = []
             while not stop.is_set() or pending:
                 with lock:
@@ -338,10 +327,7 @@ class Bench:
                 pending += [(t, at, watched[a]) for t, at, a in fresh]
                 still = []
                 for tweet_id, at, followers in pending:
-                    pipe = redis.pipeline(transaction=False)
-                    for f in followers:
-                        pipe.lrange(store.timeline_key(f), 0, 20)
-                    if all(str(tweet_id).encode() in ids for ids in pipe.execute()):
+                    if all(tweet_id in ids for ids in store.heads(user_ids=followers, count=21).values()):
                         delays.append(1000 * (time.monotonic() - at))
                     elif time.monotonic() - at < 30:
                         still.append((tweet_id, at, followers))
@@ -373,31 +359,20 @@ class Bench:
         say("Redis memory per cached timeline entry and per active user")
         from timelines import store
 
-        redis = store._redis()
         active = self.manifest["active"]
         sample = random.Random(7).sample(active, min(2000, len(active)))
-        pipe = redis.pipeline(transaction=False)
-        for user_id in sample:
-            pipe.memory_usage(store.timeline_key(user_id), samples=0)
-            pipe.llen(store.timeline_key(user_id))
-        replies = pipe.execute()
-        sizes, lengths = replies[::2], replies[1::2]
-        pairs = [(s, n) for s, n in zip(sizes, lengths, strict=True) if s and n]
+        usage = store.memory_usage(user_ids=sample).values()
+        pairs = [(u.timeline_bytes, u.timeline_entries) for u in usage if u.timeline_bytes and u.timeline_entries]
         total_bytes, total_entries = sum(s for s, _ in pairs), sum(n for _, n in pairs)
-        per_user_keys = 0
-        pipe = redis.pipeline(transaction=False)
-        for user_id in sample:
-            for key in (store._graph_key(user_id), store._generation_key(user_id)):
-                pipe.memory_usage(key, samples=0)
-        per_user_keys = sum(x or 0 for x in pipe.execute())
-        info = redis.info("memory")
+        per_user_keys = sum(u.graph_bytes + u.generation_bytes for u in usage)
+        used_memory = store.used_memory()
         self.results["memory"] = {
             "timelines_sampled": len(pairs),
             "bytes_per_entry": round(total_bytes / total_entries, 2),
             "mean_entries": round(total_entries / len(pairs), 1),
             "bytes_per_active_user": round((total_bytes + per_user_keys) / len(pairs), 1),
-            "used_memory_bytes": info["used_memory"],
-            "used_memory_per_active_user": round(info["used_memory"] / len(active), 1),
+            "used_memory_bytes": used_memory,
+            "used_memory_per_active_user": round(used_memory / len(active), 1),
         }
         m = self.results["memory"]
         say(f"  {m['bytes_per_entry']} bytes per entry ({m['mean_entries']} entries a timeline), "
@@ -432,7 +407,7 @@ class Bench:
         finally:
             self.results["meta"]["seconds"] = round(time.monotonic() - started, 1)
             self.cleanup.close()
-        from report import write_report
+        from bench.report import write_report  # matplotlib: only once there is something to plot
 
         write_report(self.results, getattr(self, "latencies", {}), self.out)
         say(f"done in {self.results['meta']['seconds']:.0f} s: {self.out / 'report.md'}")
@@ -465,7 +440,7 @@ def _top_frames(path: Path, n: int = 20) -> list[dict]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small data set and short runs (under 5 minutes)")
     parser.add_argument("--out", type=Path, help="result directory (default bench/results/<date>[-quick])")
     parser.add_argument("--phases", default=",".join(Bench.PHASES),
@@ -475,10 +450,10 @@ def main() -> int:
     name = datetime.now().strftime("%Y-%m-%d") + ("-quick" if args.quick else "")
     out = args.out or REPO / "bench" / "results" / name
     out.mkdir(parents=True, exist_ok=True)
-    stack.on_signals(stack._raise_interrupted)
+    common.on_signals(common.raise_interrupted)
     try:
         Bench(profile, out).run(tuple(args.phases.split(",")))
-    except stack.Interrupted as exc:
+    except common.Interrupted as exc:
         say(f"{exc} received: stopped")
         return 130
     return 0

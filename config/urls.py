@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -18,9 +17,6 @@ urlpatterns = [
     path("v1/", include("tweets.urls")),
     path("v1/", include("timelines.urls")),
 ]
-
-if settings.BENCH_ENDPOINTS:
-    urlpatterns.append(path("v1/bench/", include("timelines.bench_urls")))
 
 # Errors outside DRF's views (unknown URLs, crashes) answer JSON too.
 handler404 = "core.health.not_found"

@@ -479,3 +479,53 @@ def progress_pending(*, tweet_id: int) -> list[str] | None:
 def claim_once(*, name: str, ttl: int = 24 * 3600) -> bool:
     """True the first time ``name`` is claimed (within ``ttl``): makes a side effect happen once."""
     return bool(_redis().set(_prefixed(f"once:{name}"), 1, nx=True, ex=ttl))
+
+
+# --- Inspection (operators and the benchmark) ---------------------------------------
+# Reads that look without touching: no TTL is refreshed and nothing is rebuilt.
+
+
+def cached_floors(*, user_ids: list[int]) -> dict[int, int]:
+    """The oldest id of each of ``user_ids``' cached timelines that does not hold its whole
+    range (pages older than it come from PostgreSQL); one round trip."""
+    pipe = _redis().pipeline(transaction=False)
+    for uid in user_ids:
+        pipe.lindex(timeline_key(uid), -1)
+    return {uid: int(last) for uid, last in zip(user_ids, pipe.execute(), strict=True)
+            if last is not None and last != SENTINEL}
+
+
+def heads(*, user_ids: list[int], count: int) -> dict[int, list[int]]:
+    """The newest ``count`` ids of each of ``user_ids``' cached timelines ([] where none); one round trip."""
+    pipe = _redis().pipeline(transaction=False)
+    for uid in user_ids:
+        pipe.lrange(timeline_key(uid), 0, count - 1)
+    return {uid: [int(x) for x in raw if x != SENTINEL]
+            for uid, raw in zip(user_ids, pipe.execute(), strict=True)}
+
+
+@dataclass(frozen=True)
+class MemoryUsage:
+    """What one user's keys cost in Redis, in bytes (``MEMORY USAGE``, every element counted)."""
+
+    timeline_bytes: int  # 0: not cached
+    timeline_entries: int  # the closing sentinel included
+    graph_bytes: int  # the cached follow graph
+    generation_bytes: int
+
+
+def memory_usage(*, user_ids: list[int]) -> dict[int, MemoryUsage]:
+    """The memory each of ``user_ids``' timeline, graph and generation keys takes; one round trip."""
+    pipe = _redis().pipeline(transaction=False)
+    for uid in user_ids:
+        pipe.memory_usage(timeline_key(uid), samples=0)
+        pipe.llen(timeline_key(uid))
+        pipe.memory_usage(_graph_key(uid), samples=0)
+        pipe.memory_usage(_generation_key(uid), samples=0)
+    replies = [x or 0 for x in pipe.execute()]
+    return {uid: MemoryUsage(*replies[4 * i:4 * i + 4]) for i, uid in enumerate(user_ids)}
+
+
+def used_memory() -> int:
+    """The bytes the Redis server holding the timelines uses in all (its ``used_memory``)."""
+    return int(_redis().info("memory")["used_memory"])

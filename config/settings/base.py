@@ -132,10 +132,6 @@ if SNOWFLAKE_LEASE_SECONDS < 15:  # must outlast several 5 s renewals, or two ho
 if FANOUT_BATCH_SIZE < 1:
     raise ImproperlyConfigured("FANOUT_BATCH_SIZE must be at least 1.")
 
-# The benchmark's baselines (an authenticated no-op and the naive SQL timeline),
-# served beside the real endpoints only when the benchmark starts the stack.
-BENCH_ENDPOINTS = env.bool("BENCH_ENDPOINTS", default=False)
-
 MAX_REQUEST_BODY_BYTES = 64 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 

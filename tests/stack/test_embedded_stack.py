@@ -1,7 +1,7 @@
 """`make run`'s stack on a machine with nothing but Python: embedded PostgreSQL and Valkey.
 
-Starts ``scripts/stack.py run`` with ``EMBEDDED=1`` (gunicorn, a Celery worker
-process and beat over embedded servers in a fresh data directory), then drives
+Starts ``python -m stack run`` with ``EMBEDDED=1`` (the Procfile's gunicorn, Celery
+worker and beat over embedded servers in a fresh data directory), then drives
 it over HTTP as a client would: register, follow, post, and read the tweet back
 after the worker process has fanned it out.
 """
@@ -49,7 +49,7 @@ def embedded_stack(tmp_path_factory):
     env |= {"EMBEDDED": "1", "STACK_DATA_DIR": str(tmp_path / "data"), "PORT": str(port),
             "WEB_CONCURRENCY": "2", "CELERY_CONCURRENCY": "1"}
     log = open(tmp_path / "stack.log", "w+")
-    proc = subprocess.Popen([sys.executable, "scripts/stack.py", "run"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "stack", "run"], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:

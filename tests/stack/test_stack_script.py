@@ -1,6 +1,6 @@
-"""scripts/stack.py: how it resolves services, what it says when one is missing, and
-(slow) that the embedded servers really start, serve and stop without leftovers."""
-import importlib.util
+"""The stack runner (``python -m stack``): how it resolves services, what it says when
+one is missing, and (slow) that the embedded servers really start, serve and stop
+without leftovers."""
 import os
 import re
 import shutil
@@ -13,12 +13,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "scripts" / "stack.py"
+from stack import cli, services
 
-_spec = importlib.util.spec_from_file_location("stack_script", SCRIPT)
-stack = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(stack)
+REPO = Path(__file__).resolve().parents[2]
 
 SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "EMBEDDED", "STACK_DATA_DIR")
 
@@ -37,7 +34,7 @@ def clean_env(**overrides) -> dict:
 
 
 def run_script(*args, env, timeout=120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], env=env, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "stack", *args], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -48,7 +45,7 @@ def run_script(*args, env, timeout=120) -> subprocess.CompletedProcess:
     ("redis://h:6379/0", "redis://h:6379/0"),
 ])
 def test_redact_drops_passwords(url, shown):
-    assert stack.redact(url) == shown
+    assert services.redact(url) == shown
 
 
 @pytest.mark.parametrize("url, address", [
@@ -58,30 +55,23 @@ def test_redact_drops_passwords(url, shown):
     ("postgres:///x?host=/tmp", None),
 ])
 def test_tcp_address(url, address):
-    assert stack.tcp_address(url, 5432) == address
+    assert services.tcp_address(url, 5432) == address
 
 
 def test_embedded_only_for_services_that_are_neither_set_nor_answering(monkeypatch):
-    monkeypatch.setattr(stack, "answers", lambda host, port, timeout=1.0: port == 6379)
+    monkeypatch.setattr(services, "answers", lambda host, port, timeout=1.0: port == 6379)
     env = {}
-    assert stack.embedded_reason(env, "DATABASE_URL", 5432, forced=False) is not None
-    assert stack.embedded_reason(env, "REDIS_URL", 6379, forced=False) is None
-    assert stack.embedded_reason({"DATABASE_URL": "postgres://h/x"}, "DATABASE_URL", 5432, forced=False) is None
-    assert stack.embedded_reason({"DATABASE_URL": "postgres://h/x"}, "DATABASE_URL", 5432, forced=True) == "EMBEDDED=1"
+    assert services.embedded_reason(env, "DATABASE_URL", 5432, forced=False) is not None
+    assert services.embedded_reason(env, "REDIS_URL", 6379, forced=False) is None
+    assert services.embedded_reason({"DATABASE_URL": "postgres://h/x"}, "DATABASE_URL", 5432, forced=False) is None
+    assert services.embedded_reason({"DATABASE_URL": "postgres://h/x"}, "DATABASE_URL", 5432,
+                                    forced=True) == "EMBEDDED=1"
 
 
 def test_pytest_arguments_pass_through_untouched():
-    assert stack.parse_args(["test", "--", "-k", "x", "--help"]) == ("test", ["-k", "x", "--help"])
-    assert stack.parse_args(["test", "-x"]) == ("test", ["-x"])
-    assert stack.parse_args(["run"]) == ("run", [])
-
-
-def test_gunicorn_args_follow_the_environment():
-    args = stack.gunicorn_args({"PORT": "9001", "WEB_CONCURRENCY": "3"})
-    assert args[0] == "config.wsgi:application"
-    assert args[args.index("--bind") + 1] == "127.0.0.1:9001"
-    assert args[args.index("--workers") + 1] == "3"
-    assert args[args.index("--worker-class") + 1] == "gthread"
+    assert cli.parse_args(["test", "--", "-k", "x", "--help"]) == ("test", ["-k", "x", "--help"])
+    assert cli.parse_args(["test", "-x"]) == ("test", ["-x"])
+    assert cli.parse_args(["run"]) == ("run", [])
 
 
 def test_unreachable_configured_database_is_one_sentence_and_exit_2():

@@ -3,6 +3,8 @@
 - ``PingApi``: an authenticated DRF endpoint doing nothing: the framework's ceiling.
 - ``NaiveTimelineApi``: the design's alternative, fan-out on read in SQL: join the
   followees' tweets, order by id, take a page, every time, with no cache at all.
+  Its tweets are the product's tweet objects (``tweets.objects``), built from the
+  rows the query returns, so the two answers differ only in how they are found.
 """
 from django.db import connection
 from drf_spectacular.utils import extend_schema
@@ -12,19 +14,27 @@ from rest_framework.views import APIView
 from core.pagination import PageParams
 from social.authentication import CachedUserJWTAuthentication
 from social.models import Follow, User
-from tweets import snowflake
+from tweets import objects
 from tweets.models import Tweet
 
 _NAIVE_SQL = f"""
-SELECT t.id, t.content, t.created_at, t.mentions, t.hashtags, u.id, u.username, u.display_name
+SELECT t.id, t.author_id, t.content, t.created_at, t.mentions, t.hashtags, u.username, u.display_name
 FROM {Tweet._meta.db_table} t JOIN {User._meta.db_table} u ON u.id = t.author_id
 WHERE (t.author_id IN (SELECT followee_id FROM {Follow._meta.db_table}
-                       WHERE follower_id = %(user_id)s AND state = 'accepted')
+                       WHERE follower_id = %(user_id)s AND state = %(accepted)s)
        OR t.author_id = %(user_id)s)
   AND t.deleted_at IS NULL AND u.is_active
 ORDER BY t.id DESC
 LIMIT %(limit)s
 """
+
+
+def _tweet_object(row: tuple) -> dict:
+    tweet_id, author_id, content, created_at, mentions, hashtags, username, display_name = row
+    tweet = Tweet(id=tweet_id, author_id=author_id, content=content, created_at=created_at,
+                  mentions=mentions, hashtags=hashtags)
+    author = {"user_id": str(author_id), "username": username, "display_name": display_name}
+    return objects.public(objects.cached_entry(tweet), author)
 
 
 class PingApi(APIView):
@@ -43,13 +53,8 @@ class NaiveTimelineApi(APIView):
         params = PageParams(data=request.query_params)
         params.is_valid(raise_exception=True)
         with connection.cursor() as cursor:
-            cursor.execute(_NAIVE_SQL, {"user_id": request.user.id, "limit": params.validated_data["limit"]})
-            rows = cursor.fetchall()
-        data = [{
-            "tweet_id": str(tid), "content": content, "created_at": created.isoformat().replace("+00:00", "Z"),
-            "timestamp": snowflake.timestamp_ms_of(tid) // 1000,
-            "author": {"user_id": str(uid), "username": username, "display_name": display_name},
-            "media": [], "mentions": mentions, "hashtags": hashtags,
-        } for tid, content, created, mentions, hashtags, uid, username, display_name in rows]
+            cursor.execute(_NAIVE_SQL, {"user_id": request.user.id, "accepted": Follow.State.ACCEPTED,
+                                        "limit": params.validated_data["limit"]})
+            data = [_tweet_object(row) for row in cursor.fetchall()]
         return Response({"data": data, "next_cursor": data[-1]["tweet_id"] if data else None,
                          "prev_cursor": data[0]["tweet_id"] if data else None})

@@ -1,0 +1,12 @@
+"""Settings of the stack the benchmark measures: production's, plus the bench app.
+
+The app brings the baseline endpoints (``/v1/bench/ping`` and
+``/v1/bench/naive-timeline``, see ``bench/urls.py``) and the ``seed_bench``
+command. No other settings module installs it, so production cannot serve the
+baselines whatever its environment says.
+"""
+from config.settings.production import *  # noqa: F401,F403
+from config.settings.production import INSTALLED_APPS
+
+INSTALLED_APPS = [*INSTALLED_APPS, "bench"]
+ROOT_URLCONF = "bench.urls"

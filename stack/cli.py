@@ -1,0 +1,97 @@
+"""``python -m stack run|test``: the program behind ``make run`` and ``make test``.
+
+It resolves the backing services (``services``: configured ones checked,
+embedded PostgreSQL and Valkey started where none is configured, data under
+``$STACK_DATA_DIR``, default ``.data/``), creates the database if it is missing,
+and then either migrates and supervises the Procfile's processes in the
+foreground (``run``) or hands its remaining arguments to pytest (``test``).
+The embedded servers are stopped again however it ends, short of SIGKILL.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+from .common import REPO, Interrupted, StackError, ignore, on_signals, raise_interrupted, say, spawn, warn
+from .services import prepare, resolve_services
+from .supervisor import run_stack
+
+
+def local_secret_key(data_dir: Path) -> str:
+    """A random SECRET_KEY kept in the data directory, for a stack started without one."""
+    path = data_dir / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+        say(f"SECRET_KEY not set: generated one in {path}")
+    return path.read_text().strip()
+
+
+def run_tests(env: dict[str, str], pytest_args: list[str]) -> int:
+    proc = spawn([sys.executable, "-m", "pytest", *pytest_args], env, foreground=True)
+
+    def forward(signum, frame):
+        # The terminal delivers Ctrl-C to pytest itself (same process group);
+        # forwarding it too would interrupt pytest's own clean-up.
+        if signum != signal.SIGINT:
+            proc.send_signal(signum)
+
+    on_signals(forward)
+    code = proc.wait()
+    return code if code >= 0 else 128 - code
+
+
+def parse_args(argv: list[str]) -> tuple[str, list[str]]:
+    parser = argparse.ArgumentParser(
+        prog="python -m stack",
+        description="Run the stack (run) or the test suite (test), with embedded PostgreSQL "
+                    "and Valkey where none are configured.",
+        epilog="Environment: DATABASE_URL, REDIS_URL, CELERY_BROKER_URL, EMBEDDED=1, STACK_DATA_DIR, "
+               "HOST, PORT, WEB_CONCURRENCY, WEB_THREADS, CELERY_CONCURRENCY, DJANGO_SETTINGS_MODULE. "
+               "The processes and their command lines are the Procfile's.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,test}")
+    commands.add_parser("run", help="migrate, then run the Procfile's web, worker and beat in the foreground")
+    commands.add_parser("test", help="run pytest; every later argument goes to pytest as is")
+    # pytest's options are not ours to parse (argparse would trip over them),
+    # so everything after "test" is passed through untouched.
+    if argv[:1] == ["test"]:
+        rest = argv[1:]
+        return "test", rest[1:] if rest[:1] == ["--"] else rest
+    return parser.parse_args(argv).command, []
+
+
+def main(argv: list[str] | None = None) -> int:
+    command, pytest_args = parse_args(sys.argv[1:] if argv is None else argv)
+    sys.stdout.reconfigure(line_buffering=True, errors="replace")
+    sys.stderr.reconfigure(errors="replace")
+    env = dict(os.environ)
+    if command == "run":
+        env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
+    data_dir = Path(env.get("STACK_DATA_DIR") or REPO / ".data").expanduser().resolve()
+
+    cleanup = contextlib.ExitStack()
+    on_signals(raise_interrupted)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if command == "run" and not env.get("SECRET_KEY"):
+            env["SECRET_KEY"] = local_secret_key(data_dir)
+        resolve_services(env, data_dir, cleanup)
+        prepare(env, migrate=command == "run")
+        if command == "run":
+            return run_stack(env, data_dir, cleanup)
+        return run_tests(env, pytest_args)
+    except StackError as exc:
+        warn(str(exc))
+        return exc.code
+    except Interrupted as exc:
+        say(f"{exc} received")
+        return 128 + exc.signum
+    finally:
+        # A second Ctrl-C must not cut the shutdown short and leave servers behind.
+        on_signals(ignore)
+        cleanup.close()

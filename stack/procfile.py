@@ -1,0 +1,76 @@
+"""The stack's processes, read from the ``Procfile`` at the repository root.
+
+The Procfile is the one list of what runs (web, worker, beat): ``make run``,
+the benchmark and docker-compose all start its commands, and operators can run
+it with ``honcho start``. It is read with honcho's own parser. Each command runs
+as ``/bin/sh -c "exec <command>"`` -- the shell expands its ``${VAR:-default}``
+settings, then becomes the process, so signals and pids are the process's own --
+with the virtualenv's ``bin`` first on ``PATH`` and the runner's defaults for
+the sizing knobs left unset.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from honcho.environ import parse_procfile
+
+from .common import REPO, StackError, cpu_count, spawn
+
+PROCFILE = REPO / "Procfile"
+SHELL = "/bin/sh"
+# The virtualenv this runner runs in (not resolved: a venv's python is a symlink).
+VENV_BIN = Path(sys.executable).parent
+
+
+def load(path: Path | None = None) -> dict[str, str]:
+    """The Procfile's commands by process name, in file order."""
+    path = path or PROCFILE
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise StackError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    commands = dict(parse_procfile(text).processes)
+    if not commands:
+        raise StackError(f"{path} names no process (lines like 'web: gunicorn ...').")
+    return commands
+
+
+def process_env(env: Mapping[str, str], data_dir: Path) -> dict[str, str]:
+    """The environment the Procfile's commands run in.
+
+    ``env``, with the virtualenv's ``bin`` first on ``PATH``, the data directory
+    (beat's schedule lives there), and the sizing the runner picks for this
+    machine where none is set: two web workers a core, one Celery process a core.
+    """
+    cpus = cpu_count()
+    out = dict(env)
+    for name, default in (("WEB_CONCURRENCY", 2 * cpus), ("CELERY_CONCURRENCY", cpus)):
+        if not out.get(name):
+            out[name] = str(default)
+    out["STACK_DATA_DIR"] = str(data_dir)
+    out["PATH"] = os.pathsep.join([str(VENV_BIN), out.get("PATH") or os.defpath])
+    return out
+
+
+def shell_argv(command: str) -> list[str]:
+    """How a Procfile command is started: the shell expands it, then execs it."""
+    return [SHELL, "-c", f"exec {command}"]
+
+
+def start(command: str, env: Mapping[str, str], **kwargs) -> subprocess.Popen:
+    """Start one Procfile command in ``env`` (see ``process_env``) in a session of its own."""
+    return spawn(shell_argv(command), env, **kwargs)
+
+
+def expanded(command: str, env: Mapping[str, str]) -> list[str]:
+    """The argument vector ``command`` execs in ``env``, its expansions done by the same shell.
+
+    For reports and tests: what exactly a process was started with.
+    """
+    script = f'set -- {command}; printf "%s\\0" "$@"'
+    result = subprocess.run([SHELL, "-c", script], env=dict(env), cwd=REPO, capture_output=True, check=True)
+    return result.stdout.decode().split("\0")[:-1]

@@ -1,0 +1,95 @@
+"""The benchmark's app (baseline endpoints, ``seed_bench``) exists only under ``bench.settings``.
+
+Production's settings cannot serve the baselines, whatever the environment says;
+the bench settings serve them, and the naive baseline answers with the product's
+own tweet objects.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from social import services as social_services
+from tweets import services as tweet_services
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH_PATHS = ("/v1/bench/ping", "/v1/bench/naive-timeline")
+
+# What a server under the given settings answers (no database needed for these
+# answers: a 404, or a 401 before any lookup), and whether seed_bench exists.
+PROBE = textwrap.dedent("""
+    import django
+    from django.core.management import get_commands
+    from django.test import Client
+
+    django.setup()
+    client = Client()
+    for path in %r:
+        print(path, client.get(path).status_code)
+    print("seed_bench", "seed_bench" in get_commands())
+""")
+
+
+def _probe(settings_module: str, **env) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
+    environ |= {"DJANGO_SETTINGS_MODULE": settings_module, "SECRET_KEY": "x" * 50, **env}
+    result = subprocess.run([sys.executable, "-c", PROBE % (BENCH_PATHS,)], cwd=REPO, env=environ,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return dict(line.split(" ", 1) for line in result.stdout.splitlines())
+
+
+def test_production_settings_never_serve_the_baselines_even_when_asked():
+    answers = _probe("config.settings.production", BENCH_ENDPOINTS="1")
+    assert answers == {"/v1/bench/ping": "404", "/v1/bench/naive-timeline": "404", "seed_bench": "False"}
+
+
+def test_the_bench_settings_serve_the_baselines_and_seed_bench():
+    answers = _probe("bench.settings")
+    assert answers == {"/v1/bench/ping": "401", "/v1/bench/naive-timeline": "401", "seed_bench": "True"}
+
+
+def test_the_bench_settings_pass_djangos_checks():
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
+    environ |= {"DJANGO_SETTINGS_MODULE": "bench.settings", "SECRET_KEY": "x" * 50}
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=REPO, env=environ,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_test_settings_do_not_route_the_baselines(make_user, api):
+    assert api(make_user()).get("/v1/bench/ping").status_code == 404
+
+
+@pytest.fixture
+def bench_urls(settings):
+    settings.ROOT_URLCONF = "bench.urls"
+
+
+@pytest.mark.django_db
+def test_ping_answers_an_authenticated_reader(bench_urls, make_user, api):
+    reader = make_user()
+    r = api(reader).get("/v1/bench/ping")
+    assert r.status_code == 200
+    assert r.json() == {"user_id": str(reader.id)}
+
+
+@pytest.mark.django_db
+def test_the_naive_timeline_answers_what_the_home_timeline_does(bench_urls, make_user, api):
+    reader, followed, stranger = make_user(), make_user(display_name="Followed"), make_user()
+    social_services.follow_create(follower=reader, followee_id=followed.id)
+    for n in range(3):
+        tweet_services.tweet_create(author=followed, content=f"#tag {n} for @{reader.username}")
+    tweet_services.tweet_create(author=reader, content="my own")
+    tweet_services.tweet_create(author=stranger, content="not followed")
+
+    naive = api(reader).get("/v1/bench/naive-timeline", {"limit": 3})
+    home = api(reader).get("/v1/timeline/home", {"limit": 3})
+    assert naive.status_code == home.status_code == 200
+    assert naive.json()["data"] == home.json()["data"]
+    assert len(naive.json()["data"]) == 3
+    assert naive.json()["data"][1]["mentions"] == [reader.username]
+    assert naive.json()["data"][1]["hashtags"] == ["tag"]
