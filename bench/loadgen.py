@@ -41,6 +41,7 @@ bodies delimited by ``Content-Length``, ``Transfer-Encoding: chunked`` or the en
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import statistics
 import time
@@ -435,7 +436,12 @@ async def closed_loop_async(
     warmup: float = 0.0,
     keep_bodies: bool = False,
 ) -> Result:
-    """:func:`closed_loop` as a coroutine, for :func:`run_concurrently` or a caller's own event loop."""
+    """Load the server with ``concurrency`` keep-alive connections, each sending the next request (from
+    ``make_request()``) as soon as the previous answer arrived, for ``warmup`` unrecorded seconds and then
+    ``duration`` recorded ones. With ``keep_bodies``, the answers' bodies are kept in ``Result.bodies``.
+
+    ``closed_loop`` runs it in an event loop of its own; this coroutine is for
+    :func:`run_concurrently` or a caller's own loop."""
     if concurrency < 1 or duration <= 0 or warmup < 0:
         raise ValueError("need concurrency >= 1, duration > 0 and warmup >= 0")
     client = _Client(host, port, concurrency)
@@ -484,7 +490,13 @@ async def open_loop_async(
     warmup: float = 0.0,
     on_response: Callable[[Request, int, bytes, float], None] | None = None,
 ) -> Result:
-    """:func:`open_loop` as a coroutine, for :func:`run_concurrently` or a caller's own event loop."""
+    """Offer ``rate`` requests a second, evenly spaced and regardless of the answers, for ``warmup`` unrecorded
+    seconds and then ``duration`` recorded ones; latencies count from each request's due time. ``on_response(request,
+    status, body, latency_ms)`` is called, synchronously, on every HTTP answer, warm-up ones included; an exception
+    from it (or from ``make_request``) ends the run and is raised.
+
+    ``open_loop`` runs it in an event loop of its own; this coroutine is for
+    :func:`run_concurrently` or a caller's own loop."""
     if rate <= 0 or duration * rate < 1 or warmup < 0 or max_connections < 1:
         raise ValueError(
             "need rate > 0, at least one request in the window (rate * duration >= 1), warmup >= 0 "
@@ -548,59 +560,18 @@ def _run(main: Awaitable[Any]) -> Any:
     return uvloop.run(main) if uvloop is not None else asyncio.run(main)
 
 
-def closed_loop(
-    host: str,
-    port: int,
-    make_request: Callable[[], Request],
-    *,
-    concurrency: int,
-    duration: float,
-    warmup: float = 0.0,
-    keep_bodies: bool = False,
-) -> Result:
-    """Load the server with ``concurrency`` keep-alive connections, each sending the next request (from
-    ``make_request()``) as soon as the previous answer arrived, for ``warmup`` unrecorded seconds and then
-    ``duration`` recorded ones. With ``keep_bodies``, the answers' bodies are kept in ``Result.bodies``."""
-    return _run(
-        closed_loop_async(
-            host,
-            port,
-            make_request,
-            concurrency=concurrency,
-            duration=duration,
-            warmup=warmup,
-            keep_bodies=keep_bodies,
-        )
-    )
+def _blocking(load: Callable[..., Awaitable[Result]]) -> Callable[..., Result]:
+    """The blocking form of a load coroutine: the same arguments, run in an event loop of its own."""
+
+    @functools.wraps(load)
+    def run(*args, **kwargs) -> Result:
+        return _run(load(*args, **kwargs))
+
+    return run
 
 
-def open_loop(
-    host: str,
-    port: int,
-    make_request: Callable[[], Request],
-    *,
-    rate: float,
-    duration: float,
-    max_connections: int = 512,
-    warmup: float = 0.0,
-    on_response: Callable[[Request, int, bytes, float], None] | None = None,
-) -> Result:
-    """Offer ``rate`` requests a second, evenly spaced and regardless of the answers, for ``warmup`` unrecorded
-    seconds and then ``duration`` recorded ones; latencies count from each request's due time. ``on_response(request,
-    status, body, latency_ms)`` is called, synchronously, on every HTTP answer, warm-up ones included; an exception
-    from it (or from ``make_request``) ends the run and is raised."""
-    return _run(
-        open_loop_async(
-            host,
-            port,
-            make_request,
-            rate=rate,
-            duration=duration,
-            max_connections=max_connections,
-            warmup=warmup,
-            on_response=on_response,
-        )
-    )
+closed_loop = _blocking(closed_loop_async)
+open_loop = _blocking(open_loop_async)
 
 
 def run_concurrently(*jobs: Awaitable[Result]) -> list[Result]:

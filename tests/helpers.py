@@ -69,17 +69,26 @@ def cached(key: str) -> list[str]:
     return [x.decode() for x in get_redis_connection("default").lrange(key, 0, -1)]
 
 
-def wait_for(predicate, timeout: float = 15.0, *, check=lambda: None):
-    """Poll ``predicate`` until it returns something true (returned) or ``timeout`` passes (False).
-    ``check`` runs before every poll and may raise to give up early."""
+def wait_for(predicate, timeout: float = 15.0, *, what: str = "the condition", check=None, ignore=(),
+             details=None, interval: float = 0.05):
+    """Poll ``predicate`` until it returns something true, and return that.
+
+    ``check`` runs before every poll (to give up early: a process that died,
+    say); exceptions of the types in ``ignore`` count as "not yet". After
+    ``timeout`` seconds, fail with ``what`` and ``details()`` (logs, say).
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        check()
-        result = predicate()
+        if check is not None:
+            check()
+        try:
+            result = predicate()
+        except ignore:
+            result = None
         if result:
             return result
-        time.sleep(0.05)
-    return False
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}" + (f"\n{details()}" if details else ""))
 
 
 def drop_broker_pools() -> None:

@@ -10,11 +10,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
+
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -27,17 +28,11 @@ def _free_port() -> int:
 
 
 def _wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Wait for ``predicate`` while the stack runs; a request the stack refuses counts as "not yet"."""
+    def running():
         assert proc.poll() is None, f"the stack exited early while waiting for {what}"
-        try:
-            result = predicate()
-            if result:
-                return result
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+
+    return wait_for(predicate, timeout, what=what, check=running, ignore=(requests.RequestException,), interval=0.3)
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,7 @@ from kombu import Connection
 
 from config.celery_app import app
 from social.models import Follow, User
+from tests.helpers import drop_broker_pools, wait_for
 from timelines import store
 from timelines.models import PendingFanout
 from tweets import services as tweet_services
@@ -151,15 +152,9 @@ class Processes:
 
 
 def _wait_for(predicate: Callable[[], object], timeout: float, what: str, procs: Processes, *running: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        procs.check_running(*running)
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.05)
-    logs = "\n".join(f"--- {name}\n{procs.log(name)[-3000:]}" for name in procs.procs)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{logs}")
+    """Wait for ``predicate`` while the ``running`` processes stay up; on a timeout, show every log."""
+    return wait_for(predicate, timeout, what=what, check=lambda: procs.check_running(*running),
+                    details=lambda: "\n".join(f"--- {name}\n{procs.log(name)[-3000:]}" for name in procs.procs))
 
 
 @pytest.fixture
@@ -182,19 +177,14 @@ def _publishing_to_the_workers(prefix: str):
     saved = app.conf.broker_transport_options, app.conf.task_always_eager
     app.conf.broker_transport_options = {**saved[0], "global_keyprefix": prefix}
     app.conf.task_always_eager = False
-    _drop_connection_pools()
+    drop_broker_pools()
     try:
         yield
     finally:
         with contextlib.suppress(Exception):
             app.pool.force_close_all()
         app.conf.broker_transport_options, app.conf.task_always_eager = saved
-        _drop_connection_pools()
-
-
-def _drop_connection_pools() -> None:
-    app._pool = None
-    app.amqp._producer_pool = None
+        drop_broker_pools()
 
 
 # --- The broker's and the timelines' state --------------------------------------------------

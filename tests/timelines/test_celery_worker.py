@@ -34,8 +34,8 @@ def test_a_worker_delivers_the_tweet_and_followers_read_it(celery_worker, make_u
     assert r.status_code == 201
     tweet_id = r.json()["tweet_id"]
     # The request returned before the fan-out: it happens in the worker, in 3 tasks of 4.
-    assert wait_for(lambda: all(
-        redis.lindex(store.timeline_key(f.id), 0) == tweet_id.encode() for f in followers))
+    wait_for(lambda: all(redis.lindex(store.timeline_key(f.id), 0) == tweet_id.encode() for f in followers),
+             what="the worker to deliver the tweet to every follower")
     for f in followers:
         page = api(f).get("/v1/timeline/home").json()
         assert [t["tweet_id"] for t in page["data"]] == [tweet_id]
