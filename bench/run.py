@@ -76,6 +76,7 @@ class Bench:
             "DATABASE_URL": self.db_url,
             "REDIS_URL": f"redis://{HOST}:{self.redis_port}/0",
             "CELERY_BROKER_URL": f"redis://{HOST}:{self.redis_port}/1",
+            "WEB_HOST": HOST,
             "PORT": str(self.port),
             "TIMELINE_CELEBRITY_THRESHOLD": str(self.p["threshold"]),
             "JWT_ACCESS_MINUTES": "600",
@@ -434,7 +435,7 @@ def _top_frames(path: Path, n: int = 20) -> list[dict]:
         leaves[frames[-1]] = leaves.get(frames[-1], 0) + int(count)
         for frame in set(frames):
             inclusive[frame] = inclusive.get(frame, 0) + int(count)
-    own = [(f, c) for f, c in inclusive.items() if re.search(r"\((config|social|tweets|timelines)/", f)]
+    own = [(f, c) for f, c in inclusive.items() if re.search(r"\((core|social|tweets|timelines|media)/", f)]
     top = sorted(own, key=lambda kv: -kv[1])[:n] + sorted(leaves.items(), key=lambda kv: -kv[1])[:8]
     return [{"frame": f, "share": round(c / total, 3)} for f, c in top]
 

@@ -20,4 +20,4 @@ urlpatterns = [
 
 # Errors outside DRF's views (unknown URLs, crashes) answer JSON too.
 handler404 = "core.health.not_found"
-handler500 = "rest_framework.exceptions.server_error"
+handler500 = "core.health.server_error"

@@ -1,4 +1,4 @@
-"""Liveness and readiness probes for load balancers, and the JSON answer for unknown URLs."""
+"""Liveness and readiness probes for load balancers, and the JSON answers for unknown URLs and crashes."""
 import socket
 from urllib.parse import urlsplit
 
@@ -50,3 +50,7 @@ def readyz(request):
 
 def not_found(request, exception=None):
     return error_json("Not found.", 404)
+
+
+def server_error(request):
+    return error_json("Server error.", 500)

@@ -1,7 +1,8 @@
 """OpenAPI components shared by every app (``/v1/schema``): documentation only, never used to build responses.
 
 Shapes that belong to one app are documented next to the code that builds them
-(the tweet object in ``tweets.objects``, the timeline page in ``timelines.apis``).
+(the tweet object in ``tweets.objects``, the timeline page in ``timelines.apis``, the
+user page in ``social.apis``).
 """
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
@@ -9,10 +10,3 @@ from rest_framework import serializers
 Detail = inline_serializer("Detail", {"detail": serializers.CharField()})
 
 Status = inline_serializer("Status", {"status": serializers.CharField()})
-
-
-def users_page(user_serializer):
-    return inline_serializer("UserPage", {
-        "data": user_serializer(many=True),
-        "next_cursor": serializers.CharField(allow_null=True),
-    })

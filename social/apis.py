@@ -72,7 +72,10 @@ class UserMeApi(APIView):
         return Response(UserOutputSerializer(user).data)
 
 
-_USERS_PAGE = schema.users_page(UserOutputSerializer)
+_USERS_PAGE = inline_serializer("UserPage", {
+    "data": UserOutputSerializer(many=True),
+    "next_cursor": serializers.CharField(allow_null=True),
+})
 _FOLLOW = inline_serializer("FollowState", {"following": serializers.BooleanField(),
                                             "status": serializers.CharField(required=False)})
 

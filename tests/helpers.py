@@ -1,4 +1,5 @@
 """Helpers shared by several test files (fixtures that need no arguments live in conftest.py)."""
+import socket
 import time
 
 from celery import current_app
@@ -98,3 +99,10 @@ def drop_broker_pools() -> None:
 
     app._pool = None
     app.amqp._producer_pool = None
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on at this moment, on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -28,9 +28,17 @@ RECONCILE_TASK = "timelines.reconcile"
 FOLLOW_UPDATE_TASK = "timelines.follow_update"
 
 
+class BrokerUnavailable(Exception):
+    """A task could not be handed to the broker."""
+
+
 def _send(task_name: str, *args) -> None:
     """Hand a task to the broker (the one place timeline tasks are sent from)."""
-    current_app.tasks[task_name].delay(*args)
+    task = current_app.tasks[task_name]  # a name no task has is a bug: raised, never taken for an outage
+    try:
+        task.delay(*args)
+    except Exception as error:  # noqa: BLE001 - any broker failure
+        raise BrokerUnavailable(task_name) from error
 
 
 def _enqueue(task_name: str, *args) -> None:
@@ -38,7 +46,7 @@ def _enqueue(task_name: str, *args) -> None:
     still answers 2xx (the reconciler, or the next read, makes up for it)."""
     try:
         _send(task_name, *args)
-    except Exception:  # noqa: BLE001 - any broker failure
+    except BrokerUnavailable:
         logger.exception("could not enqueue %s%r", task_name, args)
 
 

@@ -1,8 +1,9 @@
 """The tweet object cache: ``tweet id -> cached entry`` (``objects.cached_entry``), read with one MGET per page.
 
 A deleted tweet is cached as an empty tombstone, so timelines that still list
-its id skip it without asking PostgreSQL again. Reads fill misses from
-PostgreSQL (``get_or_fill_many``), the one place this cache is filled.
+its id skip it without asking PostgreSQL again. A read fills its misses from
+PostgreSQL (``get_or_fill_many``, the only fill on a miss); posting warms the
+new tweet's entry and deleting writes the tombstone.
 """
 import orjson
 from django.conf import settings
@@ -18,7 +19,7 @@ def _key(tweet_id: int) -> str:
     return f"{settings.REDIS_KEY_PREFIX}tw:{tweet_id}"
 
 
-def get_many(tweet_ids: list[int]) -> dict[int, dict | None]:
+def _get_many(tweet_ids: list[int]) -> dict[int, dict | None]:
     """Cached entries by id; a deleted tweet maps to ``None``; a miss is absent from the result."""
     if not tweet_ids:
         return {}
@@ -37,7 +38,7 @@ def get_or_fill_many(tweet_ids: list[int]) -> dict[int, dict | None]:
     A deleted tweet maps to ``None`` (and is cached as a tombstone); an unknown
     id is absent and not cached at all (it may be a tweet still being committed).
     """
-    entries = get_many(tweet_ids)
+    entries = _get_many(tweet_ids)
     misses = [tid for tid in tweet_ids if tid not in entries]
     if misses:
         fetched = {tweet.id: None if tweet.is_deleted else objects.cached_entry(tweet)

@@ -1,6 +1,8 @@
 """Odd bodies and parameters on every write endpoint: always an answer below 500."""
 import pytest
 
+from social import selectors
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BODIES = ['null', '"x"', '123', '[]', '{"content": null}', '{"content": {"a": 1}}', '{"content": "\\ud800"}',
@@ -29,3 +31,16 @@ def test_odd_parameters_are_never_a_500(make_user, api, url):
     c.raise_request_exception = False
     r = c.get(url)
     assert r.status_code < 500, (r.status_code, r.content[:200])
+
+
+def test_a_crash_answers_json_in_the_shape_of_every_error(make_user, api, monkeypatch):
+    def crash(**kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(selectors, "user_get", crash)
+    client = api(make_user())
+    client.raise_request_exception = False
+    r = client.get("/v1/users/1")
+    assert r.status_code == 500
+    assert r["Content-Type"] == "application/json"
+    assert r.json() == {"detail": "Server error."}

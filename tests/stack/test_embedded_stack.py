@@ -7,7 +7,6 @@ after the worker process has fanned it out.
 """
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,16 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import wait_for
+from tests.helpers import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen):
@@ -38,7 +31,7 @@ def _wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen):
 @pytest.fixture(scope="module")
 def embedded_stack(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("stack")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}}
     env |= {"EMBEDDED": "1", "STACK_DATA_DIR": str(tmp_path / "data"), "PORT": str(port),

@@ -38,7 +38,7 @@ def test_the_gunicorn_command_line_comes_out_of_the_procfile():
     assert _option(web, "--threads") == "4"
     assert _option(web, "--access-logfile") == "-"
     assert "--no-control-socket" in web
-    assert _option(procfile.expanded(procfile.load()["web"], _env(HOST="0.0.0.0")), "--bind") == "0.0.0.0:8000"
+    assert _option(procfile.expanded(procfile.load()["web"], _env(WEB_HOST="0.0.0.0")), "--bind") == "0.0.0.0:8000"
 
 
 def test_unset_sizing_gets_the_runners_defaults_for_this_machine():

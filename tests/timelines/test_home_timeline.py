@@ -4,7 +4,7 @@ from django.test import override_settings
 from redis.connection import Connection
 
 from social import cache as author_cache
-from tests.helpers import post, scroll, scroll_pages
+from tests.helpers import cached, post, scroll, scroll_pages
 from timelines import store
 from tweets import cache as tweet_cache
 
@@ -105,7 +105,7 @@ def test_a_fanout_larger_than_a_batch_reaches_every_follower(make_user, api, red
         api(f).get("/v1/timeline/home")
     tweet_id = post(api(author))
     for f in followers:
-        assert [x.decode() for x in redis.lrange(store.timeline_key(f.id), 0, -1)] == [tweet_id, "0"]
+        assert cached(store.timeline_key(f.id)) == [tweet_id, "0"]
 
 
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 101}, {"limit": "abc"}, {"limit": -1},

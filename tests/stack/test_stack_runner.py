@@ -14,16 +14,11 @@ from pathlib import Path
 import pytest
 
 from stack import cli, services
+from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
 SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "EMBEDDED", "STACK_DATA_DIR")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def clean_env(**overrides) -> dict:
