@@ -25,6 +25,8 @@ def _scroll(client, limit=20):
         body = r.json()
         ids = [t["tweet_id"] for t in body["data"]]
         assert [int(i) for i in ids] == sorted((int(i) for i in ids), reverse=True)
+        # Each page lies below its cursor, so a scroll always moves on (and ends).
+        assert cursor is None or all(int(i) < int(cursor) for i in ids), f"a page not below cursor={cursor}"
         seen += ids
         pages += 1
         if body["next_cursor"] is None:

@@ -37,6 +37,8 @@ def _scroll(client, limit):
         body = _page(client, limit=limit, **({"cursor": cursor} if cursor else {}))
         ids = [t["tweet_id"] for t in body["data"]]
         assert [int(i) for i in ids] == sorted((int(i) for i in ids), reverse=True)
+        # Each page lies below its cursor, so a scroll always moves on (and ends).
+        assert cursor is None or all(int(i) < int(cursor) for i in ids), f"a page not below cursor={cursor}"
         seen += ids
         if body["next_cursor"] is None:
             assert len(seen) == len(set(seen)), "a tweet came twice"
@@ -125,6 +127,7 @@ def test_pull_to_refresh_returns_the_tweets_just_newer_without_gaps(make_user, a
         if not ids:
             assert body["prev_cursor"] == since
             break
+        assert all(int(i) > int(since) for i in ids), f"a page not above since={since}"
         assert [int(i) for i in ids] == sorted((int(i) for i in ids), reverse=True)
         assert body["prev_cursor"] == ids[0]
         assert body["next_cursor"] == ids[-1]  # older tweets exist: at least `since` itself
