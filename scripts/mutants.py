@@ -12,9 +12,10 @@ at a time to the working tree, runs the timeline suite against each (``-x``: it 
 failure, fast test files first), and restores the file, also on Ctrl-C or SIGTERM. A mutant is
 *killed* when a test fails (or the run times out), *survived* when the suite still passes.
 
-It prints a table (mutant, killed or survived, the first failing test) and writes it as Markdown to
-``--out``. Mutants marked ``equivalent`` change no behaviour a client or the cache contents could
-show; they are expected to survive, and the table says why.
+It shows each mutant's outcome as it goes, then prints a table (mutant, killed or survived, the first
+failing test) and writes it as Markdown to ``--out`` (with ``--docs``, into docs/testing.md too).
+Mutants marked ``equivalent`` change no behaviour a client or the cache contents could show; they are
+expected to survive, and the table says why. The exit status is 1 if any other mutant survived.
 
 Run it from a clean tree (it refuses to start if the mutated files have uncommitted changes, unless
 ``--allow-dirty``), one run at a time, with a ``DATABASE_URL`` of its own: pytest-django creates its
@@ -22,6 +23,7 @@ test database from it.
 """
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -51,6 +53,8 @@ FIRST = [
     "tests/tweets/test_cache_consistency.py",
 ]
 LAST = ["tests/timelines/test_oracle.py"]
+DOCS = "docs/testing.md"
+BEGIN, END = "<!-- mutants:begin -->", "<!-- mutants:end -->"
 PYTEST_ARGS = ["-x", "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
 
 
@@ -202,6 +206,8 @@ MUTANTS = [
       "a window drops its last id (and may still claim completeness)"),
     M("window.not-cut", STORE, "[int(x) for x in raw[:cap] if", "[int(x) for x in raw if",
       "a prefix read keeps the one extra entry read to find the sentinel"),
+    M("window.complete-and-to-or", STORE, "complete = bool(raw) and raw[-1] == SENTINEL",
+      "complete = bool(raw) or raw[-1] == SENTINEL", "every non-empty list reads as complete"),
     M("window.sentinel-at-head", STORE, "complete = bool(raw) and raw[-1] == SENTINEL",
       "complete = bool(raw) and raw[0] == SENTINEL", "completeness read from the head, not the tail"),
     M("read.no-extra-entry", STORE, "pipe.lrange(key, 0, size)\n", "pipe.lrange(key, 0, size - 1)\n",
@@ -251,6 +257,8 @@ MUTANTS = [
       "if floor is not None and since <= floor:", "PostgreSQL is also asked when since is the floor",
       equivalent="PostgreSQL is asked for ids strictly between since and the floor: with since == floor "
                  "there are none, so one empty query is all it adds"),
+    M("newer-than.and-to-or", SELECTORS, "if floor is not None and since < floor:",
+      "if floor is None or since < floor:", "PostgreSQL asked though the cache holds the whole timeline"),
     M("newer-than.since-above-floor", SELECTORS, "if floor is not None and since < floor:",
       "if floor is not None and since > floor:", "PostgreSQL asked when since is above the floor, not below"),
     M("newer-than.db-unbounded", SELECTORS, "after=after, before=floor, limit=size",
@@ -361,15 +369,9 @@ def run_pytest(files: list[str], timeout: float, verbose: bool) -> tuple[str, st
     reader.join()
     if proc.returncode in (0, 5):  # 5: no tests collected
         return "passed", "", ""
-    first = next((ln.split(" - ")[0] for ln in lines if ln.startswith(("FAILED ", "ERROR "))), "")
+    # The short summary's lines, "FAILED tests/...::test_x - message" (not a captured log line "ERROR  ...").
+    first = next((ln.split(" - ")[0] for ln in lines if re.match(r"(FAILED|ERROR) \S+::", ln)), "")
     return "failed", first or f"(pytest exited with {proc.returncode})", "\n".join(lines[-20:])
-
-
-def apply(m: Mutant) -> str:
-    path = ROOT / m.file
-    pristine = path.read_text()
-    path.write_text(pristine.replace(m.original, m.replacement, 1))
-    return pristine
 
 
 def table(results: list[dict]) -> str:
@@ -395,9 +397,13 @@ def main() -> int:
     parser.add_argument("--allow-dirty", action="store_true", help="run even if the mutated files have changes")
     parser.add_argument("--timeout", type=float, default=600, help="seconds before a run counts as killed")
     parser.add_argument("--out", default="mutants-report.md", help="where to write the Markdown table")
+    parser.add_argument("--docs", action="store_true",
+                        help=f"also put the table into {DOCS} (between its mutants markers)")
     parser.add_argument("-v", "--verbose", action="store_true", help="stream pytest's output")
     args = parser.parse_args()
 
+    if args.docs and args.only:
+        parser.error("--docs takes the table of every mutant: not with --only")
     mutants = MUTANTS
     if args.only:
         unknown = set(args.only) - {m.name for m in MUTANTS}
@@ -425,7 +431,9 @@ def main() -> int:
         print(f"pytest run {n}:", *files, sep="\n  ")
 
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     results: list[dict] = []
+    interrupted = False
     started = time.monotonic()
     try:
         if not args.no_baseline:
@@ -439,11 +447,13 @@ def main() -> int:
         for n, m in enumerate(mutants, 1):
             print(f"[{n:>2}/{len(mutants)}] {m.name:40}", end=" ", flush=True)
             t0 = time.monotonic()
-            pristine = apply(m)
+            path = ROOT / m.file
+            pristine = path.read_text()
             try:
+                path.write_text(pristine.replace(m.original, m.replacement, 1))
                 outcome, first, _ = run_suite(args.timeout, args.verbose)
             finally:
-                (ROOT / m.file).write_text(pristine)
+                path.write_text(pristine)  # also on Ctrl-C, SIGTERM or an error
             result = "survived" if outcome == "passed" else "killed"
             if outcome == "timeout":
                 result = "killed (timeout)"
@@ -451,6 +461,7 @@ def main() -> int:
             label = result + (" (equivalent)" if result == "survived" and m.equivalent else "")
             print(f"{label:24} {time.monotonic() - t0:5.0f} s  {first.removeprefix('FAILED ')}", flush=True)
     except (KeyboardInterrupt, Stop):
+        interrupted = True
         print("\nInterrupted: the mutated file is restored; the table covers the mutants run so far.")
     finally:
         leftover = check_snippets(mutants)
@@ -468,6 +479,12 @@ def main() -> int:
         print("Survived and not marked equivalent:", *real, sep="\n  ")
     (ROOT / args.out).write_text(f"{text}\n\n{summary}\n")
     print(f"Table written to {args.out}")
+    if args.docs and not interrupted:
+        docs = ROOT / DOCS
+        before, rest = docs.read_text().split(BEGIN, 1)
+        _, after = rest.split(END, 1)
+        docs.write_text(f"{before}{BEGIN}\n{text}\n\n{summary}.\n{END}{after}")
+        print(f"Table written to {DOCS}")
     return 1 if real else 0
 
 

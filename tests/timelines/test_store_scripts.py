@@ -72,6 +72,8 @@ def test_a_rebuild_into_a_complete_list_stays_complete(redis):
     _seed(redis, 1, [50, 30, 0])
     store.merge(user_id=1, ids=[70, 60], complete=False, generation=0)
     assert _list(redis, 1) == [70, 60, 50, 30, 0]
+    store.merge(user_id=1, ids=[80, 60, 30], complete=True, generation=0)  # one sentinel, at the end
+    assert _list(redis, 1) == [80, 70, 60, 50, 30, 0]
 
 
 def test_a_replace_overwrites_what_the_list_held(redis):
