@@ -52,6 +52,8 @@ def scroll_pages(client, limit: int = 20) -> list[list[str]]:
         body = page(client, limit=limit, **({"cursor": cursor} if cursor else {}))
         found = [t["tweet_id"] for t in body["data"]]
         assert [int(i) for i in found] == sorted((int(i) for i in found), reverse=True)
+        # Each page lies below its cursor, so a scroll always moves on (and ends).
+        assert cursor is None or all(int(i) < int(cursor) for i in found), f"a page not below cursor={cursor}"
         assert seen.isdisjoint(found), "a tweet came twice"
         seen.update(found)
         pages.append(found)

@@ -90,6 +90,7 @@ def test_pull_to_refresh_returns_the_tweets_just_newer_without_gaps(make_user, a
         if not found:
             assert body["prev_cursor"] == since
             break
+        assert all(int(i) > int(since) for i in found), f"a page not above since={since}"
         assert [int(i) for i in found] == sorted((int(i) for i in found), reverse=True)
         assert body["prev_cursor"] == found[0]
         assert body["next_cursor"] == found[-1]  # older tweets exist: at least `since` itself

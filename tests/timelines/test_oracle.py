@@ -318,6 +318,7 @@ class TimelineOracle(RuleBasedStateMachine):
         while True:
             body = self.page(user, limit=limit, **({"cursor": cursor} if cursor else {}))
             ids = [t["tweet_id"] for t in body["data"]]
+            assert cursor is None or all(int(t) < int(cursor) for t in ids), f"a page not below cursor={cursor}"
             assert body["prev_cursor"] == (ids[0] if ids else None)
             pages.append(ids)
             if body["next_cursor"] is None:
