@@ -21,16 +21,22 @@ def _ids(body):
     return [t["tweet_id"] for t in body["data"]]
 
 
+def _followed_author_posts(make_user, api, count):
+    """A reader with a cached timeline, then ``count`` tweets by the one author they follow:
+    (the reader's client, the author, the tweet ids oldest first)."""
+    reader, author = make_user(), make_user()
+    social_services.follow_create(follower=reader, followee_id=author.id)
+    client = api(reader)
+    page(client)
+    return client, author, _posts(author, count)
+
+
 def _posts(author, n):
     return [str(tweet_services.tweet_create(author=author, content=f"t{k}").id) for k in range(n)]
 
 
 def test_a_refresh_that_reaches_the_oldest_tweet_has_no_next_cursor(make_user, api):
-    reader, author = make_user(), make_user()
-    social_services.follow_create(follower=reader, followee_id=author.id)
-    client = api(reader)
-    page(client)
-    posted = _posts(author, 3)
+    client, author, posted = _followed_author_posts(make_user, api, 3)
     body = page(client, since=1, limit=5)
     assert _ids(body) == posted[::-1]
     assert body["next_cursor"] is None and body["prev_cursor"] == posted[-1]
@@ -41,11 +47,7 @@ def test_a_refresh_that_reaches_the_oldest_tweet_has_no_next_cursor(make_user, a
 
 
 def test_a_warm_page_of_a_whole_cached_timeline_costs_no_query(make_user, api, django_assert_num_queries):
-    reader, author = make_user(), make_user()
-    social_services.follow_create(follower=reader, followee_id=author.id)
-    client = api(reader)
-    page(client)
-    posted = _posts(author, 3)
+    client, author, posted = _followed_author_posts(make_user, api, 3)
     assert _ids(page(client, limit=20)) == posted[::-1]
     with django_assert_num_queries(0):  # the sentinel says nothing older exists: PostgreSQL is not asked
         body = page(client, limit=20)
@@ -54,11 +56,7 @@ def test_a_warm_page_of_a_whole_cached_timeline_costs_no_query(make_user, api, d
 
 @override_settings(TIMELINE_MAX_ENTRIES=3, TIMELINE_TRIM_SLACK=0)
 def test_a_page_past_the_cached_range_costs_one_query(make_user, api, django_assert_num_queries):
-    reader, author = make_user(), make_user()
-    social_services.follow_create(follower=reader, followee_id=author.id)
-    client = api(reader)
-    page(client)
-    posted = _posts(author, 40)
+    client, author, posted = _followed_author_posts(make_user, api, 40)
     cursor = posted[-3]  # the oldest cached id: the page lies wholly below the cached range
     assert _ids(page(client, cursor=cursor, limit=20)) == posted[-4:-24:-1]
     with django_assert_num_queries(1):
@@ -104,11 +102,8 @@ def _delete_from_the_first_database_chunk(monkeypatch, author, count):
 
 @override_settings(TIMELINE_MAX_ENTRIES=3, TIMELINE_TRIM_SLACK=0)
 def test_a_database_page_thinned_by_deletes_continues_below_the_last_id_read(make_user, api, monkeypatch):
-    reader, author = make_user(), make_user()
-    social_services.follow_create(follower=reader, followee_id=author.id)
-    client = api(reader)
-    page(client)
-    posted = _posts(author, 12)  # cached: the newest 3; the page below them comes from PostgreSQL
+    # Cached: the newest 3; the page below them comes from PostgreSQL.
+    client, author, posted = _followed_author_posts(make_user, api, 12)
     fired = _delete_from_the_first_database_chunk(monkeypatch, author, 2)
     body = page(client, cursor=posted[9], limit=4)
     assert fired == [[int(posted[8]), int(posted[7])]]
@@ -117,11 +112,7 @@ def test_a_database_page_thinned_by_deletes_continues_below_the_last_id_read(mak
 
 @override_settings(TIMELINE_MAX_ENTRIES=3, TIMELINE_TRIM_SLACK=0)
 def test_a_last_database_page_thinned_by_a_delete_has_no_next_cursor(make_user, api, monkeypatch):
-    reader, author = make_user(), make_user()
-    social_services.follow_create(follower=reader, followee_id=author.id)
-    client = api(reader)
-    page(client)
-    posted = _posts(author, 10)
+    client, author, posted = _followed_author_posts(make_user, api, 10)
     fired = _delete_from_the_first_database_chunk(monkeypatch, author, 1)
     body = page(client, cursor=posted[7], limit=6)  # 7 ids below the cursor: exactly the first chunk
     assert fired == [[int(posted[6])]]
@@ -130,11 +121,7 @@ def test_a_last_database_page_thinned_by_a_delete_has_no_next_cursor(make_user, 
 
 @override_settings(TIMELINE_MAX_ENTRIES=3, TIMELINE_TRIM_SLACK=0)
 def test_a_refresh_thinned_by_deletes_continues_above_the_last_id_read(make_user, api, monkeypatch):
-    reader, author = make_user(), make_user()
-    social_services.follow_create(follower=reader, followee_id=author.id)
-    client = api(reader)
-    page(client)
-    posted = _posts(author, 12)
+    client, author, posted = _followed_author_posts(make_user, api, 12)
     fired = _delete_from_the_first_database_chunk(monkeypatch, author, 2)
     body = page(client, since=posted[0], limit=4)  # the oldest first from PostgreSQL, below the cached 3
     assert fired == [[int(posted[1]), int(posted[2])]]
@@ -143,11 +130,7 @@ def test_a_refresh_thinned_by_deletes_continues_above_the_last_id_read(make_user
 
 @override_settings(TIMELINE_MAX_ENTRIES=3, TIMELINE_TRIM_SLACK=0)
 def test_a_refresh_from_below_the_cached_range_shows_each_tweet_once(make_user, api):
-    reader, author = make_user(), make_user()
-    social_services.follow_create(follower=reader, followee_id=author.id)
-    client = api(reader)
-    page(client)
-    posted = _posts(author, 10)
+    client, author, posted = _followed_author_posts(make_user, api, 10)
     body = page(client, since=posted[0], limit=20)  # PostgreSQL up to the cached range, then the cache
     assert _ids(body) == posted[:0:-1]
     assert body["prev_cursor"] == posted[-1] and body["next_cursor"] == posted[1]
