@@ -5,8 +5,7 @@ the benchmark and docker-compose all start its commands, and operators can run
 it with ``honcho start``. It is read with honcho's own parser. Each command runs
 as ``/bin/sh -c "exec <command>"`` -- the shell expands its ``${VAR:-default}``
 settings, then becomes the process, so signals and pids are the process's own --
-with the virtualenv's ``bin`` first on ``PATH`` and the runner's defaults for
-the sizing knobs left unset.
+with the virtualenv's ``bin`` first on ``PATH``.
 """
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from honcho.environ import parse_procfile
 
-from .common import REPO, StackError, cpu_count, spawn
+from .common import REPO, StackError, spawn
 
 PROCFILE = REPO / "Procfile"
 SHELL = "/bin/sh"
@@ -42,15 +41,11 @@ def load(path: Path | None = None) -> dict[str, str]:
 def process_env(env: Mapping[str, str], data_dir: Path) -> dict[str, str]:
     """The environment the Procfile's commands run in.
 
-    ``env``, with the virtualenv's ``bin`` first on ``PATH``, the data directory
-    (beat's schedule lives there), and the sizing the runner picks for this
-    machine where none is set: two web workers a core, one Celery process a core.
+    ``env``, with the virtualenv's ``bin`` first on ``PATH`` and the data
+    directory (beat's schedule lives there). Sizing left unset is the
+    Procfile's own default, which follows the machine.
     """
-    cpus = cpu_count()
     out = dict(env)
-    for name, default in (("WEB_CONCURRENCY", 2 * cpus), ("CELERY_CONCURRENCY", cpus)):
-        if not out.get(name):
-            out[name] = str(default)
     out["STACK_DATA_DIR"] = str(data_dir)
     out["PATH"] = os.pathsep.join([str(VENV_BIN), out.get("PATH") or os.defpath])
     return out

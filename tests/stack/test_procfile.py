@@ -41,7 +41,7 @@ def test_the_gunicorn_command_line_comes_out_of_the_procfile():
     assert _option(procfile.expanded(procfile.load()["web"], _env(WEB_HOST="0.0.0.0")), "--bind") == "0.0.0.0:8000"
 
 
-def test_unset_sizing_gets_the_runners_defaults_for_this_machine():
+def test_unset_sizing_follows_the_machine():
     cpus = common.cpu_count()
     commands, env = procfile.load(), _env()
     assert _option(procfile.expanded(commands["web"], env), "--workers") == str(2 * cpus)
