@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bench import loadgen
 from bench.loadgen import Request
-from stack import common, procfile, services, valkey
+from stack import common, procfile, s3, services, valkey
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,7 +70,9 @@ class Bench:
             conn.execute("CREATE DATABASE timeline_bench")
         self.redis_port = valkey.start_valkey(self.data_dir, self.cleanup)
         self.port = common.pick_port(8700)
+        s3_endpoint = s3.start_s3(common.pick_port(8790), self.data_dir / "s3" / "s3.log", self.cleanup)
         self.env = env | {
+            "AWS_S3_ENDPOINT_URL": s3_endpoint,
             "DJANGO_SETTINGS_MODULE": "bench.settings",
             "SECRET_KEY": secrets.token_urlsafe(40),
             "DATABASE_URL": self.db_url,
@@ -84,6 +86,7 @@ class Bench:
         }
         say(f"database timeline_bench on {services.redact(self.db_url)}; Valkey on port {self.redis_port}")
         self._manage("migrate", "--noinput", "-v0")
+        self._manage("media_bucket")
         manifest = self.out / "manifest.json"
         say(f"seeding ({self.p['users']:,} users, {self.p['tweets']:,} tweets)")
         self._manage("seed_bench", f"--users={self.p['users']}", f"--tweets={self.p['tweets']}",

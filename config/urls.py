@@ -4,18 +4,20 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core import health
 from core.converters import IdConverter
+from media import storage as media_storage
 
 register_converter(IdConverter, "id")
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
-    path("readyz", health.readyz, name="readyz"),
+    path("readyz", health.readyz, {"checks": {"s3": media_storage.ping}}, name="readyz"),
     path("admin/", admin.site.urls),
     path("v1/schema", SpectacularAPIView.as_view(), name="schema"),
     path("v1/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("v1/", include("social.urls")),
     path("v1/", include("tweets.urls")),
     path("v1/", include("timelines.urls")),
+    path("v1/", include("media.urls")),
 ]
 
 # Errors outside DRF's views (unknown URLs, crashes) answer JSON too.

@@ -41,6 +41,12 @@ class Conflict(ApplicationError):
     status_code = status.HTTP_409_CONFLICT
 
 
+class Unavailable(ApplicationError):
+    """A backing service the request needs is down: try again shortly."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+
+
 def error_json(detail: str, status_code: int, /, **extra) -> JsonResponse:
     """The ``{"detail": ...}`` error body for answers made outside DRF's views
     (request guards, unknown URLs, probes), the same shape DRF's errors have."""

@@ -36,9 +36,15 @@ def _check_broker() -> None:
 
 @csrf_exempt
 @require_safe
-def readyz(request):
+def readyz(request, checks=None):
+    """200 when every dependency answers; 503 naming each that does not.
+
+    ``checks`` adds ``{name: callable}`` probes of dependencies this app cannot
+    know (the URL conf passes object storage's).
+    """
     failing = []
-    for name, check in (("postgres", _check_postgres), ("redis", _check_redis), ("broker", _check_broker)):
+    probes = {"postgres": _check_postgres, "redis": _check_redis, "broker": _check_broker, **(checks or {})}
+    for name, check in probes.items():
         try:
             check()
         except Exception:  # noqa: BLE001 - any failure means "not ready"

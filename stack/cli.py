@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from .common import REPO, Interrupted, StackError, ignore, on_signals, raise_interrupted, say, spawn, warn
-from .services import prepare, resolve_services
+from .services import manage, prepare, resolve_services
 from .supervisor import run_stack
 
 
@@ -80,9 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         data_dir.mkdir(parents=True, exist_ok=True)
         if command == "run" and not env.get("SECRET_KEY"):
             env["SECRET_KEY"] = local_secret_key(data_dir)
-        resolve_services(env, data_dir, cleanup)
+        resolve_services(env, data_dir, cleanup, s3=command == "run")
         prepare(env, migrate=command == "run")
         if command == "run":
+            manage(env, "media_bucket")
             return run_stack(env, data_dir, cleanup)
         return run_tests(env, pytest_args)
     except StackError as exc:

@@ -22,6 +22,7 @@ from psycopg import sql
 
 from .common import REPO, StackError, answers, first_line, say
 from .postgres import EmbeddedPostgres
+from .s3 import resolve_s3
 from .valkey import start_valkey
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/timeline"
@@ -66,8 +67,9 @@ def database_name(url: str) -> str:
 
 # --- Resolving the services -----------------------------------------------------------------
 
-def resolve_services(env: dict[str, str], data_dir: Path, cleanup: contextlib.ExitStack) -> None:
-    """Point DATABASE_URL, REDIS_URL and CELERY_BROKER_URL in ``env`` at servers that answer."""
+def resolve_services(env: dict[str, str], data_dir: Path, cleanup: contextlib.ExitStack, *, s3: bool) -> None:
+    """Point DATABASE_URL, REDIS_URL and CELERY_BROKER_URL in ``env`` at servers that answer,
+    and with ``s3`` AWS_S3_ENDPOINT_URL too (the test suite starts its own)."""
     forced = env.get("EMBEDDED", "").lower() in ("1", "true", "yes")
     configured_redis = env.get("REDIS_URL") or DEFAULT_REDIS_URL
     resolve_postgres(env, data_dir, cleanup, forced)
@@ -80,6 +82,8 @@ def resolve_services(env: dict[str, str], data_dir: Path, cleanup: contextlib.Ex
     else:
         check_broker(broker)
         say(f"Celery broker: {redact(broker)}")
+    if s3:
+        resolve_s3(env, data_dir, cleanup)
 
 
 def embedded_reason(env: Mapping[str, str], var: str, default_port: int, forced: bool) -> str | None:
@@ -199,7 +203,12 @@ def prepare(env: dict[str, str], *, migrate: bool) -> None:
     say(f"database {database_name(url)!r}: {'created' if created else 'exists'}")
     if migrate:
         say("migrating")
-        code = subprocess.call([sys.executable, "manage.py", "migrate", "--noinput"], cwd=REPO, env=env)
-        if code:
-            raise StackError(f"manage.py migrate failed with exit code {code} (output above).", code=1)
+        manage(env, "migrate", "--noinput")
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    """Run ``manage.py *args`` in the stack's environment; a failure stops the runner."""
+    code = subprocess.call([sys.executable, "manage.py", *args], cwd=REPO, env=env)
+    if code:
+        raise StackError(f"manage.py {args[0]} failed with exit code {code} (output above).", code=1)
 

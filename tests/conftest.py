@@ -1,12 +1,18 @@
-"""Fixtures shared by every suite: an isolated Redis key space per test, users, API clients."""
+"""Fixtures shared by every suite: an S3 endpoint of the run's own, an isolated Redis key
+space per test, users, API clients."""
+import contextlib
+import os
 import uuid
 
 import pytest
+from django.test import override_settings
 from django_redis import get_redis_connection
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from stack.s3 import start_s3
 from tests.factories import UserFactory
+from tests.helpers import free_port
 
 
 def _delete_keys(prefix: str) -> None:
@@ -14,6 +20,25 @@ def _delete_keys(prefix: str) -> None:
     keys = list(redis.scan_iter(match=f"{prefix}*", count=1000))
     for start in range(0, len(keys), 500):
         redis.delete(*keys[start : start + 500])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def s3_endpoint(tmp_path_factory):
+    """The run's own local S3 endpoint (a real HTTP server on loopback) with the media
+    bucket ready; processes the tests start inherit it through the environment."""
+    from media import storage
+
+    with contextlib.ExitStack() as cleanup:
+        url = start_s3(free_port(), tmp_path_factory.mktemp("s3") / "s3.log", cleanup)
+        saved = os.environ.get("AWS_S3_ENDPOINT_URL")
+        os.environ["AWS_S3_ENDPOINT_URL"] = url
+        with override_settings(AWS_S3_ENDPOINT_URL=url, MEDIA_CDN_URL=""):
+            storage.bucket_ensure()
+            yield url
+        if saved is None:
+            del os.environ["AWS_S3_ENDPOINT_URL"]
+        else:
+            os.environ["AWS_S3_ENDPOINT_URL"] = saved
 
 
 @pytest.fixture(scope="session", autouse=True)

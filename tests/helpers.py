@@ -1,5 +1,6 @@
 """Helpers shared by several test files (fixtures that need no arguments live in conftest.py)."""
 import socket
+import threading
 import time
 
 from celery import current_app
@@ -108,3 +109,30 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def run_concurrently(calls: list[tuple]) -> list:
+    """Run each ``(client, method, path[, kwargs])`` in its own thread, all released at
+    once; the ``(status, json)`` of each (or the exception it raised), in order."""
+    from django.db import connection
+
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+
+    def worker(i, client, method, path, kwargs=None):
+        try:
+            barrier.wait(timeout=10)
+            r = getattr(client, method)(path, **(kwargs or {}))
+            results[i] = (r.status_code, r.json())
+        except Exception as exc:  # surfaces in the caller's assertion
+            results[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i, *call)) for i, call in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    return results

@@ -11,6 +11,9 @@ class Tweet(models.Model):
     created_at = models.DateTimeField()
     mentions = ArrayField(models.CharField(max_length=15), default=list, blank=True)
     hashtags = ArrayField(models.TextField(), default=list, blank=True)
+    # The attached uploads, as posted: [{"media_id", "key", "content_type"}]
+    # (media.services.media_attach), so showing a tweet needs no other table.
+    media = models.JSONField(default=list, blank=True)
     # Soft delete: the row stays (ids are never reused); reads skip it.
     deleted_at = models.DateTimeField(null=True, blank=True)
     # Decided once, at post time: fanned out to followers' timelines (True), or
@@ -29,3 +32,21 @@ class Tweet(models.Model):
     @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
+
+
+class IdempotencyKey(models.Model):
+    """A client's ``Idempotency-Key`` for a post: the same key from the same user, while
+    younger than ``IDEMPOTENCY_KEY_TTL_SECONDS``, answers this tweet again."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    created_at = models.DateTimeField()
+    # Null only inside the posting transaction that took the key.
+    tweet_id = models.BigIntegerField(null=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_per_user")]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_key_created")]
+
+    def __str__(self) -> str:
+        return f"{self.key!r} of {self.user_id} -> {self.tweet_id}"

@@ -9,6 +9,8 @@ builds it with these two functions.
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
+from media import storage
+
 from . import snowflake
 from .models import Tweet
 
@@ -21,7 +23,10 @@ def cached_entry(tweet: Tweet) -> dict:
         "content": tweet.content,
         "created_at": tweet.created_at.isoformat().replace("+00:00", "Z"),
         "timestamp": snowflake.timestamp_ms_of(tweet.id) // 1000,
-        "media": [],
+        "media": [
+            {"media_id": m["media_id"], "url": storage.public_url(m["key"]), "content_type": m["content_type"]}
+            for m in tweet.media
+        ],
         "mentions": list(tweet.mentions),
         "hashtags": list(tweet.hashtags),
     }
@@ -56,7 +61,11 @@ TweetSchema = inline_serializer("Tweet", {
         "username": serializers.CharField(),
         "display_name": serializers.CharField(),
     }),
-    "media": serializers.ListField(child=serializers.DictField()),
+    "media": serializers.ListField(child=inline_serializer("TweetMedia", {
+        "media_id": serializers.CharField(),
+        "url": serializers.URLField(),
+        "content_type": serializers.CharField(),
+    })),
     "mentions": serializers.ListField(child=serializers.CharField()),
     "hashtags": serializers.ListField(child=serializers.CharField()),
 })

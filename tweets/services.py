@@ -1,16 +1,19 @@
-"""Every write to tweets: posting and deleting."""
+"""Every write to tweets: posting (once per idempotency key) and deleting."""
 import logging
+from collections.abc import Sequence
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core.exceptions import Forbidden, NotFound
+from media import services as media_services
 from social.models import User
 
 from . import cache, objects, snowflake, text
-from .models import Tweet
+from .models import IdempotencyKey, Tweet
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +43,58 @@ def _mint_for_author(*, author_id: int) -> tuple[int, bool]:
 
 
 @transaction.atomic
-def tweet_create(*, author: User, content: str) -> Tweet:
-    """Post a tweet: validate, mint its id above the author's last, insert, warm the cache.
+def tweet_post(
+    *, author: User, content: str, media_ids: Sequence[int] = (), idempotency_key: str | None = None,
+) -> tuple[Tweet, bool]:
+    """Post a tweet at most once per ``idempotency_key``: (the tweet, whether it is new).
+
+    The same key from the same author within ``IDEMPOTENCY_KEY_TTL_SECONDS``
+    answers the tweet it first created and creates nothing, also when both
+    requests race: the key's unique index makes the second insert wait for the
+    first transaction, and then see its key. A request that fails leaves no
+    key behind, so a retry posts.
+    """
+    if idempotency_key is None:
+        return tweet_create(author=author, content=content, media_ids=media_ids), True
+    key_id = _idempotency_key_take(user_id=author.id, key=idempotency_key)
+    if key_id is None:
+        tweet_id = IdempotencyKey.objects.values_list("tweet_id", flat=True).get(user=author, key=idempotency_key)
+        return Tweet.objects.get(id=tweet_id), False
+    tweet = tweet_create(author=author, content=content, media_ids=media_ids)
+    IdempotencyKey.objects.filter(id=key_id).update(tweet_id=tweet.id)
+    return tweet, True
+
+
+def _idempotency_key_take(*, user_id: int, key: str) -> int | None:
+    """Take ``key`` for a new post (inserting it, or renewing an expired one): its row id,
+    or None while the key still answers an earlier tweet."""
+    now = timezone.now()
+    table = IdempotencyKey._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (user_id, key, created_at, tweet_id) VALUES (%s, %s, %s, NULL) "
+            f"ON CONFLICT (user_id, key) DO UPDATE SET created_at = EXCLUDED.created_at, tweet_id = NULL "
+            f"WHERE {table}.created_at < %s RETURNING id",
+            [user_id, key, now, now - timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS)],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def idempotency_keys_sweep() -> int:
+    """Forget keys past their time (an expired key is renewed on use anyway; this keeps the table small)."""
+    cutoff = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS)
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
+@transaction.atomic
+def tweet_create(*, author: User, content: str, media_ids: Sequence[int] = ()) -> Tweet:
+    """Post a tweet: validate, claim its media, mint its id above the author's last, insert, warm the cache.
+
+    Each upload in ``media_ids`` must be the author's, unattached and really in
+    object storage within its presigned type and size (``media.services.media_claim``);
+    with media, the text may be blank.
 
     The insert's post_save reaches ``timelines.receivers.tweet_created_schedule_fanout``,
     which records the fan-out as pending in this same transaction and sends it
@@ -49,14 +102,16 @@ def tweet_create(*, author: User, content: str) -> Tweet:
     followers' cached timelines, or, for a celebrity's tweet, to the author's
     pulled list. This app knows nothing of timelines.
     """
-    if not content.strip():
-        raise ValidationError({"content": ["A tweet needs some text."]})
+    if not content.strip() and not media_ids:
+        raise ValidationError({"content": ["A tweet needs some text or media."]})
     if not text.is_parseable(content):
         raise ValidationError({"content": ["This text is too long or has too many dot-separated parts in a row."]})
-    if not text.is_valid_length(content):
+    if content and not text.is_valid_length(content):  # twitter-text calls "" invalid; with media it is fine
         raise ValidationError(
             {"content": [f"Tweets are at most 280 characters (this one counts {text.weighted_length(content)})."]}
         )
+    # Before minting: the HEADs of the uploads must not hold the author's row lock.
+    claimed = media_services.media_claim(owner_id=author.id, media_ids=list(media_ids)) if media_ids else []
     tweet_id, pushed = _mint_for_author(author_id=author.id)
     tweet = Tweet.objects.create(
         id=tweet_id,
@@ -65,6 +120,7 @@ def tweet_create(*, author: User, content: str) -> Tweet:
         created_at=snowflake.datetime_of(tweet_id),
         mentions=text.extract_mentions(content),
         hashtags=text.extract_hashtags(content),
+        media=media_services.media_attach(media=claimed, tweet_id=tweet_id) if claimed else [],
         pushed=pushed,
     )
     # Warm the cache for the followers about to read it, once it is really there.

@@ -137,9 +137,28 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
 # --- Media (S3-compatible storage) -------------------------------------------
 
-AWS_S3_ENDPOINT_URL = env("AWS_S3_ENDPOINT_URL", default="http://127.0.0.1:9000")
+# Clients upload straight to the bucket with a presigned POST; the API never
+# carries the bytes. Only the endpoint and the credentials differ between the
+# local endpoint (moto, started by `make run`), MinIO, R2 and AWS S3 (endpoint
+# empty). django-storages reads these AWS_* names (media/storage.py).
+AWS_S3_ENDPOINT_URL = env("AWS_S3_ENDPOINT_URL", default="http://127.0.0.1:9000") or None
 AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME", default="timeline-media")
+AWS_ACCESS_KEY_ID = env("AWS_ACCESS_KEY_ID", default="timeline-local")
+AWS_SECRET_ACCESS_KEY = env("AWS_SECRET_ACCESS_KEY", default="timeline-local-secret")
+AWS_S3_REGION_NAME = env("AWS_S3_REGION_NAME", default="us-east-1")
+AWS_S3_ADDRESSING_STYLE = env("AWS_S3_ADDRESSING_STYLE", default="path")
+AWS_S3_SIGNATURE_VERSION = "s3v4"
+AWS_S3_FILE_OVERWRITE = False
+# Where readers fetch media: a CDN in front of the bucket. Empty: the storage
+# endpoint's own public URL for the bucket.
 MEDIA_CDN_URL = env("MEDIA_CDN_URL", default="")
+# How long a presigned upload stays usable, and how long an upload may wait
+# for a tweet before the sweeper (beat) deletes the object and its record.
+MEDIA_UPLOAD_EXPIRES_SECONDS = env.int("MEDIA_UPLOAD_EXPIRES_SECONDS", default=3600)
+MEDIA_UNATTACHED_MAX_AGE_SECONDS = env.int("MEDIA_UNATTACHED_MAX_AGE_SECONDS", default=24 * 3600)
+MEDIA_SWEEP_EVERY_SECONDS = env.int("MEDIA_SWEEP_EVERY_SECONDS", default=3600)
+# A repeated Idempotency-Key answers the first tweet for this long.
+IDEMPOTENCY_KEY_TTL_SECONDS = env.int("IDEMPOTENCY_KEY_TTL_SECONDS", default=24 * 3600)
 
 # --- API ---------------------------------------------------------------------
 
@@ -201,6 +220,16 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": FANOUT_RECONCILE_EVERY_SECONDS,
         # A run that waited longer than its period is superseded by the next one.
         "options": {"expires": FANOUT_RECONCILE_EVERY_SECONDS},
+    },
+    "media-sweep": {
+        "task": "media.sweep",
+        "schedule": MEDIA_SWEEP_EVERY_SECONDS,
+        "options": {"expires": MEDIA_SWEEP_EVERY_SECONDS},
+    },
+    "idempotency-keys-sweep": {
+        "task": "tweets.sweep_idempotency_keys",
+        "schedule": MEDIA_SWEEP_EVERY_SECONDS,
+        "options": {"expires": MEDIA_SWEEP_EVERY_SECONDS},
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")

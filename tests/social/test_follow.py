@@ -1,11 +1,9 @@
 """The follow graph through the HTTP API: follow, unfollow, requests, lists, counts (SPEC §3, §5)."""
-import threading
-
 import pytest
-from django.db import connection
 
 from social.models import User
 from tests.conftest import client_for
+from tests.helpers import run_concurrently
 
 pytestmark = pytest.mark.django_db
 
@@ -510,30 +508,6 @@ def test_follow_requests_are_paged(api, make_user):
 # --- concurrency ---------------------------------------------------------------------------
 
 
-def _run_concurrently(calls):
-    """Run each ``(client, method, path)`` in its own thread, all released at once; return statuses."""
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-
-    def worker(i, client, method, path):
-        try:
-            barrier.wait(timeout=10)
-            r = getattr(client, method)(path)
-            results[i] = (r.status_code, r.json())
-        except Exception as exc:  # surfaces in the assertion below
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, *call)) for i, call in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads)
-    return results
-
-
 def _db_counts(user) -> tuple[int, int]:
     row = User.objects.values_list("followers_count", "following_count").get(id=user.id)
     return tuple(row)
@@ -547,7 +521,7 @@ def test_concurrent_follows_of_one_user_count_exactly(make_user):
     senders = [followers[0], followers[0], followers[1], followers[1], followers[2], followers[3], followers[4],
                followers[4]]
 
-    results = _run_concurrently([(client_for(u), "post", f"/v1/users/{target.id}/follow") for u in senders])
+    results = run_concurrently([(client_for(u), "post", f"/v1/users/{target.id}/follow") for u in senders])
 
     assert results == [(200, {"following": True, "status": "following"})] * len(senders)
     assert _db_counts(target) == (5, 0)
@@ -565,7 +539,7 @@ def test_concurrent_unfollows_count_exactly(make_user):
         follow(client_for(user), target)
     senders = followers + followers  # each unfollows twice at once
 
-    results = _run_concurrently([(client_for(u), "delete", f"/v1/users/{target.id}/follow") for u in senders])
+    results = run_concurrently([(client_for(u), "delete", f"/v1/users/{target.id}/follow") for u in senders])
 
     assert results == [(200, {"following": False})] * len(senders)
     assert _db_counts(target) == (0, 0)
@@ -580,11 +554,11 @@ def test_concurrent_mutual_follows_neither_deadlock_nor_miscount(make_user):
     pairs = [(a, b) for a in users for b in users if a is not b]
     results = []
     for _ in range(4):  # the race needs several rounds to show reliably
-        results += _run_concurrently([(client_for(a), "post", f"/v1/users/{b.id}/follow") for a, b in pairs])
-        results += _run_concurrently([(client_for(a), "delete", f"/v1/users/{b.id}/follow") for a, b in pairs])
+        results += run_concurrently([(client_for(a), "post", f"/v1/users/{b.id}/follow") for a, b in pairs])
+        results += run_concurrently([(client_for(a), "delete", f"/v1/users/{b.id}/follow") for a, b in pairs])
         if any(not isinstance(r, tuple) or r[0] != 200 for r in results):
             break
-    results += _run_concurrently([(client_for(a), "post", f"/v1/users/{b.id}/follow") for a, b in pairs])
+    results += run_concurrently([(client_for(a), "post", f"/v1/users/{b.id}/follow") for a, b in pairs])
 
     statuses = [r[0] if isinstance(r, tuple) else r for r in results]
     assert statuses == [200] * len(results)
@@ -597,7 +571,7 @@ def test_concurrent_requests_to_a_private_account_then_going_public(make_user):
     followers = [make_user() for _ in range(3)]
     senders = followers + followers
 
-    results = _run_concurrently([(client_for(u), "post", f"/v1/users/{target.id}/follow") for u in senders])
+    results = run_concurrently([(client_for(u), "post", f"/v1/users/{target.id}/follow") for u in senders])
 
     assert results == [(200, {"following": False, "status": "requested"})] * len(senders)
     assert _db_counts(target) == (0, 0)

@@ -1,0 +1,38 @@
+"""HTTP endpoints for media: a thin view over the presigning service."""
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core import schema
+from core.fields import StrictCharField
+
+from . import services
+
+
+class MediaCreateApi(APIView):
+    class MediaCreateInputSerializer(serializers.Serializer):
+        content_type = StrictCharField(max_length=50)
+        size_bytes = serializers.IntegerField(min_value=1)
+
+    @extend_schema(request=MediaCreateInputSerializer, responses={
+        201: inline_serializer("MediaUpload", {
+            "media_id": serializers.CharField(),
+            "upload": inline_serializer("PresignedPost", {
+                "url": serializers.URLField(),
+                "fields": serializers.DictField(child=serializers.CharField()),
+            }),
+            "expires_at": serializers.DateTimeField(),
+        }),
+        400: schema.Detail,
+    })
+    def post(self, request):
+        """Presign an upload: POST ``upload.fields`` plus the ``file`` as multipart form data to ``upload.url``."""
+        data = self.MediaCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        media, upload = services.media_create(owner_id=request.user.id, **data.validated_data)
+        return Response({
+            "media_id": str(media.id),
+            "upload": {"url": upload["url"], "fields": upload["fields"]},
+            "expires_at": services.upload_expires_at(media).isoformat().replace("+00:00", "Z"),
+        }, status=status.HTTP_201_CREATED)
