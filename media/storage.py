@@ -40,10 +40,14 @@ def _client():
     return _storage(settings.AWS_S3_ENDPOINT_URL, settings.AWS_STORAGE_BUCKET_NAME).connection.meta.client
 
 
+def _public_endpoint() -> str | None:
+    return settings.AWS_S3_PUBLIC_ENDPOINT_URL or settings.AWS_S3_ENDPOINT_URL
+
+
 def public_url(key: str) -> str:
     """Where readers fetch ``key``: under ``MEDIA_CDN_URL``, or the endpoint's URL for the bucket."""
     base = settings.MEDIA_CDN_URL or (
-        f"{settings.AWS_S3_ENDPOINT_URL or 'https://s3.amazonaws.com'}/{settings.AWS_STORAGE_BUCKET_NAME}")
+        f"{_public_endpoint() or 'https://s3.amazonaws.com'}/{settings.AWS_STORAGE_BUCKET_NAME}")
     return f"{base.rstrip('/')}/{key}"
 
 
@@ -53,13 +57,16 @@ def presigned_post(*, key: str, content_type: str, max_bytes: int, expires_in: i
     Returns boto3's ``{"url", "fields"}``: the client posts ``fields`` plus its
     ``file`` as multipart form data to ``url``. Signing is local (no request).
     """
-    return _client().generate_presigned_post(
+    post = _client().generate_presigned_post(
         Bucket=settings.AWS_STORAGE_BUCKET_NAME,
         Key=key,
         Fields={"Content-Type": content_type},
         Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
         ExpiresIn=expires_in,
     )
+    if settings.AWS_S3_PUBLIC_ENDPOINT_URL and settings.AWS_S3_ENDPOINT_URL:
+        post["url"] = post["url"].replace(settings.AWS_S3_ENDPOINT_URL, settings.AWS_S3_PUBLIC_ENDPOINT_URL, 1)
+    return post
 
 
 def head(key: str) -> StoredObject | None:

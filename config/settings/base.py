@@ -148,6 +148,10 @@ AWS_SECRET_ACCESS_KEY = env("AWS_SECRET_ACCESS_KEY", default="timeline-local-sec
 AWS_S3_REGION_NAME = env("AWS_S3_REGION_NAME", default="us-east-1")
 AWS_S3_ADDRESSING_STYLE = env("AWS_S3_ADDRESSING_STYLE", default="path")
 AWS_S3_SIGNATURE_VERSION = "s3v4"
+# The endpoint as clients reach it, where that differs from the service's own
+# address for it (containers: http://s3:9000 inside, http://localhost:9000
+# outside). A POST policy's signature does not cover the host.
+AWS_S3_PUBLIC_ENDPOINT_URL = env("AWS_S3_PUBLIC_ENDPOINT_URL", default="")
 AWS_S3_FILE_OVERWRITE = False
 # Where readers fetch media: a CDN in front of the bucket. Empty: the storage
 # endpoint's own public URL for the bucket.

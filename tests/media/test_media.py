@@ -264,3 +264,17 @@ def test_the_sweeper_deletes_old_unattached_uploads_object_and_record(api, make_
     assert storage.head(keys[int(old_unattached)]) is None
     assert storage.head(keys[int(young_unattached)]) is not None
     assert storage.head(keys[int(attached)]) is not None
+
+
+def test_uploads_and_media_urls_name_the_endpoint_as_clients_reach_it(api, make_user, settings):
+    # Signed through one address, used through another (a container's inside and outside).
+    settings.AWS_S3_PUBLIC_ENDPOINT_URL = settings.AWS_S3_ENDPOINT_URL.replace("127.0.0.1", "localhost")
+    client = api(make_user())
+    r = presign(client)
+    assert r.json()["upload"]["url"] == f"{settings.AWS_S3_PUBLIC_ENDPOINT_URL}/timeline-media"
+    assert upload(r.json(), PNG).status_code == 204
+
+    tweet_id = post_with_media(client, [r.json()["media_id"]]).json()["tweet_id"]
+    url = client.get(f"/v1/tweets/{tweet_id}").json()["media"][0]["url"]
+    assert url.startswith(f"{settings.AWS_S3_PUBLIC_ENDPOINT_URL}/timeline-media/")
+    assert requests.get(url, timeout=10).content == PNG
