@@ -63,7 +63,8 @@ def test_a_key_older_than_a_day_posts_again_and_the_sweep_forgets_old_keys(api, 
     author = make_user()
     client = api(author)
     first = post(client, key="daily")
-    IdempotencyKey.objects.update(created_at=timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS + 1))
+    a_day_ago = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS + 1)
+    IdempotencyKey.objects.update(created_at=a_day_ago)
 
     later = post(client, key="daily")
 
