@@ -5,10 +5,14 @@
 Registers a reader and six authors (names unique to this run), has the reader
 follow them, posts 150 tweets from six concurrent clients, measures how long
 each tweet takes to show up in the reader's timeline, scrolls the whole
-timeline with ``next_cursor``, deletes a tweet, and sends a few bad inputs.
+timeline with ``next_cursor``, deletes a tweet, sends a few bad inputs, does
+the media round trip (presign, upload the bytes to object storage, post, read
+back) with each refused attachment, and posts with an Idempotency-Key twice,
+in turn and at once.
 Exits non-zero if any check fails.
 """
 import argparse
+import base64
 import secrets
 import statistics
 import sys
@@ -18,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 PASSWORD = "smoke-test-pass-phrase"
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
 
 
 class Client:
@@ -116,8 +122,66 @@ def main() -> int:
     ]:
         got = reader.call(method, path, **kwargs).status_code
         check(failures, got == status, f"{method} {path} {str(kwargs or '')[:60]} → {got}")
+    check_media(failures, reader, authors)
+    check_idempotency(failures, authors[2])
     print("all checks passed" if not failures else f"{len(failures)} check(s) failed")
     return 1 if failures else 0
+
+
+def presign_and_upload(client: Client, body: bytes, size: int | None = None, **fields) -> str:
+    """Presign ``size`` bytes of PNG and upload ``body`` to object storage; the media id."""
+    r = client.call("POST", "/v1/media", json={"content_type": "image/png", "size_bytes": size or len(body)})
+    assert r.status_code == 201, r.text
+    upload = r.json()["upload"]
+    requests.post(upload["url"], data={**upload["fields"], **fields}, files={"file": ("f.png", body)}, timeout=30)
+    return r.json()["media_id"]
+
+
+def check_media(failures: list[str], reader: Client, authors: list[Client]) -> None:
+    print("→ media: presign, upload straight to object storage, post, read back")
+    author = authors[0]
+    media_id = presign_and_upload(author, PNG)
+    r = author.call("POST", "/v1/tweets", json={"content": "", "media_ids": [media_id]})
+    check(failures, r.status_code == 201, f"a tweet with only an image → {r.status_code}")
+    tweet_id = r.json().get("tweet_id")
+    shown = reader.call("GET", f"/v1/tweets/{tweet_id}").json().get("media", [])
+    check(failures, [m["media_id"] for m in shown] == [media_id], "the tweet carries the media")
+    check(failures, bool(shown) and requests.get(shown[0]["url"], timeout=30).content == PNG,
+          "its URL serves the uploaded bytes")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        page = reader.call("GET", "/v1/timeline/home", params={"limit": 5}).json()["data"]
+        if page and page[0]["tweet_id"] == tweet_id:
+            break
+        time.sleep(0.1)
+    check(failures, bool(page) and page[0]["tweet_id"] == tweet_id and page[0]["media"] == shown,
+          "the follower's timeline shows it with the media")
+    refused = [
+        ("an upload larger than presigned", presign_and_upload(author, PNG, size=10), 400),
+        ("an upload of another type", presign_and_upload(author, PNG, **{"Content-Type": "image/gif"}), 400),
+        ("someone else's media", presign_and_upload(authors[1], PNG), 400),
+        ("media never uploaded", author.call("POST", "/v1/media", json={"content_type": "image/png",
+                                                                       "size_bytes": 10}).json()["media_id"], 400),
+        ("media already on a tweet", media_id, 409),
+    ]
+    for what, refused_id, status in refused:
+        got = author.call("POST", "/v1/tweets", json={"content": what, "media_ids": [refused_id]}).status_code
+        check(failures, got == status, f"{what} → {got}")
+
+
+def check_idempotency(failures: list[str], author: Client) -> None:
+    print("→ Idempotency-Key: the same key twice in turn, then four times at once")
+    key = {"Idempotency-Key": secrets.token_hex(8)}
+    first = author.call("POST", "/v1/tweets", json={"content": "once"}, headers=key)
+    again = author.call("POST", "/v1/tweets", json={"content": "once"}, headers=key)
+    check(failures, (first.status_code, again.status_code) == (201, 200) and first.json() == again.json(),
+          f"{first.status_code} then {again.status_code}, the same tweet")
+    key = {"Idempotency-Key": secrets.token_hex(8)}
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: author.call("POST", "/v1/tweets", json={"content": "race"}, headers=key),
+                                range(4)))
+    check(failures, sorted(a.status_code for a in answers) == [200, 200, 200, 201]
+          and len({a.json()["tweet_id"] for a in answers}) == 1, "at once: one 201, three 200, one tweet")
 
 
 if __name__ == "__main__":
