@@ -2,9 +2,11 @@
 
 It resolves the backing services (``services``: configured ones checked,
 embedded PostgreSQL and Valkey started where none is configured, data under
-``$STACK_DATA_DIR``, default ``.data/``), creates the database if it is missing,
-and then either migrates and supervises the Procfile's processes in the
-foreground (``run``) or hands its remaining arguments to pytest (``test``).
+``$STACK_DATA_DIR``, default ``.data/``; for ``run``, a local S3 endpoint where
+none answers, ``s3``), creates the database if it is missing, and then either
+migrates, prepares the media bucket and supervises the Procfile's processes in
+the foreground (``run``) or hands its remaining arguments to pytest (``test``,
+whose suite starts an S3 endpoint of its own).
 The embedded servers are stopped again however it ends, short of SIGKILL.
 """
 from __future__ import annotations
@@ -51,7 +53,8 @@ def parse_args(argv: list[str]) -> tuple[str, list[str]]:
         prog="python -m stack",
         description="Run the stack (run) or the test suite (test), with embedded PostgreSQL "
                     "and Valkey where none are configured.",
-        epilog="Environment: DATABASE_URL, REDIS_URL, CELERY_BROKER_URL, EMBEDDED=1, STACK_DATA_DIR, "
+        epilog="Environment: DATABASE_URL, REDIS_URL, CELERY_BROKER_URL, AWS_S3_ENDPOINT_URL, EMBEDDED=1, "
+               "STACK_DATA_DIR, "
                "WEB_HOST, PORT, WEB_CONCURRENCY, WEB_THREADS, CELERY_CONCURRENCY, DJANGO_SETTINGS_MODULE. "
                "The processes and their command lines are the Procfile's.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{run,test}")

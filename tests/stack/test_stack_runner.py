@@ -1,6 +1,7 @@
 """The stack runner (``python -m stack``): how it resolves services, what it says when
 one is missing, and (slow) that the embedded servers really start, serve and stop
 without leftovers."""
+import contextlib
 import os
 import re
 import shutil
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from stack import cli, services
+from stack import cli, common, s3, services
 from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -121,3 +122,25 @@ def test_embedded_servers_serve_and_leave_nothing_behind():
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
         shutil.rmtree(probe_dir, ignore_errors=True)
+
+
+def test_a_local_s3_endpoint_is_started_where_nothing_answers_and_stopped_after(tmp_path):
+    import boto3
+
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    env = {"AWS_S3_ENDPOINT_URL": endpoint}
+    with contextlib.ExitStack() as cleanup:
+        s3.resolve_s3(env, tmp_path, cleanup)
+        assert env["AWS_S3_ENDPOINT_URL"] == endpoint
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id="k", aws_secret_access_key="s")
+        client.create_bucket(Bucket="runner-check")
+        assert [b["Name"] for b in client.list_buckets()["Buckets"]] == ["runner-check"]
+        s3.resolve_s3(dict(env), tmp_path, cleanup)  # it answers now: used as is, nothing started
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", int(endpoint.rsplit(":", 1)[1])), timeout=1).close()
+
+
+def test_an_unreachable_remote_s3_endpoint_is_one_sentence(tmp_path):
+    with pytest.raises(common.StackError, match=r"S3 at s3\.invalid:9000 is not reachable"):
+        s3.resolve_s3({"AWS_S3_ENDPOINT_URL": "http://s3.invalid:9000"}, tmp_path, contextlib.ExitStack())
