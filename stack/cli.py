@@ -54,8 +54,8 @@ def parse_args(argv: list[str]) -> tuple[str, list[str]]:
         description="Run the stack (run) or the test suite (test), with embedded PostgreSQL "
                     "and Valkey where none are configured.",
         epilog="Environment: DATABASE_URL, REDIS_URL, CELERY_BROKER_URL, AWS_S3_ENDPOINT_URL, EMBEDDED=1, "
-               "STACK_DATA_DIR, "
-               "WEB_HOST, PORT, WEB_CONCURRENCY, WEB_THREADS, CELERY_CONCURRENCY, DJANGO_SETTINGS_MODULE. "
+               "STACK_DATA_DIR, WEB_HOST, PORT, WEB_CONCURRENCY, WEB_THREADS, CELERY_CONCURRENCY, "
+               "DJANGO_SETTINGS_MODULE. "
                "The processes and their command lines are the Procfile's.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{run,test}")
     commands.add_parser("run", help="migrate, then run the Procfile's web, worker and beat in the foreground")
