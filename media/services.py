@@ -8,7 +8,7 @@ object, because a local S3 emulator accepts uploads that break the policy.
 """
 import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -51,7 +51,8 @@ def media_create(*, owner_id: int, content_type: str, size_bytes: int) -> tuple[
     return media, upload
 
 
-def upload_expires_at(media: Media):
+def upload_expires_at(media: Media) -> datetime:
+    """When ``media``'s presigned upload stops working."""
     return media.created_at + timedelta(seconds=settings.MEDIA_UPLOAD_EXPIRES_SECONDS)
 
 
@@ -105,11 +106,10 @@ def media_attach(*, media: list[Media], tweet_id: int) -> list[dict]:
     return [{"media_id": str(m.id), "key": m.key, "content_type": m.content_type} for m in media]
 
 
-def media_sweep(*, older_than_seconds: int | None = None, batch_size: int = 500) -> int:
+def media_sweep(*, batch_size: int = 500) -> int:
     """Delete uploads no tweet attached within ``MEDIA_UNATTACHED_MAX_AGE_SECONDS``:
     the objects first, then their records. Returns how many went."""
-    age = settings.MEDIA_UNATTACHED_MAX_AGE_SECONDS if older_than_seconds is None else older_than_seconds
-    cutoff = timezone.now() - timedelta(seconds=age)
+    cutoff = timezone.now() - timedelta(seconds=settings.MEDIA_UNATTACHED_MAX_AGE_SECONDS)
     swept = 0
     while True:
         with transaction.atomic():
