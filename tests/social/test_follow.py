@@ -4,6 +4,7 @@ import threading
 import pytest
 from django.db import connection
 
+from social import services as social_services
 from social.models import User
 from tests.conftest import client_for
 
@@ -163,7 +164,7 @@ def test_follow_malformed_or_huge_id_is_404(api, make_user, raw_id):
 
 def test_follow_suspended_user_is_404(api, make_user):
     alice, bob = make_user(), make_user()
-    User.objects.filter(id=alice.id).update(is_active=False)
+    social_services.user_suspend(user_id=alice.id)
 
     assert follow(api(bob), alice).status_code == 404
 
