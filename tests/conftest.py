@@ -6,7 +6,7 @@ from django_redis import get_redis_connection
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from tests.factories import UserFactory
+from tests.factories import PASSWORD, UserFactory
 
 
 def _delete_keys(prefix: str) -> None:
@@ -49,6 +49,14 @@ def client_for(user) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
     return client
+
+
+@pytest.fixture
+def staff(db):
+    """A moderator: a superuser, as ``manage.py createsuperuser`` makes one (password ``PASSWORD``)."""
+    from social.models import User
+
+    return User.objects.create_superuser(username="moderator", password=PASSWORD)
 
 
 @pytest.fixture
