@@ -164,3 +164,11 @@ def test_a_tweet_deleted_in_the_admin_is_gone_from_timelines_and_lookups(moderat
     assert r.status_code == 302
     assert ids(api(bob)) == [kept]
     assert api(bob).get(f"/v1/tweets/{deleted}").status_code == 404
+
+
+def test_the_user_pages_render(moderator, make_user):
+    alice = make_user()
+
+    for url in ("/admin/social/user/", "/admin/social/user/add/", _change_url(alice),
+                f"/admin/social/user/{alice.id}/password/", "/admin/social/follow/"):
+        assert moderator.get(url).status_code == 200, url
