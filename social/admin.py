@@ -45,8 +45,8 @@ class UserAdmin(DjangoUserAdmin):
     search_fields = ["username", "display_name"]
     # is_private is read-only rather than routed through services.user_update: the
     # privacy of an account is its owner's choice (PATCH /v1/users/me), and going
-    # public approves every pending follow request, which no moderator should do
-    # by a click, nor a form loaded before the owner's change undo.
+    # public approves every pending follow request. No moderator should set that
+    # off with a click, and a page loaded before the owner's change must not undo it.
     readonly_fields = ["is_private", "followers_count", "following_count", "last_tweet_id", "has_pulled_tweets",
                        "tweets_link", "last_login", "date_joined"]
     fieldsets = DjangoUserAdmin.fieldsets + (
