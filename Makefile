@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench install clean
+.PHONY: run test bench install chromium clean
 
 install: $(STAMP)
 
@@ -16,8 +16,24 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@echo "Installing pinned requirements into $(VENV) ..."
 	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@$(MAKE) --no-print-directory chromium
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
+
+# Debian's chromium, for the admin's browser test (tests/social/test_admin_browser.py,
+# driven by Playwright, whose own browser download has no network here). Installed
+# only as root where apt-get works; never fails the build: without it that test
+# skips and says why.
+APT_CHROMIUM := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then echo "chromium: no apt-get here; the browser test will skip"; \
+	elif [ "$$(id -u)" != 0 ]; then echo "chromium: not root, so not installing it; the browser test will skip"; \
+	else echo "Installing Debian's chromium (apt-get install chromium) for the browser test ..."; \
+	  $(APT_CHROMIUM) || { echo "... no package lists? Running apt-get update and trying again ..."; \
+	    apt-get update -qq >/dev/null; $(APT_CHROMIUM); } \
+	  || echo "chromium: could not be installed; the browser test will skip"; \
+	fi
 
 run: $(STAMP)
 	@$(PY) -m stack run

@@ -1,27 +1,101 @@
-from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.db import transaction
+"""The moderators' admin for users and the follow graph.
 
-from . import cache
+A moderator's save writes only what the moderator changed on the page: every
+field of the change form carries its value as the page showed it (Django's
+``show_hidden_initial``), so ``form.changed_data`` is what was edited, not what
+moved in the database since the page was loaded, and only those columns are
+saved. Suspending and reinstating go through ``services.user_suspend`` and
+``services.user_reinstate``. What the system maintains (counts, the newest
+tweet id, the pulled-tweets flag, privacy) is shown read-only.
+"""
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm, UserChangeForm
+from django.db import transaction
+from django.urls import reverse
+from django.utils.html import format_html
+
+from . import cache, services
 from .models import Follow, User
+
+
+class ChangeForm(UserChangeForm):
+    """The user change form, each editable field also carrying the value the page showed."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            if not field.disabled:  # (the password hash is disabled: never echoed into the page)
+                field.show_hidden_initial = True
+
+
+class PasswordChangeForm(AdminPasswordChangeForm):
+    """The admin's password form, writing the password column alone (not the whole row it read)."""
+
+    def save(self, commit=True):
+        user = super().save(commit=False)
+        if commit:
+            user.save(update_fields=["password"])
+        return user
 
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     list_display = ["id", "username", "display_name", "is_active", "is_private", "followers_count", "following_count"]
     search_fields = ["username", "display_name"]
-    readonly_fields = ["followers_count", "following_count", "last_tweet_id"]
+    # is_private is read-only rather than routed through services.user_update: the
+    # privacy of an account is its owner's choice (PATCH /v1/users/me), and going
+    # public approves every pending follow request. No moderator should set that
+    # off with a click, and a page loaded before the owner's change must not undo it.
+    readonly_fields = ["is_private", "followers_count", "following_count", "last_tweet_id", "has_pulled_tweets",
+                       "tweets_link", "last_login", "date_joined"]
     fieldsets = DjangoUserAdmin.fieldsets + (
-        ("Profile", {"fields": ("display_name", "is_private", "followers_count", "following_count")}),
+        ("Profile", {"fields": ("display_name", "is_private", "tweets_link", "followers_count", "following_count",
+                                "last_tweet_id", "has_pulled_tweets")}),
     )
+    form = ChangeForm
+    change_password_form = PasswordChangeForm
+    actions = ["suspend", "reinstate"]
+
+    @admin.display(description="Tweets")
+    def tweets_link(self, obj):
+        url = reverse("admin:tweets_tweet_changelist") + f"?author__id__exact={obj.id}"
+        return format_html('<a href="{}">Tweets by {}</a>', url, obj.username)
 
     def save_model(self, request, obj, form, change):
-        # Suspending (is_active off) or renaming must show in timelines at once.
-        super().save_model(request, obj, form, change)
-        transaction.on_commit(lambda: cache.refresh(obj))
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        changed = set(form.changed_data)
+        if "is_active" in changed:
+            service = services.user_reinstate if obj.is_active else services.user_suspend
+            service(user_id=obj.id, actor=request.user)
+        # Everything else the moderator changed (many-to-many fields are saved by save_related),
+        # onto the row as it is now, locked until commit.
+        columns = sorted(f.name for f in User._meta.concrete_fields if f.name in changed and f.name != "is_active")
+        if columns:
+            user = User.objects.select_for_update(no_key=True).get(id=obj.id)
+            for name in columns:
+                setattr(user, name, getattr(obj, name))
+            user.save(update_fields=columns)
+            # A rename must show in timelines at once.
+            transaction.on_commit(lambda: cache.refresh(user))
 
     def has_delete_permission(self, request, obj=None):
-        return False  # suspend (untick "active") instead: tweets are permanent and counts must stay exact
+        return False  # suspend instead: tweets are permanent and counts must stay exact
+
+    @admin.action(description="Suspend selected users", permissions=["change"])
+    def suspend(self, request, queryset):
+        self._moderate(request, queryset, services.user_suspend, "suspended")
+
+    @admin.action(description="Reinstate selected users", permissions=["change"])
+    def reinstate(self, request, queryset):
+        self._moderate(request, queryset, services.user_reinstate, "reinstated")
+
+    def _moderate(self, request, queryset, service, done: str) -> None:
+        changed = sum(service(user_id=user_id, actor=request.user)
+                      for user_id in queryset.values_list("id", flat=True))
+        self.message_user(request, f"{changed} user{'s' if changed != 1 else ''} {done}.", messages.SUCCESS)
 
 
 @admin.register(Follow)

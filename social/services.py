@@ -5,17 +5,25 @@ the follow row they count; inserting with ``ON CONFLICT DO NOTHING`` makes a
 repeated or concurrent follow count once. Every change to an accepted edge is
 announced with ``signals.follow_changed`` (the timeline app updates the
 follower's cached timeline from it); this app knows nothing of timelines.
+
+Suspending and reinstating a user (``user_suspend``, ``user_reinstate``) change
+only ``is_active``; everything that hides a suspended user reads that flag, in
+PostgreSQL or in the author cache, which is refreshed after commit.
 """
+import logging
+
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
-from core.exceptions import ApplicationError, NotFound
+from core.exceptions import ApplicationError, Forbidden, NotFound
 
 from . import cache
 from .models import Follow, User
 from .signals import follow_changed
+
+logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -53,6 +61,44 @@ def user_update(*, user: User, display_name: str | None = None, is_private: bool
         transaction.on_commit(lambda: cache.refresh(user))
     user.refresh_from_db(fields=["followers_count", "following_count"])
     return user
+
+
+def user_suspend(*, user_id: int, actor: User | None = None) -> bool:
+    """Suspend a user; idempotent. Returns whether this call changed the account.
+
+    A suspended user cannot log in, refresh a token or use one (every
+    authentication checks ``is_active``: PostgreSQL's row or the author cache),
+    nor be followed or looked up, and their tweets are hidden from every timeline
+    and tweet lookup at read time. Nothing is deleted: cached timelines keep the
+    ids, so ``user_reinstate`` brings the tweets back. ``actor`` is the staff
+    member acting, or ``None`` for an operator at the command line.
+    """
+    return _user_set_active(user_id=user_id, active=False, actor=actor)
+
+
+def user_reinstate(*, user_id: int, actor: User | None = None) -> bool:
+    """Undo ``user_suspend``; idempotent. Returns whether this call changed the account."""
+    return _user_set_active(user_id=user_id, active=True, actor=actor)
+
+
+@transaction.atomic
+def _user_set_active(*, user_id: int, active: bool, actor: User | None) -> bool:
+    if actor is not None and not actor.is_staff:
+        raise Forbidden("Only a moderator may suspend or reinstate a user.")
+    # The row lock queues this behind any follow or post holding the user, and
+    # only ``is_active`` is written, so nothing they commit is overwritten.
+    user = User.objects.select_for_update(no_key=True).filter(id=user_id).first()
+    if user is None:
+        raise NotFound("No such user.")
+    changed = user.is_active != active
+    if changed:
+        user.is_active = active
+        user.save(update_fields=["is_active"])
+        logger.info("user %s (%s) %s by %s", user.id, user.username, "reinstated" if active else "suspended",
+                    actor.username if actor is not None else "an operator")
+    # Also when nothing changed: a repeat heals a cache whose refresh failed after the first commit.
+    transaction.on_commit(lambda: cache.refresh(user))
+    return changed
 
 
 def _lock_users(*user_ids: int) -> dict[int, User]:

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from stack.s3 import start_s3
-from tests.factories import UserFactory
+from tests.factories import PASSWORD, UserFactory
 from tests.helpers import free_port
 
 
@@ -74,6 +74,14 @@ def client_for(user) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
     return client
+
+
+@pytest.fixture
+def staff(db):
+    """A moderator: a superuser, as ``manage.py createsuperuser`` makes one (password ``PASSWORD``)."""
+    from social.models import User
+
+    return User.objects.create_superuser(username="moderator", password=PASSWORD)
 
 
 @pytest.fixture

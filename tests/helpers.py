@@ -136,3 +136,52 @@ def run_concurrently(calls: list[tuple]) -> list:
         t.join(timeout=60)
     assert not any(t.is_alive() for t in threads)
     return results
+
+
+def form_fields(html: str, form_id: str) -> dict[str, list[str]]:
+    """What a browser would submit for the form ``form_id`` of a page, as loaded: every
+    named input, ticked box, selected option and text area (for ``Client.post``)."""
+    from html.parser import HTMLParser
+
+    class FormParser(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.fields, self.inside, self.select, self.textarea = {}, False, None, None
+
+        def add(self, name, value):
+            self.fields.setdefault(name, []).append(value)
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "form":
+                self.inside = a.get("id") == form_id
+            elif not self.inside or "disabled" in a:
+                return
+            elif tag == "input" and a.get("name") and a.get("type") not in ("submit", "button", "file"):
+                if a.get("type") not in ("checkbox", "radio"):
+                    self.add(a["name"], a.get("value", ""))
+                elif "checked" in a:
+                    self.add(a["name"], a.get("value", "on"))
+            elif tag == "select":
+                self.select = a.get("name")
+            elif tag == "option" and self.select and "selected" in a:
+                self.add(self.select, a.get("value", ""))
+            elif tag == "textarea":
+                self.textarea = a.get("name")
+                self.fields[self.textarea] = [""]
+
+        def handle_data(self, data):
+            if self.textarea:
+                self.fields[self.textarea][0] += data
+
+        def handle_endtag(self, tag):
+            if tag == "form":
+                self.inside = False
+            elif tag == "select":
+                self.select = None
+            elif tag == "textarea":
+                self.textarea = None
+
+    parser = FormParser()
+    parser.feed(html)
+    return parser.fields

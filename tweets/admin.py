@@ -1,4 +1,4 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from . import services
 from .models import Tweet
@@ -21,5 +21,8 @@ class TweetAdmin(admin.ModelAdmin):
 
     @admin.action(description="Delete selected tweets (moderation)")
     def delete_for_moderation(self, request, queryset):
+        deleted = 0
         for tweet in queryset.filter(deleted_at__isnull=True):
             services.tweet_delete(tweet_id=tweet.id, actor=request.user)
+            deleted += 1
+        self.message_user(request, f"{deleted} tweet{'s' if deleted != 1 else ''} deleted.", messages.SUCCESS)

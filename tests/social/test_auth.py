@@ -4,6 +4,7 @@ import json
 import pytest
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from social import services as social_services
 from social.models import User
 from tests.factories import PASSWORD
 
@@ -206,7 +207,7 @@ def test_password_is_case_sensitive(anon, make_user):
 
 def test_token_for_a_suspended_user_is_401(anon, make_user):
     alice = make_user(username="alice")
-    User.objects.filter(id=alice.id).update(is_active=False)
+    social_services.user_suspend(user_id=alice.id)
 
     r = anon.post(TOKEN, {"username": "alice", "password": PASSWORD}, format="json")
 
@@ -298,7 +299,7 @@ def test_a_refresh_token_is_not_accepted_as_bearer(anon, make_user):
 def test_token_of_a_suspended_user_is_401(api, make_user):
     alice = make_user()
     client = api(alice)
-    User.objects.filter(id=alice.id).update(is_active=False)
+    social_services.user_suspend(user_id=alice.id)
 
     assert client.get(ME).status_code == 401
 

@@ -1,6 +1,7 @@
 """The follow graph through the HTTP API: follow, unfollow, requests, lists, counts (SPEC §3, §5)."""
 import pytest
 
+from social import services as social_services
 from social.models import User
 from tests.conftest import client_for
 from tests.helpers import run_concurrently
@@ -161,7 +162,7 @@ def test_follow_malformed_or_huge_id_is_404(api, make_user, raw_id):
 
 def test_follow_suspended_user_is_404(api, make_user):
     alice, bob = make_user(), make_user()
-    User.objects.filter(id=alice.id).update(is_active=False)
+    social_services.user_suspend(user_id=alice.id)
 
     assert follow(api(bob), alice).status_code == 404
 

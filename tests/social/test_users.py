@@ -1,6 +1,7 @@
 """The user object: reading a profile and editing one's own (SPEC §5)."""
 import pytest
 
+from social import services as social_services
 from social.models import User
 
 pytestmark = pytest.mark.django_db
@@ -67,7 +68,7 @@ def test_get_unknown_user_is_404(api, make_user):
 
 def test_get_suspended_user_is_404(api, make_user):
     alice, bob = make_user(), make_user()
-    User.objects.filter(id=alice.id).update(is_active=False)
+    social_services.user_suspend(user_id=alice.id)
 
     assert api(bob).get(f"/v1/users/{alice.id}").status_code == 404
 

@@ -4,6 +4,7 @@ from django.test import override_settings
 from redis.connection import Connection
 
 from social import cache as author_cache
+from social import services as social_services
 from tests.helpers import cached, post, scroll, scroll_pages
 from timelines import store
 from tweets import cache as tweet_cache
@@ -76,9 +77,7 @@ def test_suspended_authors_tweets_stop_appearing(make_user, api):
     api(reader).post(f"/v1/users/{author.id}/follow")
     post(api(author))
     assert len(api(reader).get("/v1/timeline/home").json()["data"]) == 1
-    author.is_active = False
-    author.save()
-    author_cache.evict(author.id)  # what the admin's save does
+    social_services.user_suspend(user_id=author.id)
     assert api(reader).get("/v1/timeline/home").json()["data"] == []
 
 

@@ -26,7 +26,6 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
 
-from social import cache as author_cache
 from social import services as social_services
 from social.models import Follow, User
 from tests.helpers import hold_timeline_tasks
@@ -199,11 +198,10 @@ class TimelineOracle(RuleBasedStateMachine):
 
     @step(user=USER)
     def suspend_or_reinstate(self, user):
-        """What the admin does: flip is_active, then refresh the cached author."""
         user = self._user(user)
+        suspend_or_reinstate = social_services.user_reinstate if not user.is_active else social_services.user_suspend
+        suspend_or_reinstate(user_id=user.id)
         user.is_active = not user.is_active
-        User.objects.filter(id=user.id).update(is_active=user.is_active)
-        author_cache.refresh(user)
 
     @step(threshold=THRESHOLDS)
     def set_celebrity_threshold(self, threshold):

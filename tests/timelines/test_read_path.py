@@ -7,7 +7,6 @@ hidden at read (a suspended author's) are skipped in growing chunks, not one rou
 import pytest
 from django.test import override_settings
 
-from social import cache as author_cache
 from social import services as social_services
 from tests.helpers import page
 from timelines import selectors as tl_selectors
@@ -72,9 +71,7 @@ def test_tweets_hidden_at_read_are_skipped_in_growing_chunks(make_user, api, dja
     page(client)
     old = _posts(shown, 1)
     posted = _posts(hidden, 60)
-    hidden.is_active = False
-    hidden.save()
-    author_cache.evict(hidden.id)  # what the admin's save does
+    social_services.user_suspend(user_id=hidden.id)
     tweet_cache.evict([int(t) for t in old + posted])
     # The 60 hidden tweets are still in the cached list: 6, 12, 24 and 48 ids at a time, one tweet-cache
     # fill each, not ten chunks of 6.

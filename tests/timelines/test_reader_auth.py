@@ -3,8 +3,7 @@ import pytest
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
-from social import cache as author_cache
-from social.models import User
+from social import services as social_services
 
 pytestmark = pytest.mark.django_db
 
@@ -22,12 +21,11 @@ def test_a_reader_is_authenticated_without_a_query_once_cached(make_user, api, d
         assert api(reader).get("/v1/timeline/home").status_code == 200
 
 
+@pytest.mark.django_db(transaction=True)  # the author cache is refreshed on commit
 def test_a_suspended_reader_is_refused_at_once(make_user, api):
     reader = make_user()
     assert api(reader).get("/v1/timeline/home").status_code == 200
-    User.objects.filter(id=reader.id).update(is_active=False)
-    reader.refresh_from_db()
-    author_cache.refresh(reader)  # what every change to a user does after commit
+    social_services.user_suspend(user_id=reader.id)
     r = api(reader).get("/v1/timeline/home")
     assert r.status_code == 401 and r.json()["detail"]
 

@@ -1,0 +1,124 @@
+"""The moderators' admin in a real browser (headless Chromium driven by Playwright).
+
+A moderator logs in through the admin's login page, finds a user's tweets from
+the user's page and deletes one, then suspends another user by unticking
+"Active"; the effects are then checked over HTTP through the API, as clients
+see them. The web server is pytest-django's ``live_server`` (a thread serving
+the test database). The browser runs in a thread of its own: Playwright's sync
+API keeps an event loop in the thread it runs in, and Django refuses database
+calls from a thread with a running event loop.
+
+Chromium is Debian's (``make install`` installs it where it can); without it,
+or without the ``playwright`` package, the test is skipped and says why.
+"""
+import os
+import threading
+
+import pytest
+import requests
+
+from social import services as social_services
+from tests.factories import PASSWORD
+from tests.helpers import post
+from tweets import services as tweet_services
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+TIMEOUT_MS = 30_000
+
+
+def _browser_missing() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -r requirements-dev.txt)"
+    if not os.access(CHROMIUM, os.X_OK):
+        return (f"no browser: {CHROMIUM} is missing (make install installs Debian's chromium "
+                "when run as root where apt-get works)")
+    return None
+
+
+def _in_browser(steps) -> None:
+    """Run ``steps(page)`` in a fresh headless Chromium, in a thread of its own; re-raise what it raised."""
+    from playwright.sync_api import sync_playwright
+
+    failures = []
+
+    def run():
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+                try:
+                    page = browser.new_page()
+                    page.set_default_timeout(TIMEOUT_MS)
+                    steps(page)
+                finally:
+                    browser.close()
+        except BaseException as error:  # noqa: BLE001 - handed to the test's thread
+            failures.append(error)
+
+    thread = threading.Thread(target=run, name="browser")
+    thread.start()
+    thread.join()
+    if failures:
+        raise failures[0]
+
+
+def _token(base: str, user) -> requests.Response:
+    return requests.post(f"{base}/v1/auth/token", json={"username": user.username, "password": PASSWORD},
+                         timeout=10)
+
+
+def test_a_moderator_deletes_a_tweet_and_suspends_a_user_in_the_admin(live_server, staff, make_user, api):
+    if reason := _browser_missing():
+        pytest.skip(reason)
+    base = live_server.url
+    author, chatty, reader = make_user(), make_user(), make_user()
+    for followee in (author, chatty):
+        social_services.follow_create(follower=reader, followee_id=followee.id)
+    by_author = tweet_services.tweet_create(author=author, content="to be hidden with its author").id
+    kept = post(api(chatty), "this one stays")
+    doomed = post(api(chatty), "this one goes")
+    author_refresh = _token(base, author).json()["refresh"]
+    reader_headers = {"Authorization": f"Bearer {_token(base, reader).json()['access']}"}
+
+    def home() -> list[str]:
+        r = requests.get(f"{base}/v1/timeline/home", headers=reader_headers, timeout=10)
+        assert r.status_code == 200, r.text
+        return [t["tweet_id"] for t in r.json()["data"]]
+
+    assert home() == [doomed, kept, str(by_author)]
+
+    def moderate(page):
+        page.goto(f"{base}/admin/login/?next=/admin/")
+        page.fill("#id_username", staff.username)
+        page.fill("#id_password", PASSWORD)
+        page.click("input[type=submit]")
+        page.wait_for_selector("text=Site administration")
+
+        # Find the chatty user, follow the link to their tweets, delete one with the moderation action.
+        page.goto(f"{base}/admin/social/user/?q={chatty.username}")
+        page.click(f"a[href^='/admin/social/user/{chatty.id}/change/']")
+        page.click(f"text=Tweets by {chatty.username}")
+        page.check(f"input[name=_selected_action][value='{doomed}']")
+        page.select_option("select[name=action]", label="Delete selected tweets (moderation)")
+        page.click("button[name=index]")
+        page.wait_for_selector("text=1 tweet deleted.")
+
+        # Suspend the author: untick "Active" on their page and save.
+        page.goto(f"{base}/admin/social/user/{author.id}/change/")
+        page.uncheck("#id_is_active")
+        page.click("input[name=_save]")
+        page.wait_for_selector(".messagelist .success")
+
+    _in_browser(moderate)
+
+    # The suspended author can neither log in nor refresh a token; their tweets are gone.
+    assert _token(base, author).status_code == 401
+    assert requests.post(f"{base}/v1/auth/token/refresh", json={"refresh": author_refresh},
+                         timeout=10).status_code == 401
+    # The deleted tweet is a 404 and, with the suspended author's, absent from the follower's timeline.
+    r = requests.get(f"{base}/v1/tweets/{doomed}", headers=reader_headers, timeout=10)
+    assert r.status_code == 404, r.text
+    assert home() == [kept]

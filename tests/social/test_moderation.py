@@ -1,0 +1,120 @@
+"""Suspending and reinstating a user: the services, the command, and what clients see."""
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from core.exceptions import Forbidden, NotFound
+from social import services as social_services
+from social.models import User
+from tests.factories import PASSWORD
+from tests.helpers import ids, post, post_tweet
+from timelines import store
+
+# The author cache is refreshed when the suspension commits: these tests commit.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TOKEN = "/v1/auth/token"
+REFRESH = "/v1/auth/token/refresh"
+
+
+def _login(anon, user):
+    return anon.post(TOKEN, {"username": user.username, "password": PASSWORD}, format="json")
+
+
+def test_a_suspended_user_cannot_log_in_refresh_or_post_until_reinstated(anon, api, make_user):
+    alice = make_user()
+    refresh = str(RefreshToken.for_user(alice))
+    client = api(alice)
+
+    assert social_services.user_suspend(user_id=alice.id) is True
+
+    assert _login(anon, alice).status_code == 401
+    assert anon.post(REFRESH, {"refresh": refresh}, format="json").status_code == 401
+    assert post_tweet(client, "still here?").status_code == 401
+    assert client.get("/v1/timeline/home").status_code == 401
+    assert client.get("/v1/users/me").status_code == 401
+
+    assert social_services.user_reinstate(user_id=alice.id) is True
+
+    assert _login(anon, alice).status_code == 200
+    assert anon.post(REFRESH, {"refresh": refresh}, format="json").status_code == 200
+    post(client, "back")
+    assert client.get("/v1/timeline/home").status_code == 200
+
+
+def test_a_suspended_authors_tweets_leave_timelines_and_come_back_when_reinstated(api, make_user, redis):
+    author, reader, latecomer = make_user(), make_user(), make_user()
+    for follower in (reader, latecomer):
+        social_services.follow_create(follower=follower, followee_id=author.id)
+    posted = [post(api(author), f"t{n}") for n in range(3)][::-1]
+    assert ids(api(reader)) == posted
+
+    social_services.user_suspend(user_id=author.id)
+
+    assert ids(api(reader)) == []
+    assert ids(api(latecomer)) == []  # a timeline rebuilt while the author is suspended
+    assert api(reader).get(f"/v1/tweets/{posted[0]}").status_code == 404
+    assert api(reader).get(f"/v1/users/{author.id}").status_code == 404
+    assert redis.exists(store.timeline_key(reader.id))  # nothing was removed, only hidden
+
+    social_services.user_reinstate(user_id=author.id)
+
+    assert ids(api(reader)) == posted
+    assert ids(api(latecomer)) == posted
+    assert api(reader).get(f"/v1/tweets/{posted[0]}").status_code == 200
+
+
+def test_suspending_twice_changes_nothing_the_second_time(make_user):
+    alice = make_user()
+
+    assert social_services.user_suspend(user_id=alice.id) is True
+    assert social_services.user_suspend(user_id=alice.id) is False
+    assert User.objects.get(id=alice.id).is_active is False
+    assert social_services.user_reinstate(user_id=alice.id) is True
+    assert social_services.user_reinstate(user_id=alice.id) is False
+    assert User.objects.get(id=alice.id).is_active is True
+
+
+def test_a_suspension_writes_the_active_flag_alone(make_user):
+    alice = make_user()
+
+    with CaptureQueriesContext(connection) as queries:
+        social_services.user_suspend(user_id=alice.id)
+
+    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    assert len(updates) == 1
+    assert updates[0].split(" WHERE ")[0].endswith('SET "is_active" = false'), updates[0]
+
+
+def test_only_staff_may_suspend_and_only_known_users(make_user):
+    alice, bob = make_user(), make_user()
+
+    with pytest.raises(Forbidden):
+        social_services.user_suspend(user_id=alice.id, actor=bob)
+    with pytest.raises(NotFound):
+        social_services.user_suspend(user_id=alice.id + 1000)
+    assert User.objects.get(id=alice.id).is_active is True
+
+
+def _command(*args) -> str:
+    out = io.StringIO()
+    call_command("suspend_user", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_the_suspend_user_command(make_user, anon):
+    alice = make_user(username="alice")
+
+    assert _command("ALICE") == "ALICE is suspended.\n"
+    assert _login(anon, alice).status_code == 401
+    assert "already suspended" in _command("alice")
+
+    assert _command("alice", "--reinstate") == "alice is reinstated.\n"
+    assert _login(anon, alice).status_code == 200
+
+    with pytest.raises(CommandError, match="No such user: nobody"):
+        _command("nobody")
