@@ -46,8 +46,8 @@ _redis_probes: dict[str, redis.Redis] = {}
 
 
 def _check_redis() -> None:
-    # A client of its own: the pool's retries with back-off (redis-py's default)
-    # could hold a probe for half a minute on a dead server.
+    # A client of its own, with the probe's timeouts (the cache pool waits 5 s for
+    # an answer) and no retries (which some redis-py versions make by default).
     url = settings.REDIS_URL
     if url not in _redis_probes:
         _redis_probes[url] = redis.Redis.from_url(url, socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
