@@ -4,6 +4,8 @@ from pathlib import Path
 
 from celery import Celery
 from celery.beat import PersistentScheduler
+from celery.signals import worker_process_shutdown
+from prometheus_client import multiprocess
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
@@ -11,6 +13,12 @@ app = Celery("timeline")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+
+@worker_process_shutdown.connect
+def _metrics_process_dead(pid=None, **kwargs):
+    """A prefork child's live-gauge samples stop counting when it exits (its counters stay)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid or os.getpid())
 
 
 class BeatScheduler(PersistentScheduler):

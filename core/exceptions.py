@@ -16,6 +16,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from .metrics import rate_limit_refused
+
 logger = logging.getLogger(__name__)
 
 
@@ -54,6 +56,11 @@ def error_json(detail: str, status_code: int, /, **extra) -> JsonResponse:
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, exceptions.Throttled):
+        # Every DRF throttle's refusal passes here: counted by the view's scope
+        # (DRF's ``throttle_scope``), or by the view's name when it has none.
+        view = context.get("view")
+        rate_limit_refused(scope=getattr(view, "throttle_scope", None) or type(view).__name__)
     if isinstance(exc, ApplicationError):
         return Response({"detail": exc.message}, status=exc.status_code)
     if isinstance(exc, DjangoValidationError):

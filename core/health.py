@@ -1,13 +1,21 @@
-"""Liveness and readiness probes for load balancers, and the JSON answers for unknown URLs and crashes."""
+"""Liveness and readiness probes for load balancers, and the JSON answers for unknown URLs and crashes.
+
+Every readiness check is bounded by its own timeout (``CHECK_TIMEOUT_SECONDS``
+for connecting and for the answer), so a dependency that is down, or a host
+that drops packets, makes ``/readyz`` answer 503 in seconds rather than hang.
+"""
 import socket
 from urllib.parse import urlsplit
 
+import psycopg
+import redis
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
-from django_redis import get_redis_connection
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .exceptions import error_json
 
@@ -18,19 +26,40 @@ def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
+CHECK_TIMEOUT_SECONDS = 2
+
+
 def _check_postgres() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    # A connection of its own, as the site's are configured, with timeouts the
+    # pooled one lacks: libpq waits on a dead host for minutes by default.
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    timeout_ms = CHECK_TIMEOUT_SECONDS * 1000
+    params |= {"connect_timeout": CHECK_TIMEOUT_SECONDS, "tcp_user_timeout": timeout_ms,
+               "options": f"{params.get('options', '')} -c statement_timeout={timeout_ms}".strip()}
+    with psycopg.connect(**params) as conn:
+        conn.execute("SELECT 1")
+
+
+_redis_probes: dict[str, redis.Redis] = {}
 
 
 def _check_redis() -> None:
-    get_redis_connection("default").ping()
+    # A client of its own, with the probe's timeouts (the cache pool waits 5 s for
+    # an answer) and no retries (which some redis-py versions make by default).
+    url = settings.REDIS_URL
+    if url not in _redis_probes:
+        _redis_probes[url] = redis.Redis.from_url(url, socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
+                                                  socket_timeout=CHECK_TIMEOUT_SECONDS, retry=Retry(NoBackoff(), 0))
+    _redis_probes[url].ping()
 
 
 def _check_broker() -> None:
     url = urlsplit(settings.CELERY_BROKER_URL)
     default_port = 5672 if url.scheme.startswith("amqp") else 6379
-    with socket.create_connection((url.hostname or "127.0.0.1", url.port or default_port), timeout=2):
+    with socket.create_connection((url.hostname or "127.0.0.1", url.port or default_port),
+                                  timeout=CHECK_TIMEOUT_SECONDS):
         pass
 
 

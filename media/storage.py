@@ -24,20 +24,25 @@ class StoredObject:
     content_type: str
 
 
-@functools.lru_cache(maxsize=4)
-def _storage(endpoint_url: str | None, bucket: str) -> S3Storage:
+# Short timeouts: a slow store must fail a request, not hang a web worker; the
+# readiness probe's are shorter still, and it does not retry.
+_TIMEOUTS = {"request": {"connect_timeout": 2, "read_timeout": 5, "retries": {"max_attempts": 2}},
+             "probe": {"connect_timeout": 2, "read_timeout": 2, "retries": {"total_max_attempts": 1}}}
+
+
+@functools.lru_cache(maxsize=8)
+def _storage(endpoint_url: str | None, bucket: str, use: str) -> S3Storage:
     # One per endpoint and bucket (tests point the settings at their own endpoint).
-    # Short timeouts: a slow store must fail a request, not hang a web worker.
     config = Config(
         s3={"addressing_style": settings.AWS_S3_ADDRESSING_STYLE},
         signature_version=settings.AWS_S3_SIGNATURE_VERSION,
-        connect_timeout=2, read_timeout=5, retries={"max_attempts": 2},
+        **_TIMEOUTS[use],
     )
     return S3Storage(endpoint_url=endpoint_url, bucket_name=bucket, querystring_auth=False, client_config=config)
 
 
-def _client():
-    return _storage(settings.AWS_S3_ENDPOINT_URL, settings.AWS_STORAGE_BUCKET_NAME).connection.meta.client
+def _client(use: str = "request"):
+    return _storage(settings.AWS_S3_ENDPOINT_URL, settings.AWS_STORAGE_BUCKET_NAME, use).connection.meta.client
 
 
 def _public_endpoint() -> str | None:
@@ -95,9 +100,9 @@ def delete(keys: list[str]) -> None:
 
 
 def ping() -> None:
-    """Raise unless the bucket answers (the readiness probe)."""
+    """Raise unless the bucket answers (the readiness probe), within a couple of seconds."""
     try:
-        _client().head_bucket(Bucket=settings.AWS_STORAGE_BUCKET_NAME)
+        _client("probe").head_bucket(Bucket=settings.AWS_STORAGE_BUCKET_NAME)
     except (BotoCoreError, ClientError) as exc:
         raise StorageUnavailable(str(exc)) from exc
 

@@ -8,6 +8,7 @@ import orjson
 from django.conf import settings
 from django_redis import get_redis_connection
 
+from .metrics import AUTHOR_CACHE_HITS, AUTHOR_CACHE_MISSES
 from .models import User
 
 TTL_SECONDS = 24 * 3600
@@ -41,7 +42,9 @@ def get_or_fill_many(user_ids: list[int]) -> dict[int, dict]:
         if value is not None:
             found[uid] = orjson.loads(value)
     misses = [uid for uid in user_ids if uid not in found]
+    AUTHOR_CACHE_HITS.inc(len(user_ids) - len(misses))
     if misses:
+        AUTHOR_CACHE_MISSES.inc(len(misses))
         pipe = redis.pipeline(transaction=False)
         for user in User.objects.filter(id__in=misses).only(
             "id", "username", "display_name", "is_active", "is_private"

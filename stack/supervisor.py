@@ -1,11 +1,13 @@
 """``make run``'s foreground stack: the Procfile's processes, supervised.
 
 A worker or beat that dies is started again, as a process manager would; the
-web server's exit, or a signal, stops them all.
+web server's exit, or a signal, stops them all. They share one directory of
+Prometheus samples (``PROMETHEUS_MULTIPROC_DIR``), emptied when the stack starts.
 """
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import subprocess
 import time
@@ -24,6 +26,8 @@ def run_stack(env: dict[str, str], data_dir: Path, cleanup: contextlib.ExitStack
     A worker or beat that dies is started again, unless it keeps dying."""
     commands = procfile.load()
     child_env = procfile.process_env(env, data_dir)
+    if not child_env.get("PROMETHEUS_MULTIPROC_DIR"):  # one set by the operator is theirs, left as it is
+        child_env["PROMETHEUS_MULTIPROC_DIR"] = str(fresh_metrics_dir(data_dir))
     children: dict[str, subprocess.Popen] = {}
     cleanup.callback(stop_processes, children)  # runs before the embedded servers stop
     for name, command in commands.items():
@@ -53,3 +57,13 @@ def run_stack(env: dict[str, str], data_dir: Path, cleanup: contextlib.ExitStack
         time.sleep(0.2)
     say(f"{signal.Signals(received[0]).name} received")
     return 0
+
+
+def fresh_metrics_dir(data_dir: Path) -> Path:
+    """``<data_dir>/metrics``, emptied: where every process of the stack writes its
+    Prometheus samples, so that ``/metrics`` on any web worker merges them all.
+    The last run's files would otherwise be merged into this one's series."""
+    path = data_dir / "metrics"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path

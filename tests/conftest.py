@@ -61,6 +61,22 @@ def redis_namespace(settings):
 
 
 @pytest.fixture
+def celery_worker():
+    """A worker thread on the configured broker, with eager execution switched off."""
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery_app import app
+
+    app.conf.task_always_eager = False
+    try:
+        with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False,
+                          shutdown_timeout=30, loglevel="WARNING") as worker:
+            yield worker
+    finally:
+        app.conf.task_always_eager = True
+
+
+@pytest.fixture
 def redis():
     return get_redis_connection("default")
 

@@ -8,6 +8,7 @@ delivery that raced the read is never lost.
 from django.conf import settings
 
 from . import store
+from .metrics import REBUILDS
 from .queries import author_ids_from_db, graph_from_db, timeline_ids_from_db
 
 
@@ -23,6 +24,7 @@ def timeline_rebuild(*, user_id: int, generation: int, replace: bool = False) ->
     then the rebuild starts over, and if the graph keeps changing the page is
     served uncached.
     """
+    REBUILDS.labels(kind="timeline").inc()
     cap = settings.TIMELINE_MAX_ENTRIES
     for _ in range(3):
         for attempt in range(2):
@@ -40,6 +42,7 @@ def timeline_rebuild(*, user_id: int, generation: int, replace: bool = False) ->
 
 def author_list_rebuild(*, author_id: int) -> store.Window:
     """Build an author's pulled list from PostgreSQL, with the same two reads as a timeline."""
+    REBUILDS.labels(kind="author_list").inc()
     cap = settings.TIMELINE_MAX_ENTRIES
     for _ in range(2):
         ids = author_ids_from_db(author_id=author_id, pushed=False, limit=cap)
@@ -50,6 +53,7 @@ def author_list_rebuild(*, author_id: int) -> store.Window:
 def graph_rebuild(*, user_id: int, state: store.HomeState) -> store.Graph:
     """Read the user's follow graph and cache it, tagged with the generation and pull
     epoch of ``state`` (read *before* the query, so a change meanwhile makes it stale)."""
+    REBUILDS.labels(kind="graph").inc()
     graph = graph_from_db(user_id=user_id)
     store.graph_save(user_id=user_id, generation=state.generation, pull_epoch=state.pull_epoch, graph=graph)
     return graph

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from tweets.selectors import tweets_hydrate
 
 from . import rebuilds, store
+from .metrics import PAGES, POSTGRES_PAGES
 from .queries import timeline_ids_from_db
 
 
@@ -60,6 +61,7 @@ class _Timeline:
     def __init__(self, user_id: int, prefix: int | None = None):
         """``prefix``: read only that many of the newest cached ids of each list (enough for a first page)."""
         self.user_id = user_id
+        self.read_postgres = False  # whether any ids came from PostgreSQL past the cache
         state = store.read(user_id=user_id, prefix=prefix)
         graph = _graph(user_id=user_id, state=state)
         self.authors = graph.followees | {user_id}
@@ -85,6 +87,7 @@ class _Timeline:
         if floor is None:
             return
         before = floor if cursor is None else min(cursor, floor)
+        self.read_postgres = True
         for size in _sizes(want):
             older = timeline_ids_from_db(user_id=self.user_id, before=before, limit=size)
             if older:
@@ -98,6 +101,7 @@ class _Timeline:
         if floor is not None and since < floor:
             # The oldest of them lie below the cached range: PostgreSQL first.
             after = since
+            self.read_postgres = True
             for size in _sizes(want):
                 newer = timeline_ids_from_db(user_id=self.user_id, after=after, before=floor, limit=size,
                                              oldest_first=True)
@@ -155,6 +159,9 @@ def timeline_page_for_user(*, user_id: int, limit: int, cursor: int | None = Non
         tweets = _take(timeline.newer_than(since, limit), limit)[::-1]
         oldest = int(tweets[-1]["tweet_id"]) if tweets else since + 1
         has_older = bool(_take(timeline.older_than(oldest, 1), 1))
+    PAGES.inc()
+    if timeline.read_postgres:
+        POSTGRES_PAGES.inc()
     if tweets:
         prev_cursor = tweets[0]["tweet_id"]
     else:

@@ -16,6 +16,7 @@ from social.models import Follow
 from tweets import snowflake
 
 from . import store
+from .metrics import FANOUT_BATCH_SIZE, FANOUT_DELIVERIES, FANOUT_LAG, RECONCILER_RESTARTS
 from .models import PendingFanout
 from .queries import author_ids_from_db
 
@@ -89,7 +90,8 @@ def fanout_tweet(*, tweet_id: int) -> int:
         store.puller_add(author_id=author_id)
         store.author_insert(author_id=author_id, tweet_id=tweet_id)
         written = store.insert(user_ids=[author_id], tweet_id=tweet_id)
-        _fanout_finished(tweet_id=tweet_id)
+        FANOUT_DELIVERIES.inc(written)
+        _fanout_finished(tweet_id=tweet_id, mode="pull")
         return written
     followers = list(Follow.objects.filter(followee_id=author_id, state=Follow.State.ACCEPTED)
                      .order_by("follower_id").values_list("follower_id", flat=True))
@@ -124,13 +126,18 @@ def _deliver_batch(*, tweet_id: int, author_id: int, lo: int, hi: int, followers
     if lo == 0:
         followers = [*followers, author_id]  # the author's own timeline, with the first batch
     written = store.insert(user_ids=followers, tweet_id=tweet_id)
+    FANOUT_BATCH_SIZE.observe(len(followers))
+    FANOUT_DELIVERIES.inc(written)
     if store.progress_done(tweet_id=tweet_id, batch=_batch_name(lo, hi)):
-        _fanout_finished(tweet_id=tweet_id)
+        _fanout_finished(tweet_id=tweet_id, mode="push")
     return written
 
 
-def _fanout_finished(*, tweet_id: int) -> None:
+def _fanout_finished(*, tweet_id: int, mode: str | None = None) -> None:
+    """Clear the pending mark; ``mode`` (push or pull) when the tweet was delivered, for its lag."""
     PendingFanout.objects.filter(tweet_id=tweet_id).delete()
+    if mode is not None:
+        FANOUT_LAG.labels(mode=mode).observe(max(time.time() - snowflake.timestamp_ms_of(tweet_id) / 1000, 0.0))
 
 
 def fanout_reconcile(*, older_than_seconds: float | None = None, limit: int = 1000) -> int:
@@ -160,6 +167,7 @@ def fanout_reconcile(*, older_than_seconds: float | None = None, limit: int = 10
                 lo, hi = map(int, batch.split(":"))
                 _send(FANOUT_BATCH_TASK, tweet_id, author_id, lo, hi)
         restarted += 1
+        RECONCILER_RESTARTS.inc()
     return restarted
 
 

@@ -10,6 +10,7 @@ from django.conf import settings
 from django_redis import get_redis_connection
 
 from . import objects
+from .metrics import TWEET_CACHE_HITS, TWEET_CACHE_MISSES
 from .models import Tweet
 
 TOMBSTONE = b""
@@ -40,7 +41,9 @@ def get_or_fill_many(tweet_ids: list[int]) -> dict[int, dict | None]:
     """
     entries = _get_many(tweet_ids)
     misses = [tid for tid in tweet_ids if tid not in entries]
+    TWEET_CACHE_HITS.inc(len(tweet_ids) - len(misses))
     if misses:
+        TWEET_CACHE_MISSES.inc(len(misses))
         fetched = {tweet.id: None if tweet.is_deleted else objects.cached_entry(tweet)
                    for tweet in Tweet.objects.filter(id__in=misses)}
         fill_many(fetched)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import free_port, wait_for
 
@@ -93,3 +94,46 @@ def test_the_smoke_script_passes_against_the_embedded_stack(embedded_stack):
                             text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "all checks passed" in result.stdout
+
+
+def _series(base: str) -> dict[tuple[str, tuple], float]:
+    text = requests.get(f"{base}/metrics", timeout=5).text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def _total(series: dict, name: str, **labels) -> float:
+    return sum(v for (n, ls), v in series.items() if n == name and all(dict(ls).get(k) == w for k, w in labels.items()))
+
+
+def test_metrics_from_any_web_worker_include_the_celery_workers_fan_out(embedded_stack):
+    """Two gunicorn workers and a prefork Celery worker share PROMETHEUS_MULTIPROC_DIR: the fan-out
+    series, written only in the Celery worker's child, are in every web worker's /metrics."""
+    base, proc = embedded_stack
+    headers, user_ids = {}, {}
+    for name in ("carol", "dave"):
+        r = requests.post(f"{base}/v1/auth/register", json={"username": name, "password": "s3cret-pass-phrase"})
+        assert r.status_code == 201, r.text
+        user_ids[name] = r.json()["user_id"]
+        r = requests.post(f"{base}/v1/auth/token", json={"username": name, "password": "s3cret-pass-phrase"})
+        headers[name] = {"Authorization": f"Bearer {r.json()['access']}"}
+    requests.post(f"{base}/v1/users/{user_ids['carol']}/follow", headers=headers["dave"])
+    requests.get(f"{base}/v1/timeline/home", headers=headers["dave"])  # dave's timeline is cached
+    before = _series(base)
+    r = requests.post(f"{base}/v1/tweets", json={"content": "counted in another process"}, headers=headers["carol"])
+    assert r.status_code == 201, r.text
+
+    def observed():
+        series = _series(base)
+        done = (_total(series, "timeline_fanout_lag_seconds_count", mode="push")
+                > _total(before, "timeline_fanout_lag_seconds_count", mode="push"))
+        return series if done else None
+
+    after = _wait_until(observed, 30, "the Celery worker's fan-out in /metrics", proc)
+    assert _total(after, "timeline_fanout_deliveries_total") > _total(before, "timeline_fanout_deliveries_total")
+    assert _total(after, "timeline_celery_broker_up") == 1
+    # Fresh connections land on either web worker: every answer carries every process's series.
+    for _ in range(6):
+        again = _series(base)
+        assert _total(again, "timeline_fanout_lag_seconds_count", mode="push") >= _total(
+            after, "timeline_fanout_lag_seconds_count", mode="push")

@@ -36,7 +36,8 @@ def test_the_gunicorn_command_line_comes_out_of_the_procfile():
     assert _option(web, "--workers") == "3"
     assert _option(web, "--worker-class") == "gthread"
     assert _option(web, "--threads") == "4"
-    assert _option(web, "--access-logfile") == "-"
+    assert _option(web, "--config") == "config/gunicorn.py"  # the metrics hooks; no access log of its own
+    assert "--access-logfile" not in web
     assert "--no-control-socket" in web
     assert _option(procfile.expanded(procfile.load()["web"], _env(WEB_HOST="0.0.0.0")), "--bind") == "0.0.0.0:8000"
 
@@ -99,3 +100,22 @@ def test_the_supervisor_runs_the_procfile_and_restarts_a_dying_worker(tmp_path, 
     assert err.count("worker exited with code 3; starting it again") == 2
     assert "worker exited with code 3; stopping the rest" in err
     assert "stopping web, beat" in out
+
+
+def test_the_stack_shares_one_metrics_directory_emptied_at_start(tmp_path, monkeypatch, own_signal_handlers):
+    seen = tmp_path / "seen"
+    stale = tmp_path / "metrics" / "counter_1.db"
+    stale.parent.mkdir()
+    stale.write_text("from the last run")
+    (tmp_path / "Procfile").write_text(
+        f"web: sh -c 'echo web $PROMETHEUS_MULTIPROC_DIR >> {seen}; ls $PROMETHEUS_MULTIPROC_DIR >> {seen}; "
+        f"for i in $(seq 100); do grep -q worker {seen} && break; sleep 0.1; done; exit 4'\n"
+        f"worker: sh -c 'echo worker $PROMETHEUS_MULTIPROC_DIR >> {seen}; exec sleep 30'\n")
+    monkeypatch.setattr(procfile, "PROCFILE", tmp_path / "Procfile")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    with contextlib.ExitStack() as cleanup:
+        supervisor.run_stack(dict(os.environ), tmp_path, cleanup)
+    lines = seen.read_text().splitlines()
+    assert f"web {tmp_path / 'metrics'}" in lines
+    assert f"worker {tmp_path / 'metrics'}" in lines
+    assert "counter_1.db" not in lines, "the last run's samples were left to merge into this one's"

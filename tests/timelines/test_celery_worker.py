@@ -1,26 +1,12 @@
 """Fan-out through a real Celery worker consuming real broker messages."""
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.test import override_settings
 
-from config.celery_app import app
 from tests.helpers import wait_for
 from timelines import store
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-@pytest.fixture
-def celery_worker():
-    """A worker thread on the configured broker, with eager execution switched off."""
-    app.conf.task_always_eager = False
-    try:
-        with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False,
-                          shutdown_timeout=30, loglevel="WARNING") as worker:
-            yield worker
-    finally:
-        app.conf.task_always_eager = True
 
 
 @override_settings(FANOUT_BATCH_SIZE=4)
