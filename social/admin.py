@@ -15,6 +15,8 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils.html import format_html
 
+from core.admin import ReadOnlyAdmin
+
 from . import cache, services
 from .models import Follow, User
 
@@ -99,18 +101,9 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(Follow)
-class FollowAdmin(admin.ModelAdmin):
-    """Read-only: follows change through the API's services, which keep counts and timelines right."""
+class FollowAdmin(ReadOnlyAdmin):
+    """Follows change through the API's services, which keep counts and timelines right."""
 
     list_display = ["follower", "followee", "state", "created_at"]
     list_filter = ["state"]
     raw_id_fields = ["follower", "followee"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -62,15 +62,21 @@ def embedded_stack(tmp_path_factory):
     assert proc.returncode == 0, output[-4000:]
 
 
-def test_embedded_stack_posts_and_reads_a_tweet(embedded_stack):
-    base, proc = embedded_stack
-    tokens, ids = {}, {}
-    for name in ("alice", "bob"):
+def _register(base: str, *names: str) -> tuple[dict[str, str], dict[str, dict]]:
+    """Register ``names`` over HTTP; their ids and their Authorization headers, by name."""
+    ids, headers = {}, {}
+    for name in names:
         r = requests.post(f"{base}/v1/auth/register", json={"username": name, "password": "s3cret-pass-phrase"})
         assert r.status_code == 201, r.text
         ids[name] = r.json()["user_id"]
         r = requests.post(f"{base}/v1/auth/token", json={"username": name, "password": "s3cret-pass-phrase"})
-        tokens[name] = {"Authorization": f"Bearer {r.json()['access']}"}
+        headers[name] = {"Authorization": f"Bearer {r.json()['access']}"}
+    return ids, headers
+
+
+def test_embedded_stack_posts_and_reads_a_tweet(embedded_stack):
+    base, proc = embedded_stack
+    ids, tokens = _register(base, "alice", "bob")
     r = requests.post(f"{base}/v1/users/{ids['alice']}/follow", headers=tokens["bob"])
     assert r.json() == {"following": True, "status": "following"}
     assert requests.get(f"{base}/v1/timeline/home", headers=tokens["bob"]).json()["data"] == []
@@ -110,13 +116,7 @@ def test_metrics_from_any_web_worker_include_the_celery_workers_fan_out(embedded
     """Two gunicorn workers and a prefork Celery worker share PROMETHEUS_MULTIPROC_DIR: the fan-out
     series, written only in the Celery worker's child, are in every web worker's /metrics."""
     base, proc = embedded_stack
-    headers, user_ids = {}, {}
-    for name in ("carol", "dave"):
-        r = requests.post(f"{base}/v1/auth/register", json={"username": name, "password": "s3cret-pass-phrase"})
-        assert r.status_code == 201, r.text
-        user_ids[name] = r.json()["user_id"]
-        r = requests.post(f"{base}/v1/auth/token", json={"username": name, "password": "s3cret-pass-phrase"})
-        headers[name] = {"Authorization": f"Bearer {r.json()['access']}"}
+    user_ids, headers = _register(base, "carol", "dave")
     requests.post(f"{base}/v1/users/{user_ids['carol']}/follow", headers=headers["dave"])
     requests.get(f"{base}/v1/timeline/home", headers=headers["dave"])  # dave's timeline is cached
     before = _series(base)
