@@ -11,13 +11,12 @@ tweet id, the pulled-tweets flag, privacy) is shown read-only.
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, UserChangeForm
-from django.db import transaction
 from django.urls import reverse
 from django.utils.html import format_html
 
 from core.admin import ReadOnlyAdmin
 
-from . import cache, services
+from . import services
 from .models import Follow, User
 
 
@@ -81,7 +80,7 @@ class UserAdmin(DjangoUserAdmin):
                 setattr(user, name, getattr(obj, name))
             user.save(update_fields=columns)
             # A rename must show in timelines at once.
-            transaction.on_commit(lambda: cache.refresh(user))
+            services.author_cache_refresh_after_commit(user)
 
     def has_delete_permission(self, request, obj=None):
         return False  # suspend instead: tweets are permanent and counts must stay exact

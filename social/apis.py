@@ -96,16 +96,27 @@ class FollowApi(APIView):
 class FollowersApi(APIView):
     page = staticmethod(selectors.followers_page)
 
-    @extend_schema(parameters=[PageParams], responses={200: _USERS_PAGE})
+    @extend_schema(parameters=[PageParams], responses={200: _USERS_PAGE, 403: schema.Detail, 404: schema.Detail})
     def get(self, request, user_id: int):
+        """A private account's lists are shown only to the account and its accepted followers (403 to others)."""
         params = PageParams(data=request.query_params)
         params.is_valid(raise_exception=True)
-        return _users_page_response(*self.page(user_id=user_id, limit=params.validated_data["limit"],
+        return _users_page_response(*self.page(viewer_id=request.user.id, user_id=user_id,
+                                               limit=params.validated_data["limit"],
                                                cursor=params.validated_data.get("cursor")))
 
 
 class FollowingApi(FollowersApi):
     page = staticmethod(selectors.following_page)
+
+
+class FollowerRemoveApi(APIView):
+    @extend_schema(responses={204: None})
+    def delete(self, request, user_id: int):
+        """Remove a follower: they stop seeing this account's private tweets at once and must ask
+        again to follow. Idempotent; a pending request is left to reject."""
+        services.follower_remove(followee=request.user, follower_id=user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class FollowRequestsApi(APIView):

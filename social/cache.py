@@ -57,8 +57,23 @@ def get_or_fill_many(user_ids: list[int]) -> dict[int, dict]:
 
 def refresh(user: User) -> None:
     """Overwrite the cached summary with ``user``'s current fields (call after commit)."""
-    get_redis_connection("default").set(_key(user.id), _encode(author_summary(user)), ex=TTL_SECONDS)
+    refresh_many([user])
+
+
+def refresh_many(users: list[User]) -> None:
+    """``refresh`` for several users, in one round trip."""
+    if users:
+        pipe = get_redis_connection("default").pipeline(transaction=False)
+        for user in users:
+            pipe.set(_key(user.id), _encode(author_summary(user)), ex=TTL_SECONDS)
+        pipe.execute()
+
+
+def evict_many(user_ids: set[int]) -> None:
+    """Drop the summaries of ``user_ids`` (users deleted: a token naming them is then refused)."""
+    if user_ids:
+        get_redis_connection("default").delete(*(_key(uid) for uid in user_ids))
 
 
 def evict(user_id: int) -> None:
-    get_redis_connection("default").delete(_key(user_id))
+    evict_many({user_id})

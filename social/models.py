@@ -71,3 +71,22 @@ class Follow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.follower_id} -> {self.followee_id} ({self.state})"
+
+
+class AccountChange(models.Model):
+    """A change to who may see an account, to be replayed onto the caches.
+
+    Written by a PostgreSQL trigger on ``social_user`` (migration 0003) in the
+    very transaction that changes ``is_active`` or ``is_private``, or deletes
+    the user — by the services, the admin, a command or plain SQL alike. The
+    services refresh the author cache right after commit; if that refresh is
+    lost (Redis unreachable, the process killed), ``services.account_changes_replay``
+    (beat, every ``ACCOUNT_CHANGE_REPLAY_SECONDS``) applies the row within
+    seconds, so privacy and suspension never hang on a cache that outlived them.
+    """
+
+    user_id = models.BigIntegerField()  # no foreign key: a deleted user's change must survive it
+    created_at = models.DateTimeField(db_default=models.functions.Now())
+
+    def __str__(self) -> str:
+        return f"change to {self.user_id}"

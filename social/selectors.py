@@ -1,5 +1,5 @@
 """Reads of users and the follow graph."""
-from core.exceptions import NotFound
+from core.exceptions import Forbidden, NotFound
 
 from .models import Follow, User
 
@@ -12,9 +12,11 @@ def user_get(*, user_id: int) -> User:
 
 
 def _users_page(*, edges, id_field: str, limit: int, cursor: int | None) -> tuple[list[User], int | None]:
-    """Keyset page over follow edges: ordered by the other user's id, ``cursor`` the last one seen."""
+    """Keyset page over follow edges: ordered by the other user's id, ``cursor`` the last one seen.
+    Suspended users are not listed (they vanish from lists, as from counts)."""
     if cursor is not None:
         edges = edges.filter(**{f"{id_field}__gt": cursor})
+    edges = edges.filter(**{f"{id_field.removesuffix('_id')}__is_active": True})
     ids = list(edges.order_by(id_field).values_list(id_field, flat=True)[: limit + 1])
     has_more = len(ids) > limit
     ids = ids[:limit]
@@ -23,14 +25,28 @@ def _users_page(*, edges, id_field: str, limit: int, cursor: int | None) -> tupl
     return users, (ids[-1] if has_more else None)
 
 
-def followers_page(*, user_id: int, limit: int, cursor: int | None):
-    user_get(user_id=user_id)
+def may_see_graph_of(*, viewer_id: int, user: User) -> bool:
+    """Whether ``viewer_id`` may list whom ``user`` follows and who follows them: anyone
+    for a public account; for a private one, the account itself and its accepted followers."""
+    return (not user.is_private or viewer_id == user.id
+            or Follow.objects.filter(follower_id=viewer_id, followee=user, state=Follow.State.ACCEPTED).exists())
+
+
+def _graph_owner(*, viewer_id: int, user_id: int) -> User:
+    user = user_get(user_id=user_id)
+    if not may_see_graph_of(viewer_id=viewer_id, user=user):
+        raise Forbidden("This account is private: only its accepted followers see its followers and following.")
+    return user
+
+
+def followers_page(*, viewer_id: int, user_id: int, limit: int, cursor: int | None):
+    _graph_owner(viewer_id=viewer_id, user_id=user_id)
     edges = Follow.objects.filter(followee_id=user_id, state=Follow.State.ACCEPTED)
     return _users_page(edges=edges, id_field="follower_id", limit=limit, cursor=cursor)
 
 
-def following_page(*, user_id: int, limit: int, cursor: int | None):
-    user_get(user_id=user_id)
+def following_page(*, viewer_id: int, user_id: int, limit: int, cursor: int | None):
+    _graph_owner(viewer_id=viewer_id, user_id=user_id)
     edges = Follow.objects.filter(follower_id=user_id, state=Follow.State.ACCEPTED)
     return _users_page(edges=edges, id_field="followee_id", limit=limit, cursor=cursor)
 

@@ -12,6 +12,7 @@ PostgreSQL or in the author cache, which is refreshed after commit.
 """
 import logging
 
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
@@ -20,7 +21,7 @@ from django.db.models import F
 from core.exceptions import ApplicationError, Forbidden, NotFound
 
 from . import cache
-from .models import Follow, User
+from .models import AccountChange, Follow, User
 from .signals import follow_changed
 
 logger = logging.getLogger(__name__)
@@ -44,23 +45,34 @@ def user_register(*, username: str, password: str, display_name: str = "") -> Us
     return user
 
 
-@transaction.atomic
 def user_update(*, user: User, display_name: str | None = None, is_private: bool | None = None) -> User:
-    user = User.objects.select_for_update().get(id=user.id)
-    fields = []
-    if display_name is not None:
-        user.display_name = display_name
-        fields.append("display_name")
-    if is_private is not None and is_private != user.is_private:
-        user.is_private = is_private
-        fields.append("is_private")
-        if not is_private:
-            _follow_requests_accept_all(followee=user)
-    if fields:
-        user.save(update_fields=fields)
-        transaction.on_commit(lambda: cache.refresh(user))
+    """Change a user's profile. Going public then approves the pending follow requests,
+    in bounded batches of their own (``follow_requests_accept_pending``)."""
+    with transaction.atomic():
+        # The account's own row alone: requesters are locked later, with it, in id order.
+        user = User.objects.select_for_update(no_key=True).get(id=user.id)
+        fields = []
+        if display_name is not None:
+            user.display_name = display_name
+            fields.append("display_name")
+        went_public = is_private is False and user.is_private
+        if is_private is not None and is_private != user.is_private:
+            user.is_private = is_private
+            fields.append("is_private")
+        if fields:
+            user.save(update_fields=fields)
+            author_cache_refresh_after_commit(user)
+    if went_public:
+        follow_requests_accept_pending(followee_id=user.id)
     user.refresh_from_db(fields=["followers_count", "following_count"])
     return user
+
+
+def author_cache_refresh_after_commit(user: User) -> None:
+    """Rewrite ``user``'s author-cache entry once the change commits. If Redis fails then,
+    the answer still stands (it is committed): the error is logged, and the trigger's
+    ``AccountChange`` row is replayed within seconds (``account_changes_replay``)."""
+    transaction.on_commit(lambda: cache.refresh(user), robust=True)
 
 
 def user_suspend(*, user_id: int, actor: User | None = None) -> bool:
@@ -94,10 +106,11 @@ def _user_set_active(*, user_id: int, active: bool, actor: User | None) -> bool:
     if changed:
         user.is_active = active
         user.save(update_fields=["is_active"])
+        _neighbour_counts_change(user_id=user.id, delta=1 if active else -1)
         logger.info("user %s (%s) %s by %s", user.id, user.username, "reinstated" if active else "suspended",
                     actor.username if actor is not None else "an operator")
     # Also when nothing changed: a repeat heals a cache whose refresh failed after the first commit.
-    transaction.on_commit(lambda: cache.refresh(user))
+    author_cache_refresh_after_commit(user)
     return changed
 
 
@@ -111,38 +124,77 @@ def _lock_users(*user_ids: int) -> dict[int, User]:
             .filter(id__in=user_ids).order_by("id")}
 
 
-def _counts_change(*, follower_id: int, followee_id: int, delta: int) -> None:
+def _counts_change(*, users: dict[int, User], follower_id: int, followee_id: int, delta: int) -> None:
+    """Count an accepted edge appearing (+1) or going (-1), on both users (``users``: both, locked).
+
+    A user's counts are of the edges whose other end is active: a suspended user
+    is counted by no one (``_neighbour_counts_change`` takes their edges out of
+    the others' counts, and puts them back on reinstatement). So each end's
+    count moves only if the other end is active.
+    """
     for user_id in sorted((follower_id, followee_id)):
-        field = "following_count" if user_id == follower_id else "followers_count"
-        User.objects.filter(id=user_id).update(**{field: F(field) + delta})
+        other = followee_id if user_id == follower_id else follower_id
+        if users[other].is_active:
+            field = "following_count" if user_id == follower_id else "followers_count"
+            User.objects.filter(id=user_id).update(**{field: F(field) + delta})
+
+
+def _neighbour_counts_change(*, user_id: int, delta: int) -> None:
+    """Take a user's accepted edges out of (-1) or back into (+1) the counts of the users
+    at their other end: suspended users vanish from the counts others see."""
+    users, follows = User._meta.db_table, Follow._meta.db_table
+    with connection.cursor() as cursor:
+        for counted, this_end, other_end in (("followers_count", "follower_id", "followee_id"),
+                                             ("following_count", "followee_id", "follower_id")):
+            # The neighbours' rows locked in id order, like every other count update.
+            cursor.execute(
+                f"SELECT id FROM {users} WHERE id IN (SELECT {other_end} FROM {follows} "
+                f"WHERE {this_end} = %s AND state = 'accepted') ORDER BY id FOR NO KEY UPDATE",
+                [user_id])
+            cursor.execute(
+                f"UPDATE {users} u SET {counted} = u.{counted} + %s FROM {follows} f "
+                f"WHERE f.{this_end} = %s AND f.state = 'accepted' AND u.id = f.{other_end}",
+                [delta, user_id])
+
+
+def _following_full(*, follower_id: int) -> bool:
+    """Whether the user already follows (or asked to follow) ``MAX_FOLLOWING`` accounts."""
+    return Follow.objects.filter(follower_id=follower_id)[: settings.MAX_FOLLOWING].count() >= settings.MAX_FOLLOWING
 
 
 @transaction.atomic
 def follow_create(*, follower: User, followee_id: int) -> Follow.State:
     """Follow (or ask to follow a private account); idempotent. Returns the follow's state.
 
-    Locks both users (in id order), inserts the edge and counts it. An accepted
-    edge sends ``follow_changed(followed=True)``: ``timelines.receivers.
-    follow_changed_update_timeline`` then backfills the followee's tweets into
-    the follower's cached timeline after commit (``timelines.services.timeline_follow_update``).
+    Locks both users (in id order), inserts the edge and counts it. A user
+    follows or asks to follow at most ``MAX_FOLLOWING`` accounts (403 beyond).
+    An accepted edge sends ``follow_changed(followed=True)``:
+    ``timelines.receivers.follow_changed_update_timeline`` then backfills the
+    followee's tweets into the follower's cached timeline after commit
+    (``timelines.services.timeline_follow_update``).
     """
     if followee_id == follower.id:
         raise ApplicationError("You cannot follow yourself.")
-    followee = _lock_users(follower.id, followee_id).get(followee_id)
+    users = _lock_users(follower.id, followee_id)
+    followee = users.get(followee_id)
     if followee is None or not followee.is_active:
         raise NotFound("No such user.")
-    state = Follow.State.REQUESTED if followee.is_private else Follow.State.ACCEPTED
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {Follow._meta.db_table} (follower_id, followee_id, state, created_at) "
-            "VALUES (%s, %s, %s, now()) ON CONFLICT (follower_id, followee_id) DO NOTHING RETURNING state",
-            [follower.id, followee.id, state],
-        )
-        inserted = cursor.fetchone()
-    if inserted is None:
-        state = Follow.State(Follow.objects.values_list("state", flat=True).get(follower=follower, followee=followee))
-    elif state == Follow.State.ACCEPTED:
-        _counts_change(follower_id=follower.id, followee_id=followee.id, delta=1)
+    existing = Follow.objects.filter(follower=follower, followee=followee).values_list("state", flat=True).first()
+    if existing is None:
+        if _following_full(follower_id=follower.id):
+            raise Forbidden(f"You already follow or asked to follow {settings.MAX_FOLLOWING} accounts, the most "
+                            "one may; unfollow some first.")
+        state = Follow.State.REQUESTED if followee.is_private else Follow.State.ACCEPTED
+        Follow.objects.create(follower=follower, followee=followee, state=state)
+        if state == Follow.State.ACCEPTED:
+            _counts_change(users=users, follower_id=follower.id, followee_id=followee.id, delta=1)
+    elif existing == Follow.State.REQUESTED and not followee.is_private:
+        # Asked while the account was private; it has gone public since (its
+        # pending requests are being approved in batches): accept this one now.
+        _request_accept(users=users, follower_id=follower.id, followee_id=followee.id)
+        return Follow.State.ACCEPTED
+    else:
+        state = Follow.State(existing)
     if state == Follow.State.ACCEPTED:
         # Also on a repeated follow: a retry then heals a timeline whose first
         # invalidation failed after the commit.
@@ -158,29 +210,47 @@ def follow_delete(*, follower: User, followee_id: int) -> None:
     timeline app drops the former followee's tweets from the cached timeline
     after commit (and the read path filters them out meanwhile).
     """
-    _lock_users(follower.id, followee_id)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {Follow._meta.db_table} WHERE follower_id = %s AND followee_id = %s RETURNING state",
-            [follower.id, followee_id],
-        )
-        deleted = cursor.fetchone()
-    if deleted and deleted[0] == Follow.State.ACCEPTED:
-        _counts_change(follower_id=follower.id, followee_id=followee_id, delta=-1)
-        _announce_follow_change(follower_id=follower.id, followee_id=followee_id, followed=False)
+    _edge_delete(follower_id=follower.id, followee_id=followee_id, states=(Follow.State.ACCEPTED,
+                                                                            Follow.State.REQUESTED))
+
+
+@transaction.atomic
+def follower_remove(*, followee: User, follower_id: int) -> None:
+    """Remove an accepted follower (idempotent): from their next read on they see nothing
+    private of ``followee``, on any path, and must ask again. Pending requests are rejected
+    with ``follow_request_reject`` instead."""
+    _edge_delete(follower_id=follower_id, followee_id=followee.id, states=(Follow.State.ACCEPTED,))
+
+
+def _edge_delete(*, follower_id: int, followee_id: int, states: tuple[str, ...]) -> None:
+    users = _lock_users(follower_id, followee_id)
+    deleted = Follow.objects.filter(follower_id=follower_id, followee_id=followee_id, state__in=states)
+    state = deleted.values_list("state", flat=True).first()
+    if state is None:
+        return
+    deleted.delete()
+    if state == Follow.State.ACCEPTED:
+        _counts_change(users=users, follower_id=follower_id, followee_id=followee_id, delta=-1)
+        _announce_follow_change(follower_id=follower_id, followee_id=followee_id, followed=False)
 
 
 @transaction.atomic
 def follow_request_approve(*, followee: User, follower_id: int) -> None:
     """Accept a pending request: counted, and announced like a follow (``follow_changed``)."""
-    _lock_users(follower_id, followee.id)
-    updated = Follow.objects.filter(
-        follower_id=follower_id, followee=followee, state=Follow.State.REQUESTED
-    ).update(state=Follow.State.ACCEPTED)
-    if not updated:
+    users = _lock_users(follower_id, followee.id)
+    if not _request_accept(users=users, follower_id=follower_id, followee_id=followee.id):
         raise NotFound("No pending follow request from that user.")
-    _counts_change(follower_id=follower_id, followee_id=followee.id, delta=1)
-    _announce_follow_change(follower_id=follower_id, followee_id=followee.id, followed=True)
+
+
+def _request_accept(*, users: dict[int, User], follower_id: int, followee_id: int) -> bool:
+    """Turn a pending request into an accepted follow (both users locked); False if none is pending."""
+    updated = Follow.objects.filter(
+        follower_id=follower_id, followee_id=followee_id, state=Follow.State.REQUESTED
+    ).update(state=Follow.State.ACCEPTED)
+    if updated:
+        _counts_change(users=users, follower_id=follower_id, followee_id=followee_id, delta=1)
+        _announce_follow_change(follower_id=follower_id, followee_id=followee_id, followed=True)
+    return bool(updated)
 
 
 @transaction.atomic
@@ -193,12 +263,51 @@ def follow_request_reject(*, followee: User, follower_id: int) -> None:
         raise NotFound("No pending follow request from that user.")
 
 
-def _follow_requests_accept_all(*, followee: User) -> None:
-    pending = list(
-        Follow.objects.filter(followee=followee, state=Follow.State.REQUESTED).values_list("follower_id", flat=True)
-    )
-    for follower_id in pending:
-        follow_request_approve(followee=followee, follower_id=follower_id)
+def follow_requests_accept_pending(*, followee_id: int, batch_size: int = 100) -> int:
+    """Approve every pending request of an account that is public, ``batch_size`` at a time,
+    each batch its own transaction locking the account and its requesters in id order.
+    Stops if the account turns private again. Returns how many it approved.
+
+    Called after an account goes public (``user_update``), and by the replay of
+    account changes (``account_changes_replay``) should that call not finish.
+    """
+    approved = 0
+    while True:
+        with transaction.atomic():
+            batch = list(Follow.objects.filter(followee_id=followee_id, state=Follow.State.REQUESTED)
+                         .order_by("follower_id").values_list("follower_id", flat=True)[:batch_size])
+            if not batch:
+                return approved
+            users = _lock_users(followee_id, *batch)
+            followee = users.get(followee_id)
+            if followee is None or followee.is_private:
+                return approved
+            approved += sum(_request_accept(users=users, follower_id=follower_id, followee_id=followee_id)
+                            for follower_id in batch)
+
+
+def account_changes_replay(*, limit: int = 1000) -> int:
+    """Apply logged account changes (``AccountChange``) to the author cache: each account's
+    summary is rewritten from PostgreSQL as it is now (or dropped, for a deleted one), and
+    a public account's leftover follow requests are approved. Returns how many rows it applied.
+
+    The services refresh the cache right after commit already; this makes the change
+    take effect within seconds however that refresh was lost, and catches changes made
+    outside the services (a command, plain SQL). Rows are deleted only once applied:
+    while Redis is unreachable they wait for it.
+    """
+    changes = list(AccountChange.objects.order_by("id").values_list("id", "user_id")[:limit])
+    if not changes:
+        return 0
+    user_ids = {user_id for _, user_id in changes}
+    users = list(User.objects.filter(id__in=user_ids))
+    cache.refresh_many(users)
+    cache.evict_many(user_ids - {u.id for u in users})
+    for user in users:
+        if not user.is_private and user.is_active:
+            follow_requests_accept_pending(followee_id=user.id)
+    AccountChange.objects.filter(id__in=[change_id for change_id, _ in changes]).delete()
+    return len(changes)
 
 
 def _announce_follow_change(*, follower_id: int, followee_id: int, followed: bool) -> None:

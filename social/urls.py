@@ -8,6 +8,7 @@ urlpatterns = [
     path("auth/token", TokenObtainPairView.as_view(), name="token"),
     path("auth/token/refresh", apis.TokenRefreshApi.as_view(), name="token-refresh"),
     path("users/me", apis.UserMeApi.as_view(), name="user-me"),
+    path("users/me/followers/<id:user_id>", apis.FollowerRemoveApi.as_view(), name="follower-remove"),
     path("users/<id:user_id>", apis.UserDetailApi.as_view(), name="user-detail"),
     path("users/<id:user_id>/follow", apis.FollowApi.as_view(), name="follow"),
     path("users/<id:user_id>/followers", apis.FollowersApi.as_view(), name="followers"),

@@ -16,3 +16,22 @@ class PendingFanout(models.Model):
 
     def __str__(self) -> str:
         return f"fan-out of {self.tweet_id}"
+
+
+class PendingFollowUpdate(models.Model):
+    """A follow change whose cached timeline update has not been applied yet.
+
+    Inserted in the same transaction as the follow change (by the receiver of
+    ``social.signals.follow_changed``), deleted once the update ran after
+    commit. A row that outlives ``FOLLOW_UPDATE_REPLAY_AFTER_SECONDS`` (Redis
+    unreachable at that moment, the process killed) is replayed by
+    ``services.follow_updates_replay``: the user's graph is invalidated and
+    the timeline dropped, to be rebuilt from PostgreSQL on the next read. So an
+    unfollow takes effect within seconds whatever fails after its commit.
+    """
+
+    user_id = models.BigIntegerField()  # the follower, whose timeline and graph are stale
+    created_at = models.DateTimeField(db_default=models.functions.Now())
+
+    def __str__(self) -> str:
+        return f"follow update of {self.user_id}"

@@ -4,8 +4,6 @@ Connected in ``TimelinesConfig.ready()``. ``tweets`` and ``social`` never import
 this app; they send signals (a new tweet's post_save, ``social.signals.follow_changed``)
 and these receivers, running inside the sender's transaction, take it from there.
 """
-from django.db import transaction
-
 from tweets.models import Tweet
 
 from . import services
@@ -17,5 +15,4 @@ def tweet_created_schedule_fanout(sender, instance: Tweet, created: bool, **kwar
 
 
 def follow_changed_update_timeline(sender, *, follower_id: int, followee_id: int, followed: bool, **kwargs) -> None:
-    transaction.on_commit(lambda: services.timeline_follow_update(
-        user_id=follower_id, followee_id=followee_id, followed=followed))
+    services.timeline_follow_schedule(user_id=follower_id, followee_id=followee_id, followed=followed)

@@ -7,17 +7,19 @@ name (the names below): ``tasks`` imports this module, never the other way.
 """
 import logging
 import time
+from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from social.models import Follow
 from tweets import snowflake
 
 from . import store
 from .metrics import FANOUT_BATCH_SIZE, FANOUT_DELIVERIES, FANOUT_LAG, RECONCILER_RESTARTS
-from .models import PendingFanout
+from .models import PendingFanout, PendingFollowUpdate
 from .queries import author_ids_from_db
 
 logger = logging.getLogger(__name__)
@@ -27,6 +29,7 @@ FANOUT_TASK = "timelines.fanout"
 FANOUT_BATCH_TASK = "timelines.fanout_batch"
 RECONCILE_TASK = "timelines.reconcile"
 FOLLOW_UPDATE_TASK = "timelines.follow_update"
+REPLAY_FOLLOW_UPDATES_TASK = "timelines.replay_follow_updates"
 
 
 class BrokerUnavailable(Exception):
@@ -174,32 +177,62 @@ def fanout_reconcile(*, older_than_seconds: float | None = None, limit: int = 10
 # --- Follow changes ----------------------------------------------------------------
 
 
-def timeline_follow_update(*, user_id: int, followee_id: int, followed: bool, retry_later: bool = True) -> None:
+def timeline_follow_schedule(*, user_id: int, followee_id: int, followed: bool) -> None:
+    """Record a follow change as pending, in its own transaction, and update the cached
+    timeline once it has committed (``timeline_follow_update``). The record is what
+    ``follow_updates_replay`` falls back on if that update never completes."""
+    pending = PendingFollowUpdate.objects.create(user_id=user_id)
+    transaction.on_commit(lambda: timeline_follow_update(
+        user_id=user_id, followee_id=followee_id, followed=followed, pending_id=pending.id))
+
+
+def timeline_follow_update(*, user_id: int, followee_id: int, followed: bool, pending_id: int | None = None,
+                           retry_later: bool = True) -> None:
     """Bring a cached timeline up to date with one follow change (call after commit).
 
     The user's generation moves on first, so the cached graph and any rebuild
     in flight are discarded. A new followee's pushed tweets are then backfilled
     into the cached timeline, a former followee's removed (the read path filters
     them out meanwhile); an uncached timeline is left for its next read to
-    rebuild. Called by ``receivers.follow_changed_update_timeline`` right after
-    the follow commits, so the follower's next read is already right; if Redis
-    or PostgreSQL fails then, the ``FOLLOW_UPDATE_TASK`` retries it
-    (``retry_later=False``: the task's own retries, so errors propagate).
+    rebuild. Done, it deletes its ``PendingFollowUpdate`` (``pending_id``).
+    Called by ``timeline_follow_schedule`` right after the follow commits, so
+    the follower's next read is already right; if Redis or PostgreSQL fails
+    then, the ``FOLLOW_UPDATE_TASK`` retries it (``retry_later=False``: the
+    task's own retries, so errors propagate), and should that never succeed
+    either, ``follow_updates_replay`` rebuilds the timeline within seconds.
     """
     try:
         generation = store.generation_advance(user_id=user_id)
-        if not store.exists(user_id=user_id):
-            return  # nothing cached: the next read rebuilds it with the new graph
-        cap = settings.TIMELINE_MAX_ENTRIES
-        ids = author_ids_from_db(author_id=followee_id, pushed=True, limit=cap)
-        if followed:
-            if not store.backfill(user_id=user_id, ids=ids, complete=len(ids) < cap, generation=generation):
-                # The graph moved on again meanwhile: start from scratch instead.
-                store.generation_advance(user_id=user_id, drop_timeline=True)
-        else:
-            store.remove(user_id=user_id, ids=ids, generation=generation)
+        if store.exists(user_id=user_id):
+            cap = settings.TIMELINE_MAX_ENTRIES
+            ids = author_ids_from_db(author_id=followee_id, pushed=True, limit=cap)
+            if followed:
+                if not store.backfill(user_id=user_id, ids=ids, complete=len(ids) < cap, generation=generation):
+                    # The graph moved on again meanwhile: start from scratch instead.
+                    store.generation_advance(user_id=user_id, drop_timeline=True)
+            else:
+                store.remove(user_id=user_id, ids=ids, generation=generation)
+        if pending_id is not None:
+            PendingFollowUpdate.objects.filter(id=pending_id).delete()
     except Exception:  # noqa: BLE001 - Redis or PostgreSQL blip: the commit stands, retry from a task
         if not retry_later:
             raise
         logger.exception("could not update the timeline of user %s", user_id)
-        _enqueue(FOLLOW_UPDATE_TASK, user_id, followee_id, followed)
+        _enqueue(FOLLOW_UPDATE_TASK, user_id, followee_id, followed, pending_id)
+
+
+def follow_updates_replay(*, older_than_seconds: float | None = None, limit: int = 1000) -> int:
+    """Apply follow changes whose timeline update has not completed after
+    ``FOLLOW_UPDATE_REPLAY_AFTER_SECONDS``: each user's generation moves on (the cached
+    graph is re-read from PostgreSQL) and their timeline is dropped, to be rebuilt on
+    the next read. Rows wait while Redis is unreachable. Returns how many users it reset.
+    """
+    grace = settings.FOLLOW_UPDATE_REPLAY_AFTER_SECONDS if older_than_seconds is None else older_than_seconds
+    stale = list(PendingFollowUpdate.objects.filter(created_at__lt=timezone.now() - timedelta(seconds=grace))
+                 .order_by("id").values_list("id", "user_id")[:limit])
+    user_ids = sorted({user_id for _, user_id in stale})
+    for user_id in user_ids:
+        logger.warning("timeline update of user %s after a follow change is late: rebuilding it", user_id)
+        store.generation_advance(user_id=user_id, drop_timeline=True)
+    PendingFollowUpdate.objects.filter(id__in=[row_id for row_id, _ in stale]).delete()
+    return len(user_ids)

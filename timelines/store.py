@@ -171,10 +171,13 @@ return #merged
 
 # The user's follow graph changed: move the generation on (which invalidates
 # cached followees and any rebuild read before the change); optionally drop the
-# timeline. Returns the new generation.
+# timeline. Returns the new generation. It only ever moves forward, even past
+# the key's expiry: at least the server clock in microseconds (exact in a Lua
+# number, < 2^53), so a graph cached at an old generation never matches again.
 _GENERATION_ADVANCE = """
-local g = redis.call('INCR', KEYS[2])
-redis.call('EXPIRE', KEYS[2], ARGV[1])
+local now = redis.call('TIME')
+local g = math.max(tonumber(redis.call('GET', KEYS[2]) or '0') + 1, tonumber(now[1]) * 1000000 + tonumber(now[2]))
+redis.call('SET', KEYS[2], string.format('%d', g), 'EX', ARGV[1])
 if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
 return g
 """

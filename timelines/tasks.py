@@ -27,5 +27,12 @@ def fanout_reconcile_task() -> int:
 
 
 @shared_task(name=services.FOLLOW_UPDATE_TASK, max_retries=20, **_RETRY)
-def follow_update_task(user_id: int, followee_id: int, followed: bool) -> None:
-    services.timeline_follow_update(user_id=user_id, followee_id=followee_id, followed=followed, retry_later=False)
+def follow_update_task(user_id: int, followee_id: int, followed: bool, pending_id: int | None = None) -> None:
+    services.timeline_follow_update(user_id=user_id, followee_id=followee_id, followed=followed,
+                                    pending_id=pending_id, retry_later=False)
+
+
+@shared_task(name=services.REPLAY_FOLLOW_UPDATES_TASK, max_retries=0, acks_late=True)
+def follow_updates_replay_task() -> int:
+    # Beat sends it every few seconds: a failed run is the next one's work.
+    return services.follow_updates_replay()

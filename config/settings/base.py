@@ -125,6 +125,14 @@ FANOUT_BATCH_SIZE = env.int("FANOUT_BATCH_SIZE", default=1000)
 # still unfinished this long after their tweet was posted.
 FANOUT_RECONCILE_AFTER_SECONDS = env.int("FANOUT_RECONCILE_AFTER_SECONDS", default=30)
 FANOUT_RECONCILE_EVERY_SECONDS = env.int("FANOUT_RECONCILE_EVERY_SECONDS", default=10)
+# A user follows (or asks to follow) at most this many accounts, which bounds a
+# cold read and a rebuild.
+MAX_FOLLOWING = env.int("MAX_FOLLOWING", default=5000)
+# How often changes to privacy and suspension, and follow changes whose timeline
+# update was lost, are replayed onto the caches (beat); a replayed follow change
+# must be this old, so the after-commit update has had its chance.
+ACCOUNT_CHANGE_REPLAY_SECONDS = env.int("ACCOUNT_CHANGE_REPLAY_SECONDS", default=2)
+FOLLOW_UPDATE_REPLAY_AFTER_SECONDS = env.int("FOLLOW_UPDATE_REPLAY_AFTER_SECONDS", default=3)
 TWEET_CACHE_TTL_SECONDS = env.int("TWEET_CACHE_TTL_SECONDS", default=3 * 24 * 3600)
 # Snowflake worker-id leases: renewed at least this often while minting.
 SNOWFLAKE_LEASE_SECONDS = env.int("SNOWFLAKE_LEASE_SECONDS", default=60)
@@ -225,6 +233,16 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": FANOUT_RECONCILE_EVERY_SECONDS,
         # A run that waited longer than its period is superseded by the next one.
         "options": {"expires": FANOUT_RECONCILE_EVERY_SECONDS},
+    },
+    "account-changes-replay": {
+        "task": "social.replay_account_changes",
+        "schedule": ACCOUNT_CHANGE_REPLAY_SECONDS,
+        "options": {"expires": ACCOUNT_CHANGE_REPLAY_SECONDS},
+    },
+    "follow-updates-replay": {
+        "task": "timelines.replay_follow_updates",
+        "schedule": ACCOUNT_CHANGE_REPLAY_SECONDS,
+        "options": {"expires": ACCOUNT_CHANGE_REPLAY_SECONDS},
     },
     "media-sweep": {
         "task": "media.sweep",

@@ -18,7 +18,7 @@ def test_a_repeated_follow_racing_an_unfollow_does_not_deadlock(make_user):
     go, errors = threading.Event(), []
 
     def unfollow():
-        go.wait()
+        assert go.wait(30), "the follow never reached its edge"
         try:
             social_services.follow_delete(follower=User.objects.get(id=a.id), followee_id=b.id)
         except Exception as e:  # noqa
@@ -27,7 +27,7 @@ def test_a_repeated_follow_racing_an_unfollow_does_not_deadlock(make_user):
             connections.close_all()
 
     def wrapper(execute, sql, params, many, context):
-        if sql.startswith("INSERT INTO social_follow"):
+        if 'FROM "social_follow"' in sql and not go.is_set():  # both user rows locked, the edge next
             go.set()
             time.sleep(0.5)  # unfollow deletes the edge and blocks on the user rows we hold
         return execute(sql, params, many, context)

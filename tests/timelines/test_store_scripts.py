@@ -176,13 +176,26 @@ def test_a_rebuild_sets_the_idle_ttl_and_a_backfill_or_remove_keeps_the_lists_ow
 # --- generation_advance, progress, pullers ---------------------------------------------------------------
 
 
-def test_generation_advance_counts_up_and_drops_the_timeline_only_when_asked(redis):
+def test_generation_advance_moves_up_and_drops_the_timeline_only_when_asked(redis):
     _seed(redis, 1, [5, 0])
     first = store.generation_advance(user_id=1)
-    assert store.generation_advance(user_id=1) == first + 1 == store.generation(user_id=1)
+    second = store.generation_advance(user_id=1)
+    assert first < second == store.generation(user_id=1)
     assert _list(redis, 1) == [5, 0]
     store.generation_advance(user_id=1, drop_timeline=True)
     assert not redis.exists(store.timeline_key(1))
+
+
+def test_the_generation_never_moves_back_even_after_its_key_expires(redis):
+    # A graph cached at some generation must never match a later one: were the
+    # counter to restart from zero when its key expires, it would meet it again.
+    before = store.generation_advance(user_id=1)
+    redis.delete(store._generation_key(1))  # expired
+    assert store.generation(user_id=1) == 0
+    after = store.generation_advance(user_id=1)
+    assert after > before
+    redis.set(store._generation_key(1), after + 10**9)  # a counter ahead of the clock still counts up
+    assert store.generation_advance(user_id=1) == after + 10**9 + 1
 
 
 def test_a_fanouts_batches_are_recorded_once_and_the_last_one_done_finishes_it():
