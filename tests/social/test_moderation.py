@@ -79,15 +79,18 @@ def test_suspending_twice_changes_nothing_the_second_time(make_user):
     assert User.objects.get(id=alice.id).is_active is True
 
 
-def test_a_suspension_writes_the_active_flag_alone(make_user):
+def test_a_suspension_writes_the_active_flag_alone_on_the_users_row(make_user):
     alice = make_user()
 
     with CaptureQueriesContext(connection) as queries:
         social_services.user_suspend(user_id=alice.id)
 
-    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
-    assert len(updates) == 1
-    assert updates[0].split(" WHERE ")[0].endswith('SET "is_active" = false'), updates[0]
+    # The ORM's one UPDATE of her row; the others are her neighbours' counts, joined through her follows.
+    own = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('UPDATE "social_user"')]
+    assert len(own) == 1
+    assert own[0].split(" WHERE ")[0].endswith('SET "is_active" = false'), own[0]
+    others = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE social_user u")]
+    assert all("u.id = f." in sql for sql in others) and len(others) == 2
 
 
 def test_only_staff_may_suspend_and_only_known_users(make_user):
