@@ -84,7 +84,8 @@ def error_responses_hook(result, generator, request, public):
             locations = {p.get("in") for p in operation.get("parameters", [])}
             body = "requestBody" in operation
             if body or locations & {"query", "header"}:
-                responses["400"] = {"content": {"application/json": {"schema": _BAD_REQUEST}}, "description": _WHY["400"]}
+                responses["400"] = {"content": {"application/json": {"schema": _BAD_REQUEST}},
+                                    "description": _WHY["400"]}
             if _answers_401(operation, views.get((path, method))):
                 _set(responses, "401", _DETAIL)
             if "path" in locations:

@@ -8,7 +8,6 @@ from core.fields import StrictCharField
 
 from . import services
 
-
 # The request as OpenAPI states it: one of the allowed types, with at most its size.
 _MEDIA_CREATE_REQUEST = {
     "oneOf": [{

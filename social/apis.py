@@ -30,7 +30,8 @@ def _users_page_response(users, next_cursor) -> Response:
     })
 
 
-@extend_schema_field({"type": "string", "writeOnly": True, "minLength": 8, "maxLength": 128, "pattern": r"^[^\x00]*[^\x00\d][^\x00]*$",
+@extend_schema_field({"type": "string", "writeOnly": True, "minLength": 8, "maxLength": 128,
+                     "pattern": r"^[^\x00]*[^\x00\d][^\x00]*$",
                      "description": "At least 8 characters, not all digits, not a common password, "
                                     "not like the username (Django's password validators)."})
 class PasswordField(StrictCharField):

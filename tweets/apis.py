@@ -6,8 +6,7 @@ from rest_framework.views import APIView
 
 from core import schema
 from core.exceptions import NotFound
-from core.fields import StrictCharField
-from core.fields import ID_REGEX, NO_NUL
+from core.fields import ID_REGEX, NO_NUL, StrictCharField
 from core.pagination import IdField
 
 from . import objects, services, text
