@@ -39,7 +39,8 @@ class PasswordField(StrictCharField):
     them; the other validators answer a 400 on the field."""
 
     def __init__(self, **kwargs):
-        super().__init__(min_length=8, max_length=128, trim_whitespace=False, **kwargs)
+        super().__init__(min_length=8, max_length=128, trim_whitespace=False, error_messages={
+            "min_length": "This password is too short. It must contain at least 8 characters."}, **kwargs)
 
 
 class RegisterApi(APIView):
