@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench install chromium clean
+.PHONY: run test fuzz bench install chromium clean
 
 install: $(STAMP)
 
@@ -42,6 +42,11 @@ test: $(STAMP)
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/lint-imports --no-cache
 	@$(PY) -m stack test $(PYTEST_ARGS)
+
+# The API fuzz test alone, at schemathesis' 40 examples an operation (the suite runs 10):
+# tests/stack/test_api_fuzz.py, docs/testing.md.
+fuzz: $(STAMP)
+	@FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-40} $(PY) -m stack test tests/stack/test_api_fuzz.py $(PYTEST_ARGS)
 
 # The benchmark (python -m bench.run): seeds, starts the Procfile's stack under
 # bench.settings (production's plus the baselines), measures,

@@ -4,10 +4,19 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core import schema
 from core.fields import StrictCharField
 
 from . import services
+
+# The request as OpenAPI states it: one of the allowed types, with at most its size.
+_MEDIA_CREATE_REQUEST = {
+    "oneOf": [{
+        "type": "object",
+        "required": ["content_type", "size_bytes"],
+        "properties": {"content_type": {"type": "string", "enum": [content_type]},
+                       "size_bytes": {"type": "integer", "minimum": 1, "maximum": limit}},
+    } for content_type, (limit, _extension) in services.ALLOWED_TYPES.items()],
+}
 
 
 class MediaCreateApi(APIView):
@@ -15,7 +24,7 @@ class MediaCreateApi(APIView):
         content_type = StrictCharField(max_length=50)
         size_bytes = serializers.IntegerField(min_value=1)
 
-    @extend_schema(request=MediaCreateInputSerializer, responses={
+    @extend_schema(request={"application/json": _MEDIA_CREATE_REQUEST}, responses={
         201: inline_serializer("MediaUpload", {
             "media_id": serializers.CharField(),
             "upload": inline_serializer("PresignedPost", {
@@ -24,7 +33,6 @@ class MediaCreateApi(APIView):
             }),
             "expires_at": serializers.DateTimeField(),
         }),
-        400: schema.Detail,
     })
     def post(self, request):
         """Presign an upload: POST ``upload.fields`` plus the ``file`` as multipart form data to ``upload.url``."""

@@ -1,5 +1,5 @@
 """HTTP endpoints for accounts and the follow graph: thin views over services and selectors."""
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -8,7 +8,7 @@ from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.views import TokenRefreshView
 
 from core import schema
-from core.fields import StrictCharField, StrictRegexField
+from core.fields import StrictBooleanField, StrictCharField, StrictRegexField
 from core.pagination import PageParams
 
 from . import selectors, services
@@ -30,6 +30,19 @@ def _users_page_response(users, next_cursor) -> Response:
     })
 
 
+@extend_schema_field({"type": "string", "writeOnly": True, "minLength": 8, "maxLength": 128,
+                     "pattern": r"^[^\x00]*[^\x00\d][^\x00]*$",
+                     "description": "At least 8 characters, not all digits, not a common password, "
+                                    "not like the username (Django's password validators)."})
+class PasswordField(StrictCharField):
+    """Django's MinimumLengthValidator (8) and NumericPasswordValidator as the schema can state
+    them; the other validators answer a 400 on the field."""
+
+    def __init__(self, **kwargs):
+        super().__init__(min_length=8, max_length=128, trim_whitespace=False, error_messages={
+            "min_length": "This password is too short. It must contain at least 8 characters."}, **kwargs)
+
+
 class RegisterApi(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -37,7 +50,7 @@ class RegisterApi(APIView):
     class RegisterInputSerializer(serializers.Serializer):
         username = StrictRegexField(USERNAME_PATTERN, max_length=15, error_messages={
             "invalid": "1-15 letters, digits or underscores."})
-        password = StrictCharField(max_length=128, trim_whitespace=False)
+        password = PasswordField()
         display_name = StrictCharField(max_length=50, required=False, allow_blank=True, default="")
 
     @extend_schema(request=RegisterInputSerializer, responses={201: inline_serializer(
@@ -58,7 +71,7 @@ class UserDetailApi(APIView):
 class UserMeApi(APIView):
     class UserUpdateInputSerializer(serializers.Serializer):
         display_name = StrictCharField(max_length=50, required=False, allow_blank=True)
-        is_private = serializers.BooleanField(required=False)
+        is_private = StrictBooleanField(required=False)
 
     @extend_schema(responses={200: UserOutputSerializer})
     def get(self, request):

@@ -6,7 +6,7 @@ from rest_framework.views import APIView
 
 from core import schema
 from core.exceptions import NotFound
-from core.fields import StrictCharField
+from core.fields import ID_REGEX, NO_NUL, StrictCharField
 from core.pagination import IdField
 
 from . import objects, services, text
@@ -14,6 +14,28 @@ from .selectors import tweet_visible_to
 
 _TweetCreated = inline_serializer(
     "TweetCreated", {"tweet_id": serializers.CharField(), "timestamp": serializers.IntegerField()})
+
+
+# The request as OpenAPI states it, beyond what the serializer's fields say: text
+# (at most 280 by Twitter's weighted count, so at most 280 characters unless it
+# holds URLs) with something other than white space, or at least one media id.
+# That the media must be the poster's own finished uploads no schema can say: a
+# 400 names the id.
+_TWEET_CREATE_REQUEST = {
+    "type": "object",
+    "properties": {
+        "content": {"type": "string", "maxLength": text.MAX_RAW_LENGTH, "pattern": NO_NUL,
+                    "description": "At most 280 by Twitter's weighted length (a URL counts 23, CJK and "
+                                   "emoji 2); may be blank only with media."},
+        "media_ids": {"type": "array", "maxItems": 4, "uniqueItems": True,
+                      "items": {"type": "string", "pattern": f"^{ID_REGEX}$"},
+                      "description": "Your own uploads (POST /v1/media), uploaded and not attached yet."},
+    },
+    "anyOf": [
+        {"required": ["content"], "properties": {"content": {"pattern": r"\S", "maxLength": 280}}},
+        {"required": ["media_ids"], "properties": {"media_ids": {"minItems": 1}}},
+    ],
+}
 
 
 class TweetCreateApi(APIView):
@@ -28,15 +50,14 @@ class TweetCreateApi(APIView):
             "invalid": "Idempotency-Key must be 1-255 printable ASCII characters."})
 
     @extend_schema(
-        request=TweetCreateInputSerializer,
+        request={"application/json": _TWEET_CREATE_REQUEST},
         parameters=[OpenApiParameter(
-            "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+            "Idempotency-Key", str, OpenApiParameter.HEADER, required=False, pattern=r"^[\x21-\x7e]{1,255}$",
             description="Retry-safe posting: the same key within 24 h answers the first tweet "
                         "again (200, header Idempotent-Replayed: true) and creates nothing.")],
         responses={
             (201, "application/json"): _TweetCreated,
             (200, "application/json"): _TweetCreated,
-            400: schema.Detail,
             409: schema.Detail,
         },
     )

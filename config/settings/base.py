@@ -204,6 +204,14 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Tweets, the follow graph and a newest-first home timeline.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Request bodies get components of their own, so a required text field shows
+    # minLength 1 (an empty one is a 400), which a response's shape must not say.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The errors every operation can answer (400/401/404/413/429/503), added once.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.schema.error_responses_hook",
+    ],
 }
 
 # --- Celery --------------------------------------------------------------------
