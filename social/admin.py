@@ -14,6 +14,7 @@ from django.contrib.auth.forms import AdminPasswordChangeForm, UserChangeForm
 from django.db import transaction
 from django.urls import reverse
 from django.utils.html import format_html
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from core.admin import ReadOnlyAdmin
 
@@ -107,3 +108,10 @@ class FollowAdmin(ReadOnlyAdmin):
     list_display = ["follower", "followee", "state", "created_at"]
     list_filter = ["state"]
     raw_id_fields = ["follower", "followee"]
+
+
+# simplejwt's pages would show every refresh token in full, letting a moderator
+# act as any user: tokens are revoked by suspending the user instead.
+for model in (OutstandingToken, BlacklistedToken):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
