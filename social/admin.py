@@ -13,6 +13,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, UserChangeForm
 from django.urls import reverse
 from django.utils.html import format_html
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from core.admin import ReadOnlyAdmin
 
@@ -106,3 +107,10 @@ class FollowAdmin(ReadOnlyAdmin):
     list_display = ["follower", "followee", "state", "created_at"]
     list_filter = ["state"]
     raw_id_fields = ["follower", "followee"]
+
+
+# simplejwt's pages would show every refresh token in full, letting a moderator
+# act as any user: tokens are revoked by suspending the user instead.
+for model in (OutstandingToken, BlacklistedToken):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)

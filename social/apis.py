@@ -1,17 +1,19 @@
 """HTTP endpoints for accounts and the follow graph: thin views over services and selectors."""
-from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
-from rest_framework import exceptions, serializers, status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.serializers import TokenRefreshSerializer
-from rest_framework_simplejwt.views import TokenRefreshView
+from rest_framework_simplejwt.exceptions import InvalidToken
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
+from rest_framework_simplejwt.views import TokenObtainPairView
 
 from core import schema
 from core.fields import StrictBooleanField, StrictCharField, StrictRegexField
 from core.pagination import PageParams
 
-from . import selectors, services
+from . import selectors, services, tokens
 from .models import USERNAME_PATTERN, User
 
 
@@ -30,16 +32,28 @@ def _users_page_response(users, next_cursor) -> Response:
     })
 
 
+_FIELD_ERRORS = OpenApiResponse(OpenApiTypes.OBJECT, description='Invalid input: `{"field": ["message", ...]}`.')
+_TOKENS = inline_serializer("TokenPair", {"access": serializers.CharField(), "refresh": serializers.CharField()})
+_BAD_TOKEN = OpenApiResponse(schema.Detail, description="Malformed, expired or revoked token, or no active user.")
+
+
+class PasswordField(StrictCharField):
+    """The password as typed, surrounding spaces and all: registration and login must read the same string."""
+
+    def __init__(self, **kwargs):
+        super().__init__(trim_whitespace=False, write_only=True, style={"input_type": "password"}, **kwargs)
+
+
 @extend_schema_field({"type": "string", "writeOnly": True, "minLength": 8, "maxLength": 128,
                      "pattern": r"^[^\x00]*[^\x00\d][^\x00]*$",
                      "description": "At least 8 characters, not all digits, not a common password, "
                                     "not like the username (Django's password validators)."})
-class PasswordField(StrictCharField):
-    """Django's MinimumLengthValidator (8) and NumericPasswordValidator as the schema can state
-    them; the other validators answer a 400 on the field."""
+class NewPasswordField(PasswordField):
+    """A password being chosen: Django's MinimumLengthValidator (8) and NumericPasswordValidator
+    as the schema can state them; the other validators answer a 400 on the field."""
 
     def __init__(self, **kwargs):
-        super().__init__(min_length=8, max_length=128, trim_whitespace=False, error_messages={
+        super().__init__(min_length=8, max_length=128, error_messages={
             "min_length": "This password is too short. It must contain at least 8 characters."}, **kwargs)
 
 
@@ -50,11 +64,12 @@ class RegisterApi(APIView):
     class RegisterInputSerializer(serializers.Serializer):
         username = StrictRegexField(USERNAME_PATTERN, max_length=15, error_messages={
             "invalid": "1-15 letters, digits or underscores."})
-        password = PasswordField()
+        password = NewPasswordField()
         display_name = StrictCharField(max_length=50, required=False, allow_blank=True, default="")
 
     @extend_schema(request=RegisterInputSerializer, responses={201: inline_serializer(
-        "Registered", {"user_id": serializers.CharField(), "username": serializers.CharField()})})
+        "Registered", {"user_id": serializers.CharField(), "username": serializers.CharField()}),
+        400: _FIELD_ERRORS})
     def post(self, request):
         data = self.RegisterInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -156,13 +171,60 @@ class FollowRequestRejectApi(APIView):
         return Response({"status": "rejected"})
 
 
-class TokenRefreshSafeSerializer(TokenRefreshSerializer):
-    def validate(self, attrs):
+class TokenObtainInputSerializer(TokenObtainPairSerializer):
+    """simplejwt's login, reading the password exactly as registration does (simplejwt's field trims it)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["password"] = PasswordField()
+
+
+class TokenObtainApi(TokenObtainPairView):
+    serializer_class = TokenObtainInputSerializer
+
+    @extend_schema(responses={200: _TOKENS, 400: _FIELD_ERRORS,
+                              401: OpenApiResponse(schema.Detail, description="Wrong credentials or no active user.")})
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+
+class RefreshInputSerializer(serializers.Serializer):
+    refresh = StrictCharField()
+
+
+class TokenRefreshApi(APIView):
+    """A new token pair for a refresh token, which is revoked (``tokens.refresh_token_rotate``)."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def get_authenticate_header(self, request):
+        return 'Bearer realm="api"'  # what makes a refused token a 401, not a 403
+
+    @extend_schema(request=RefreshInputSerializer, responses={200: _TOKENS, 400: _FIELD_ERRORS, 401: _BAD_TOKEN})
+    def post(self, request):
+        data = RefreshInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(tokens.refresh_token_rotate(refresh=data.validated_data["refresh"]))
+
+
+class LogoutApi(APIView):
+    """Revoke one of the caller's refresh tokens; the caller authenticates with an access token.
+
+    Only the caller's own refresh token is revoked (another user's is a 403);
+    a malformed or expired one is a 400, and one already revoked a 204 again.
+    The access token stays valid until it expires (``JWT_ACCESS_MINUTES``).
+    """
+
+    @extend_schema(request=RefreshInputSerializer, responses={
+        204: None, 400: _FIELD_ERRORS,
+        401: OpenApiResponse(schema.Detail, description="No valid access token."),
+        403: OpenApiResponse(schema.Detail, description="The refresh token is another user's.")})
+    def post(self, request):
+        data = RefreshInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
         try:
-            return super().validate(attrs)
-        except (User.DoesNotExist, ValueError, TypeError):  # the token's user is gone, or the claim is no id
-            raise exceptions.AuthenticationFailed("The user of this token no longer exists.") from None
-
-
-class TokenRefreshApi(TokenRefreshView):
-    serializer_class = TokenRefreshSafeSerializer
+            tokens.refresh_token_revoke(refresh=data.validated_data["refresh"], user=request.user)
+        except InvalidToken as error:  # the caller is authenticated: the token in the body is bad input
+            raise serializers.ValidationError({"refresh": [str(error.detail)]}) from None
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -20,7 +20,7 @@ from django.db.models import F
 
 from core.exceptions import ApplicationError, Forbidden, NotFound
 
-from . import cache
+from . import cache, tokens
 from .models import AccountChange, Follow, User
 from .signals import follow_changed
 
@@ -75,17 +75,23 @@ def author_cache_refresh_after_commit(user: User) -> None:
     transaction.on_commit(lambda: cache.refresh(user), robust=True)
 
 
+@transaction.atomic
 def user_suspend(*, user_id: int, actor: User | None = None) -> bool:
     """Suspend a user; idempotent. Returns whether this call changed the account.
 
     A suspended user cannot log in, refresh a token or use one (every
     authentication checks ``is_active``: PostgreSQL's row or the author cache),
     nor be followed or looked up, and their tweets are hidden from every timeline
-    and tweet lookup at read time. Nothing is deleted: cached timelines keep the
-    ids, so ``user_reinstate`` brings the tweets back. ``actor`` is the staff
-    member acting, or ``None`` for an operator at the command line.
+    and tweet lookup at read time. Every refresh token they hold is revoked in
+    the same transaction (``tokens.refresh_tokens_revoke_all``; a refresh in
+    flight finishes first, under its lock on the user), so reinstating them
+    does not bring old sessions back. Nothing else is deleted: cached timelines
+    keep the ids, so ``user_reinstate`` brings the tweets back. ``actor`` is the
+    staff member acting, or ``None`` for an operator at the command line.
     """
-    return _user_set_active(user_id=user_id, active=False, actor=actor)
+    changed = _user_set_active(user_id=user_id, active=False, actor=actor)
+    tokens.refresh_tokens_revoke_all(user_id=user_id)
+    return changed
 
 
 def user_reinstate(*, user_id: int, actor: User | None = None) -> bool:

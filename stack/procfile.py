@@ -9,6 +9,7 @@ with the virtualenv's ``bin`` first on ``PATH``.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import subprocess
 import sys
@@ -43,12 +44,31 @@ def process_env(env: Mapping[str, str], data_dir: Path) -> dict[str, str]:
 
     ``env``, with the virtualenv's ``bin`` first on ``PATH`` and the data
     directory (beat's schedule lives there). Sizing left unset is the
-    Procfile's own default, which follows the machine.
+    Procfile's own default, which follows the machine. A web server on
+    loopback is reached over plain HTTP: unless set otherwise, it neither
+    redirects to HTTPS nor marks its cookies HTTPS-only (production settings
+    default to both), so the API and the admin work at http://127.0.0.1.
     """
     out = dict(env)
+    if is_loopback(out.get("WEB_HOST") or "127.0.0.1"):
+        for name in LOOPBACK_PLAIN_HTTP:
+            out.setdefault(name, "0")
     out["STACK_DATA_DIR"] = str(data_dir)
     out["PATH"] = os.pathsep.join([str(VENV_BIN), out.get("PATH") or os.defpath])
     return out
+
+
+# Production's HTTPS-only settings, off by default for a loopback stack.
+LOOPBACK_PLAIN_HTTP = ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name, as given to ``--bind``) is this machine only."""
+    host = host.strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def shell_argv(command: str) -> list[str]:

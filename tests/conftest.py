@@ -8,7 +8,7 @@ import pytest
 from django.test import override_settings
 from django_redis import get_redis_connection
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.tokens import AccessToken
 
 from stack.s3 import start_s3
 from tests.factories import PASSWORD, UserFactory
@@ -88,7 +88,8 @@ def make_user(db):
 
 def client_for(user) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    # An access token alone: a refresh token would be recorded (a write) each time.
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
     return client
 
 

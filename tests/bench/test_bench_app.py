@@ -5,6 +5,7 @@ the bench settings serve them, and the naive baseline answers with the product's
 own tweet objects.
 """
 import os
+import secrets
 import subprocess
 import sys
 import textwrap
@@ -28,14 +29,14 @@ PROBE = textwrap.dedent("""
     django.setup()
     client = Client()
     for path in %r:
-        print(path, client.get(path).status_code)
+        print(path, client.get(path, secure=True).status_code)  # production redirects plain HTTP
     print("seed_bench", "seed_bench" in get_commands())
 """)
 
 
 def _probe(settings_module: str, **env) -> dict[str, str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
-    environ |= {"DJANGO_SETTINGS_MODULE": settings_module, "SECRET_KEY": "x" * 50, **env}
+    environ |= {"DJANGO_SETTINGS_MODULE": settings_module, "SECRET_KEY": secrets.token_urlsafe(50), **env}
     result = subprocess.run([sys.executable, "-c", PROBE % (BENCH_PATHS,)], cwd=REPO, env=environ,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -54,7 +55,7 @@ def test_the_bench_settings_serve_the_baselines_and_seed_bench():
 
 def test_the_bench_settings_pass_djangos_checks():
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
-    environ |= {"DJANGO_SETTINGS_MODULE": "bench.settings", "SECRET_KEY": "x" * 50}
+    environ |= {"DJANGO_SETTINGS_MODULE": "bench.settings", "SECRET_KEY": secrets.token_urlsafe(50)}
     result = subprocess.run([sys.executable, "manage.py", "check"], cwd=REPO, env=environ,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

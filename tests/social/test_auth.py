@@ -232,6 +232,15 @@ def test_token_body_not_a_json_object_is_400(anon, raw):
     assert r.status_code == 400, r.content
 
 
+def test_a_password_keeps_its_surrounding_spaces_at_registration_and_at_login(anon):
+    password = "  pass phrase with spaces  "
+    assert register(anon, username="alice", password=password).status_code == 201
+
+    assert anon.post(TOKEN, {"username": "alice", "password": password}, format="json").status_code == 200
+    r = anon.post(TOKEN, {"username": "alice", "password": password.strip()}, format="json")
+    assert r.status_code == 401
+
+
 def test_refresh_returns_a_new_access_token_that_works(anon, make_user):
     alice = make_user(username="alice")
     refresh = str(RefreshToken.for_user(alice))
@@ -239,6 +248,7 @@ def test_refresh_returns_a_new_access_token_that_works(anon, make_user):
     r = anon.post(REFRESH, {"refresh": refresh}, format="json")
 
     assert r.status_code == 200, r.content
+    assert set(r.json()) == {"access", "refresh"}
     access = r.json()["access"]
     anon.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
     assert anon.get(ME).json()["user_id"] == str(alice.id)

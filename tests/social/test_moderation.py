@@ -25,7 +25,7 @@ def _login(anon, user):
     return anon.post(TOKEN, {"username": user.username, "password": PASSWORD}, format="json")
 
 
-def test_a_suspended_user_cannot_log_in_refresh_or_post_until_reinstated(anon, api, make_user):
+def test_a_suspended_user_cannot_log_in_refresh_or_post_until_reinstated_and_logs_in_anew(anon, api, make_user):
     alice = make_user()
     refresh = str(RefreshToken.for_user(alice))
     client = api(alice)
@@ -40,8 +40,11 @@ def test_a_suspended_user_cannot_log_in_refresh_or_post_until_reinstated(anon, a
 
     assert social_services.user_reinstate(user_id=alice.id) is True
 
-    assert _login(anon, alice).status_code == 200
-    assert anon.post(REFRESH, {"refresh": refresh}, format="json").status_code == 200
+    login = _login(anon, alice)
+    assert login.status_code == 200
+    # The suspension revoked the refresh tokens of the time: the user logs in again.
+    assert anon.post(REFRESH, {"refresh": refresh}, format="json").status_code == 401
+    assert anon.post(REFRESH, {"refresh": login.json()["refresh"]}, format="json").status_code == 200
     post(client, "back")
     assert client.get("/v1/timeline/home").status_code == 200
 

@@ -94,6 +94,17 @@ def test_embedded_stack_posts_and_reads_a_tweet(embedded_stack):
     assert page["data"][0]["author"]["username"] == "alice"
 
 
+def test_the_loopback_stack_serves_the_api_and_the_admin_over_plain_http(embedded_stack):
+    # Production settings, which default to HTTPS: the runner turns that off for loopback.
+    base, _ = embedded_stack
+    r = requests.get(f"{base}/admin/login/", allow_redirects=False, timeout=10)
+    assert r.status_code == 200
+    csrf = next(c for c in r.cookies if c.name == "csrftoken")
+    assert not csrf.secure  # a browser would drop a Secure cookie over http, and the login with it
+    assert requests.get(f"{base}/v1/users/me", allow_redirects=False, timeout=10).status_code == 401
+    assert "Strict-Transport-Security" not in r.headers
+
+
 def test_the_smoke_script_passes_against_the_embedded_stack(embedded_stack):
     base, _ = embedded_stack
     result = subprocess.run([sys.executable, "scripts/smoke.py", base], cwd=ROOT, capture_output=True,
