@@ -5,7 +5,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
-from rest_framework_simplejwt.views import TokenRefreshView
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from core import schema
 from core.fields import StrictCharField, StrictRegexField
@@ -33,6 +33,7 @@ def _users_page_response(users, next_cursor) -> Response:
 class RegisterApi(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_scope = "register"
 
     class RegisterInputSerializer(serializers.Serializer):
         username = StrictRegexField(USERNAME_PATTERN, max_length=15, error_messages={
@@ -81,6 +82,8 @@ _FOLLOW = inline_serializer("FollowState", {"following": serializers.BooleanFiel
 
 
 class FollowApi(APIView):
+    throttle_scope = "follow"
+
     @extend_schema(request=None, responses={200: _FOLLOW, 400: schema.Detail, 404: schema.Detail})
     def post(self, request, user_id: int):
         state = services.follow_create(follower=request.user, followee_id=user_id)
@@ -119,6 +122,8 @@ class FollowRequestsApi(APIView):
 
 
 class FollowRequestApproveApi(APIView):
+    throttle_scope = "follow"
+
     @extend_schema(request=None, responses={200: schema.Status, 404: schema.Detail})
     def post(self, request, user_id: int):
         services.follow_request_approve(followee=request.user, follower_id=user_id)
@@ -126,10 +131,16 @@ class FollowRequestApproveApi(APIView):
 
 
 class FollowRequestRejectApi(APIView):
+    throttle_scope = "follow"
+
     @extend_schema(request=None, responses={200: schema.Status, 404: schema.Detail})
     def post(self, request, user_id: int):
         services.follow_request_reject(followee=request.user, follower_id=user_id)
         return Response({"status": "rejected"})
+
+
+class TokenObtainApi(TokenObtainPairView):
+    throttle_scope = "login"  # per username and per IP, checked before the password is
 
 
 class TokenRefreshSafeSerializer(TokenRefreshSerializer):

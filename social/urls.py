@@ -1,11 +1,10 @@
 from django.urls import path
-from rest_framework_simplejwt.views import TokenObtainPairView
 
 from . import apis
 
 urlpatterns = [
     path("auth/register", apis.RegisterApi.as_view(), name="register"),
-    path("auth/token", TokenObtainPairView.as_view(), name="token"),
+    path("auth/token", apis.TokenObtainApi.as_view(), name="token"),
     path("auth/token/refresh", apis.TokenRefreshApi.as_view(), name="token-refresh"),
     path("users/me", apis.UserMeApi.as_view(), name="user-me"),
     path("users/<id:user_id>", apis.UserDetailApi.as_view(), name="user-detail"),

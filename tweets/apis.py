@@ -17,6 +17,8 @@ _TweetCreated = inline_serializer(
 
 
 class TweetCreateApi(APIView):
+    throttle_scope = "tweet_create"
+
     class TweetCreateInputSerializer(serializers.Serializer):
         content = StrictCharField(
             allow_blank=True, trim_whitespace=False, max_length=text.MAX_RAW_LENGTH, required=False, default="")
