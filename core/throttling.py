@@ -190,7 +190,7 @@ def _who(by: str, request) -> str | None:
         name = data.get("username") if hasattr(data, "get") else None
         if not isinstance(name, str):
             return None  # the login itself refuses it, without hashing
-        return "name:" + hashlib.sha256(name.casefold().encode()).hexdigest()[:32]
+        return "name:" + hashlib.sha256(name.casefold().encode(errors="surrogatepass")).hexdigest()[:32]
     return f"ip:{client_ip(request)}"  # BY_IP, or a user scope reached without a user
 
 

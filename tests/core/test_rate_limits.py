@@ -13,6 +13,8 @@ from django.contrib.auth.hashers import MD5PasswordHasher
 from django.core.exceptions import ImproperlyConfigured
 from django.test import RequestFactory
 from prometheus_client import REGISTRY
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from core import throttling
 from core.rates import Rate, parse_rate
@@ -305,7 +307,9 @@ def test_a_request_refused_by_one_limit_counts_against_none(settings, redis):
 @pytest.fixture
 def limiter_down(monkeypatch):
     """The limiter's Redis is a port nothing listens on (the rest of Redis still works)."""
-    dead = redis_py.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1, socket_timeout=1)
+    # Without retries, as django-redis's client of the limiter has none.
+    dead = redis_py.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1, socket_timeout=1,
+                          retry=Retry(NoBackoff(), 0))
     monkeypatch.setattr(throttling, "_redis", lambda: dead)
     monkeypatch.setattr(throttling, "_script", None)
     yield
