@@ -60,6 +60,7 @@ class NewPasswordField(PasswordField):
 class RegisterApi(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_scope = "register"
 
     class RegisterInputSerializer(serializers.Serializer):
         username = StrictRegexField(USERNAME_PATTERN, max_length=15, error_messages={
@@ -109,6 +110,8 @@ _FOLLOW = inline_serializer("FollowState", {"following": serializers.BooleanFiel
 
 
 class FollowApi(APIView):
+    throttle_scope = "follow"
+
     @extend_schema(request=None, responses={200: _FOLLOW, 400: schema.Detail, 404: schema.Detail})
     def post(self, request, user_id: int):
         state = services.follow_create(follower=request.user, followee_id=user_id)
@@ -139,6 +142,7 @@ class FollowingApi(FollowersApi):
 
 
 class FollowerRemoveApi(APIView):
+    throttle_scope = "follow"
     @extend_schema(responses={204: None})
     def delete(self, request, user_id: int):
         """Remove a follower: they stop seeing this account's private tweets at once and must ask
@@ -158,6 +162,8 @@ class FollowRequestsApi(APIView):
 
 
 class FollowRequestApproveApi(APIView):
+    throttle_scope = "follow"
+
     @extend_schema(request=None, responses={200: schema.Status, 404: schema.Detail})
     def post(self, request, user_id: int):
         services.follow_request_approve(followee=request.user, follower_id=user_id)
@@ -165,6 +171,8 @@ class FollowRequestApproveApi(APIView):
 
 
 class FollowRequestRejectApi(APIView):
+    throttle_scope = "follow"
+
     @extend_schema(request=None, responses={200: schema.Status, 404: schema.Detail})
     def post(self, request, user_id: int):
         services.follow_request_reject(followee=request.user, follower_id=user_id)
@@ -181,6 +189,7 @@ class TokenObtainInputSerializer(TokenObtainPairSerializer):
 
 class TokenObtainApi(TokenObtainPairView):
     serializer_class = TokenObtainInputSerializer
+    throttle_scope = "login"  # per username and per IP, checked before the password is
 
     @extend_schema(responses={200: _TOKENS, 400: _FIELD_ERRORS,
                               401: OpenApiResponse(schema.Detail, description="Wrong credentials or no active user.")})

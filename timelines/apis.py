@@ -28,6 +28,7 @@ TimelinePage = inline_serializer("TimelinePage", {
 
 
 class HomeTimelineApi(APIView):
+    throttle_scope = "timeline"  # reads per user (core/throttling.py)
     authentication_classes = [CachedUserJWTAuthentication]  # needs only the reader's id
 
     @extend_schema(parameters=[TimelineParams], responses={200: TimelinePage})

@@ -39,6 +39,8 @@ _TWEET_CREATE_REQUEST = {
 
 
 class TweetCreateApi(APIView):
+    throttle_scope = "tweet_create"
+
     class TweetCreateInputSerializer(serializers.Serializer):
         content = StrictCharField(
             allow_blank=True, trim_whitespace=False, max_length=text.MAX_RAW_LENGTH, required=False, default="")

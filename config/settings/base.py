@@ -10,6 +10,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from core.rates import parse_rate
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -41,6 +43,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "core.metrics.RequestMetricsMiddleware",  # first: times and logs every request, refusals included
     "core.middleware.BodySizeLimitMiddleware",
+    "core.throttling.RateLimitHeadersMiddleware",  # X-RateLimit-* on every limited response
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -186,14 +189,32 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["core.parsers.SafeJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.exceptions.exception_handler",
+    # Limits by the view's throttle_scope, counted in Redis (core/throttling.py).
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.RedisScopeThrottle"],
     "UNAUTHENTICATED_USER": None,
 }
 
-# Rate limits (DRF-style rates); enforced by the rate-limit issue's throttles.
+# Rate limits, "N/period" with an optional multiple of the unit (900/15min),
+# counted in Redis by core/throttling.py: posts, follow changes (follow,
+# unfollow, approve, reject) and timeline reads per user; login attempts per
+# username and, separately, per client IP; registrations per client IP.
 RATE_LIMIT_TWEETS = env("RATE_LIMIT_TWEETS", default="30/min")
 RATE_LIMIT_FOLLOWS = env("RATE_LIMIT_FOLLOWS", default="100/min")
 RATE_LIMIT_TIMELINE = env("RATE_LIMIT_TIMELINE", default="900/15min")
 RATE_LIMIT_LOGIN = env("RATE_LIMIT_LOGIN", default="10/min")
+RATE_LIMIT_REGISTER = env("RATE_LIMIT_REGISTER", default="20/hour")
+for _name in ("RATE_LIMIT_TWEETS", "RATE_LIMIT_FOLLOWS", "RATE_LIMIT_TIMELINE", "RATE_LIMIT_LOGIN",
+              "RATE_LIMIT_REGISTER"):
+    try:
+        parse_rate(globals()[_name])
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"{_name}: {_exc}") from None
+# How many proxies of ours stand in front of the app, each appending to
+# X-Forwarded-For: the client's IP for the per-IP limits is then the entry that
+# many from the right. 0 (the default): the header is ignored, REMOTE_ADDR counts.
+RATE_LIMIT_TRUSTED_PROXIES = env.int("RATE_LIMIT_TRUSTED_PROXIES", default=0)
+if RATE_LIMIT_TRUSTED_PROXIES < 0:
+    raise ImproperlyConfigured("RATE_LIMIT_TRUSTED_PROXIES must be 0 or more.")
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),

@@ -36,7 +36,10 @@ def embedded_stack(tmp_path_factory):
     env = {k: v for k, v in os.environ.items()
            if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}}
     env |= {"EMBEDDED": "1", "STACK_DATA_DIR": str(tmp_path / "data"), "PORT": str(port),
-            "WEB_CONCURRENCY": "2", "CELERY_CONCURRENCY": "1"}
+            "WEB_CONCURRENCY": "2", "CELERY_CONCURRENCY": "1",
+            # Every test here logs in from 127.0.0.1, more than 10 times a minute
+            # all told; the other limits stay at their defaults.
+            "RATE_LIMIT_LOGIN": "1000/min"}
     log = open(tmp_path / "stack.log", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "stack", "run"], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -154,7 +154,7 @@ def _redis_round_trips(monkeypatch) -> list:
 
 
 @pytest.mark.parametrize("celebrity", [False, True])
-def test_a_warm_page_costs_four_redis_round_trips_five_with_celebrities(make_user, api, monkeypatch, celebrity):
+def test_a_warm_page_costs_five_redis_round_trips_six_with_celebrities(make_user, api, monkeypatch, celebrity):
     reader, author = make_user(), make_user()
     api(reader).post(f"/v1/users/{author.id}/follow")
     with override_settings(TIMELINE_CELEBRITY_THRESHOLD=1 if celebrity else 100_000):
@@ -163,5 +163,6 @@ def test_a_warm_page_costs_four_redis_round_trips_five_with_celebrities(make_use
         assert len(client.get("/v1/timeline/home").json()["data"]) == 1  # warms every cache
         sent = _redis_round_trips(monkeypatch)
         assert len(client.get("/v1/timeline/home").json()["data"]) == 1
-    # The reader's authentication, the timeline's pipeline, (the pulled lists,) the tweets, their authors.
-    assert len(sent) == (5 if celebrity else 4)
+    # The reader's authentication, the rate limit, the timeline's pipeline, (the pulled lists,)
+    # the tweets, their authors.
+    assert len(sent) == (6 if celebrity else 5)

@@ -1,0 +1,239 @@
+"""Abuse limits: DRF throttling by scope, counted in Redis, and the ``X-RateLimit-*`` headers.
+
+A view names its scope (``throttle_scope = "tweet_create"``); ``RedisScopeThrottle``
+(the default throttle class of every view) looks the scope up in ``SCOPES``: the
+setting that holds its rate, what it counts by (the user, the client's IP, the
+username a login names) and whether it fails open or closed. A view without a
+scope is not limited and costs nothing.
+
+Each limit is a fixed-window counter per key, ``<REDIS_KEY_PREFIX>rl:<scope>:<who>``,
+that expires with its window. One Lua call per request reads every counter the
+request is subject to and, only if none is at its limit, increments them all,
+so the check is atomic across gunicorn workers and hosts, costs one round trip,
+and a refused request counts against nothing (a client hammering a closed window
+does not push it further). Rates are read from the settings at each request.
+
+Redis unreachable: the user-keyed scopes (posting, follows, timeline reads) fail
+open, answered without a limit and without headers, since refusing every post
+and read for a Redis blip would be the bigger harm and the user is authenticated
+anyway; the anonymous ones (login, registration) fail closed with 503 and
+``Retry-After``: without the counter, a password-guessing or sign-up flood would
+meet no limit at all.
+"""
+import hashlib
+import ipaddress
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django_redis import get_redis_connection
+from redis.exceptions import RedisError
+from rest_framework import exceptions, status
+from rest_framework.throttling import BaseThrottle
+
+from .rates import Rate, parse_rate
+
+logger = logging.getLogger(__name__)
+
+BY_USER, BY_IP, BY_USERNAME = "user", "ip", "username"
+
+
+@dataclass(frozen=True)
+class Scope:
+    setting: str  # the settings name holding the rate (``RATE_LIMIT_TWEETS``)
+    by: tuple[str, ...]  # what is counted: each is a limit of its own, with the same rate
+    fail_closed: bool = False  # refuse (503) rather than allow when Redis cannot be asked
+
+
+SCOPES = {
+    "tweet_create": Scope("RATE_LIMIT_TWEETS", (BY_USER,)),
+    "follow": Scope("RATE_LIMIT_FOLLOWS", (BY_USER,)),
+    "timeline": Scope("RATE_LIMIT_TIMELINE", (BY_USER,)),
+    "login": Scope("RATE_LIMIT_LOGIN", (BY_IP, BY_USERNAME), fail_closed=True),
+    "register": Scope("RATE_LIMIT_REGISTER", (BY_IP,), fail_closed=True),
+}
+
+# KEYS: one counter per limit; ARGV: limit_1, window_ms_1, limit_2, window_ms_2, ...
+# Refused when any counter has reached its limit, and then nothing is counted;
+# otherwise every counter goes up by one, a missing one starting its window.
+# Returns {allowed (1|0), count_1, ttl_ms_1, count_2, ttl_ms_2, ...}, the counts
+# after this request. (Redis 7 freezes time during a script: nothing expires
+# between the reads and the writes.)
+_HIT = """
+local out = {1}
+for i, key in ipairs(KEYS) do
+  local ttl = redis.call('PTTL', key)
+  local count = 0
+  if ttl > 0 then count = tonumber(redis.call('GET', key)) or 0 end
+  if count >= tonumber(ARGV[2 * i - 1]) then out[1] = 0 end
+  out[2 * i], out[2 * i + 1] = count, ttl
+end
+if out[1] == 1 then
+  for i, key in ipairs(KEYS) do
+    if out[2 * i + 1] > 0 then
+      redis.call('INCR', key)
+    else
+      local window = tonumber(ARGV[2 * i])
+      redis.call('SET', key, 1, 'PX', window)
+      out[2 * i + 1] = window
+    end
+    out[2 * i] = out[2 * i] + 1
+  end
+end
+return out
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One request's answer from the limiter, and what its headers say."""
+
+    allowed: bool
+    limit: int
+    remaining: int  # requests left in the window after this one
+    reset: int  # unix time (seconds) at which the window ends and the counter starts afresh
+    retry_after: int  # seconds until a refused request may be tried again (0 when allowed)
+
+    def headers(self) -> dict[str, str]:
+        return {"X-RateLimit-Limit": str(self.limit), "X-RateLimit-Remaining": str(self.remaining),
+                "X-RateLimit-Reset": str(self.reset)}
+
+
+class RateLimiterUnavailable(exceptions.APIException):
+    """Redis could not be asked, for a scope that fails closed (login, registration)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "This is temporarily unavailable (its rate limit cannot be checked); try again shortly."
+    default_code = "rate_limiter_unavailable"
+    wait = 5  # DRF's handler sends it as Retry-After
+
+
+_script = None
+
+
+def _redis():
+    return get_redis_connection("default")
+
+
+def _hit(keys: list[str], rate: Rate) -> list[int]:
+    global _script
+    if _script is None:
+        _script = _redis().register_script(_HIT)
+    return _script(keys=keys, args=[rate.limit, rate.seconds * 1000] * len(keys), client=_redis())
+
+
+def hit(*, scope: str, who: list[str], rate: Rate) -> Decision:
+    """Count one request against ``scope``'s limit for each of ``who`` (one round trip).
+
+    The decision reported is the binding limit's: the refusing one with the
+    longest wait, or else the one with the fewest requests left.
+    """
+    prefix = settings.REDIS_KEY_PREFIX
+    raw = _hit([f"{prefix}rl:{scope}:{w}" for w in who], rate)
+    now = time.time()
+    limits = [(int(count), int(ttl_ms)) for count, ttl_ms in zip(raw[1::2], raw[2::2], strict=True)]
+    if raw[0]:
+        count, ttl_ms = min(limits, key=lambda c: (rate.limit - c[0], -c[1]))
+        remaining, retry_after = max(rate.limit - count, 0), 0
+    else:
+        count, ttl_ms = max((c for c in limits if c[0] >= rate.limit), key=lambda c: c[1])
+        remaining, retry_after = 0, max(1, math.ceil(ttl_ms / 1000))
+    return Decision(allowed=bool(raw[0]), limit=rate.limit, remaining=remaining,
+                    reset=math.ceil(now + ttl_ms / 1000), retry_after=retry_after)
+
+
+def rate_for(scope: str) -> Rate:
+    """The scope's rate, read from the settings now (so a test's ``settings`` fixture applies)."""
+    try:
+        config = SCOPES[scope]
+    except KeyError:
+        raise ImproperlyConfigured(f"Unknown throttle scope {scope!r}; known: {', '.join(SCOPES)}.") from None
+    try:
+        return parse_rate(getattr(settings, config.setting))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{config.setting}: {exc}") from None
+
+
+def client_ip(request) -> str:
+    """The client's address: ``REMOTE_ADDR``, or with ``RATE_LIMIT_TRUSTED_PROXIES = n``
+    (n proxies of ours in front, each appending the address it received the request
+    from) the n-th ``X-Forwarded-For`` entry from the right, the one our outermost
+    proxy wrote. Entries further left are the client's own word and never used.
+    IPv6 addresses count by their /64, the block one subscriber usually holds."""
+    address = request.META.get("REMOTE_ADDR", "")
+    proxies = settings.RATE_LIMIT_TRUSTED_PROXIES
+    if proxies > 0:
+        hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+        if len(hops) >= proxies:
+            address = hops[-proxies]
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64] or "unknown"
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False).network_address)
+    return str(ip)
+
+
+def _who(by: str, request) -> str | None:
+    if by == BY_USER and getattr(request.user, "is_authenticated", False):
+        return f"u:{{{request.user.id}}}"  # the user's hash tag, as the user's other keys
+    if by == BY_USERNAME:
+        # Read from the body before the view does, so a login flood stops here,
+        # before the password hasher; a malformed body is the view's 400 as ever.
+        data = request.data
+        name = data.get("username") if hasattr(data, "get") else None
+        if not isinstance(name, str):
+            return None  # the login itself refuses it, without hashing
+        return "name:" + hashlib.sha256(name.casefold().encode(errors="surrogatepass")).hexdigest()[:32]
+    return f"ip:{client_ip(request)}"  # BY_IP, or a user scope reached without a user
+
+
+_ATTRIBUTE = "_rate_limit_decision"
+
+
+class RedisScopeThrottle(BaseThrottle):
+    """The limits of the view's ``throttle_scope`` (none without one), kept in Redis."""
+
+    def allow_request(self, request, view) -> bool:
+        self.decision = None
+        scope = getattr(view, "throttle_scope", None)
+        if not scope:
+            return True
+        rate = rate_for(scope)
+        config = SCOPES[scope]
+        who = [w for w in (_who(by, request) for by in config.by) if w is not None]
+        try:
+            self.decision = hit(scope=scope, who=who, rate=rate)
+        except RedisError as exc:
+            if config.fail_closed:
+                logger.error("rate limit %s unavailable, refusing: %s", scope, exc)
+                raise RateLimiterUnavailable() from exc
+            logger.warning("rate limit %s unavailable, not applied: %s", scope, exc)
+            return True
+        setattr(request._request, _ATTRIBUTE, self.decision)  # for the headers, allowed or refused
+        return self.decision.allowed
+
+    def wait(self) -> int | None:
+        return self.decision.retry_after if self.decision is not None else None
+
+
+class RateLimitHeadersMiddleware:
+    """Put ``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` on every response whose
+    request a limit counted (a 429 too, beside DRF's ``Retry-After``); Redis is not asked again."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        decision = getattr(request, _ATTRIBUTE, None)
+        if decision is not None:
+            for name, value in decision.headers().items():
+                response[name] = value
+        return response
