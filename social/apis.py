@@ -235,5 +235,6 @@ class LogoutApi(APIView):
         try:
             tokens.refresh_token_revoke(refresh=data.validated_data["refresh"], user=request.user)
         except InvalidToken as error:  # the caller is authenticated: the token in the body is bad input
-            raise serializers.ValidationError({"refresh": [str(error.detail)]}) from None
+            detail = error.detail.get("detail", error.detail) if isinstance(error.detail, dict) else error.detail
+            raise serializers.ValidationError({"refresh": [str(detail)]}) from None
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -78,7 +78,7 @@ def test_request_bodies_state_the_rules_the_server_checks(openapi):
     assert {s["properties"]["content_type"]["enum"][0] for s in media["content"]["application/json"]["schema"]["oneOf"]
             } == {"image/jpeg", "image/png", "image/gif", "image/webp", "video/mp4"}
     # A required text field says it may not be empty (request components of their own).
-    assert schemas["TokenObtainPairRequest"]["properties"]["username"]["minLength"] == 1
+    assert schemas["TokenObtainInputRequest"]["properties"]["username"]["minLength"] == 1
     # DRF refuses NUL in text; the schema says so.
     display_name = schemas["PatchedUserUpdateInputRequest"]["properties"]["display_name"]["oneOf"][0]
     assert re.fullmatch(display_name["pattern"], "ok") and not re.fullmatch(display_name["pattern"], "a\x00b")
