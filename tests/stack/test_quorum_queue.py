@@ -47,8 +47,10 @@ def _rabbitmqctl(*args: str) -> str:
 
 
 @pytest.fixture
-def rabbit():
-    """``(broker_url, queue)``: a virtual host and queue name of this test's own, removed afterwards."""
+def rabbit(monkeypatch):
+    """``(broker_url, queue, vhost)``: a virtual host and queue name of this test's own, removed afterwards."""
+    # Celery prefers this variable to any app's own broker (``make test`` sets it for the Redis broker).
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
     try:
         with Connection(f"amqp://guest:guest@{RABBIT}//", connect_timeout=2) as conn:
             conn.connect()
