@@ -3,9 +3,14 @@
 The read path calls these on a miss (``selectors`` never writes Redis itself),
 and operators through ``manage.py rebuild_timelines``. Each fill reads
 PostgreSQL and merges the result atomically into what Redis holds, so a
-delivery that raced the read is never lost.
+delivery that raced the read is never lost. They read the replica, when one is
+set, only once it has replayed all the primary had committed (``caught_up``):
+the second read of a rebuild must see every tweet whose fan-out skipped the
+list, and a graph must hold every follow made before its generation.
 """
 from django.conf import settings
+
+from core import db
 
 from . import store
 from .metrics import REBUILDS
@@ -28,7 +33,8 @@ def timeline_rebuild(*, user_id: int, generation: int, replace: bool = False) ->
     cap = settings.TIMELINE_MAX_ENTRIES
     for _ in range(3):
         for attempt in range(2):
-            ids = timeline_ids_from_db(user_id=user_id, before=None, limit=cap, pushed_only=True)
+            ids = db.read(lambda alias: timeline_ids_from_db(user_id=user_id, before=None, limit=cap,
+                                                             pushed_only=True, using=alias), caught_up=True)
             if not store.merge(user_id=user_id, ids=ids, complete=len(ids) < cap, generation=generation,
                                replace=replace and attempt == 0):
                 break
@@ -45,7 +51,8 @@ def author_list_rebuild(*, author_id: int) -> store.Window:
     REBUILDS.labels(kind="author_list").inc()
     cap = settings.TIMELINE_MAX_ENTRIES
     for _ in range(2):
-        ids = author_ids_from_db(author_id=author_id, pushed=False, limit=cap)
+        ids = db.read(lambda alias: author_ids_from_db(author_id=author_id, pushed=False, limit=cap, using=alias),
+                      caught_up=True)
         store.author_merge(author_id=author_id, ids=ids, complete=len(ids) < cap)
     return store.author_read(author_ids=[author_id])[author_id] or store.Window(ids=ids, complete=len(ids) < cap)
 
@@ -54,6 +61,6 @@ def graph_rebuild(*, user_id: int, state: store.HomeState) -> store.Graph:
     """Read the user's follow graph and cache it, tagged with the generation and pull
     epoch of ``state`` (read *before* the query, so a change meanwhile makes it stale)."""
     REBUILDS.labels(kind="graph").inc()
-    graph = graph_from_db(user_id=user_id)
+    graph = db.read(lambda alias: graph_from_db(user_id=user_id, using=alias), caught_up=True)
     store.graph_save(user_id=user_id, generation=state.generation, pull_epoch=state.pull_epoch, graph=graph)
     return graph

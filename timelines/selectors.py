@@ -8,12 +8,18 @@ PostgreSQL, and since both sides list exactly the visible tweets, the seam has
 no gap and no repeat. Tweets are then hydrated and filtered: deleted tweets,
 suspended authors and authors the user no longer follows are dropped.
 
+Pages past the cache read the replica when one is set (``core.db``), once it
+has replayed everything the primary had committed when the page began.
+
 Reads only: a list or graph missing from Redis is filled through ``rebuilds``,
 and reading a list refreshes its idle TTL (a read is what keeps it alive).
 """
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from django.db import DatabaseError
+
+from core import db
 from tweets.selectors import tweets_hydrate
 
 from . import rebuilds, store
@@ -62,10 +68,26 @@ class _Timeline:
         """``prefix``: read only that many of the newest cached ids of each list (enough for a first page)."""
         self.user_id = user_id
         self.read_postgres = False  # whether any ids came from PostgreSQL past the cache
+        self.database = db.PRIMARY  # where those come from, chosen at the first
         state = store.read(user_id=user_id, prefix=prefix)
         graph = _graph(user_id=user_id, state=state)
         self.authors = graph.followees | {user_id}
         self.cached = cached_ids(user_id=user_id, state=state, graph=graph, prefix=prefix)
+
+    def _ids_from_db(self, **kwargs) -> list[int]:
+        """Ids past the cache: on the replica once it has replayed all the primary had
+        committed when the page began (the user's own follow a moment ago included)."""
+        if not self.read_postgres:
+            self.read_postgres = True
+            self.database = db.replica_or_primary(caught_up=True)
+        try:
+            return timeline_ids_from_db(user_id=self.user_id, using=self.database, **kwargs)
+        except DatabaseError:
+            if self.database == db.PRIMARY:
+                raise
+            db.replica_down()
+            self.database = db.PRIMARY
+            return timeline_ids_from_db(user_id=self.user_id, using=self.database, **kwargs)
 
     def _hydrated(self, id_chunks: Iterator[list[int]]) -> Iterator[dict]:
         for chunk in id_chunks:
@@ -87,9 +109,8 @@ class _Timeline:
         if floor is None:
             return
         before = floor if cursor is None else min(cursor, floor)
-        self.read_postgres = True
         for size in _sizes(want):
-            older = timeline_ids_from_db(user_id=self.user_id, before=before, limit=size)
+            older = self._ids_from_db(before=before, limit=size)
             if older:
                 yield older
             if len(older) < size:
@@ -101,10 +122,8 @@ class _Timeline:
         if floor is not None and since < floor:
             # The oldest of them lie below the cached range: PostgreSQL first.
             after = since
-            self.read_postgres = True
             for size in _sizes(want):
-                newer = timeline_ids_from_db(user_id=self.user_id, after=after, before=floor, limit=size,
-                                             oldest_first=True)
+                newer = self._ids_from_db(after=after, before=floor, limit=size, oldest_first=True)
                 if newer:
                     yield newer
                 if len(newer) < size:

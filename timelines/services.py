@@ -14,13 +14,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from social.models import Follow
 from tweets import snowflake
 
 from . import store
 from .metrics import FANOUT_BATCH_SIZE, FANOUT_DELIVERIES, FANOUT_LAG, RECONCILER_RESTARTS
 from .models import PendingFanout, PendingFollowUpdate
-from .queries import author_ids_from_db
+from .queries import author_ids_from_db, followers_for_fanout
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +95,7 @@ def fanout_tweet(*, tweet_id: int) -> int:
         FANOUT_DELIVERIES.inc(written)
         _fanout_finished(tweet_id=tweet_id, mode="pull")
         return written
-    followers = list(Follow.objects.filter(followee_id=author_id, state=Follow.State.ACCEPTED)
-                     .order_by("follower_id").values_list("follower_id", flat=True))
+    followers = followers_for_fanout(author_id=author_id, tweet_id=tweet_id)
     size = settings.FANOUT_BATCH_SIZE
     batches = [followers[i : i + size] for i in range(0, len(followers), size)] or [[]]
     ranges = []
@@ -119,9 +117,7 @@ def fanout_batch(*, tweet_id: int, author_id: int, lo: int, hi: int, follower_id
     if follower_ids is not None:
         followers = follower_ids
     else:
-        followers = list(Follow.objects.filter(followee_id=author_id, state=Follow.State.ACCEPTED,
-                                               follower_id__gt=lo, follower_id__lte=hi)
-                         .order_by("follower_id").values_list("follower_id", flat=True))
+        followers = followers_for_fanout(author_id=author_id, tweet_id=tweet_id, lo=lo, hi=hi)
     return _deliver_batch(tweet_id=tweet_id, author_id=author_id, lo=lo, hi=hi, followers=followers)
 
 

@@ -79,6 +79,18 @@ DATABASES = {
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A streaming replica of the primary for lag-tolerant reads (rebuilds, deep
+# pages, fan-out's follower scans: core/db.py, docs/scaling.md). Unset: one server.
+if env("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = env.db("DATABASE_REPLICA_URL")
+    DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
+    # A replica that stops answering costs a read 2 s at most, then is skipped.
+    DATABASES["replica"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+# Reads routed to the replica go to the primary while its replay lags more than this.
+DATABASE_REPLICA_MAX_LAG_SECONDS = env.float("DATABASE_REPLICA_MAX_LAG_SECONDS", default=5.0)
+DATABASE_ROUTERS = ["core.db.PrimaryRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -264,6 +276,41 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "global_keyprefix": REDIS_KEY_PREFIX,
 }
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="timeline")
+# RabbitMQ (CELERY_BROKER_URL=amqp://...): a quorum queue, durable and replicated
+# across the cluster's nodes. A dead worker's unacknowledged messages go back to
+# the queue as soon as its channel closes (seconds, not the visibility timeout);
+# a message delivered this many times without an ack (one that kills its worker
+# every time) is dropped, and the reconciler restarts its fan-out instead.
+CELERY_QUEUE_DELIVERY_LIMIT = env.int("CELERY_QUEUE_DELIVERY_LIMIT", default=10)
+
+
+def broker_is_amqp(url: str) -> bool:
+    return url.split("://", 1)[0] in ("amqp", "amqps", "pyamqp")
+
+
+def celery_task_queues(name: str, broker_url: str) -> list | None:
+    """The task queue as the broker should declare it: a quorum queue on RabbitMQ,
+    kombu's default (a Redis list) otherwise. Its exchange is a topic exchange,
+    because Celery's native delayed delivery (the retries' countdowns: a quorum
+    queue has no global QoS for a worker to hold early messages with) needs one."""
+    if not broker_is_amqp(broker_url):
+        return None
+    from kombu import Exchange, Queue
+
+    return [Queue(name, Exchange(name, type="topic"), routing_key=name, durable=True,
+                  queue_arguments={"x-queue-type": "quorum", "x-delivery-limit": CELERY_QUEUE_DELIVERY_LIMIT})]
+
+
+CELERY_TASK_QUEUES = celery_task_queues(CELERY_TASK_DEFAULT_QUEUE, CELERY_BROKER_URL)
+if broker_is_amqp(CELERY_BROKER_URL):
+    CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
+    # Quorum queues reject a global QoS; Celery detects them and uses a
+    # per-consumer prefetch instead (the default, restated: it is what makes
+    # the worker start at all).
+    CELERY_WORKER_DETECT_QUORUM_QUEUES = True
+    # A publish returns once RabbitMQ has the message (replicated, for a quorum
+    # queue); a refused or lost one raises, and the fan-out is left to the reconciler.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
 CELERY_BEAT_SCHEDULE = {
     "fanout-reconcile": {
         "task": "timelines.reconcile",

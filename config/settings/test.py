@@ -7,12 +7,13 @@ then narrows it further (see ``tests/conftest.py``).
 import os
 
 from .base import *  # noqa: F401,F403
-from .base import CACHES, CELERY_BROKER_TRANSPORT_OPTIONS
+from .base import CACHES, CELERY_BROKER_TRANSPORT_OPTIONS, CELERY_BROKER_URL, celery_task_queues
 
 REDIS_KEY_PREFIX = f"test{os.getpid()}:"
 CACHES["default"]["KEY_PREFIX"] = REDIS_KEY_PREFIX + "cache"
 CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = REDIS_KEY_PREFIX
 CELERY_TASK_DEFAULT_QUEUE = f"timeline-test{os.getpid()}"
+CELERY_TASK_QUEUES = celery_task_queues(CELERY_TASK_DEFAULT_QUEUE, CELERY_BROKER_URL)
 # Unit tests run tasks inline; tests marked ``celery_worker`` switch this off and
 # consume real broker messages with a real worker.
 CELERY_TASK_ALWAYS_EAGER = True
