@@ -132,7 +132,11 @@ class Script:
         for attempt in range(2):
             pipe = client.pipeline(transaction=False)
             for i in pending:
-                pipe.execute_command("EVALSHA", self.sha, len(groups[i]), *groups[i], *args)
+                # The node named, as redis-py would otherwise ask a server for the keys of
+                # every EVALSHA (COMMAND GETKEYS: a round trip each); a MOVED reply still
+                # sends the call on to the right node.
+                pipe.execute_command("EVALSHA", self.sha, len(groups[i]), *groups[i], *args,
+                                     target_nodes=client.get_node_from_key(groups[i][0]))
             for i, result in zip(pending, pipe.execute(raise_on_error=False), strict=True):
                 results[i] = result
             pending = [i for i in pending if isinstance(results[i], NoScriptError)]
