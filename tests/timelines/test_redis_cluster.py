@@ -201,3 +201,20 @@ def test_a_master_killed_under_reads_and_writes_fails_over_and_loses_nothing(set
             assert scroll(clients[reader.id], limit=100) == _truth(reader)
         # Back to the suite's Redis before this cluster stops (the key clean-up runs after the test).
         settings.REDIS_URL, settings.REDIS_CLUSTER = saved
+
+
+def test_a_cluster_with_the_default_broker_is_refused_at_start():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "CELERY_BROKER_URL"}
+    env.update(REDIS_CLUSTER="1", DJANGO_SETTINGS_MODULE="config.settings.base")
+    result = subprocess.run([sys.executable, "-c", "import django; django.setup()"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: REDIS_CLUSTER=1 needs a RabbitMQ broker" in result.stderr
+    env["CELERY_BROKER_URL"] = "amqp://guest:guest@127.0.0.1:5672//"
+    result = subprocess.run([sys.executable, "-c", "import django; django.setup()"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
