@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test fuzz bench install chromium clean
+.PHONY: run test test-cluster fuzz bench install chromium clean
 
 install: $(STAMP)
 
@@ -42,6 +42,11 @@ test: $(STAMP)
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/lint-imports --no-cache
 	@$(PY) -m stack test $(PYTEST_ARGS)
+
+# The timeline, tweet, social and core suites against a 3-master Redis Cluster the
+# runner starts (and RabbitMQ on 127.0.0.1:5672 as the broker): docs/scaling.md.
+test-cluster: $(STAMP)
+	@TEST_REDIS_CLUSTER=1 $(PY) -m stack test tests/timelines tests/tweets tests/social tests/core $(PYTEST_ARGS)
 
 # The API fuzz test alone, at schemathesis' 40 examples an operation (the suite runs 10):
 # tests/stack/test_api_fuzz.py, docs/testing.md.

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 from rest_framework import exceptions, status
 from rest_framework.throttling import BaseThrottle
 
+from . import redis as core_redis
 from .rates import Rate, parse_rate
 
 logger = logging.getLogger(__name__)
@@ -115,14 +115,48 @@ _script = None
 
 
 def _redis():
-    return get_redis_connection("default")
+    return core_redis.connection()
 
 
 def _hit(keys: list[str], rate: Rate) -> list[int]:
     global _script
     if _script is None:
-        _script = _redis().register_script(_HIT)
-    return _script(keys=keys, args=[rate.limit, rate.seconds * 1000] * len(keys), client=_redis())
+        _script = core_redis.Script(_HIT)
+    client = _redis()
+    groups = core_redis.slot_groups(keys)
+    if len(groups) <= 1:
+        return _script(keys=keys, args=[rate.limit, rate.seconds * 1000] * len(keys), client=client)
+    return _hit_across_slots(client, groups, rate)
+
+
+def _hit_across_slots(client, groups: list[list[str]], rate: Rate) -> list[int]:
+    """``_HIT`` for counters in several hash slots (a login on a Redis Cluster): one
+    script cannot take them all, so the counters are first read (one pipelined round
+    trip) and, only if none is at its limit, the script runs once per slot (a second
+    one). A refused request still counts against nothing; two requests racing for
+    the last unit of one limit may each count one against the other limit."""
+    keys = [key for group in groups for key in group]
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.pttl(key)
+        pipe.get(key)
+    replies = pipe.execute()
+    out = [1]
+    for i in range(len(keys)):
+        ttl, count = int(replies[2 * i]), replies[2 * i + 1]
+        count = int(count or 0) if ttl > 0 else 0
+        if count >= rate.limit:
+            out[0] = 0
+        out += [count, ttl]
+    if not out[0]:
+        return out
+    results = _script.per_slot(keys=keys, args=[rate.limit, rate.seconds * 1000] * max(map(len, groups)),
+                               client=client)
+    out = [1]
+    for result in results:
+        out[0] &= int(result[0])
+        out += result[1:]
+    return out
 
 
 def hit(*, scope: str, who: list[str], rate: Rate) -> Decision:

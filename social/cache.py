@@ -6,7 +6,8 @@ made from a row read before the change can never outlive it.
 """
 import orjson
 from django.conf import settings
-from django_redis import get_redis_connection
+
+from core import redis as core_redis
 
 from .metrics import AUTHOR_CACHE_HITS, AUTHOR_CACHE_MISSES
 from .models import User
@@ -36,16 +37,15 @@ def get_or_fill_many(user_ids: list[int]) -> dict[int, dict]:
     """Author summaries by id, from the cache, filling misses from PostgreSQL in one query."""
     if not user_ids:
         return {}
-    redis = get_redis_connection("default")
     found = {}
-    for uid, value in zip(user_ids, redis.mget([_key(uid) for uid in user_ids]), strict=True):
+    for uid, value in zip(user_ids, core_redis.mget([_key(uid) for uid in user_ids]), strict=True):
         if value is not None:
             found[uid] = orjson.loads(value)
     misses = [uid for uid in user_ids if uid not in found]
     AUTHOR_CACHE_HITS.inc(len(user_ids) - len(misses))
     if misses:
         AUTHOR_CACHE_MISSES.inc(len(misses))
-        pipe = redis.pipeline(transaction=False)
+        pipe = core_redis.connection().pipeline(transaction=False)
         for user in User.objects.filter(id__in=misses).only(
             "id", "username", "display_name", "is_active", "is_private"
         ):
@@ -63,7 +63,7 @@ def refresh(user: User) -> None:
 def refresh_many(users: list[User]) -> None:
     """``refresh`` for several users, in one round trip."""
     if users:
-        pipe = get_redis_connection("default").pipeline(transaction=False)
+        pipe = core_redis.connection().pipeline(transaction=False)
         for user in users:
             pipe.set(_key(user.id), _encode(author_summary(user)), ex=TTL_SECONDS)
         pipe.execute()
@@ -72,7 +72,7 @@ def refresh_many(users: list[User]) -> None:
 def evict_many(user_ids: set[int]) -> None:
     """Drop the summaries of ``user_ids`` (users deleted: a token naming them is then refused)."""
     if user_ids:
-        get_redis_connection("default").delete(*(_key(uid) for uid in user_ids))
+        core_redis.delete([_key(uid) for uid in user_ids])
 
 
 def evict(user_id: int) -> None:

@@ -15,12 +15,15 @@ import argparse
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from .common import REPO, Interrupted, StackError, ignore, on_signals, raise_interrupted, say, spawn, warn
-from .services import manage, prepare, resolve_services
+from .redis_cluster import start_redis_cluster
+from .services import check_broker, manage, prepare, redact, resolve_services
 from .supervisor import run_stack
 
 
@@ -46,6 +49,25 @@ def run_tests(env: dict[str, str], pytest_args: list[str]) -> int:
     on_signals(forward)
     code = proc.wait()
     return code if code >= 0 else 128 - code
+
+
+# The broker of a cluster test run (TEST_CLUSTER_BROKER_URL to change it).
+TEST_CLUSTER_BROKER = os.environ.get("TEST_CLUSTER_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def use_test_cluster(env: dict[str, str], data_dir: Path, cleanup: contextlib.ExitStack) -> None:
+    """``TEST_REDIS_CLUSTER=1``: run the suite against a 3-master Redis Cluster of our own,
+    with RabbitMQ as the broker (Celery cannot use a cluster)."""
+    directory = Path(tempfile.mkdtemp(prefix="redis-cluster-", dir=data_dir))
+    cleanup.callback(shutil.rmtree, directory, ignore_errors=True)
+    nodes = start_redis_cluster(directory, cleanup)
+    env["REDIS_CLUSTER"] = "1"
+    env["REDIS_URL"] = nodes.url
+    broker = env.get("CELERY_BROKER_URL", "")
+    if not broker.startswith(("amqp://", "amqps://", "pyamqp://")):
+        env["CELERY_BROKER_URL"] = broker = TEST_CLUSTER_BROKER
+    check_broker(broker)
+    say(f"Redis Cluster: {', '.join(f'127.0.0.1:{p}' for p in nodes.ports)}; Celery broker: {redact(broker)}")
 
 
 def parse_args(argv: list[str]) -> tuple[str, list[str]]:
@@ -88,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         if command == "run":
             manage(env, "media_bucket")
             return run_stack(env, data_dir, cleanup)
+        if env.get("TEST_REDIS_CLUSTER", "").lower() in ("1", "true", "yes"):
+            use_test_cluster(env, data_dir, cleanup)
         return run_tests(env, pytest_args)
     except StackError as exc:
         warn(str(exc))

@@ -6,20 +6,20 @@ import uuid
 
 import pytest
 from django.test import override_settings
-from django_redis import get_redis_connection
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+from core import redis as core_redis
 from stack.s3 import start_s3
 from tests.factories import PASSWORD, UserFactory
 from tests.helpers import free_port
 
 
 def _delete_keys(prefix: str) -> None:
-    redis = get_redis_connection("default")
-    keys = list(redis.scan_iter(match=f"{prefix}*", count=1000))
+    # On a Redis Cluster, SCAN every master (and DEL per slot).
+    keys = list(core_redis.scan_iter(match=f"{prefix}*"))
     for start in range(0, len(keys), 500):
-        redis.delete(*keys[start : start + 500])
+        core_redis.delete(keys[start : start + 500])
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -78,7 +78,8 @@ def celery_worker():
 
 @pytest.fixture
 def redis():
-    return get_redis_connection("default")
+    """The product's Redis client (a ``RedisCluster`` under ``TEST_REDIS_CLUSTER=1``)."""
+    return core_redis.connection()
 
 
 @pytest.fixture

@@ -68,9 +68,9 @@ def scroll_pages(client, limit: int = 20) -> list[list[str]]:
 def cached(key: str) -> list[str]:
     """What a Redis list of ids (``store.timeline_key(user_id)``, say) holds, head first
     (``"0"``: the sentinel that closes a complete list)."""
-    from django_redis import get_redis_connection
+    from core.redis import connection
 
-    return [x.decode() for x in get_redis_connection("default").lrange(key, 0, -1)]
+    return [x.decode() for x in connection().lrange(key, 0, -1)]
 
 
 def wait_for(predicate, timeout: float = 15.0, *, what: str = "the condition", check=None, ignore=(),

@@ -18,7 +18,8 @@ gets a timeline back by a side door; only a read rebuilds one.
 from dataclasses import dataclass
 
 from django.conf import settings
-from django_redis import get_redis_connection
+
+from core import redis as core_redis
 
 SENTINEL = b"0"
 
@@ -245,7 +246,7 @@ class HomeState:
 
 
 def _redis():
-    return get_redis_connection("default")
+    return core_redis.connection()
 
 
 def _prefixed(name: str) -> str:
@@ -273,26 +274,25 @@ def _progress_key(tweet_id: int) -> str:
     return _prefixed(f"fo:{tweet_id}")
 
 
+# Both in one slot (the hash tag ``{pull}``): ``puller_add`` updates them together.
 def _pullers_key() -> str:
-    return _prefixed("pullers")
+    return _prefixed("pullers:{pull}")
 
 
 def _pull_epoch_key() -> str:
-    return _prefixed("pull-epoch")
+    return _prefixed("pull-epoch:{pull}")
 
 
 def _ttl_seconds() -> int:
     return settings.TIMELINE_INACTIVE_DAYS * 24 * 3600
 
 
-_scripts: dict[str, object] = {}
-
-
-def _script(name: str, source: str):
-    script = _scripts.get(name)
-    if script is None:
-        script = _scripts[name] = _redis().register_script(source)
-    return script
+_INSERT_SCRIPT = core_redis.Script(_INSERT)
+_COMBINE_SCRIPT = core_redis.Script(_COMBINE)
+_GENERATION_ADVANCE_SCRIPT = core_redis.Script(_GENERATION_ADVANCE)
+_PROGRESS_INIT_SCRIPT = core_redis.Script(_PROGRESS_INIT)
+_PROGRESS_DONE_SCRIPT = core_redis.Script(_PROGRESS_DONE)
+_PULLER_ADD_SCRIPT = core_redis.Script(_PULLER_ADD)
 
 
 def _window(raw: list[bytes], cap: int) -> Window:
@@ -309,22 +309,19 @@ def insert(*, user_ids: list[int], tweet_id: int) -> int:
 
 
 def _insert(*, keys: list[str], tweet_id: int) -> int:
-    if not keys:
-        return 0
-    return _script("insert", _INSERT)(
-        keys=keys,
-        args=[tweet_id, settings.TIMELINE_MAX_ENTRIES, settings.TIMELINE_TRIM_SLACK],
-        client=_redis(),
-    )
+    # One script call for all the keys on a single server; on a cluster one call
+    # per hash slot, pipelined: one round trip per node (the script may run twice).
+    return sum(_INSERT_SCRIPT.per_slot(
+        keys=keys, args=[tweet_id, settings.TIMELINE_MAX_ENTRIES, settings.TIMELINE_TRIM_SLACK]))
 
 
 def _combine(*, key: str, user_id: int | None, mode: str, ids: list[int], complete: bool,
              generation: int | None) -> int:
-    return _script("combine", _COMBINE)(
+    # The list and the user's generation share the user's hash tag (one slot).
+    return _COMBINE_SCRIPT(
         keys=[key, _generation_key(user_id) if user_id is not None else key],
         args=[mode, settings.TIMELINE_MAX_ENTRIES, _ttl_seconds(), "1" if complete else "0",
               "" if generation is None else generation, *ids],
-        client=_redis(),
     )
 
 
@@ -400,10 +397,9 @@ def generation(*, user_id: int) -> int:
 def generation_advance(*, user_id: int, drop_timeline: bool = False) -> int:
     """Move the user's follow generation on (invalidating the cached graph and
     in-flight rebuilds) and, if asked, drop the timeline. Returns the new generation."""
-    return _script("generation_advance", _GENERATION_ADVANCE)(
+    return _GENERATION_ADVANCE_SCRIPT(
         keys=[timeline_key(user_id), _generation_key(user_id)],
         args=[2 * _ttl_seconds(), "1" if drop_timeline else "0"],
-        client=_redis(),
     )
 
 
@@ -429,8 +425,7 @@ def evict(*, user_id: int) -> None:
 
 def puller_add(*, author_id: int) -> None:
     """Note that ``author_id`` has pulled tweets; the first time, every cached graph goes stale."""
-    _script("puller_add", _PULLER_ADD)(keys=[_pullers_key(), _pull_epoch_key()], args=[author_id],
-                                       client=_redis())
+    _PULLER_ADD_SCRIPT(keys=[_pullers_key(), _pull_epoch_key()], args=[author_id])
 
 
 def author_insert(*, author_id: int, tweet_id: int) -> int:
@@ -463,14 +458,12 @@ def author_merge(*, author_id: int, ids: list[int], complete: bool) -> None:
 
 def progress_init(*, tweet_id: int, batches: list[str]) -> bool:
     """Record a fan-out's batches; True if this call did (False: already recorded)."""
-    return bool(_script("progress_init", _PROGRESS_INIT)(
-        keys=[_progress_key(tweet_id)], args=[_ttl_seconds(), *batches], client=_redis()))
+    return bool(_PROGRESS_INIT_SCRIPT(keys=[_progress_key(tweet_id)], args=[_ttl_seconds(), *batches]))
 
 
 def progress_done(*, tweet_id: int, batch: str) -> bool:
     """Mark one batch written; True if it was the last outstanding one."""
-    return bool(_script("progress_done", _PROGRESS_DONE)(
-        keys=[_progress_key(tweet_id)], args=[batch], client=_redis()))
+    return bool(_PROGRESS_DONE_SCRIPT(keys=[_progress_key(tweet_id)], args=[batch]))
 
 
 def progress_pending(*, tweet_id: int) -> list[str] | None:
@@ -530,5 +523,5 @@ def memory_usage(*, user_ids: list[int]) -> dict[int, MemoryUsage]:
 
 
 def used_memory() -> int:
-    """The bytes the Redis server holding the timelines uses in all (its ``used_memory``)."""
-    return int(_redis().info("memory")["used_memory"])
+    """The bytes the Redis servers holding the timelines use (``used_memory``, summed over a cluster's masters)."""
+    return core_redis.used_memory()

@@ -1,4 +1,5 @@
-"""The tweet object cache: ``tweet id -> cached entry`` (``objects.cached_entry``), read with one MGET per page.
+"""The tweet object cache: ``tweet id -> cached entry`` (``objects.cached_entry``), read with one MGET per page
+(on a Redis Cluster, one MGET per hash slot, pipelined: a round trip per node).
 
 A deleted tweet is cached as an empty tombstone, so timelines that still list
 its id skip it without asking PostgreSQL again. A read fills its misses from
@@ -7,7 +8,8 @@ new tweet's entry and deleting writes the tombstone.
 """
 import orjson
 from django.conf import settings
-from django_redis import get_redis_connection
+
+from core import redis as core_redis
 
 from . import objects
 from .metrics import TWEET_CACHE_HITS, TWEET_CACHE_MISSES
@@ -25,7 +27,7 @@ def _get_many(tweet_ids: list[int]) -> dict[int, dict | None]:
     if not tweet_ids:
         return {}
     found = {}
-    raw = get_redis_connection("default").mget([_key(tid) for tid in tweet_ids])
+    raw = core_redis.mget([_key(tid) for tid in tweet_ids])  # on a cluster, one MGET per slot
     for tid, value in zip(tweet_ids, raw, strict=True):
         if value is None:
             continue
@@ -59,7 +61,7 @@ def fill_many(entries: dict[int, dict | None]) -> None:
     """
     if not entries:
         return
-    pipe = get_redis_connection("default").pipeline(transaction=False)
+    pipe = core_redis.connection().pipeline(transaction=False)
     for tid, data in entries.items():
         value = TOMBSTONE if data is None else orjson.dumps(data)
         pipe.set(_key(tid), value, ex=settings.TWEET_CACHE_TTL_SECONDS, nx=True)
@@ -67,9 +69,9 @@ def fill_many(entries: dict[int, dict | None]) -> None:
 
 
 def tombstone(tweet_id: int, *, ttl: int | None = None) -> None:
-    get_redis_connection("default").set(_key(tweet_id), TOMBSTONE, ex=ttl or settings.TWEET_CACHE_TTL_SECONDS)
+    core_redis.connection().set(_key(tweet_id), TOMBSTONE, ex=ttl or settings.TWEET_CACHE_TTL_SECONDS)
 
 
 def evict(tweet_ids: list[int]) -> None:
     if tweet_ids:
-        get_redis_connection("default").delete(*[_key(tid) for tid in tweet_ids])
+        core_redis.delete([_key(tid) for tid in tweet_ids])

@@ -17,8 +17,8 @@ import time
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django_redis import get_redis_connection
 
+from core import redis as core_redis
 from core.exceptions import ApplicationError
 
 EPOCH_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
@@ -117,7 +117,7 @@ class SnowflakeGenerator:
         fresh = self._monotonic() - self._renewed_at < RENEW_EVERY_MS
         if self._pid == os.getpid() and fresh and not force_renewal:
             return
-        redis = get_redis_connection("default")
+        redis = core_redis.connection()
         if self._pid == os.getpid():
             lease_key, hw_key = self._keys(self._worker_id)
             renewed = redis.eval(_RENEW, 2, lease_key, hw_key, self._token,

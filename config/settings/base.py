@@ -98,6 +98,21 @@ REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # test runs) can share one Redis without seeing each other.
 REDIS_KEY_PREFIX = env("REDIS_KEY_PREFIX", default="")
 
+# 1: REDIS_URL names one node of a Redis Cluster; the client (core/redis.py)
+# discovers the others and follows failovers. Every multi-key script keeps its
+# keys in one hash slot; see docs/scaling.md, "Redis Cluster".
+REDIS_CLUSTER = env.bool("REDIS_CLUSTER", default=False)
+# redis.cluster.RedisCluster's options (cluster mode only).
+REDIS_CLUSTER_OPTIONS = {
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+    "max_connections": 50,
+    "health_check_interval": 30,
+}
+
+# Every module reaches Redis through core.redis.connection(): on one server that
+# is django-redis's pooled client of this cache (Django's cache API itself is not
+# used); on a cluster a RedisCluster client, and Django's cache stays local.
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
@@ -111,6 +126,8 @@ CACHES = {
         },
     }
 }
+if REDIS_CLUSTER:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 AUTH_USER_MODEL = "social.User"
 AUTH_PASSWORD_VALIDATORS = [
@@ -258,6 +275,11 @@ SPECTACULAR_SETTINGS = {
 # --- Celery --------------------------------------------------------------------
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+if REDIS_CLUSTER and not CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://")):
+    # Celery's Redis transport speaks to one server, not to a cluster.
+    raise ImproperlyConfigured(
+        "REDIS_CLUSTER=1 needs a RabbitMQ broker: set CELERY_BROKER_URL to an amqp:// URL "
+        "(Celery cannot use a Redis Cluster as its broker).")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"

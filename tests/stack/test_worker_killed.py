@@ -28,10 +28,10 @@ from urllib.parse import quote, urlsplit
 import pytest
 from django.conf import settings
 from django.db import connection
-from django_redis import get_redis_connection
 from kombu import Connection
 
 from config.celery_app import app
+from core.redis import connection as redis_connection
 from social.models import Follow, User
 from tests.helpers import drop_broker_pools, wait_for
 from timelines import store
@@ -195,7 +195,7 @@ class Broker:
 
     def __init__(self, prefix: str, queue: str):
         self.prefix, self.queue = prefix, queue
-        self.redis = get_redis_connection("default")
+        self.redis = redis_connection()
 
     def queued(self) -> int:
         return self.redis.llen(self.prefix + self.queue)
@@ -223,7 +223,7 @@ class Broker:
 
 
 def _timelines(user_ids: list[int]) -> dict[int, list[bytes]]:
-    pipe = get_redis_connection("default").pipeline(transaction=False)
+    pipe = redis_connection().pipeline(transaction=False)
     for uid in user_ids:
         pipe.lrange(store.timeline_key(uid), 0, -1)
     return dict(zip(user_ids, pipe.execute(), strict=True))
@@ -266,7 +266,7 @@ def test_a_worker_killed_mid_fanout_and_restarted_leaves_every_follower_the_twee
     User.objects.filter(id=author.id).update(followers_count=FOLLOWERS)
     readers = [f.id for f in followers] + [author.id]  # the author's own timeline is written with the first batch
     # Every timeline is cached, as after one read: [older, sentinel] (store's list layout).
-    pipe = get_redis_connection("default").pipeline(transaction=False)
+    pipe = redis_connection().pipeline(transaction=False)
     for uid in readers:
         pipe.rpush(store.timeline_key(uid), older.id, store.SENTINEL)
         pipe.expire(store.timeline_key(uid), 3600)

@@ -3,6 +3,7 @@ import pytest
 from django.test import override_settings
 from redis.connection import Connection
 
+from core import redis as core_redis
 from social import cache as author_cache
 from social import services as social_services
 from tests.helpers import cached, post, scroll, scroll_pages
@@ -164,5 +165,15 @@ def test_a_warm_page_costs_five_redis_round_trips_six_with_celebrities(make_user
         sent = _redis_round_trips(monkeypatch)
         assert len(client.get("/v1/timeline/home").json()["data"]) == 1
     # The reader's authentication, the rate limit, the timeline's pipeline, (the pulled lists,)
-    # the tweets, their authors.
-    assert len(sent) == (6 if celebrity else 5)
+    # the tweets, their authors. On a Redis Cluster the timeline's pipeline is sent to the
+    # node of the reader's keys and, at the same time, to the pull epoch's when that is another.
+    assert len(sent) == (6 if celebrity else 5) + _pipeline_nodes(reader.id) - 1
+
+
+def _pipeline_nodes(user_id: int) -> int:
+    """How many servers the timeline's pipeline (``store.read``) is sent to."""
+    if not core_redis.is_cluster():
+        return 1
+    client = core_redis.connection()
+    keys = [store.timeline_key(user_id), store._pull_epoch_key()]
+    return len({client.get_node_from_key(key).name for key in keys})

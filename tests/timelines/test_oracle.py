@@ -20,12 +20,12 @@ import time
 import pytest
 from django.conf import settings
 from django.test import override_settings
-from django_redis import get_redis_connection
 from hypothesis import HealthCheck, Phase
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
 
+from core.redis import connection as redis_connection
 from social import services as social_services
 from social.models import Follow, User
 from tests.helpers import hold_timeline_tasks
@@ -78,7 +78,7 @@ class TimelineOracle(RuleBasedStateMachine):
         self.newest = 0  # this example's newest tweet id
         self.queue: list[tuple] = []  # the fake broker: (task, args) sent and not delivered yet
         self.lost: list[tuple] = []  # messages the broker dropped
-        self.redis = get_redis_connection("default")
+        self.redis = redis_connection()
         self._undo = contextlib.ExitStack()  # settings and patches, undone at teardown
         self.patch = self._undo.enter_context(pytest.MonkeyPatch.context())
         hold_timeline_tasks(self.patch, self.queue)

@@ -1,0 +1,149 @@
+"""The one door to Redis: a client for one server, or for a Redis Cluster.
+
+``connection()`` answers the client every module uses. With ``REDIS_CLUSTER``
+off it is django-redis's pooled client for ``CACHES["default"]`` (one server at
+``REDIS_URL``); with it on, a ``redis.cluster.RedisCluster`` that starts from
+the node ``REDIS_URL`` names, discovers the others, and follows the topology by
+itself (a ``MOVED`` reply or a dead node makes it reload the slot map).
+
+What differs on a cluster, and the helpers that hide it:
+
+- a command or script may name several keys only if they share a hash slot
+  (``{tag}``): ``slot_groups`` cuts a list of keys into such groups, and
+  ``Script`` runs a script once per group, one pipelined round trip per node;
+- ``MGET`` of keys in many slots: ``mget`` (``mget_nonatomic`` on a cluster:
+  one ``MGET`` per slot, pipelined per node);
+- a non-transactional pipeline works (its commands are sent to each node they
+  belong to, every node written before any is read), ``MULTI`` across slots
+  does not: no module uses a transaction;
+- ``SCAN`` and ``INFO`` concern one node: ``scan_iter`` and ``used_memory`` ask
+  every master.
+"""
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+
+from django.conf import settings
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import NoScriptError
+
+_clusters: dict[tuple, RedisCluster] = {}
+
+
+def is_cluster() -> bool:
+    return bool(getattr(settings, "REDIS_CLUSTER", False))
+
+
+def connection():
+    """The Redis client: ``redis.Redis`` (django-redis's pool) or ``RedisCluster``."""
+    if not is_cluster():
+        from django_redis import get_redis_connection
+
+        return get_redis_connection("default")
+    options = settings.REDIS_CLUSTER_OPTIONS
+    key = (settings.REDIS_URL, tuple(sorted(options.items())))
+    client = _clusters.get(key)
+    if client is None:
+        client = _clusters[key] = RedisCluster.from_url(settings.REDIS_URL, **options)
+    return client
+
+
+def _encode(key) -> bytes:
+    return key if isinstance(key, bytes) else str(key).encode()
+
+
+def slot_groups(keys: Iterable) -> list[list]:
+    """``keys`` cut into groups that each lie in one hash slot (all of them, one server), in first-seen order."""
+    keys = list(keys)
+    if not is_cluster():
+        return [keys] if keys else []
+    groups: dict[int, list] = defaultdict(list)
+    for key in keys:
+        groups[key_slot(_encode(key))].append(key)
+    return list(groups.values())
+
+
+def mget(keys: list) -> list:
+    """Values of ``keys`` in order (None where absent): one round trip per server."""
+    if not keys:
+        return []
+    client = connection()
+    if is_cluster():
+        return client.mget_nonatomic(keys)
+    return client.mget(keys)
+
+
+def scan_iter(match: str, count: int = 1000) -> Iterator[bytes]:
+    """Every key matching ``match``, on every master."""
+    client = connection()
+    if is_cluster():
+        for node in client.get_primaries():
+            yield from client.get_redis_connection(node).scan_iter(match=match, count=count)
+    else:
+        yield from client.scan_iter(match=match, count=count)
+
+
+def delete(keys: list) -> int:
+    """Delete ``keys`` (on a cluster, one ``DEL`` per slot)."""
+    if not keys:
+        return 0
+    return connection().delete(*keys)
+
+
+def used_memory() -> int:
+    """The bytes the servers holding the data use (``used_memory``, summed over masters)."""
+    client = connection()
+    if is_cluster():
+        infos = client.info("memory", target_nodes=RedisCluster.PRIMARIES)
+        return sum(int(info["used_memory"]) for info in infos.values())
+    return int(client.info("memory")["used_memory"])
+
+
+class Script:
+    """A Lua script called by its SHA1, loaded again when a server does not know it
+    (a restarted node, a replica promoted by a failover)."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def __call__(self, *, keys: list, args: list, client=None):
+        """One call; on a cluster every key must share a slot."""
+        client = client or connection()
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            client.script_load(self.source)
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+
+    def per_slot(self, *, keys: list, args: list, client=None) -> list:
+        """Call the script once per slot group of ``keys``, each with the same ``args``;
+        the results in group order (``slot_groups(keys)``'s). One call on a single
+        server; on a cluster, one pipelined round trip per node (all nodes written
+        before any is read), and a group whose node did not know the script is
+        sent again once it is loaded."""
+        groups = slot_groups(keys)
+        client = client or connection()
+        if not is_cluster() or len(groups) <= 1:
+            return [self(keys=group, args=args, client=client) for group in groups]
+        results: list = [None] * len(groups)
+        pending = list(range(len(groups)))
+        for attempt in range(2):
+            pipe = client.pipeline(transaction=False)
+            for i in pending:
+                # The node named, as redis-py would otherwise ask a server for the keys of
+                # every EVALSHA (COMMAND GETKEYS: a round trip each); a MOVED reply still
+                # sends the call on to the right node.
+                pipe.execute_command("EVALSHA", self.sha, len(groups[i]), *groups[i], *args,
+                                     target_nodes=client.get_node_from_key(groups[i][0]))
+            for i, result in zip(pending, pipe.execute(raise_on_error=False), strict=True):
+                results[i] = result
+            pending = [i for i in pending if isinstance(results[i], NoScriptError)]
+            if not pending or attempt:
+                break
+            client.script_load(self.source)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
