@@ -10,15 +10,25 @@ suspended authors and authors the user no longer follows are dropped.
 
 Reads only: a list or graph missing from Redis is filled through ``rebuilds``,
 and reading a list refreshes its idle TTL (a read is what keeps it alive).
+
+With Redis unreachable (or skipped by its breaker, ``core/breaker.py``), the
+whole page comes from PostgreSQL: the same query that serves pages past the
+cache, from the top, gives the same tweets in the same order.
 """
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tweets.selectors import tweets_hydrate
 
 from . import rebuilds, store
 from .metrics import PAGES, POSTGRES_PAGES
-from .queries import timeline_ids_from_db
+from .queries import graph_from_db, timeline_ids_from_db
+
+logger = logging.getLogger(__name__)
 
 
 def _graph(*, user_id: int, state: store.HomeState) -> store.Graph:
@@ -31,6 +41,10 @@ class CachedIds:
 
     ids: list[int]
     floor: int | None  # None: the cache holds the whole timeline
+
+
+# Nothing cached: every id lies below this floor, so all of them come from PostgreSQL.
+_NOTHING_CACHED = CachedIds(ids=[], floor=(1 << 63) - 1)
 
 
 def cached_ids(*, user_id: int, state: store.HomeState, graph: store.Graph, prefix: int | None = None) -> CachedIds:
@@ -62,10 +76,14 @@ class _Timeline:
         """``prefix``: read only that many of the newest cached ids of each list (enough for a first page)."""
         self.user_id = user_id
         self.read_postgres = False  # whether any ids came from PostgreSQL past the cache
-        state = store.read(user_id=user_id, prefix=prefix)
-        graph = _graph(user_id=user_id, state=state)
+        try:
+            state = store.read(user_id=user_id, prefix=prefix)
+            graph = _graph(user_id=user_id, state=state)
+            self.cached = cached_ids(user_id=user_id, state=state, graph=graph, prefix=prefix)
+        except (RedisConnectionError, RedisTimeoutError):
+            logger.warning("timeline cache unreachable: serving user %s from PostgreSQL", user_id)
+            graph, self.cached = graph_from_db(user_id=user_id), _NOTHING_CACHED
         self.authors = graph.followees | {user_id}
-        self.cached = cached_ids(user_id=user_id, state=state, graph=graph, prefix=prefix)
 
     def _hydrated(self, id_chunks: Iterator[list[int]]) -> Iterator[dict]:
         for chunk in id_chunks:
