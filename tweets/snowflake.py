@@ -162,19 +162,23 @@ class SnowflakeGenerator:
                 return
         self._acquire(redis, now)
 
-    def keep_leased(self) -> None:
+    def keep_leased(self) -> threading.Event:
         """Lease now, and renew every ``RENEW_EVERY_MS`` from a daemon thread of this process
-        (a web worker: it can then mint through a Redis outage even if it never posted before)."""
-        def renew_forever():
-            while True:
+        (a web worker: it can then mint through a Redis outage even if it never posted before).
+        Setting the returned event stops the renewals."""
+        stop = threading.Event()
+
+        def renew_until_stopped():
+            while not stop.is_set():
                 with self._lock:
                     try:
                         self._ensure_lease(self._clock())
-                    except Exception:  # noqa: BLE001 - Redis down: tried again next round, or when minting
-                        logger.warning("could not renew the Snowflake lease", exc_info=True)
-                time.sleep(RENEW_EVERY_MS / 2000)
+                    except Exception as error:  # noqa: BLE001 - Redis down: tried again next round, or when minting
+                        logger.warning("could not renew the Snowflake lease: %s", error)
+                stop.wait(RENEW_EVERY_MS / 2000)
 
-        threading.Thread(target=renew_forever, name="snowflake-lease", daemon=True).start()
+        threading.Thread(target=renew_until_stopped, name="snowflake-lease", daemon=True).start()
+        return stop
 
     @property
     def worker_id(self) -> int | None:
@@ -208,6 +212,6 @@ def next_id(*, after: int = 0) -> int:
     return _generator.next_id(after=after)
 
 
-def keep_leased() -> None:
+def keep_leased() -> threading.Event:
     """Hold this process's lease from now on (see ``SnowflakeGenerator.keep_leased``)."""
-    _generator.keep_leased()
+    return _generator.keep_leased()

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from tests.helpers import wait_for
 from tweets import snowflake
 from tweets.snowflake import SnowflakeGenerator
 
@@ -128,3 +129,16 @@ def test_a_held_lease_keeps_minting_through_a_redis_outage_until_its_expiry(redi
     fresh = SnowflakeGenerator(clock=clock, monotonic=clock)
     with pytest.raises(RedisConnectionError):
         fresh.next_id()  # never held a lease: nothing to mint with
+
+
+def test_a_process_that_keeps_its_lease_mints_through_a_redis_outage_without_having_minted_before(redis_down):
+    redis_down(False)
+    gen = SnowflakeGenerator()
+    stop = gen.keep_leased()  # as a web worker does when it starts
+    try:
+        wait_for(lambda: gen.worker_id is not None, 10, what="the lease")
+        redis_down(True)
+        first = gen.next_id()
+        assert gen.next_id() > first
+    finally:
+        stop.set()
