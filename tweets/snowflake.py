@@ -128,10 +128,10 @@ class SnowflakeGenerator:
             self._worker_id, self._token, self._pid = worker_id, token, os.getpid()
             self._renewed_at = self._monotonic()
             self._recorded_ms = max(self._last_ms, now)
-            # The previous holder may have minted up to a lease's time past its last
-            # mark (while Redis could not take its renewals).
+            # The previous holder may have minted up to RENEW_EVERY_MS past its last
+            # mark, or up to a lease's time while Redis could not take its renewals.
             if high_water:
-                self._last_ms = max(self._last_ms, high_water + _lease_ms() + 1)
+                self._last_ms = max(self._last_ms, high_water + max(RENEW_EVERY_MS, _lease_ms()) + 1)
             # A new worker id may sort below the old one: start a fresh millisecond.
             self._sequence = MAX_SEQUENCE
             return
