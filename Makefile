@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-cluster fuzz bench install chromium clean
+.PHONY: run test test-cluster fuzz bench chaos install chromium clean
 
 install: $(STAMP)
 
@@ -58,6 +58,12 @@ fuzz: $(STAMP)
 # writes bench/results/<date>/. QUICK=1 for the small profile.
 bench: $(STAMP)
 	@$(PY) -m bench.run $(if $(QUICK),--quick,)
+
+# The fault-injection suite, full form (python -m chaos): a stack of its own on
+# spare ports, each fault under load, an audit after each; the table goes to
+# docs/reliability.md. QUICK=1 for the bounded form the test suite runs.
+chaos: $(STAMP)
+	@$(PY) -m chaos $(if $(QUICK),--quick,--write docs/reliability.md)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache

@@ -22,3 +22,11 @@ def on_starting(server):
 def child_exit(server, worker):
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker):
+    # Lease a Snowflake worker id now and keep it renewed, so this worker can
+    # post through a Redis outage even if it has not posted yet (tweets/snowflake.py).
+    from tweets import snowflake
+
+    snowflake.keep_leased()

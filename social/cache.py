@@ -2,10 +2,15 @@
 
 Timelines hydrate authors from here with one MGET per page. Reads fill misses
 with ``SET NX`` and every change overwrites the entry after commit, so a fill
-made from a row read before the change can never outlive it.
+made from a row read before the change can never outlive it. With Redis
+unreachable, reads are answered from PostgreSQL alone, filling nothing.
 """
+import logging
+
 import orjson
 from django.conf import settings
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import redis as core_redis
 
@@ -13,6 +18,9 @@ from .metrics import AUTHOR_CACHE_HITS, AUTHOR_CACHE_MISSES
 from .models import User
 
 TTL_SECONDS = 24 * 3600
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
+
+logger = logging.getLogger(__name__)
 
 
 def _key(user_id: int) -> str:
@@ -34,24 +42,37 @@ def _encode(summary: dict) -> bytes:
 
 
 def get_or_fill_many(user_ids: list[int]) -> dict[int, dict]:
-    """Author summaries by id, from the cache, filling misses from PostgreSQL in one query."""
+    """Author summaries by id, from the cache, filling misses from PostgreSQL in one query
+    (with Redis unreachable: all from PostgreSQL, filling nothing)."""
     if not user_ids:
         return {}
     found = {}
-    for uid, value in zip(user_ids, core_redis.mget([_key(uid) for uid in user_ids]), strict=True):
+    try:
+        cached = core_redis.mget([_key(uid) for uid in user_ids])
+        reachable = True
+    except _UNREACHABLE:
+        logger.warning("author cache unreachable: reading %d users from PostgreSQL", len(user_ids))
+        cached, reachable = [None] * len(user_ids), False
+    for uid, value in zip(user_ids, cached, strict=True):
         if value is not None:
             found[uid] = orjson.loads(value)
     misses = [uid for uid in user_ids if uid not in found]
     AUTHOR_CACHE_HITS.inc(len(user_ids) - len(misses))
     if misses:
         AUTHOR_CACHE_MISSES.inc(len(misses))
-        pipe = core_redis.connection().pipeline(transaction=False)
+        fills = {}
         for user in User.objects.filter(id__in=misses).only(
             "id", "username", "display_name", "is_active", "is_private"
         ):
-            found[user.id] = summary = author_summary(user)
-            pipe.set(_key(user.id), _encode(summary), ex=TTL_SECONDS, nx=True)
-        pipe.execute()
+            found[user.id] = fills[user.id] = author_summary(user)
+        if reachable and fills:
+            pipe = core_redis.connection().pipeline(transaction=False)
+            for uid, summary in fills.items():
+                pipe.set(_key(uid), _encode(summary), ex=TTL_SECONDS, nx=True)
+            try:
+                pipe.execute()
+            except _UNREACHABLE:
+                logger.warning("author cache unreachable: %d users read but not cached", len(fills))
     return found
 
 

@@ -1,6 +1,7 @@
 """Fixtures shared by every suite: an S3 endpoint of the run's own, an isolated Redis key
 space per test, users, API clients."""
 import contextlib
+import copy
 import os
 import uuid
 
@@ -9,6 +10,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+from core import breaker
 from core import redis as core_redis
 from stack.s3 import start_s3
 from tests.factories import PASSWORD, UserFactory
@@ -58,6 +60,31 @@ def redis_namespace(settings):
     settings.REDIS_KEY_PREFIX = prefix
     yield prefix
     _delete_keys(prefix)
+
+
+@pytest.fixture(autouse=True)
+def fresh_breakers():
+    """Each test starts with every Redis circuit breaker closed (they are per process)."""
+    breaker.reset()
+    yield
+    breaker.reset()
+
+
+@pytest.fixture
+def redis_down(settings):
+    """Point the product's Redis at a port nothing listens on (connection refused, as with
+    a killed server). Returns ``down(flag)``: ``down(False)`` brings the live Redis back."""
+    live = settings.CACHES
+    dead = copy.deepcopy(live)
+    dead["default"]["LOCATION"] = f"redis://127.0.0.1:{free_port()}/0"
+
+    def down(flag: bool = True) -> None:
+        settings.CACHES = dead if flag else live
+        breaker.reset()
+
+    down(True)
+    yield down
+    down(False)
 
 
 @pytest.fixture

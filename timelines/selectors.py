@@ -13,18 +13,27 @@ has replayed everything the primary had committed when the page began.
 
 Reads only: a list or graph missing from Redis is filled through ``rebuilds``,
 and reading a list refreshes its idle TTL (a read is what keeps it alive).
+
+With Redis unreachable (or skipped by its breaker, ``core/breaker.py``), the
+whole page comes from PostgreSQL: the same query that serves pages past the
+cache, from the top, gives the same tweets in the same order.
 """
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.db import DatabaseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import db
 from tweets.selectors import tweets_hydrate
 
 from . import rebuilds, store
 from .metrics import PAGES, POSTGRES_PAGES
-from .queries import timeline_ids_from_db
+from .queries import graph_from_db, timeline_ids_from_db
+
+logger = logging.getLogger(__name__)
 
 
 def _graph(*, user_id: int, state: store.HomeState) -> store.Graph:
@@ -37,6 +46,10 @@ class CachedIds:
 
     ids: list[int]
     floor: int | None  # None: the cache holds the whole timeline
+
+
+# Nothing cached: every id lies below this floor, so all of them come from PostgreSQL.
+_NOTHING_CACHED = CachedIds(ids=[], floor=(1 << 63) - 1)
 
 
 def cached_ids(*, user_id: int, state: store.HomeState, graph: store.Graph, prefix: int | None = None) -> CachedIds:
@@ -69,10 +82,14 @@ class _Timeline:
         self.user_id = user_id
         self.read_postgres = False  # whether any ids came from PostgreSQL past the cache
         self.database = db.PRIMARY  # where those come from, chosen at the first
-        state = store.read(user_id=user_id, prefix=prefix)
-        graph = _graph(user_id=user_id, state=state)
+        try:
+            state = store.read(user_id=user_id, prefix=prefix)
+            graph = _graph(user_id=user_id, state=state)
+            self.cached = cached_ids(user_id=user_id, state=state, graph=graph, prefix=prefix)
+        except (RedisConnectionError, RedisTimeoutError):
+            logger.warning("timeline cache unreachable: serving user %s from PostgreSQL", user_id)
+            graph, self.cached = graph_from_db(user_id=user_id), _NOTHING_CACHED
         self.authors = graph.followees | {user_id}
-        self.cached = cached_ids(user_id=user_id, state=state, graph=graph, prefix=prefix)
 
     def _ids_from_db(self, **kwargs) -> list[int]:
         """Ids past the cache: on the replica once it has replayed all the primary had

@@ -4,10 +4,15 @@
 A deleted tweet is cached as an empty tombstone, so timelines that still list
 its id skip it without asking PostgreSQL again. A read fills its misses from
 PostgreSQL (``get_or_fill_many``, the only fill on a miss); posting warms the
-new tweet's entry and deleting writes the tombstone.
+new tweet's entry and deleting writes the tombstone. With Redis unreachable,
+reads are answered from PostgreSQL alone, filling nothing.
 """
+import logging
+
 import orjson
 from django.conf import settings
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import redis as core_redis
 
@@ -16,6 +21,9 @@ from .metrics import TWEET_CACHE_HITS, TWEET_CACHE_MISSES
 from .models import Tweet
 
 TOMBSTONE = b""
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
+
+logger = logging.getLogger(__name__)
 
 
 def _key(tweet_id: int) -> str:
@@ -40,15 +48,25 @@ def get_or_fill_many(tweet_ids: list[int]) -> dict[int, dict | None]:
 
     A deleted tweet maps to ``None`` (and is cached as a tombstone); an unknown
     id is absent and not cached at all (it may be a tweet still being committed).
+    With Redis unreachable, every id is read from PostgreSQL and nothing is cached.
     """
-    entries = _get_many(tweet_ids)
+    try:
+        entries = _get_many(tweet_ids)
+        redis_up = True
+    except _UNREACHABLE:
+        logger.warning("tweet cache unreachable: reading %d tweets from PostgreSQL", len(tweet_ids))
+        entries, redis_up = {}, False
     misses = [tid for tid in tweet_ids if tid not in entries]
     TWEET_CACHE_HITS.inc(len(tweet_ids) - len(misses))
     if misses:
         TWEET_CACHE_MISSES.inc(len(misses))
         fetched = {tweet.id: None if tweet.is_deleted else objects.cached_entry(tweet)
                    for tweet in Tweet.objects.filter(id__in=misses)}
-        fill_many(fetched)
+        if redis_up:
+            try:
+                fill_many(fetched)
+            except _UNREACHABLE:
+                logger.warning("tweet cache unreachable: %d tweets read but not cached", len(fetched))
         entries.update(fetched)
     return entries
 

@@ -9,7 +9,16 @@ the sequence runs out) instead of re-minting ids. Each worker id also records a
 high-water mark of its last millisecond, so the next process to lease it starts
 past what its previous holder could have minted, even if its clock is behind.
 A forked child (Celery prefork, gunicorn) notices the pid change and leases its own id.
+
+Posting must not need Redis at the moment it posts: a held lease stays valid
+until its known expiry, so when a renewal fails (Redis down or frozen) the
+process keeps minting until ``EXPIRY_MARGIN_MS`` before that expiry, and never
+in a millisecond past the lease's last high-water mark plus the lease time (so
+the next holder, which starts past that, cannot repeat an id). Web workers
+lease at start and keep their lease renewed in the background
+(``keep_leased``), so even one that never posted holds one when Redis goes away.
 """
+import logging
 import os
 import secrets
 import threading
@@ -17,6 +26,8 @@ import time
 from datetime import UTC, datetime
 
 from django.conf import settings
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import redis as core_redis
 from core.exceptions import ApplicationError
@@ -31,6 +42,9 @@ TIMESTAMP_SHIFT = WORKER_ID_BITS + SEQUENCE_BITS
 # Renew well inside the lease, and never mint later than this after a renewal,
 # so the high-water mark is never further behind than this.
 RENEW_EVERY_MS = 5_000
+# Without a renewal, stop minting this long before the lease runs out (a clock
+# between processes, a renewal in flight).
+EXPIRY_MARGIN_MS = 5_000
 
 _ACQUIRE = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return -1 end
@@ -48,6 +62,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+logger = logging.getLogger(__name__)
+
+
+def _lease_ms() -> int:
+    return settings.SNOWFLAKE_LEASE_SECONDS * 1000
 
 
 class LeaseUnavailable(ApplicationError):
@@ -86,6 +107,7 @@ class SnowflakeGenerator:
         self._worker_id: int | None = None
         self._token = ""
         self._renewed_at = 0
+        self._recorded_ms = 0  # the high-water mark the last acquisition or renewal stored
         self._last_ms = 0
         self._sequence = 0
 
@@ -105,27 +127,58 @@ class SnowflakeGenerator:
                 continue
             self._worker_id, self._token, self._pid = worker_id, token, os.getpid()
             self._renewed_at = self._monotonic()
-            # The previous holder may have minted up to RENEW_EVERY_MS past its last mark.
+            self._recorded_ms = max(self._last_ms, now)
+            # The previous holder may have minted up to RENEW_EVERY_MS past its last
+            # mark, or up to a lease's time while Redis could not take its renewals.
             if high_water:
-                self._last_ms = max(self._last_ms, high_water + RENEW_EVERY_MS + 1)
+                self._last_ms = max(self._last_ms, high_water + max(RENEW_EVERY_MS, _lease_ms()) + 1)
             # A new worker id may sort below the old one: start a fresh millisecond.
             self._sequence = MAX_SEQUENCE
             return
         raise LeaseUnavailable("Every Snowflake worker id is leased; try again shortly.")
 
     def _ensure_lease(self, now: int, *, force_renewal: bool = False) -> None:
-        fresh = self._monotonic() - self._renewed_at < RENEW_EVERY_MS
-        if self._pid == os.getpid() and fresh and not force_renewal:
+        held = self._pid == os.getpid()
+        age = self._monotonic() - self._renewed_at
+        if held and age < RENEW_EVERY_MS and not force_renewal:
             return
+        try:
+            self._renew_or_acquire(now, held=held)
+        except (RedisConnectionError, RedisTimeoutError):
+            # Redis is unreachable: a held lease is still ours until it expires.
+            limit = _lease_ms() - EXPIRY_MARGIN_MS
+            if held and age < limit and max(self._last_ms, now) < self._recorded_ms + limit:
+                return
+            raise
+
+    def _renew_or_acquire(self, now: int, *, held: bool) -> None:
         redis = core_redis.connection()
-        if self._pid == os.getpid():
+        if held:
             lease_key, hw_key = self._keys(self._worker_id)
-            renewed = redis.eval(_RENEW, 2, lease_key, hw_key, self._token,
-                                 settings.SNOWFLAKE_LEASE_SECONDS, max(self._last_ms, now))
+            mark = max(self._last_ms, now)
+            renewed = redis.eval(_RENEW, 2, lease_key, hw_key, self._token, settings.SNOWFLAKE_LEASE_SECONDS, mark)
             if renewed:
-                self._renewed_at = self._monotonic()
+                self._renewed_at, self._recorded_ms = self._monotonic(), mark
                 return
         self._acquire(redis, now)
+
+    def keep_leased(self) -> threading.Event:
+        """Lease now, and renew every ``RENEW_EVERY_MS`` from a daemon thread of this process
+        (a web worker: it can then mint through a Redis outage even if it never posted before).
+        Setting the returned event stops the renewals."""
+        stop = threading.Event()
+
+        def renew_until_stopped():
+            while not stop.is_set():
+                with self._lock:
+                    try:
+                        self._ensure_lease(self._clock())
+                    except Exception as error:  # noqa: BLE001 - Redis down: tried again next round, or when minting
+                        logger.warning("could not renew the Snowflake lease: %s", error)
+                stop.wait(RENEW_EVERY_MS / 2000)
+
+        threading.Thread(target=renew_until_stopped, name="snowflake-lease", daemon=True).start()
+        return stop
 
     @property
     def worker_id(self) -> int | None:
@@ -157,3 +210,8 @@ _generator = SnowflakeGenerator()
 
 def next_id(*, after: int = 0) -> int:
     return _generator.next_id(after=after)
+
+
+def keep_leased() -> threading.Event:
+    """Hold this process's lease from now on (see ``SnowflakeGenerator.keep_leased``)."""
+    return _generator.keep_leased()

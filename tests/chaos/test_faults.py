@@ -1,0 +1,24 @@
+"""The fault-injection suite in its bounded form (``make chaos`` runs the full one).
+
+One stack of its own (PostgreSQL, Redis, a broker, the Procfile's web, worker
+and beat, all on spare ports), every fault in turn under load, and after each
+an audit: every user's timeline, scrolled over HTTP to the end, equals what
+PostgreSQL says they should see; the large fan-out's cached timelines hold its
+tweets once each; every acknowledged post is stored, once. See chaos/run.py.
+"""
+import pytest
+
+from chaos.run import FAULTS, PROFILES, Chaos, table
+from chaos.stack import Stack
+
+pytestmark = [pytest.mark.slow, pytest.mark.chaos]
+
+
+def test_every_fault_leaves_every_timeline_equal_to_postgresql():
+    with Stack(web_workers=2, fanout_batch=PROFILES["quick"]["batch"]) as stack:
+        results = Chaos(stack, PROFILES["quick"]).run(FAULTS)
+    print("\n" + table(results))
+    assert [r.name for r in results] and len(results) == len(FAULTS)
+    for r in results:
+        assert not r.problems, f"{r.name}: the audit found {r.problems}"
+        assert not r.broken_promises(), f"{r.name}: clients saw {r.broken_promises()}"
