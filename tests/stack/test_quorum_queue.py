@@ -28,7 +28,7 @@ from kombu import Connection
 from config.settings.base import celery_task_queues
 from social.models import Follow, User
 from tests.helpers import hold_timeline_tasks
-from tests.stack.test_worker_killed import Processes, _env, _timelines, _wait_for
+from tests.stack.celery_processes import Processes, timelines, wait_for_processes, worker_env
 from timelines import services, store
 from timelines.models import PendingFanout
 from tweets import services as tweet_services
@@ -83,7 +83,7 @@ def _producer(url: str, queue: str) -> Celery:
 
 
 def _worker_env(url: str, queue: str, prefix: str) -> dict[str, str]:
-    return _env(prefix) | {
+    return worker_env(prefix) | {
         "CELERY_BROKER_URL": url,
         "CELERY_QUEUE": queue,
         "FANOUT_RECONCILE_AFTER_SECONDS": "3600",  # no reconciler: redelivery alone must finish the fan-out
@@ -106,7 +106,7 @@ def test_the_fanout_queue_is_a_quorum_queue_consumed_by_a_worker(rabbit, redis_n
         procs.start_worker("worker")
         assert "Global QoS is disabled" in procs.log("worker")
         _producer(url, queue).send_task(services.FANOUT_TASK, args=[tweet.id])
-        _wait_for(lambda: not PendingFanout.objects.filter(tweet_id=tweet.id).exists(), 30,
+        wait_for_processes(lambda: not PendingFanout.objects.filter(tweet_id=tweet.id).exists(), 30,
                   "the worker to run the fan-out", procs, "worker")
     finally:
         procs.stop_all()
@@ -162,7 +162,7 @@ def test_a_worker_killed_mid_fanout_has_its_messages_redelivered_at_once(rabbit,
     procs = Processes(_worker_env(url, queue, redis_namespace) | {"FANOUT_BATCH_SIZE": str(BATCH_SIZE)}, tmp_path)
     try:
         procs.start_worker("doomed")
-        _wait_for(lambda: len(store.progress_pending(tweet_id=tweet_id)) <= BATCHES * 2 // 3, 30,
+        wait_for_processes(lambda: len(store.progress_pending(tweet_id=tweet_id)) <= BATCHES * 2 // 3, 30,
                   "a third of the batches", procs, "doomed")
         procs.kill("doomed")
         pending = store.progress_pending(tweet_id=tweet_id)
@@ -170,10 +170,10 @@ def test_a_worker_killed_mid_fanout_has_its_messages_redelivered_at_once(rabbit,
         held = _tasks(doomed_log, "received") - _tasks(doomed_log, "succeeded")
         assert pending and held, "the worker died holding messages (acks_late)"
         # No consumer left: what the dead worker held is back in the queue, and nothing is lost.
-        _wait_for(lambda: _ready(url, queue) >= len(pending), 5, "the held messages to be requeued", procs)
+        wait_for_processes(lambda: _ready(url, queue) >= len(pending), 5, "the held messages to be requeued", procs)
 
         procs.start_worker("survivor")
-        _wait_for(lambda: not PendingFanout.objects.filter(tweet_id=tweet_id).exists(), 30,
+        wait_for_processes(lambda: not PendingFanout.objects.filter(tweet_id=tweet_id).exists(), 30,
                   "the survivor to finish the fan-out", procs, "survivor")
         print(f"\nkilled with {len(pending)} of {BATCHES} batches outstanding and {len(held)} messages held")
         survivor_log = procs.log("survivor")
@@ -182,9 +182,9 @@ def test_a_worker_killed_mid_fanout_has_its_messages_redelivered_at_once(rabbit,
     finally:
         procs.stop_all()
 
-    copies = {uid: entries.count(str(tweet_id).encode()) for uid, entries in _timelines(readers).items()}
+    copies = {uid: entries.count(str(tweet_id).encode()) for uid, entries in timelines(readers).items()}
     missed = [uid for uid, n in copies.items() if n == 0]
     repeated = [uid for uid, n in copies.items() if n > 1]
     assert not missed, f"{len(missed)} timelines never got the tweet"
     assert not repeated, f"{len(repeated)} timelines got the tweet more than once"
-    assert all(entries == [str(tweet_id).encode(), store.SENTINEL] for entries in _timelines(readers).values())
+    assert all(entries == [str(tweet_id).encode(), store.SENTINEL] for entries in timelines(readers).values())

@@ -14,26 +14,20 @@ too, and every follower's cached timeline must hold the tweet exactly once, in
 order, with nobody missed.
 """
 import contextlib
-import os
-import secrets
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
-from django.conf import settings
-from django.db import connection
 from kombu import Connection
 
 from config.celery_app import app
 from core.redis import connection as redis_connection
 from social.models import Follow, User
-from tests.helpers import drop_broker_pools, wait_for
+from tests.helpers import drop_broker_pools
+from tests.stack.celery_processes import Processes, timelines, wait_for_processes, worker_env
 from timelines import store
 from timelines.models import PendingFanout
 from tweets import services as tweet_services
@@ -47,114 +41,8 @@ ATTEMPTS = 3  # new tweets to try when a fan-out finishes before the kill lands
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
-# --- Processes -------------------------------------------------------------------------
-
-
-def _database_url() -> str:
-    """The pytest-django test database, as DATABASE_URL for a subprocess."""
-    db = connection.settings_dict
-    user = quote(db["USER"] or "", safe="")
-    password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
-    host = quote(db["HOST"] or "", safe="")  # a socket directory is percent-encoded
-    port = f":{db['PORT']}" if db["PORT"] else ""
-    auth = f"{user}{password}@" if user else ""
-    return f"postgres://{auth}{host}{port}/{quote(db['NAME'], safe='')}"
-
-
-def _env(prefix: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "DJANGO_"))}
-    return env | {
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "SECRET_KEY": secrets.token_urlsafe(40),
-        "DATABASE_URL": _database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "CELERY_BROKER_URL": app.conf.broker_url,
-        "REDIS_KEY_PREFIX": prefix,  # timeline keys and the broker's global_keyprefix
-        "CELERY_QUEUE": app.conf.task_default_queue,
-        "FANOUT_BATCH_SIZE": str(BATCH_SIZE),
-        "FANOUT_RECONCILE_AFTER_SECONDS": "1",
-        "FANOUT_RECONCILE_EVERY_SECONDS": "1",
-        "LOG_LEVEL": "INFO",
-    }
-
-
-def _group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of a process group, from /proc (none known without it)."""
-    members = []
-    proc = Path("/proc")
-    for entry in proc.iterdir() if proc.is_dir() else ():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()  # state, ppid, pgrp, ...
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
-
-
-class Processes:
-    """Celery subprocesses, each in a session (and process group) of its own."""
-
-    def __init__(self, env: dict[str, str], logs: Path):
-        self.env, self.logs = env, logs
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, *args: str) -> subprocess.Popen:
-        log = open(self.logs / f"{name}.log", "w")
-        try:
-            proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config.celery_app", *args],
-                                    cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-        finally:
-            log.close()
-        self.procs[name] = proc
-        return proc
-
-    def start_worker(self, name: str) -> subprocess.Popen:
-        proc = self.start(name, "worker", "--pool=prefork", "--concurrency=2", "--without-heartbeat",
-                          "--without-gossip", "--without-mingle", "-Q", self.env["CELERY_QUEUE"],
-                          "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h", "--loglevel=INFO")
-        _wait_for(lambda: " ready." in self.log(name), 60, f"{name} to be ready", self, name)
-        return proc
-
-    def start_beat(self, name: str) -> subprocess.Popen:
-        return self.start(name, "beat", "--loglevel=INFO", "--schedule", str(self.logs / f"{name}-schedule"))
-
-    def kill(self, name: str, signum: int = signal.SIGKILL, timeout: float = 10) -> None:
-        """Signal the whole group (a worker and its pool children) and wait until none is left."""
-        proc = self.procs[name]
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signum)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout)
-        deadline = time.monotonic() + timeout
-        while _group_members(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if proc.poll() is None or _group_members(proc.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        assert not _group_members(proc.pid), f"{name} left processes behind"
-
-    def log(self, name: str) -> str:
-        return (self.logs / f"{name}.log").read_text(errors="replace")
-
-    def check_running(self, *names: str) -> None:
-        for name in names:
-            assert self.procs[name].poll() is None, f"{name} exited:\n{self.log(name)[-4000:]}"
-
-    def stop_all(self) -> None:
-        for name in self.procs:
-            self.kill(name)
-
-
-def _wait_for(predicate: Callable[[], object], timeout: float, what: str, procs: Processes, *running: str):
-    """Wait for ``predicate`` while the ``running`` processes stay up; on a timeout, show every log."""
-    return wait_for(predicate, timeout, what=what, check=lambda: procs.check_running(*running),
-                    details=lambda: "\n".join(f"--- {name}\n{procs.log(name)[-3000:]}" for name in procs.procs))
+def _worker_env(prefix: str) -> dict[str, str]:
+    return worker_env(prefix) | {"FANOUT_BATCH_SIZE": str(BATCH_SIZE)}
 
 
 @pytest.fixture
@@ -163,7 +51,7 @@ def processes(transactional_db, redis_namespace, tmp_path):
     afterwards (before the database is flushed and the test's keys are deleted)."""
     if urlsplit(app.conf.broker_url).scheme not in ("redis", "rediss"):
         pytest.skip("needs the Redis broker: its unacknowledged messages are what a killed worker leaves")
-    procs = Processes(_env(redis_namespace), tmp_path)
+    procs = Processes(_worker_env(redis_namespace), tmp_path)
     try:
         yield procs
     finally:
@@ -222,15 +110,8 @@ class Broker:
         return held
 
 
-def _timelines(user_ids: list[int]) -> dict[int, list[bytes]]:
-    pipe = redis_connection().pipeline(transaction=False)
-    for uid in user_ids:
-        pipe.lrange(store.timeline_key(uid), 0, -1)
-    return dict(zip(user_ids, pipe.execute(), strict=True))
-
-
 def _holding(user_ids: list[int], tweet_id: int) -> int:
-    return sum(str(tweet_id).encode() in entries for entries in _timelines(user_ids).values())
+    return sum(str(tweet_id).encode() in entries for entries in timelines(user_ids).values())
 
 
 def _kill_mid_fanout(procs: Processes, worker: str, tweet_id: int, timeout: float = 30) -> bool:
@@ -300,28 +181,29 @@ def test_a_worker_killed_mid_fanout_and_restarted_leaves_every_follower_the_twee
         # Restart: a new worker and beat, whose reconciler re-sends the outstanding batches.
         processes.start_worker("worker2")
         processes.start_beat("beat")
-        _wait_for(lambda: not PendingFanout.objects.filter(tweet_id=tweet_id).exists(), 60,
+        wait_for_processes(lambda: not PendingFanout.objects.filter(tweet_id=tweet_id).exists(), 60,
                   "the fan-out to complete", processes, "worker2", "beat")
         assert store.progress_pending(tweet_id=tweet_id) is None
         assert "is late: restarting" in processes.log("worker2"), "the reconciler restarted the fan-out"
         processes.kill("beat", signal.SIGTERM)
-        _wait_for(lambda: broker.drained(besides=held_by_the_dead), 30, "the queue to drain", processes, "worker2")
+        wait_for_processes(lambda: broker.drained(besides=held_by_the_dead), 30, "the queue to drain",
+                           processes, "worker2")
 
         # Ten minutes on, the broker hands the dead worker's messages out again: still harmless.
         assert broker.redeliver_unacked() == len(held_by_the_dead)
-        _wait_for(broker.drained, 30, "the redelivered messages to be consumed", processes, "worker2")
+        wait_for_processes(broker.drained, 30, "the redelivered messages to be consumed", processes, "worker2")
         processes.check_running("worker2")
 
     expected = [str(t).encode() for t in reversed(posted)] + [str(older.id).encode(), store.SENTINEL]
-    timelines = _timelines(readers)
-    wrong = {uid: entries for uid, entries in timelines.items() if entries != expected}
-    copies = {uid: entries.count(str(tweet_id).encode()) for uid, entries in timelines.items()}
+    cached = timelines(readers)
+    wrong = {uid: entries for uid, entries in cached.items() if entries != expected}
+    copies = {uid: entries.count(str(tweet_id).encode()) for uid, entries in cached.items()}
     missed = [uid for uid, n in copies.items() if n == 0]
     repeated = [uid for uid, n in copies.items() if n > 1]
     assert not missed, f"{len(missed)} timelines never got the tweet, e.g. {missed[:5]}"
     assert not repeated, f"{len(repeated)} timelines got the tweet more than once, e.g. {repeated[:5]}"
     assert not wrong, f"{len(wrong)} timelines are not {expected}, e.g. {list(wrong.items())[:3]}"
-    for entries in timelines.values():  # newest first, closed by the sentinel
+    for entries in cached.values():  # newest first, closed by the sentinel
         ids = [int(e) for e in entries[:-1]]
         assert ids == sorted(ids, reverse=True) and len(set(ids)) == len(ids)
     assert not PendingFanout.objects.exists()
