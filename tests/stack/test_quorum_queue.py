@@ -22,10 +22,10 @@ import amqp
 import pytest
 from celery import Celery
 from django.test import override_settings
-from django_redis import get_redis_connection
 from kombu import Connection
 
 from config.settings.base import celery_task_queues
+from core.redis import connection as redis_connection
 from social.models import Follow, User
 from tests.helpers import hold_timeline_tasks
 from tests.stack.celery_processes import Processes, timelines, wait_for_processes, worker_env
@@ -96,7 +96,7 @@ def test_the_fanout_queue_is_a_quorum_queue_consumed_by_a_worker(rabbit, redis_n
     url, queue, vhost = rabbit
     author, follower = make_user(), make_user()
     Follow.objects.create(follower=follower, followee=author, state=Follow.State.ACCEPTED)
-    get_redis_connection("default").rpush(store.timeline_key(follower.id), store.SENTINEL)
+    redis_connection().rpush(store.timeline_key(follower.id), store.SENTINEL)
     held = hold_timeline_tasks(monkeypatch, [])
     tweet = tweet_services.tweet_create(author=author, content="through a quorum queue")
     assert [task.name for task, _ in held] == [services.FANOUT_TASK]
@@ -110,7 +110,7 @@ def test_the_fanout_queue_is_a_quorum_queue_consumed_by_a_worker(rabbit, redis_n
                   "the worker to run the fan-out", procs, "worker")
     finally:
         procs.stop_all()
-    assert get_redis_connection("default").lrange(store.timeline_key(follower.id), 0, -1) == [
+    assert redis_connection().lrange(store.timeline_key(follower.id), 0, -1) == [
         str(tweet.id).encode(), store.SENTINEL]
 
     # The declared queue is a quorum queue: declaring it as a classic one is refused.
@@ -144,7 +144,7 @@ def test_a_worker_killed_mid_fanout_has_its_messages_redelivered_at_once(rabbit,
         [Follow(follower=f, followee=author, state=Follow.State.ACCEPTED) for f in followers], batch_size=1000)
     User.objects.filter(id=author.id).update(followers_count=FOLLOWERS)
     readers = [f.id for f in followers] + [author.id]
-    pipe = get_redis_connection("default").pipeline(transaction=False)
+    pipe = redis_connection().pipeline(transaction=False)
     for uid in readers:  # every timeline cached (empty and complete), as after one read
         pipe.rpush(store.timeline_key(uid), store.SENTINEL)
         pipe.expire(store.timeline_key(uid), 3600)

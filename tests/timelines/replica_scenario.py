@@ -36,16 +36,16 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
     django.setup()
     from django.conf import settings
-    from django_redis import get_redis_connection
 
     from core import db
+    from core.redis import connection as redis_connection
     from social import services as social_services
     from social.models import User
     from timelines import rebuilds, store
     from timelines.selectors import timeline_page_for_user
     from tweets import services as tweet_services
 
-    redis = get_redis_connection("default")
+    redis = redis_connection()
     try:
         author = social_services.user_register(username="author", password="a long password 1")
         reader = social_services.user_register(username="reader", password="a long password 2")

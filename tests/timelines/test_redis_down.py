@@ -6,7 +6,7 @@ the way a killed server answers; PostgreSQL stays up.
 import pytest
 from django.test import override_settings
 
-from tests.helpers import post, scroll
+from tests.helpers import on_one_redis_server, post, scroll
 from timelines import services, store
 from timelines.models import PendingFanout
 
@@ -33,6 +33,7 @@ def test_with_redis_down_every_timeline_scrolls_the_same_from_postgresql(make_us
     assert scroll(api(reader), limit=50) == cached
 
 
+@on_one_redis_server
 def test_with_redis_down_a_post_answers_201_and_its_fanout_waits_for_the_reconciler(make_user, api, redis_down):
     redis_down(False)
     author, follower = make_user(), make_user()

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from tests.helpers import wait_for
+from tests.helpers import on_one_redis_server, wait_for
 from tweets import snowflake
 from tweets.snowflake import SnowflakeGenerator
 
@@ -110,6 +110,7 @@ def test_processes_started_together_never_mint_the_same_id(redis_namespace):
     assert len({(i >> 12) & 0x3FF for i in ids}) == 6
 
 
+@on_one_redis_server
 def test_a_held_lease_keeps_minting_through_a_redis_outage_until_its_expiry(redis_down, settings):
     redis_down(False)
     clock = FakeClock(snowflake._now_ms())
