@@ -54,8 +54,11 @@ def _group_total(samples: list[dict], prefix: str, key: str = "rss") -> list[flo
 
 
 def _plot(r: dict, path: Path) -> None:
-    samples, series = r["memory"]["samples"], r.get("series", [])
-    fig, (mem, rate, lat) = plt.subplots(3, 1, figsize=(10, 10), sharex=True)
+    samples = r["memory"]["samples"]
+    # The last bucket of the load holds only the requests due at its very end: a partial one.
+    series = [row for row in r.get("series", []) if row["t"] <= 60 * r["meta"]["minutes"] + 1e-6]
+    fig, (mem, growth, rate, lat) = plt.subplots(4, 1, figsize=(10, 12.5), sharex=True,
+                                                 gridspec_kw={"height_ratios": [3, 2, 2, 2]})
     ts = [s["t"] / 60 for s in samples]
     for group in samples[0]["groups"]:
         mem.plot(ts, [s["groups"][group]["rss"] / MB for s in samples], linewidth=0.9, label=f"{group} RSS")
@@ -67,6 +70,13 @@ def _plot(r: dict, path: Path) -> None:
     mem.set_ylim(bottom=0)
     mem.set_title("Resident memory of each process group (gunicorn master + workers; Celery master + pool)")
     mem.legend(fontsize=7, ncol=3, loc="lower right")
+    for group in samples[0]["groups"]:
+        first = samples[0]["groups"][group]["rss"]
+        growth.plot(ts, [(s["groups"][group]["rss"] - first) / MB for s in samples], linewidth=1, label=group)
+    growth.axhline(0, color="grey", linewidth=0.6)
+    growth.set_ylabel("MB since the start")
+    growth.set_title("The same RSS, as growth since the first sample")
+    growth.legend(fontsize=7, ncol=5, loc="upper left")
     if series:
         tt = [row["t"] / 60 for row in series]
         rate.plot(tt, [row["read_rps"] for row in series], label="timeline reads/s")
@@ -82,7 +92,7 @@ def _plot(r: dict, path: Path) -> None:
         lat.set_title("Timeline read latency through haproxy (open loop; machine shared with other jobs)")
         lat.legend(fontsize=8)
     lat.set_xlabel("minutes into the soak")
-    for ax in (mem, rate, lat):
+    for ax in (mem, growth, rate, lat):
         ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
