@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-cluster fuzz bench chaos install chromium clean
+.PHONY: run test test-cluster fuzz bench chaos soak install chromium haproxy clean
 
 install: $(STAMP)
 
@@ -64,6 +64,23 @@ bench: $(STAMP)
 # docs/reliability.md. QUICK=1 for the bounded form the test suite runs.
 chaos: $(STAMP)
 	@$(PY) -m chaos $(if $(QUICK),--quick,--write docs/reliability.md)
+
+# The soak (python -m bench.soak): the production stack on two hosts' worth of
+# processes behind haproxy, a mixed workload for MINUTES (default 10), then the
+# audit of every timeline against PostgreSQL; writes bench/results/soak-<date>/.
+# haproxy is Debian's, installed as root like chromium above.
+soak: $(STAMP) haproxy
+	@$(PY) -m bench.soak $(if $(MINUTES),--minutes $(MINUTES),)
+
+APT_HAPROXY := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null
+haproxy:
+	@if command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1 || [ "$$(id -u)" != 0 ]; then \
+	  echo "haproxy: not installed, and no apt-get as root here: install it (the soak needs it)"; \
+	else echo "Installing Debian's haproxy (apt-get install haproxy) for the soak ..."; \
+	  $(APT_HAPROXY) || { apt-get update -qq >/dev/null; $(APT_HAPROXY); } \
+	  || echo "haproxy: could not be installed"; \
+	fi
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache
