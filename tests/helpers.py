@@ -197,3 +197,19 @@ def on_one_redis_server(test):
 
     return pytest.mark.skipif(os.environ.get("TEST_REDIS_CLUSTER", "").lower() in ("1", "true", "yes"),
                               reason="breaks the one-server Redis client")(test)
+
+
+def stop_stack(proc, timeout: float = 60) -> None:
+    """Stop a stack started with ``python -m stack run`` in a session of its own: SIGTERM,
+    and if it has not stopped after ``timeout`` seconds, SIGKILL its whole process group."""
+    import os
+    import signal
+    import subprocess
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -341,33 +341,18 @@ if broker_is_amqp(CELERY_BROKER_URL):
     # A publish returns once RabbitMQ has the message (replicated, for a quorum
     # queue); a refused or lost one raises, and the fan-out is left to the reconciler.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+def _every(task: str, seconds: int) -> dict:
+    """A beat entry: ``task`` every ``seconds``. A run that waited longer than its
+    period is superseded by the next one."""
+    return {"task": task, "schedule": seconds, "options": {"expires": seconds}}
+
+
 CELERY_BEAT_SCHEDULE = {
-    "fanout-reconcile": {
-        "task": "timelines.reconcile",
-        "schedule": FANOUT_RECONCILE_EVERY_SECONDS,
-        # A run that waited longer than its period is superseded by the next one.
-        "options": {"expires": FANOUT_RECONCILE_EVERY_SECONDS},
-    },
-    "account-changes-replay": {
-        "task": "social.replay_account_changes",
-        "schedule": ACCOUNT_CHANGE_REPLAY_SECONDS,
-        "options": {"expires": ACCOUNT_CHANGE_REPLAY_SECONDS},
-    },
-    "follow-updates-replay": {
-        "task": "timelines.replay_follow_updates",
-        "schedule": ACCOUNT_CHANGE_REPLAY_SECONDS,
-        "options": {"expires": ACCOUNT_CHANGE_REPLAY_SECONDS},
-    },
-    "media-sweep": {
-        "task": "media.sweep",
-        "schedule": MEDIA_SWEEP_EVERY_SECONDS,
-        "options": {"expires": MEDIA_SWEEP_EVERY_SECONDS},
-    },
-    "idempotency-keys-sweep": {
-        "task": "tweets.sweep_idempotency_keys",
-        "schedule": MEDIA_SWEEP_EVERY_SECONDS,
-        "options": {"expires": MEDIA_SWEEP_EVERY_SECONDS},
-    },
+    "fanout-reconcile": _every("timelines.reconcile", FANOUT_RECONCILE_EVERY_SECONDS),
+    "account-changes-replay": _every("social.replay_account_changes", ACCOUNT_CHANGE_REPLAY_SECONDS),
+    "follow-updates-replay": _every("timelines.replay_follow_updates", ACCOUNT_CHANGE_REPLAY_SECONDS),
+    "media-sweep": _every("media.sweep", MEDIA_SWEEP_EVERY_SECONDS),
+    "idempotency-keys-sweep": _every("tweets.sweep_idempotency_keys", MEDIA_SWEEP_EVERY_SECONDS),
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULER = "config.celery_app:BeatScheduler"  # creates the schedule's directory

@@ -13,7 +13,6 @@ page's ``next_cursor`` asked for) as random sequences of calls.
 ``make fuzz`` runs 40).
 """
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -25,7 +24,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.helpers import free_port, wait_for
+from tests.helpers import free_port, stop_stack, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
@@ -78,13 +77,7 @@ def fuzz_server(django_db_setup, django_db_blocker, tmp_path_factory):
                      details=output)
             yield base
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_stack(proc)
         log.close()
         with django_db_blocker.unblock():
             from django.core.management import call_command

@@ -6,7 +6,6 @@ it over HTTP as a client would: register, follow, post, and read the tweet back
 after the worker process has fanned it out.
 """
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import free_port, wait_for
+from tests.helpers import free_port, stop_stack, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -51,13 +50,7 @@ def embedded_stack(tmp_path_factory):
         log.seek(0)
         raise AssertionError(log.read()[-4000:]) from None
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_stack(proc)
         log.seek(0)
         output = log.read()
         log.close()
