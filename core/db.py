@@ -144,12 +144,17 @@ def replica_or_primary(*, caught_up: bool = False) -> str:
 
 def read(fn, *, caught_up: bool = False):
     """``fn(alias)`` on the replica if usable, else (or should it fail there) on the primary."""
-    alias = replica_or_primary(caught_up=caught_up)
+    return read_on(replica_or_primary(caught_up=caught_up), fn)[1]
+
+
+def read_on(alias: str, fn):
+    """``fn(alias)``, or ``fn(PRIMARY)`` should it fail on the replica: ``(the alias that
+    answered, the result)``, for a caller that keeps reading where it began."""
     if alias == PRIMARY:
-        return fn(PRIMARY)
+        return PRIMARY, fn(PRIMARY)
     try:
-        return fn(alias)
+        return alias, fn(alias)
     except DatabaseError:
         logger.warning("replica read failed: reading the primary", exc_info=True)
         replica_down()
-        return fn(PRIMARY)
+        return PRIMARY, fn(PRIMARY)

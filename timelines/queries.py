@@ -7,7 +7,6 @@ the fan-out all ask PostgreSQL through these.
 from django.db import connections
 
 from core import db
-from core.db import PRIMARY
 from social.models import Follow, User
 from tweets.models import Tweet
 
@@ -48,7 +47,7 @@ _NO_UPPER_BOUND = (1 << 63) - 1
 
 
 def timeline_ids_from_db(*, user_id: int, before: int | None, limit: int, after: int = 0,
-                         pushed_only: bool = False, oldest_first: bool = False, using: str = PRIMARY) -> list[int]:
+                         pushed_only: bool = False, oldest_first: bool = False, using: str = db.PRIMARY) -> list[int]:
     """Up to ``limit`` visible tweet ids of the user's home timeline strictly between
     ``after`` and ``before``: the newest of them newest first, or the oldest oldest first."""
     with connections[using].cursor() as cursor:
@@ -60,7 +59,7 @@ def timeline_ids_from_db(*, user_id: int, before: int | None, limit: int, after:
         return [row[0] for row in cursor.fetchall()]
 
 
-def author_ids_from_db(*, author_id: int, pushed: bool, limit: int, using: str = PRIMARY) -> list[int]:
+def author_ids_from_db(*, author_id: int, pushed: bool, limit: int, using: str = db.PRIMARY) -> list[int]:
     """The newest ``limit`` live ids among the author's pushed (or pulled) tweets, newest first."""
     return list(
         Tweet.objects.using(using).filter(author_id=author_id, pushed=pushed, deleted_at__isnull=True)
@@ -68,14 +67,14 @@ def author_ids_from_db(*, author_id: int, pushed: bool, limit: int, using: str =
     )
 
 
-def graph_from_db(*, user_id: int, using: str = PRIMARY) -> store.Graph:
+def graph_from_db(*, user_id: int, using: str = db.PRIMARY) -> store.Graph:
     rows = Follow.objects.using(using).filter(follower_id=user_id, state=Follow.State.ACCEPTED).values_list(
         "followee_id", "followee__has_pulled_tweets")
     followees = {followee for followee, _ in rows}
     return store.Graph(followees=followees, pulled={followee for followee, pulls in rows if pulls})
 
 
-def followers_from_db(*, author_id: int, lo: int = 0, hi: int | None = None, using: str = PRIMARY) -> list[int]:
+def followers_from_db(*, author_id: int, lo: int = 0, hi: int | None = None, using: str = db.PRIMARY) -> list[int]:
     """The author's accepted followers with ids in (lo, hi], in id order: one range scan
     of the ``(followee_id, follower_id)`` index."""
     rows = Follow.objects.using(using).filter(followee_id=author_id, state=Follow.State.ACCEPTED, follower_id__gt=lo)
@@ -91,7 +90,7 @@ def followers_for_fanout(*, author_id: int, tweet_id: int, lo: int = 0, hi: int 
     covered by that follow's own backfill, which reads the primary after the follow
     commits (docs/scaling.md). A replica that does not show it yet: the primary."""
     def scan(alias: str) -> list[int]:
-        if alias != PRIMARY and not Tweet.objects.using(alias).filter(id=tweet_id).exists():
-            alias = PRIMARY
+        if alias != db.PRIMARY and not Tweet.objects.using(alias).filter(id=tweet_id).exists():
+            alias = db.PRIMARY
         return followers_from_db(author_id=author_id, lo=lo, hi=hi, using=alias)
     return db.read(scan)

@@ -22,7 +22,6 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.db import DatabaseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -97,14 +96,9 @@ class _Timeline:
         if not self.read_postgres:
             self.read_postgres = True
             self.database = db.replica_or_primary(caught_up=True)
-        try:
-            return timeline_ids_from_db(user_id=self.user_id, using=self.database, **kwargs)
-        except DatabaseError:
-            if self.database == db.PRIMARY:
-                raise
-            db.replica_down()
-            self.database = db.PRIMARY
-            return timeline_ids_from_db(user_id=self.user_id, using=self.database, **kwargs)
+        self.database, ids = db.read_on(
+            self.database, lambda alias: timeline_ids_from_db(user_id=self.user_id, using=alias, **kwargs))
+        return ids
 
     def _hydrated(self, id_chunks: Iterator[list[int]]) -> Iterator[dict]:
         for chunk in id_chunks:
