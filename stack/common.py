@@ -155,9 +155,12 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def pick_port(preferred: int) -> int:
-    if port_is_free(preferred):
-        return preferred
+def free_port() -> int:
+    """A TCP port nothing listens on at this moment, on 127.0.0.1."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def pick_port(preferred: int) -> int:
+    return preferred if port_is_free(preferred) else free_port()

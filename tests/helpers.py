@@ -1,9 +1,10 @@
 """Helpers shared by several test files (fixtures that need no arguments live in conftest.py)."""
-import socket
 import threading
 import time
 
 from celery import current_app
+
+from stack.common import free_port  # noqa: F401 - the tests' name for it
 
 
 def hold_timeline_tasks(monkeypatch, queue: list) -> list:
@@ -102,13 +103,6 @@ def drop_broker_pools() -> None:
 
     app._pool = None
     app.amqp._producer_pool = None
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on at this moment, on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_concurrently(calls: list[tuple]) -> list:
