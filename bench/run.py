@@ -27,11 +27,10 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-from bench import loadgen
+from bench import backing, loadgen
 from bench.loadgen import Request
-from stack import common, procfile, s3, services, valkey
+from stack import common, procfile, services
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -62,35 +61,22 @@ class Bench:
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        services.resolve_postgres(env, self.data_dir, self.cleanup, forced=env.get("EMBEDDED") == "1")
-        self.db_url = urlunsplit(urlsplit(env["DATABASE_URL"])._replace(path="/timeline_bench"))
-        with services.maintenance_connection(self.db_url) as conn:
-            conn.execute("DROP DATABASE IF EXISTS timeline_bench WITH (FORCE)")
-            conn.execute("CREATE DATABASE timeline_bench")
-        self.redis_port = valkey.start_valkey(self.data_dir, self.cleanup)
+        started = backing.start(database="timeline_bench", data_dir=self.data_dir, cleanup=self.cleanup, s3_port=8790)
+        self.db_url, self.redis_port = started.database_url, started.redis_port
         self.port = common.pick_port(8700)
-        s3_endpoint = s3.start_s3(common.pick_port(8790), self.data_dir / "s3" / "s3.log", self.cleanup)
-        self.env = env | {
-            "AWS_S3_ENDPOINT_URL": s3_endpoint,
+        self.env = os.environ | started.env() | {
             "DJANGO_SETTINGS_MODULE": "bench.settings",
             "SECRET_KEY": secrets.token_urlsafe(40),
-            "DATABASE_URL": self.db_url,
-            "REDIS_URL": f"redis://{HOST}:{self.redis_port}/0",
-            "CELERY_BROKER_URL": f"redis://{HOST}:{self.redis_port}/1",
-            "WEB_HOST": HOST,
             "PORT": str(self.port),
             "TIMELINE_CELEBRITY_THRESHOLD": str(self.p["threshold"]),
             "JWT_ACCESS_MINUTES": "600",
-            "PYTHONUNBUFFERED": "1",
         }
         say(f"database timeline_bench on {services.redact(self.db_url)}; Valkey on port {self.redis_port}")
-        self._manage("migrate", "--noinput", "-v0")
-        self._manage("media_bucket")
+        backing.prepare(self.env)
         manifest = self.out / "manifest.json"
         say(f"seeding ({self.p['users']:,} users, {self.p['tweets']:,} tweets)")
-        self._manage("seed_bench", f"--users={self.p['users']}", f"--tweets={self.p['tweets']}",
-                     f"--threshold={self.p['threshold']}", f"--active={self.p['active']}", f"--manifest={manifest}")
+        backing.manage(self.env, "seed_bench", f"--users={self.p['users']}", f"--tweets={self.p['tweets']}",
+                       f"--threshold={self.p['threshold']}", f"--active={self.p['active']}", f"--manifest={manifest}")
         self.manifest = json.loads(manifest.read_text())
         self.results["meta"]["dataset"] = {k: v for k, v in self.manifest.items() if k not in ("active", "password")}
         self.results["meta"]["dataset"]["active_users"] = len(self.manifest["active"])
@@ -108,9 +94,6 @@ class Bench:
                                            stderr=subprocess.STDOUT) for name, command in commands.items()}
         self.cleanup.callback(common.stop_processes, self.procs)
         self._wait_ready()
-
-    def _manage(self, *args: str) -> None:
-        subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=self.env, check=True)
 
     def _wait_ready(self) -> None:
         import requests

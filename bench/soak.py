@@ -41,11 +41,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-from bench import loadgen
+from bench import backing, loadgen
 from bench.loadgen import Request
-from stack import common, procfile, s3, services, valkey
+from stack import common, procfile, services
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -251,26 +250,15 @@ class Soak:
                              "root; elsewhere install it by hand")
         shutil.rmtree(self.data_dir, ignore_errors=True)
         self.data_dir.mkdir(parents=True)
-        env = dict(os.environ)
-        services.resolve_postgres(env, self.data_dir, self.cleanup, forced=env.get("EMBEDDED") == "1")
-        db_url = urlunsplit(urlsplit(env["DATABASE_URL"])._replace(path=f"/{DATABASE}"))
-        with services.maintenance_connection(db_url) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {DATABASE}")
-        self.redis_port = valkey.start_valkey(self.data_dir, self.cleanup)
-        s3_endpoint = s3.start_s3(common.pick_port(8890), self.data_dir / "s3" / "s3.log", self.cleanup)
+        started = backing.start(database=DATABASE, data_dir=self.data_dir, cleanup=self.cleanup, s3_port=8890)
+        self.redis_port = started.redis_port
         self.web_ports = {h: common.pick_port(8810 + i) for i, h in enumerate(HOSTS)}
         self.port = common.pick_port(8800)
         a = self.args
-        self.env = env | {
+        self.env = os.environ | started.env() | {
             "DJANGO_SETTINGS_MODULE": "config.settings.production",
             "SECRET_KEY": secrets.token_urlsafe(50),
-            "DATABASE_URL": db_url,
-            "REDIS_URL": f"redis://{HOST}:{self.redis_port}/0",
-            "CELERY_BROKER_URL": f"redis://{HOST}:{self.redis_port}/1",
             "REDIS_KEY_PREFIX": "soak:",
-            "AWS_S3_ENDPOINT_URL": s3_endpoint,
-            "WEB_HOST": HOST,
             # Two hosts together run what one default stack runs on this machine: 2 x cores web workers, and one
             # Celery process a core.
             "WEB_CONCURRENCY": str(a.web_workers),
@@ -279,11 +267,10 @@ class Soak:
             "TIMELINE_CELEBRITY_THRESHOLD": str(a.threshold),
             "JWT_ACCESS_MINUTES": str(int(a.minutes) + 120),
             **{f"RATE_LIMIT_{n}": UNLIMITED for n in ("TWEETS", "FOLLOWS", "TIMELINE", "LOGIN", "REGISTER")},
-            "PYTHONUNBUFFERED": "1",
         }
-        say(f"database {DATABASE} on {services.redact(db_url)}; Valkey on port {self.redis_port}; S3 {s3_endpoint}")
-        self._manage("migrate", "--noinput", "-v0")
-        self._manage("media_bucket")
+        say(f"database {DATABASE} on {services.redact(started.database_url)}; Valkey on port {self.redis_port}; "
+            f"S3 {started.s3_endpoint}")
+        backing.prepare(self.env)
         os.environ.update(self.env)
         import django
 
@@ -325,9 +312,6 @@ class Soak:
                                            "config": config.read_text()}
         self.procs["haproxy"] = common.spawn([binary, "-db", "-f", str(config)],
                                              stdout=(self.logs / "haproxy.log").open("w"), stderr=subprocess.STDOUT)
-
-    def _manage(self, *args: str) -> None:
-        subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=self.env, check=True)
 
     def _wait_ready(self) -> None:
         import requests
