@@ -32,7 +32,7 @@ def _follow_row(follower: int, followee: int) -> str:
 
 def _tweet_row(tweet_id: int, author: int, pushed: bool) -> str:
     created = snowflake.datetime_of(tweet_id).isoformat()
-    return f"{tweet_id}\t{author}\tbench tweet {tweet_id}\t{created}\t{{}}\t{{}}\t{'t' if pushed else 'f'}\n"
+    return f"{tweet_id}\t{author}\tbench tweet {tweet_id}\t{created}\t{{}}\t{{}}\t[]\t{'t' if pushed else 'f'}\n"
 
 
 class Command(BaseCommand):
@@ -69,7 +69,8 @@ class Command(BaseCommand):
         self._copy(Follow, ["follower_id", "followee_id", "state", "created_at"], len(follower),
                    lambda s: "".join(_follow_row(a, b) for a, b in zip(follower[s].tolist(), followee[s].tolist(),
                                                                         strict=True)))
-        self._copy(Tweet, ["id", "author_id", "content", "created_at", "mentions", "hashtags", "pushed"], len(author),
+        tweet_columns = ["id", "author_id", "content", "created_at", "mentions", "hashtags", "media", "pushed"]
+        self._copy(Tweet, tweet_columns, len(author),
                    lambda s: "".join(_tweet_row(t, a, p) for t, a, p in zip(
                        tweet_id[s].tolist(), author[s].tolist(), pushed[s].tolist(), strict=True)))
         with connection.cursor() as cursor:
