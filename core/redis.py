@@ -16,12 +16,14 @@ What differs on a cluster, and the helpers that hide it:
 - a non-transactional pipeline works (its commands are sent to each node they
   belong to, every node written before any is read), ``MULTI`` across slots
   does not: no module uses a transaction;
+- several modules' reads for one request go in one round trip with ``RoundTrip``
+  (a pipeline: on a cluster, one batch per node, sent side by side);
 - ``SCAN`` and ``INFO`` concern one node: ``scan_iter`` and ``used_memory`` ask
   every master.
 """
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from django.conf import settings
 from redis.cluster import RedisCluster
@@ -100,6 +102,41 @@ def used_memory() -> int:
     return int(client.info("memory")["used_memory"])
 
 
+class Reply:
+    """What one caller of a ``RoundTrip`` gets back: ``value``, once the trip is ``made``."""
+
+    made = False
+    value = None
+
+
+class RoundTrip:
+    """The reads of several modules sent to Redis together: one pipelined round trip.
+
+    Each caller ``add``s a function queueing its commands on the pipeline and one
+    parsing their replies (a command's error comes as its exception); ``execute``
+    sends them all and fills every ``Reply``. A connection error or timeout raises
+    from ``execute``, and then no ``Reply`` holds a value: callers go their own way.
+    """
+
+    def __init__(self, client=None):
+        self.pipe = (client or connection()).pipeline(transaction=False)
+        self._parts: list[tuple[int, Callable[[list], object], Reply]] = []
+
+    def add(self, queue: Callable[[object], None], parse: Callable[[list], object]) -> Reply:
+        before = len(self.pipe)
+        queue(self.pipe)
+        reply = Reply()
+        self._parts.append((len(self.pipe) - before, parse, reply))
+        return reply
+
+    def execute(self) -> None:
+        replies = self.pipe.execute(raise_on_error=False)
+        at = 0
+        for count, parse, reply in self._parts:
+            reply.value, reply.made = parse(replies[at : at + count]), True
+            at += count
+
+
 class Script:
     """A Lua script called by its SHA1, loaded again when a server does not know it
     (a restarted node, a replica promoted by a failover)."""
@@ -117,26 +154,37 @@ class Script:
             client.script_load(self.source)
             return client.evalsha(self.sha, len(keys), *keys, *args)
 
-    def per_slot(self, *, keys: list, args: list, client=None) -> list:
+    def queue(self, pipe, *, keys: list, args: list) -> None:
+        """Queue one call on a pipeline (every key in one slot); its reply is a
+        ``NoScriptError`` if the server does not know the script yet: call it then."""
+        target = {"target_nodes": pipe.get_node_from_key(keys[0])} if is_cluster() else {}
+        pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args, **target)
+
+    def per_slot(self, *, keys: list, args: list, client=None, chunk: int | None = None) -> list:
         """Call the script once per slot group of ``keys``, each with the same ``args``;
-        the results in group order (``slot_groups(keys)``'s). One call on a single
-        server; on a cluster, one pipelined round trip per node (all nodes written
-        before any is read), and a group whose node did not know the script is
-        sent again once it is loaded."""
+        the results in group order (``slot_groups(keys)``'s). ``chunk`` caps the keys
+        of one call (a long group is cut), so no single call holds the server for long.
+
+        One call is sent as it is; several go in one pipelined round trip (on a
+        cluster, one per node, all nodes written before any is read), and calls that
+        met a server not knowing the script are sent again once it is loaded."""
         groups = slot_groups(keys)
+        if chunk:
+            groups = [group[i : i + chunk] for group in groups for i in range(0, len(group), chunk)]
         client = client or connection()
-        if not is_cluster() or len(groups) <= 1:
+        if len(groups) <= 1:
             return [self(keys=group, args=args, client=client) for group in groups]
+        cluster = is_cluster()
         results: list = [None] * len(groups)
         pending = list(range(len(groups)))
         for attempt in range(2):
             pipe = client.pipeline(transaction=False)
             for i in pending:
-                # The node named, as redis-py would otherwise ask a server for the keys of
-                # every EVALSHA (COMMAND GETKEYS: a round trip each); a MOVED reply still
+                # On a cluster the node is named, as redis-py would otherwise ask a server for the
+                # keys of every EVALSHA (COMMAND GETKEYS: a round trip each); a MOVED reply still
                 # sends the call on to the right node.
-                pipe.execute_command("EVALSHA", self.sha, len(groups[i]), *groups[i], *args,
-                                     target_nodes=client.get_node_from_key(groups[i][0]))
+                target = {"target_nodes": client.get_node_from_key(groups[i][0])} if cluster else {}
+                pipe.execute_command("EVALSHA", self.sha, len(groups[i]), *groups[i], *args, **target)
             for i, result in zip(pending, pipe.execute(raise_on_error=False), strict=True):
                 results[i] = result
             pending = [i for i in pending if isinstance(results[i], NoScriptError)]

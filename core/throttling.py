@@ -111,7 +111,7 @@ class RateLimiterUnavailable(exceptions.APIException):
     wait = 5  # DRF's handler sends it as Retry-After
 
 
-_script = None
+_script = core_redis.Script(_HIT)
 
 
 def _redis():
@@ -119,9 +119,6 @@ def _redis():
 
 
 def _hit(keys: list[str], rate: Rate) -> list[int]:
-    global _script
-    if _script is None:
-        _script = core_redis.Script(_HIT)
     client = _redis()
     groups = core_redis.slot_groups(keys)
     if len(groups) <= 1:
@@ -165,8 +162,14 @@ def hit(*, scope: str, who: list[str], rate: Rate) -> Decision:
     The decision reported is the binding limit's: the refusing one with the
     longest wait, or else the one with the fewest requests left.
     """
-    prefix = settings.REDIS_KEY_PREFIX
-    raw = _hit([f"{prefix}rl:{scope}:{w}" for w in who], rate)
+    return _decision(_hit([_key(scope, w) for w in who], rate), rate)
+
+
+def _key(scope: str, who: str) -> str:
+    return f"{settings.REDIS_KEY_PREFIX}rl:{scope}:{who}"
+
+
+def _decision(raw: list[int], rate: Rate) -> Decision:
     now = time.time()
     limits = [(int(count), int(ttl_ms)) for count, ttl_ms in zip(raw[1::2], raw[2::2], strict=True)]
     if raw[0]:
@@ -214,9 +217,13 @@ def client_ip(request) -> str:
     return str(ip)
 
 
+def _user_who(user_id: int) -> str:
+    return f"u:{{{user_id}}}"  # the user's hash tag, as the user's other keys
+
+
 def _who(by: str, request) -> str | None:
     if by == BY_USER and getattr(request.user, "is_authenticated", False):
-        return f"u:{{{request.user.id}}}"  # the user's hash tag, as the user's other keys
+        return _user_who(request.user.id)
     if by == BY_USERNAME:
         # Read from the body before the view does, so a login flood stops here,
         # before the password hasher; a malformed body is the view's 400 as ever.
@@ -229,6 +236,25 @@ def _who(by: str, request) -> str | None:
 
 
 _ATTRIBUTE = "_rate_limit_decision"
+_PREFETCHED = "_rate_limit_prefetched"
+
+
+def prefetch(round_trip: core_redis.RoundTrip, *, request, scope: str, user_id: int) -> None:
+    """Count this request against ``user_id``'s limit of ``scope`` (a scope counted by
+    user only) within ``round_trip``, which the caller makes before the throttles run:
+    the throttle then takes the decision made there instead of asking Redis itself.
+    Should the trip fail or the script be unknown to the server, it asks as ever."""
+    if SCOPES[scope].by != (BY_USER,):
+        raise ImproperlyConfigured(f"Only a scope counted by user alone can be prefetched, not {scope!r}.")
+    rate = rate_for(scope)
+    keys = [_key(scope, _user_who(user_id))]
+
+    def parse(replies: list) -> Decision | None:
+        return None if isinstance(replies[0], Exception) else _decision(replies[0], rate)
+
+    reply = round_trip.add(lambda pipe: _script.queue(pipe, keys=keys, args=[rate.limit, rate.seconds * 1000]),
+                           parse)
+    setattr(request._request, _PREFETCHED, (scope, reply))
 
 
 class RedisScopeThrottle(BaseThrottle):
@@ -242,8 +268,12 @@ class RedisScopeThrottle(BaseThrottle):
         rate = rate_for(scope)
         config = SCOPES[scope]
         who = [w for w in (_who(by, request) for by in config.by) if w is not None]
+        prefetched = getattr(request._request, _PREFETCHED, None)
         try:
-            self.decision = hit(scope=scope, who=who, rate=rate)
+            if prefetched is not None and prefetched[0] == scope and prefetched[1].value is not None:
+                self.decision = prefetched[1].value
+            else:
+                self.decision = hit(scope=scope, who=who, rate=rate)
         except RedisError as exc:
             if config.fail_closed:
                 logger.error("rate limit %s unavailable, refusing: %s", scope, exc)

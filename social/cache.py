@@ -41,18 +41,28 @@ def _encode(summary: dict) -> bytes:
     return orjson.dumps(summary)
 
 
-def get_or_fill_many(user_ids: list[int]) -> dict[int, dict]:
+def prefetch(round_trip: core_redis.RoundTrip, user_id: int) -> core_redis.Reply:
+    """Ask for ``user_id``'s summary within a round trip made by the caller; then
+    ``get_or_fill_many([user_id], prefetched=...)`` reads it from the reply."""
+    return round_trip.add(lambda pipe: pipe.get(_key(user_id)), lambda replies: replies[0])
+
+
+def get_or_fill_many(user_ids: list[int], prefetched: core_redis.Reply | None = None) -> dict[int, dict]:
     """Author summaries by id, from the cache, filling misses from PostgreSQL in one query
-    (with Redis unreachable: all from PostgreSQL, filling nothing)."""
+    (with Redis unreachable: all from PostgreSQL, filling nothing). ``prefetched``: the
+    one user's cached value, already asked for (``prefetch``); unless the trip failed."""
     if not user_ids:
         return {}
     found = {}
-    try:
-        cached = core_redis.mget([_key(uid) for uid in user_ids])
-        reachable = True
-    except _UNREACHABLE:
-        logger.warning("author cache unreachable: reading %d users from PostgreSQL", len(user_ids))
-        cached, reachable = [None] * len(user_ids), False
+    if prefetched is not None and prefetched.made and not isinstance(prefetched.value, Exception):
+        cached, reachable = [prefetched.value], True
+    else:
+        try:
+            cached = core_redis.mget([_key(uid) for uid in user_ids])
+            reachable = True
+        except _UNREACHABLE:
+            logger.warning("author cache unreachable: reading %d users from PostgreSQL", len(user_ids))
+            cached, reachable = [None] * len(user_ids), False
     for uid, value in zip(user_ids, cached, strict=True):
         if value is not None:
             found[uid] = orjson.loads(value)

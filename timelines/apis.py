@@ -4,11 +4,12 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core import throttling
 from core.pagination import IdField, PageParams
 from social.authentication import CachedUserJWTAuthentication
 from tweets.objects import TweetSchema
 
-from .selectors import timeline_page_for_user
+from .selectors import timeline_page_for_user, timeline_prefetch
 
 
 class TimelineParams(PageParams):
@@ -31,11 +32,23 @@ class HomeTimelineApi(APIView):
     throttle_scope = "timeline"  # reads per user (core/throttling.py)
     authentication_classes = [CachedUserJWTAuthentication]  # needs only the reader's id
 
+    def prefetch(self, round_trip, request, user_id: int) -> None:
+        """Called by the authentication: the rate limit and the cached timeline are asked
+        for in the reader's own round trip (a warm first page then costs two in all)."""
+        throttling.prefetch(round_trip, request=request, scope=self.throttle_scope, user_id=user_id)
+        params = TimelineParams(data=request.query_params)
+        if params.is_valid():  # if not, get() answers the 400
+            self.params = params.validated_data
+            self.prefetched = timeline_prefetch(round_trip, user_id=user_id, limit=self.params["limit"],
+                                                cursor=self.params.get("cursor"), since=self.params.get("since"))
+
     @extend_schema(parameters=[TimelineParams], responses={200: TimelinePage})
     def get(self, request):
-        params = TimelineParams(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        page = timeline_page_for_user(user_id=request.user.id, limit=params.validated_data["limit"],
-                                      cursor=params.validated_data.get("cursor"),
-                                      since=params.validated_data.get("since"))
+        params = getattr(self, "params", None)
+        if params is None:
+            serializer = TimelineParams(data=request.query_params)
+            serializer.is_valid(raise_exception=True)
+            params = serializer.validated_data
+        page = timeline_page_for_user(user_id=request.user.id, limit=params["limit"], cursor=params.get("cursor"),
+                                      since=params.get("since"), prefetched=getattr(self, "prefetched", None))
         return Response({"data": page.tweets, "next_cursor": page.next_cursor, "prev_cursor": page.prev_cursor})

@@ -26,6 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import db
+from core import redis as core_redis
 from tweets.selectors import tweets_hydrate
 
 from . import rebuilds, store
@@ -76,13 +77,15 @@ class TimelinePage:
 class _Timeline:
     """One read of a user's timeline: the cached ids, and PostgreSQL past them."""
 
-    def __init__(self, user_id: int, prefix: int | None = None):
-        """``prefix``: read only that many of the newest cached ids of each list (enough for a first page)."""
+    def __init__(self, user_id: int, prefix: int | None = None, state: store.HomeState | None = None):
+        """``prefix``: read only that many of the newest cached ids of each list (enough for a first page);
+        ``state``: the cached state, already read with that prefix."""
         self.user_id = user_id
         self.read_postgres = False  # whether any ids came from PostgreSQL past the cache
         self.database = db.PRIMARY  # where those come from, chosen at the first
         try:
-            state = store.read(user_id=user_id, prefix=prefix)
+            if state is None:
+                state = store.read(user_id=user_id, prefix=prefix)
             graph = _graph(user_id=user_id, state=state)
             self.cached = cached_ids(user_id=user_id, state=state, graph=graph, prefix=prefix)
         except (RedisConnectionError, RedisTimeoutError):
@@ -168,19 +171,31 @@ def _take(tweets: Iterator[dict], n: int) -> list[dict]:
     return taken
 
 
+def _prefix(*, limit: int, cursor: int | None, since: int | None) -> int | None:
+    # The first page, by far the most read, needs only the head of each list;
+    # twice the page leaves room for tweets hidden at read before PostgreSQL is asked.
+    return 2 * limit + 20 if cursor is None and since is None else None
+
+
+def timeline_prefetch(round_trip: core_redis.RoundTrip, *, user_id: int, limit: int, cursor: int | None = None,
+                      since: int | None = None) -> core_redis.Reply:
+    """Ask for the cached state ``timeline_page_for_user`` starts from, with the same arguments,
+    within a round trip the caller makes (with the reader's authentication and rate limit)."""
+    return store.read_prefetch(round_trip, user_id=user_id, prefix=_prefix(limit=limit, cursor=cursor, since=since))
+
+
 def timeline_page_for_user(*, user_id: int, limit: int, cursor: int | None = None,
-                           since: int | None = None) -> TimelinePage:
+                           since: int | None = None, prefetched: core_redis.Reply | None = None) -> TimelinePage:
     """One page of the home timeline, newest first.
 
     With ``cursor``: the newest ``limit`` tweets older than it. With ``since``:
     the ``limit`` tweets just newer than it (pull-to-refresh; ask again with
     ``since=prev_cursor`` for the next ones, without gaps). ``next_cursor`` is
-    null exactly when nothing older than the page exists.
+    null exactly when nothing older than the page exists. ``prefetched``:
+    ``timeline_prefetch``'s reply for the same arguments, if the trip was made.
     """
-    # The first page, by far the most read, needs only the head of each list;
-    # twice the page leaves room for tweets hidden at read before PostgreSQL is asked.
-    first_page = cursor is None and since is None
-    timeline = _Timeline(user_id, prefix=2 * limit + 20 if first_page else None)
+    timeline = _Timeline(user_id, prefix=_prefix(limit=limit, cursor=cursor, since=since),
+                         state=prefetched.value if prefetched is not None else None)
     if since is None:
         tweets = _take(timeline.older_than(cursor, limit + 1), limit + 1)
         has_older = len(tweets) > limit

@@ -5,6 +5,7 @@ Only this module and ``rebuilds`` (both through ``timelines.store``) write
 timeline keys, and only this module enqueues timeline tasks. It sends them by
 name (the names below): ``tasks`` imports this module, never the other way.
 """
+import contextlib
 import logging
 import time
 from datetime import timedelta
@@ -74,12 +75,16 @@ def fanout_tweet(*, tweet_id: int) -> int:
 
     A pulled tweet (its author was a celebrity when posting) goes to the author's
     pulled list and own timeline only. A pushed tweet goes to every accepted
-    follower's cached timeline: the followers are split into id ranges of
-    ``FANOUT_BATCH_SIZE``, recorded (once) as the fan-out's outstanding batches,
-    and every batch but the first is sent to other workers; the first is written
-    here. The last batch to finish clears the pending mark. Every delivery is an
-    idempotent sorted insert, so a retried, duplicated or late task is harmless.
+    follower's cached timeline, read in one query. Up to ``FANOUT_BATCH_SIZE``
+    followers (by default more than a pushed author has) are written here, in one
+    pipelined round trip, with no bookkeeping beyond the ``PendingFanout`` row: a
+    coordinator that dies is restarted whole by the reconciler. More followers
+    are split into id ranges of that size, recorded (once) as the fan-out's
+    outstanding batches; every batch but the first goes to other workers, and
+    the last to finish clears the pending mark. Every delivery is an idempotent
+    sorted insert, so a retried, duplicated or late task is harmless.
     """
+    started = time.time()
     row = (PendingFanout.objects.filter(tweet_id=tweet_id)
            .values_list("tweet__author_id", "tweet__pushed", "tweet__deleted_at").first())
     if row is None:
@@ -95,40 +100,52 @@ def fanout_tweet(*, tweet_id: int) -> int:
         FANOUT_DELIVERIES.inc(written)
         _fanout_finished(tweet_id=tweet_id, mode="pull")
         return written
-    followers = followers_for_fanout(author_id=author_id, tweet_id=tweet_id)
+    timings = _Timings(tweet_id=tweet_id, started=started)
+    with timings.step("pg_ms"):
+        followers = followers_for_fanout(author_id=author_id, tweet_id=tweet_id)
     size = settings.FANOUT_BATCH_SIZE
-    batches = [followers[i : i + size] for i in range(0, len(followers), size)] or [[]]
+    if len(followers) <= size:
+        return _deliver_batch(tweet_id=tweet_id, author_id=author_id, lo=0, hi=None, followers=followers,
+                              timings=timings)
+    batches = [followers[i : i + size] for i in range(0, len(followers), size)]
     ranges = []
     lo = 0
     for batch in batches:
-        hi = batch[-1] if batch else 0
-        ranges.append((lo, hi))
-        lo = hi
+        ranges.append((lo, batch[-1]))
+        lo = batch[-1]
     if store.progress_init(tweet_id=tweet_id, batches=[_batch_name(lo, hi) for lo, hi in ranges]):
         for (lo, hi), batch in zip(ranges[1:], batches[1:], strict=True):
             # The ids travel with the message (no second query); one not sent stays pending.
             _enqueue(FANOUT_BATCH_TASK, tweet_id, author_id, lo, hi, batch)
-    return _deliver_batch(tweet_id=tweet_id, author_id=author_id, lo=0, hi=ranges[0][1], followers=batches[0])
+    return _deliver_batch(tweet_id=tweet_id, author_id=author_id, lo=0, hi=ranges[0][1], followers=batches[0],
+                          timings=timings)
 
 
 def fanout_batch(*, tweet_id: int, author_id: int, lo: int, hi: int, follower_ids: list[int] | None = None) -> int:
     """Deliver one batch of a pushed tweet: its accepted followers with ids in (lo, hi],
     as the coordinator listed them or, when restarted by the reconciler, as they are now."""
+    timings = _Timings(tweet_id=tweet_id, started=time.time())
     if follower_ids is not None:
         followers = follower_ids
     else:
-        followers = followers_for_fanout(author_id=author_id, tweet_id=tweet_id, lo=lo, hi=hi)
-    return _deliver_batch(tweet_id=tweet_id, author_id=author_id, lo=lo, hi=hi, followers=followers)
+        with timings.step("pg_ms"):
+            followers = followers_for_fanout(author_id=author_id, tweet_id=tweet_id, lo=lo, hi=hi)
+    return _deliver_batch(tweet_id=tweet_id, author_id=author_id, lo=lo, hi=hi, followers=followers,
+                          timings=timings)
 
 
-def _deliver_batch(*, tweet_id: int, author_id: int, lo: int, hi: int, followers: list[int]) -> int:
-    if lo == 0:
-        followers = [*followers, author_id]  # the author's own timeline, with the first batch
-    written = store.insert(user_ids=followers, tweet_id=tweet_id)
-    FANOUT_BATCH_SIZE.observe(len(followers))
+def _deliver_batch(*, tweet_id: int, author_id: int, lo: int, hi: int | None, followers: list[int],
+                   timings: "_Timings") -> int:
+    """Write one batch; ``hi`` None: the whole fan-out in one batch, nothing recorded to mark done."""
+    addressed = [*followers, author_id] if lo == 0 else followers  # the author's own, with the first batch
+    with timings.step("redis_ms"):
+        written = store.insert(user_ids=addressed, tweet_id=tweet_id)
+    FANOUT_BATCH_SIZE.observe(len(addressed))
     FANOUT_DELIVERIES.inc(written)
-    if store.progress_done(tweet_id=tweet_id, batch=_batch_name(lo, hi)):
+    last = hi is None or store.progress_done(tweet_id=tweet_id, batch=_batch_name(lo, hi))
+    if last:
         _fanout_finished(tweet_id=tweet_id, mode="push")
+    timings.record(followers=len(followers), written=written, last=last)
     return written
 
 
@@ -137,6 +154,48 @@ def _fanout_finished(*, tweet_id: int, mode: str | None = None) -> None:
     PendingFanout.objects.filter(tweet_id=tweet_id).delete()
     if mode is not None:
         FANOUT_LAG.labels(mode=mode).observe(max(time.time() - snowflake.timestamp_ms_of(tweet_id) / 1000, 0.0))
+
+
+class _Timings:
+    """Where one batch of a fan-out spent its time, recorded when ``FANOUT_TIMINGS`` is on
+    (the benchmark reads them back with ``fanout_timings``)."""
+
+    def __init__(self, *, tweet_id: int, started: float):
+        self.tweet_id, self.started, self.steps = tweet_id, started, {"pg_ms": 0.0, "redis_ms": 0.0}
+
+    @contextlib.contextmanager
+    def step(self, name: str):
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.steps[name] += 1000 * (time.perf_counter() - began)
+
+    def record(self, *, followers: int, written: int, last: bool) -> None:
+        if not settings.FANOUT_TIMINGS:
+            return
+        queued_ms = 1000 * self.started - snowflake.timestamp_ms_of(self.tweet_id)
+        store.timings_add(tweet_id=self.tweet_id, values={
+            **self.steps, "followers": followers, "written": written, "batches": 1,
+            "busy_ms": 1000 * (time.time() - self.started)},
+            first={"queued_ms": queued_ms}, last={"done_ms": 1000 * time.time() - snowflake.timestamp_ms_of(
+                self.tweet_id)} if last else None)
+
+
+def fanout_timings(*, tweet_id: int) -> dict | None:
+    """The recorded timings of a tweet's fan-out (``FANOUT_TIMINGS``), in milliseconds:
+    ``queued_ms`` from the post to the coordinator starting, ``pg_ms`` reading followers,
+    ``redis_ms`` writing timelines, ``overhead_ms`` the rest of the workers' time (tasks,
+    bookkeeping), ``done_ms`` from the post to the last batch written; and ``followers``,
+    ``written``, ``batches``. None if nothing was recorded (or not yet finished)."""
+    raw = store.timings_read(tweet_id=tweet_id)
+    if not raw or "done_ms" not in raw:
+        return None
+    timings = {key: float(value) for key, value in raw.items()}
+    timings["overhead_ms"] = timings.pop("busy_ms") - timings["pg_ms"] - timings["redis_ms"]
+    for key in ("followers", "written", "batches"):
+        timings[key] = int(timings[key])
+    return timings
 
 
 def fanout_reconcile(*, older_than_seconds: float | None = None, limit: int = 1000) -> int:

@@ -309,10 +309,11 @@ def insert(*, user_ids: list[int], tweet_id: int) -> int:
 
 
 def _insert(*, keys: list[str], tweet_id: int) -> int:
-    # One script call for all the keys on a single server; on a cluster one call
-    # per hash slot, pipelined: one round trip per node (the script may run twice).
+    # One script call per FANOUT_SCRIPT_KEYS keys (on a cluster, per hash slot too),
+    # all pipelined: one round trip per server, and no call holds a server for long.
     return sum(_INSERT_SCRIPT.per_slot(
-        keys=keys, args=[tweet_id, settings.TIMELINE_MAX_ENTRIES, settings.TIMELINE_TRIM_SLACK]))
+        keys=keys, args=[tweet_id, settings.TIMELINE_MAX_ENTRIES, settings.TIMELINE_TRIM_SLACK],
+        chunk=settings.FANOUT_SCRIPT_KEYS))
 
 
 def _combine(*, key: str, user_id: int | None, mode: str, ids: list[int], complete: bool,
@@ -354,23 +355,42 @@ def read(*, user_id: int, prefix: int | None = None) -> HomeState:
     With ``prefix``, only the newest ``prefix`` ids are read: a prefix of a
     gapless list is gapless down to its own last id, so it is a window too.
     """
+    pipe = _redis().pipeline(transaction=False)
+    queue, parse = _read_commands(user_id=user_id, prefix=prefix)
+    queue(pipe)
+    return parse(pipe.execute())
+
+
+def read_prefetch(round_trip: core_redis.RoundTrip, *, user_id: int, prefix: int | None = None) -> core_redis.Reply:
+    """``read`` within a round trip the caller makes; the reply's value is the ``HomeState``
+    (None if a command failed: read again)."""
+    queue, parse = _read_commands(user_id=user_id, prefix=prefix)
+    return round_trip.add(queue, lambda replies: None if any(isinstance(r, Exception) for r in replies)
+                          else parse(replies))
+
+
+def _read_commands(*, user_id: int, prefix: int | None):
     key = timeline_key(user_id)
     size = min(prefix or settings.TIMELINE_MAX_ENTRIES, settings.TIMELINE_MAX_ENTRIES)
-    pipe = _redis().pipeline(transaction=False)
-    # One entry more tells whether the sentinel closes the list.
-    pipe.lrange(key, 0, size)
-    pipe.expire(key, _ttl_seconds())
-    pipe.get(_generation_key(user_id))
-    pipe.get(_pull_epoch_key())
-    pipe.get(_graph_key(user_id))
-    raw, existed, generation, pull_epoch, graph = pipe.execute()
-    generation, pull_epoch = int(generation or 0), int(pull_epoch or 0)
-    return HomeState(
-        window=_window(raw, size) if existed else None,
-        generation=generation,
-        pull_epoch=pull_epoch,
-        graph=_parse_graph(graph, generation, pull_epoch),
-    )
+
+    def queue(pipe) -> None:
+        pipe.lrange(key, 0, size)  # one entry more tells whether the sentinel closes the list
+        pipe.expire(key, _ttl_seconds())
+        pipe.get(_generation_key(user_id))
+        pipe.get(_pull_epoch_key())
+        pipe.get(_graph_key(user_id))
+
+    def parse(replies: list) -> HomeState:
+        raw, existed, generation, pull_epoch, graph = replies
+        generation, pull_epoch = int(generation or 0), int(pull_epoch or 0)
+        return HomeState(
+            window=_window(raw, size) if existed else None,
+            generation=generation,
+            pull_epoch=pull_epoch,
+            graph=_parse_graph(graph, generation, pull_epoch),
+        )
+
+    return queue, parse
 
 
 def _parse_graph(raw: bytes | None, generation: int, pull_epoch: int) -> Graph | None:
@@ -470,6 +490,30 @@ def progress_pending(*, tweet_id: int) -> list[str] | None:
     """The batches of a fan-out still outstanding (None: none recorded, or all done)."""
     batches = _redis().hkeys(_progress_key(tweet_id))
     return [b.decode() for b in batches] or None
+
+
+def _timings_key(tweet_id: int) -> str:
+    return _prefixed(f"fot:{tweet_id}")
+
+
+def timings_add(*, tweet_id: int, values: dict[str, float], first: dict[str, float],
+                last: dict[str, float] | None) -> None:
+    """Add one batch's timings to its fan-out's (summed), keeping ``first``'s fields
+    from the first batch recorded and ``last``'s if this batch finished the fan-out."""
+    key = _timings_key(tweet_id)
+    pipe = _redis().pipeline(transaction=False)
+    for field, value in values.items():
+        pipe.hincrbyfloat(key, field, value)
+    for field, value in first.items():
+        pipe.hsetnx(key, field, value)
+    if last:
+        pipe.hset(key, mapping=last)
+    pipe.expire(key, 3600)
+    pipe.execute()
+
+
+def timings_read(*, tweet_id: int) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in _redis().hgetall(_timings_key(tweet_id)).items()}
 
 
 def claim_once(*, name: str, ttl: int = 24 * 3600) -> bool:

@@ -164,7 +164,17 @@ TIMELINE_MAX_ENTRIES = env.int("TIMELINE_MAX_ENTRIES", default=800)
 TIMELINE_TRIM_SLACK = env.int("TIMELINE_TRIM_SLACK", default=50)
 TIMELINE_CELEBRITY_THRESHOLD = env.int("TIMELINE_CELEBRITY_THRESHOLD", default=100_000)
 TIMELINE_INACTIVE_DAYS = env.int("TIMELINE_INACTIVE_DAYS", default=14)
-FANOUT_BATCH_SIZE = env.int("FANOUT_BATCH_SIZE", default=1000)
+# A fan-out batch is one task's share of the followers: read in one query and
+# written in one pipelined round trip. A pushed author has fewer followers than
+# the celebrity threshold, so by default one task delivers a whole tweet; larger
+# thresholds split it, the batches going to other workers.
+FANOUT_BATCH_SIZE = env.int("FANOUT_BATCH_SIZE", default=100_000)
+# Keys per call of the insert script: each call holds Redis about a microsecond a key,
+# so reads interleave with a long fan-out instead of waiting for all of it.
+FANOUT_SCRIPT_KEYS = env.int("FANOUT_SCRIPT_KEYS", default=1000)
+# Record each fan-out's timings (queue, follower read, Redis, the rest) in Redis for
+# an hour: the benchmark reads them (services.fanout_timings). Off in production.
+FANOUT_TIMINGS = env.bool("FANOUT_TIMINGS", default=False)
 # The reconciler (beat, every FANOUT_RECONCILE_EVERY_SECONDS) restarts fan-outs
 # still unfinished this long after their tweet was posted.
 FANOUT_RECONCILE_AFTER_SECONDS = env.int("FANOUT_RECONCILE_AFTER_SECONDS", default=30)
@@ -182,8 +192,8 @@ TWEET_CACHE_TTL_SECONDS = env.int("TWEET_CACHE_TTL_SECONDS", default=3 * 24 * 36
 SNOWFLAKE_LEASE_SECONDS = env.int("SNOWFLAKE_LEASE_SECONDS", default=60)
 if SNOWFLAKE_LEASE_SECONDS < 15:  # must outlast several 5 s renewals, or two holders could overlap
     raise ImproperlyConfigured("SNOWFLAKE_LEASE_SECONDS must be at least 15.")
-if FANOUT_BATCH_SIZE < 1:
-    raise ImproperlyConfigured("FANOUT_BATCH_SIZE must be at least 1.")
+if FANOUT_BATCH_SIZE < 1 or FANOUT_SCRIPT_KEYS < 1:
+    raise ImproperlyConfigured("FANOUT_BATCH_SIZE and FANOUT_SCRIPT_KEYS must be at least 1.")
 
 MAX_REQUEST_BODY_BYTES = 64 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
