@@ -31,10 +31,10 @@ LIMIT %(limit)s
 
 def _tweet_object(row: tuple) -> dict:
     tweet_id, author_id, content, created_at, mentions, hashtags, username, display_name = row
-    tweet = Tweet(id=tweet_id, author_id=author_id, content=content, created_at=created_at,
+    author = User(id=author_id, username=username, display_name=display_name, is_active=True)
+    tweet = Tweet(id=tweet_id, author=author, content=content, created_at=created_at,
                   mentions=mentions, hashtags=hashtags)
-    author = {"user_id": str(author_id), "username": username, "display_name": display_name}
-    return objects.public(objects.cached_entry(tweet), author)
+    return objects.public(objects.cached_entry(tweet))
 
 
 class PingApi(APIView):

@@ -65,7 +65,8 @@ class CachedUserJWTAuthentication(SafeJWTAuthentication):
             round_trip.execute()
         except RedisError:
             pass  # each part asks again on its own, and falls back as it does without Redis
-        return self._reader(user_id, author_cache.get_or_fill_many([user_id], prefetched=summary).get(user_id)), validated_token
+        summaries = author_cache.get_or_fill_many([user_id], prefetched=summary)
+        return self._reader(user_id, summaries.get(user_id)), validated_token
 
     def get_user(self, validated_token):
         user_id = self._user_id(validated_token)

@@ -22,7 +22,7 @@ from core.exceptions import ApplicationError, Forbidden, NotFound
 
 from . import cache, tokens
 from .models import AccountChange, Follow, User
-from .signals import follow_changed
+from .signals import authors_changed, follow_changed
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def author_cache_refresh_after_commit(user: User) -> None:
     """Rewrite ``user``'s author-cache entry once the change commits. If Redis fails then,
     the answer still stands (it is committed): the error is logged, and the trigger's
     ``AccountChange`` row is replayed within seconds (``account_changes_replay``)."""
-    transaction.on_commit(lambda: cache.refresh(user), robust=True)
+    transaction.on_commit(lambda: authors_cache_refresh(users=[user]), robust=True)
 
 
 @transaction.atomic
@@ -307,13 +307,20 @@ def account_changes_replay(*, limit: int = 1000) -> int:
         return 0
     user_ids = {user_id for _, user_id in changes}
     users = list(User.objects.filter(id__in=user_ids))
-    cache.refresh_many(users)
-    cache.evict_many(user_ids - {u.id for u in users})
+    authors_cache_refresh(users=users, deleted=user_ids - {u.id for u in users})
     for user in users:
         if not user.is_private and user.is_active:
             follow_requests_accept_pending(followee_id=user.id)
     AccountChange.objects.filter(id__in=[change_id for change_id, _ in changes]).delete()
     return len(changes)
+
+
+def authors_cache_refresh(*, users: list[User], deleted: set[int] = frozenset()) -> None:
+    """Rewrite the author-cache entries of ``users`` from these rows, drop those of the
+    ``deleted`` ids, and announce it (``authors_changed``: cached tweets carry the summaries)."""
+    cache.refresh_many(users)
+    cache.evict_many(deleted)
+    authors_changed.send(sender=User, user_ids={user.id for user in users} | set(deleted))
 
 
 def _announce_follow_change(*, follower_id: int, followee_id: int, followed: bool) -> None:

@@ -8,7 +8,14 @@ failure after the first commit left stale): receivers must be idempotent.
 Receivers that touch anything outside PostgreSQL defer that to
 ``transaction.on_commit``.
 Keyword arguments: ``follower_id``, ``followee_id``, ``followed`` (bool).
+
+``authors_changed`` is sent after users' author-cache entries were rewritten or
+dropped (``services.authors_cache_refresh``): whoever caches copies of those
+summaries drops them. Keyword argument: ``user_ids`` (a set). A receiver's
+error propagates, so a change it could not apply is replayed
+(``services.account_changes_replay`` keeps its row).
 """
 from django.dispatch import Signal
 
 follow_changed = Signal()
+authors_changed = Signal()

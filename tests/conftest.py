@@ -109,39 +109,6 @@ def redis():
     return core_redis.connection()
 
 
-class _RoundTrips:
-    """Counts the round trips made to Redis: each command sent on its own, each pipeline executed
-    (a cluster pipeline counts once: its batches for the nodes go side by side)."""
-
-    def __init__(self, monkeypatch):
-        import redis as redis_py
-        from redis.cluster import ClusterPipeline, RedisCluster
-
-        self.count = 0
-        for cls, name in ((redis_py.Redis, "execute_command"), (redis_py.client.Pipeline, "execute"),
-                          (RedisCluster, "execute_command"), (ClusterPipeline, "execute")):
-            monkeypatch.setattr(cls, name, self._counted(getattr(cls, name)))
-
-    def _counted(self, method):
-        def counted(client, *args, **kwargs):
-            self.count += 1
-            return method(client, *args, **kwargs)
-        return counted
-
-    def __enter__(self):
-        self.count = 0
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-@pytest.fixture
-def redis_round_trips(monkeypatch):
-    """``with redis_round_trips as trips: ...``, then ``trips.count``: Redis round trips made inside."""
-    return _RoundTrips(monkeypatch)
-
-
 @pytest.fixture
 def make_user(db):
     return UserFactory

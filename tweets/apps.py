@@ -3,3 +3,14 @@ from django.apps import AppConfig
 
 class TweetsConfig(AppConfig):
     name = "tweets"
+
+    def ready(self) -> None:
+        from django.db.models.signals import pre_delete
+
+        from social.models import User
+        from social.signals import authors_changed
+
+        from . import receivers
+
+        authors_changed.connect(receivers.authors_changed_evict_tweets, dispatch_uid="tweets.authors_changed")
+        pre_delete.connect(receivers.user_deleted_evict_tweets, sender=User, dispatch_uid="tweets.user_deleted")

@@ -1,11 +1,13 @@
 """The tweet object cache: ``tweet id -> cached entry`` (``objects.cached_entry``), read with one MGET per page
 (on a Redis Cluster, one MGET per hash slot, pipelined: a round trip per node).
 
-A deleted tweet is cached as an empty tombstone, so timelines that still list
-its id skip it without asking PostgreSQL again. A read fills its misses from
-PostgreSQL (``get_or_fill_many``, the only fill on a miss); posting warms the
-new tweet's entry and deleting writes the tombstone. With Redis unreachable,
-reads are answered from PostgreSQL alone, filling nothing.
+An entry carries its author's summary (``objects.cached_entry``); when that
+changes, ``evict_authored_by`` drops the author's entries. A deleted tweet is
+cached as an empty tombstone, so timelines that still list its id skip it
+without asking PostgreSQL again. A read fills its misses from PostgreSQL
+(``get_or_fill_many``, the only fill on a miss); posting warms the new tweet's
+entry and deleting writes the tombstone. With Redis unreachable, reads are
+answered from PostgreSQL alone, filling nothing.
 """
 import logging
 
@@ -39,7 +41,12 @@ def _get_many(tweet_ids: list[int]) -> dict[int, dict | None]:
     for tid, value in zip(tweet_ids, raw, strict=True):
         if value is None:
             continue
-        found[tid] = None if value == TOMBSTONE else orjson.loads(value)
+        if value == TOMBSTONE:
+            found[tid] = None
+            continue
+        entry = orjson.loads(value)
+        if "author" in entry:  # an entry cached before entries carried their author is a miss
+            found[tid] = entry
     return found
 
 
@@ -61,7 +68,7 @@ def get_or_fill_many(tweet_ids: list[int]) -> dict[int, dict | None]:
     if misses:
         TWEET_CACHE_MISSES.inc(len(misses))
         fetched = {tweet.id: None if tweet.is_deleted else objects.cached_entry(tweet)
-                   for tweet in Tweet.objects.filter(id__in=misses)}
+                   for tweet in Tweet.objects.filter(id__in=misses).select_related("author")}
         if redis_up:
             try:
                 fill_many(fetched)
@@ -93,3 +100,26 @@ def tombstone(tweet_id: int, *, ttl: int | None = None) -> None:
 def evict(tweet_ids: list[int]) -> None:
     if tweet_ids:
         core_redis.delete([_key(tid) for tid in tweet_ids])
+
+
+_EVICT_CHUNK = 5000
+
+
+def evict_authored_by(author_ids: set[int]) -> int:
+    """Drop the cached entries of every tweet by ``author_ids`` (their summary changed:
+    the next read fills them again); returns how many ids were dropped."""
+    if not author_ids:
+        return 0
+    ids = Tweet.objects.filter(author_id__in=author_ids).values_list("id", flat=True)
+    return _evict_in_chunks(ids.iterator(chunk_size=_EVICT_CHUNK))
+
+
+def _evict_in_chunks(tweet_ids) -> int:
+    chunk, evicted = [], 0
+    for tid in tweet_ids:
+        chunk.append(tid)
+        if len(chunk) == _EVICT_CHUNK:
+            evict(chunk)
+            evicted, chunk = evicted + len(chunk), []
+    evict(chunk)
+    return evicted + len(chunk)

@@ -1,25 +1,30 @@
 """The tweet object, defined once: its cached form, its public form and its OpenAPI description.
 
-A cached entry is the tweet without its author's profile: authors are hydrated
-from the author cache, so a renamed user never shows under an old name. The
-public object is that entry with the author's public fields. Every path that
-shows a tweet (the tweet endpoint, timeline pages, the benchmark's baseline)
-builds it with these two functions.
+A cached entry is the tweet with its author's summary (``social.cache``'s: name,
+whether active or private), so a page is hydrated from the tweet cache alone,
+in one round trip. Every change to an author rewrites their summary and drops
+their tweets' entries (``tweets.receivers``), so a renamed user never shows
+under an old name for long, nor a suspended one's tweets at all. The public
+object is the entry's public fields. Every path that shows a tweet (the tweet
+endpoint, timeline pages, the benchmark's baseline) builds it with these two
+functions.
 """
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from media import storage
+from social.cache import author_summary
 
 from . import snowflake
 from .models import Tweet
 
 
 def cached_entry(tweet: Tweet) -> dict:
-    """What the tweet cache holds for ``tweet`` (its author only as ``author_id``)."""
+    """What the tweet cache holds for ``tweet``, its author's summary included (``tweet.author`` is read)."""
     return {
         "tweet_id": str(tweet.id),
         "author_id": tweet.author_id,
+        "author": author_summary(tweet.author),
         "content": tweet.content,
         "created_at": tweet.created_at.isoformat().replace("+00:00", "Z"),
         "timestamp": snowflake.timestamp_ms_of(tweet.id) // 1000,
@@ -32,8 +37,9 @@ def cached_entry(tweet: Tweet) -> dict:
     }
 
 
-def public(entry: dict, author: dict) -> dict:
-    """The API's tweet object: a cached entry with its author's public fields."""
+def public(entry: dict) -> dict:
+    """The API's tweet object: a cached entry's public fields."""
+    author = entry["author"]
     return {
         "tweet_id": entry["tweet_id"],
         "content": entry["content"],

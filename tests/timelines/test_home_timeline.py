@@ -155,7 +155,8 @@ def _redis_round_trips(monkeypatch) -> list:
 
 
 @pytest.mark.parametrize("celebrity", [False, True])
-def test_a_warm_page_costs_five_redis_round_trips_six_with_celebrities(make_user, api, monkeypatch, celebrity):
+def test_a_warm_page_costs_two_redis_round_trips_three_with_celebrities(make_user, api, monkeypatch, celebrity,
+                                                                       django_assert_num_queries):
     reader, author = make_user(), make_user()
     api(reader).post(f"/v1/users/{author.id}/follow")
     with override_settings(TIMELINE_CELEBRITY_THRESHOLD=1 if celebrity else 100_000):
@@ -163,17 +164,18 @@ def test_a_warm_page_costs_five_redis_round_trips_six_with_celebrities(make_user
         client = api(reader)
         assert len(client.get("/v1/timeline/home").json()["data"]) == 1  # warms every cache
         sent = _redis_round_trips(monkeypatch)
-        assert len(client.get("/v1/timeline/home").json()["data"]) == 1
-    # The reader's authentication, the rate limit, the timeline's pipeline, (the pulled lists,)
-    # the tweets, their authors. On a Redis Cluster the timeline's pipeline is sent to the
-    # node of the reader's keys and, at the same time, to the pull epoch's when that is another.
-    assert len(sent) == (6 if celebrity else 5) + _pipeline_nodes(reader.id) - 1
+        with django_assert_num_queries(0):
+            assert len(client.get("/v1/timeline/home").json()["data"]) == 1
+    # One round trip for the reader's authentication, the rate limit and the cached timeline,
+    # (one for the pulled lists,) one for the tweets, which carry their authors. On a Redis
+    # Cluster the first is sent to the nodes of those keys side by side.
+    assert len(sent) == (3 if celebrity else 2) + _pipeline_nodes(reader.id) - 1
 
 
 def _pipeline_nodes(user_id: int) -> int:
-    """How many servers the timeline's pipeline (``store.read``) is sent to."""
+    """How many servers the reader's first round trip is sent to."""
     if not core_redis.is_cluster():
         return 1
     client = core_redis.connection()
-    keys = [store.timeline_key(user_id), store._pull_epoch_key()]
+    keys = [store.timeline_key(user_id), store._pull_epoch_key(), author_cache._key(user_id)]
     return len({client.get_node_from_key(key).name for key in keys})

@@ -10,6 +10,8 @@ from social import services as social_services
 from social.models import User
 from tests.helpers import page
 from timelines import selectors as tl_selectors
+from tweets import cache as tweet_cache
+from tweets import objects as tweet_objects
 from tweets import services as tweet_services
 from tweets import snowflake
 
@@ -35,6 +37,40 @@ def test_a_profile_read_before_an_update_never_overwrites_it_in_the_cache(make_u
     page(api(reader))
     monkeypatch.setattr(author_cache, "author_summary", real)
     assert page(api(reader))["data"][0]["author"]["display_name"] == "New"
+
+
+def test_a_tweet_filled_from_a_row_read_before_a_rename_is_dropped_by_the_replay(make_user, api, monkeypatch):
+    """A cached tweet carries its author's name. A read that fills it from a row read before
+    a rename commits writes the old name after the rename dropped the entries; the account-change
+    log (the trigger records renames too) drops them again, so the old name does not stay."""
+    reader, author = make_user(), make_user(display_name="Old")
+    social_services.follow_create(follower=reader, followee_id=author.id)
+    tweet = tweet_services.tweet_create(author=author, content="x")
+    tweet_cache.evict([tweet.id])
+    real = tweet_objects.author_summary
+
+    def hooked(user):
+        summary = real(user)  # the reader has read the old row from PostgreSQL
+        if user.id == author.id and summary["display_name"] == "Old":
+            social_services.user_update(user=User.objects.get(id=author.id), display_name="New")  # commit+evict
+        return summary
+
+    monkeypatch.setattr(tweet_objects, "author_summary", hooked)
+    assert page(api(reader))["data"][0]["author"]["display_name"] == "Old"  # read before the rename
+    monkeypatch.setattr(tweet_objects, "author_summary", real)
+    social_services.account_changes_replay()
+    assert page(api(reader))["data"][0]["author"]["display_name"] == "New"
+
+
+def test_a_deleted_users_tweets_leave_the_tweet_cache(make_user, api, redis):
+    reader, author = make_user(), make_user()
+    social_services.follow_create(follower=reader, followee_id=author.id)
+    tweet = tweet_services.tweet_create(author=author, content="x")
+    assert [t["tweet_id"] for t in page(api(reader))["data"]] == [str(tweet.id)]
+    assert tweet_cache.get_or_fill_many([tweet.id])  # cached
+    User.objects.get(id=author.id).delete()
+    assert redis.get(tweet_cache._key(tweet.id)) is None
+    assert page(api(reader))["data"] == []
 
 
 def test_a_suspension_reaches_the_cache_after_commit(make_user, api):
