@@ -239,12 +239,17 @@ _ATTRIBUTE = "_rate_limit_decision"
 _PREFETCHED = "_rate_limit_prefetched"
 
 
+def counted_by_user(scope: str) -> bool:
+    """Whether ``scope``'s limit is counted by the user alone (and so may be ``prefetch``ed)."""
+    return SCOPES[scope].by == (BY_USER,)
+
+
 def prefetch(round_trip: core_redis.RoundTrip, *, request, scope: str, user_id: int) -> None:
     """Count this request against ``user_id``'s limit of ``scope`` (a scope counted by
     user only) within ``round_trip``, which the caller makes before the throttles run:
     the throttle then takes the decision made there instead of asking Redis itself.
     Should the trip fail or the script be unknown to the server, it asks as ever."""
-    if SCOPES[scope].by != (BY_USER,):
+    if not counted_by_user(scope):
         raise ImproperlyConfigured(f"Only a scope counted by user alone can be prefetched, not {scope!r}.")
     rate = rate_for(scope)
     keys = [_key(scope, _user_who(user_id))]

@@ -13,6 +13,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 from rest_framework_simplejwt.settings import api_settings
 
 from core import redis as core_redis
+from core import throttling
 
 from . import cache as author_cache
 
@@ -44,9 +45,10 @@ class CachedUserJWTAuthentication(SafeJWTAuthentication):
     suspended user is refused as with a database lookup, one Redis GET instead
     of one query per request (the largest item in the read path's profile).
 
-    A view may send its own first Redis reads with that GET, in one round trip:
-    its ``prefetch(round_trip, request, user_id)`` queues them on the
-    ``core.redis.RoundTrip`` before it is made (the rate limit, the timeline).
+    The view's rate limit, when counted by user, is asked for in the same round
+    trip (``core.throttling.prefetch``), and so may the view's own first Redis
+    reads: its ``prefetch(round_trip, request, user_id)`` queues them on the
+    ``core.redis.RoundTrip`` before it is made (the cached timeline).
     """
 
     def authenticate(self, request):
@@ -59,6 +61,9 @@ class CachedUserJWTAuthentication(SafeJWTAuthentication):
         round_trip = core_redis.RoundTrip()
         summary = author_cache.prefetch(round_trip, user_id)
         view = request.parser_context.get("view") if request.parser_context else None
+        scope = getattr(view, "throttle_scope", None)
+        if scope and throttling.counted_by_user(scope):
+            throttling.prefetch(round_trip, request=request, scope=scope, user_id=user_id)
         if hasattr(view, "prefetch"):
             view.prefetch(round_trip, request, user_id)
         try:

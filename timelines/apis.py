@@ -4,7 +4,6 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core import throttling
 from core.pagination import IdField, PageParams
 from social.authentication import CachedUserJWTAuthentication
 from tweets.objects import TweetSchema
@@ -33,9 +32,8 @@ class HomeTimelineApi(APIView):
     authentication_classes = [CachedUserJWTAuthentication]  # needs only the reader's id
 
     def prefetch(self, round_trip, request, user_id: int) -> None:
-        """Called by the authentication: the rate limit and the cached timeline are asked
-        for in the reader's own round trip (a warm first page then costs two in all)."""
-        throttling.prefetch(round_trip, request=request, scope=self.throttle_scope, user_id=user_id)
+        """Called by the authentication: the cached timeline is asked for in the reader's
+        own round trip, with the rate limit (a warm first page then costs two in all)."""
         params = TimelineParams(data=request.query_params)
         if params.is_valid():  # if not, get() answers the 400
             self.params = params.validated_data

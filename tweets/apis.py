@@ -8,6 +8,7 @@ from core import schema
 from core.exceptions import NotFound
 from core.fields import ID_REGEX, NO_NUL, StrictCharField
 from core.pagination import IdField
+from social.authentication import CachedUserJWTAuthentication
 
 from . import objects, services, text
 from .selectors import tweet_visible_to
@@ -40,6 +41,8 @@ _TWEET_CREATE_REQUEST = {
 
 class TweetCreateApi(APIView):
     throttle_scope = "tweet_create"
+    # The poster's id is enough: the row is locked and read when the id is minted.
+    authentication_classes = [CachedUserJWTAuthentication]
 
     class TweetCreateInputSerializer(serializers.Serializer):
         content = StrictCharField(

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from core.exceptions import Forbidden, NotFound
 from media import services as media_services
+from social.authentication import ReaderUser
 from social.models import User
 
 from . import cache, objects, snowflake, text
@@ -18,33 +19,59 @@ from .models import IdempotencyKey, Tweet
 logger = logging.getLogger(__name__)
 
 
-def _mint_for_author(*, author_id: int) -> tuple[int, bool]:
+_AUTHOR_FIELDS = ("username", "display_name", "is_active", "is_private")
+
+# Mint and record in one statement: the UPDATE takes the author's row lock, so the
+# follower count it returns is the one the push-or-pull decision must agree with.
+_MINT_SQL = f"""
+UPDATE {User._meta.db_table}
+SET last_tweet_id = %(id)s, has_pulled_tweets = has_pulled_tweets OR followers_count >= %(threshold)s
+WHERE id = %(author_id)s AND is_active AND (last_tweet_id IS NULL OR last_tweet_id < %(id)s)
+RETURNING followers_count, {", ".join(_AUTHOR_FIELDS)}
+"""
+
+
+def _mint_for_author(*, author_id: int) -> tuple[int, bool, User]:
     """Mint an id greater than any the author already has, record it, and decide
-    whether the tweet is pushed to followers or pulled by them.
+    whether the tweet is pushed to followers or pulled by them: (the id, pushed,
+    the author's row as locked, with the fields a cached tweet shows).
 
     Ids of one process increase, but another process (with a clock slightly
     ahead, say) may have minted the author's previous id. Locking the author's
     row and minting above their last id makes each author's ids strictly
     increase in the order the tweets are committed. The same lock makes the
     push-or-pull decision, taken here once for good, agree with the follower
-    count a concurrent follow commits.
+    count a concurrent follow commits. Usually one statement; when the author's
+    last id is ahead of this process's clock, the row is locked and read first.
     """
-    last, followers, has_pulled = (
-        User.objects.select_for_update(no_key=True)
-        .values_list("last_tweet_id", "followers_count", "has_pulled_tweets").get(id=author_id)
-    )
-    tweet_id = snowflake.next_id(after=last)
-    pushed = followers < settings.TIMELINE_CELEBRITY_THRESHOLD
-    changes = {"last_tweet_id": tweet_id}
-    if not pushed and not has_pulled:
-        changes["has_pulled_tweets"] = True
-    User.objects.filter(id=author_id).update(**changes)
-    return tweet_id, pushed
+    threshold = settings.TIMELINE_CELEBRITY_THRESHOLD
+    tweet_id = snowflake.next_id()
+    with connection.cursor() as cursor:
+        cursor.execute(_MINT_SQL, {"id": tweet_id, "threshold": threshold, "author_id": author_id})
+        row = cursor.fetchone()
+    if row is None:
+        found = (User.objects.select_for_update(no_key=True).filter(id=author_id)
+                 .values_list("last_tweet_id", "is_active").first())
+        if found is None:
+            raise NotFound("No such user.")
+        if not found[1]:
+            raise Forbidden("This account is suspended.")
+        tweet_id = snowflake.next_id(after=found[0] or 0)
+        with connection.cursor() as cursor:
+            cursor.execute(_MINT_SQL, {"id": tweet_id, "threshold": threshold, "author_id": author_id})
+            row = cursor.fetchone()
+    followers, *fields = row
+    # The row as read, its other fields deferred (read on access, never made up);
+    # from_db takes the values in the model's field order.
+    read = {"id": author_id, **dict(zip(_AUTHOR_FIELDS, fields, strict=True))}
+    names = [f.attname for f in User._meta.concrete_fields if f.attname in read]
+    author = User.from_db(connection.alias, names, [read[name] for name in names])
+    return tweet_id, followers < threshold, author
 
 
 @transaction.atomic
 def tweet_post(
-    *, author: User, content: str, media_ids: Sequence[int] = (), idempotency_key: str | None = None,
+    *, author: User | ReaderUser, content: str, media_ids: Sequence[int] = (), idempotency_key: str | None = None,
 ) -> tuple[Tweet, bool]:
     """Post a tweet at most once per ``idempotency_key``: (the tweet, whether it is new).
 
@@ -58,7 +85,8 @@ def tweet_post(
         return tweet_create(author=author, content=content, media_ids=media_ids), True
     key_id = _idempotency_key_take(user_id=author.id, key=idempotency_key)
     if key_id is None:
-        tweet_id = IdempotencyKey.objects.values_list("tweet_id", flat=True).get(user=author, key=idempotency_key)
+        tweet_id = IdempotencyKey.objects.values_list("tweet_id", flat=True).get(user_id=author.id,
+                                                                                  key=idempotency_key)
         return Tweet.objects.get(id=tweet_id), False
     tweet = tweet_create(author=author, content=content, media_ids=media_ids)
     IdempotencyKey.objects.filter(id=key_id).update(tweet_id=tweet.id)
@@ -89,7 +117,7 @@ def idempotency_keys_sweep() -> int:
 
 
 @transaction.atomic
-def tweet_create(*, author: User, content: str, media_ids: Sequence[int] = ()) -> Tweet:
+def tweet_create(*, author: User | ReaderUser, content: str, media_ids: Sequence[int] = ()) -> Tweet:
     """Post a tweet: validate, claim its media, mint its id above the author's last, insert, warm the cache.
 
     Each upload in ``media_ids`` must be the author's, unattached and really in
@@ -112,7 +140,7 @@ def tweet_create(*, author: User, content: str, media_ids: Sequence[int] = ()) -
         )
     # Before minting: the HEADs of the uploads must not hold the author's row lock.
     claimed = media_services.media_claim(owner_id=author.id, media_ids=list(media_ids)) if media_ids else []
-    tweet_id, pushed = _mint_for_author(author_id=author.id)
+    tweet_id, pushed, author = _mint_for_author(author_id=author.id)
     tweet = Tweet.objects.create(
         id=tweet_id,
         author=author,

@@ -307,6 +307,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=4)
+# Added to a worker process's niceness (0: none): where web and workers share cores,
+# readers come first and fan-out uses what they leave (config/celery_app.py).
+WORKER_NICE = env.int("WORKER_NICE", default=10)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Must exceed the longest task (a fan-out batch takes milliseconds), or a Redis
 # broker redelivers a running task. Messages of a worker killed outright come
