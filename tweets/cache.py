@@ -11,7 +11,6 @@ answered from PostgreSQL alone, filling nothing.
 """
 import logging
 
-import orjson
 from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -32,11 +31,12 @@ def _key(tweet_id: int) -> str:
     return f"{settings.REDIS_KEY_PREFIX}tw:{tweet_id}"
 
 
-def _get_many(tweet_ids: list[int]) -> dict[int, dict | None]:
-    """Cached entries by id; a deleted tweet maps to ``None``; a miss is absent from the result."""
+def _get_many(tweet_ids: list[int]) -> tuple[dict[int, dict | None], list[int]]:
+    """Cached entries by id (a deleted tweet maps to ``None``; a miss is absent), and the ids
+    whose entry is in an older layout (misses too, to be dropped before they are filled)."""
     if not tweet_ids:
-        return {}
-    found = {}
+        return {}, []
+    found, older = {}, []
     raw = core_redis.mget([_key(tid) for tid in tweet_ids])  # on a cluster, one MGET per slot
     for tid, value in zip(tweet_ids, raw, strict=True):
         if value is None:
@@ -44,10 +44,12 @@ def _get_many(tweet_ids: list[int]) -> dict[int, dict | None]:
         if value == TOMBSTONE:
             found[tid] = None
             continue
-        entry = orjson.loads(value)
-        if "author" in entry:  # an entry cached before entries carried their author is a miss
+        entry = objects.unpack(tid, value)
+        if entry is not None:
             found[tid] = entry
-    return found
+        else:
+            older.append(tid)
+    return found, older
 
 
 def get_or_fill_many(tweet_ids: list[int]) -> dict[int, dict | None]:
@@ -58,15 +60,21 @@ def get_or_fill_many(tweet_ids: list[int]) -> dict[int, dict | None]:
     With Redis unreachable, every id is read from PostgreSQL and nothing is cached.
     """
     try:
-        entries = _get_many(tweet_ids)
+        entries, older = _get_many(tweet_ids)
         redis_up = True
     except _UNREACHABLE:
         logger.warning("tweet cache unreachable: reading %d tweets from PostgreSQL", len(tweet_ids))
-        entries, redis_up = {}, False
+        entries, older, redis_up = {}, [], False
     misses = [tid for tid in tweet_ids if tid not in entries]
     TWEET_CACHE_HITS.inc(len(tweet_ids) - len(misses))
     if misses:
         TWEET_CACHE_MISSES.inc(len(misses))
+        try:
+            # Deleted before PostgreSQL is read (so a tombstone written meanwhile stands),
+            # or the fill's SET NX would never replace them.
+            evict(older)
+        except _UNREACHABLE:
+            redis_up = False
         fetched = {tweet.id: None if tweet.is_deleted else objects.cached_entry(tweet)
                    for tweet in Tweet.objects.filter(id__in=misses).select_related("author")}
         if redis_up:
@@ -88,7 +96,7 @@ def fill_many(entries: dict[int, dict | None]) -> None:
         return
     pipe = core_redis.connection().pipeline(transaction=False)
     for tid, data in entries.items():
-        value = TOMBSTONE if data is None else orjson.dumps(data)
+        value = TOMBSTONE if data is None else objects.pack(data)
         pipe.set(_key(tid), value, ex=settings.TWEET_CACHE_TTL_SECONDS, nx=True)
     pipe.execute()
 

@@ -1,6 +1,7 @@
 """Caches that must never outlive the change they cache, and cursors that must stay exact."""
 import threading
 
+import orjson
 import pytest
 from django.db import transaction
 from django.test import override_settings
@@ -136,3 +137,15 @@ def test_deeply_nested_json_is_a_400(make_user, api):
     client.raise_request_exception = False
     r = client.post("/v1/tweets", data=body, content_type="application/json")
     assert r.status_code == 400, r.status_code
+
+
+def test_a_cached_entry_reads_back_as_it_was_packed_and_an_older_layout_is_a_miss(make_user, redis):
+    author = make_user(display_name="Ann")
+    tweet = tweet_services.tweet_create(author=author, content="hi @bob #tag")
+    entry = tweet_objects.cached_entry(tweet)
+    assert tweet_objects.unpack(tweet.id, tweet_objects.pack(entry)) == entry
+    assert len(tweet_objects.pack(entry)) < len(orjson.dumps(entry)) / 2
+    redis.set(tweet_cache._key(tweet.id), orjson.dumps(entry))  # the layout before entries were packed
+    assert tweet_cache._get_many([tweet.id]) == ({}, [tweet.id])
+    assert tweet_cache.get_or_fill_many([tweet.id]) == {tweet.id: entry}  # filled again, packed
+    assert tweet_cache._get_many([tweet.id]) == ({tweet.id: entry}, [])
