@@ -44,3 +44,10 @@ def test_a_crash_answers_json_in_the_shape_of_every_error(make_user, api, monkey
     assert r.status_code == 500
     assert r["Content-Type"] == "application/json"
     assert r.json() == {"detail": "Server error."}
+
+
+def test_a_page_parameter_given_twice_is_a_400(make_user, api):
+    client = api(make_user())
+    for path in ("/v1/timeline/home", "/v1/follow-requests"):
+        r = client.get(f"{path}?limit=5&limit=")
+        assert r.status_code == 400 and r.json()["limit"] == ["Give this parameter once."]
