@@ -30,6 +30,8 @@ TimelinePage = inline_serializer("TimelinePage", {
 class HomeTimelineApi(APIView):
     throttle_scope = "timeline"  # reads per user (core/throttling.py)
     authentication_classes = [CachedUserJWTAuthentication]  # needs only the reader's id
+    params: dict | None = None  # the query, once validated
+    prefetched = None  # the cached timeline's reply, from the authentication's round trip
 
     def prefetch(self, round_trip, request, user_id: int) -> None:
         """Called by the authentication: the cached timeline is asked for in the reader's
@@ -42,11 +44,11 @@ class HomeTimelineApi(APIView):
 
     @extend_schema(parameters=[TimelineParams], responses={200: TimelinePage})
     def get(self, request):
-        params = getattr(self, "params", None)
+        params = self.params
         if params is None:
             serializer = TimelineParams(data=request.query_params)
             serializer.is_valid(raise_exception=True)
             params = serializer.validated_data
         page = timeline_page_for_user(user_id=request.user.id, limit=params["limit"], cursor=params.get("cursor"),
-                                      since=params.get("since"), prefetched=getattr(self, "prefetched", None))
+                                      since=params.get("since"), prefetched=self.prefetched)
         return Response({"data": page.tweets, "next_cursor": page.next_cursor, "prev_cursor": page.prev_cursor})
