@@ -26,6 +26,8 @@ FAMILIES = {
     "ut": "ut: pulled lists",
     "snowflake": "snowflake: id leases",
     "cache": "cache: Django cache",
+    "pullers": "pullers, pull-epoch: celebrity pull",
+    "pull-epoch": "pullers, pull-epoch: celebrity pull",
 }
 OTHERS = "others"
 

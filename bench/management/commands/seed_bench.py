@@ -37,9 +37,10 @@ from tweets.models import Tweet
 BENCH_PASSWORD = "bench-pass-phrase"
 _CHUNK = 500_000
 # Bump when the generator changes what it seeds: a database seeded by another version is not reused.
-DATASET_VERSION = 2
+DATASET_VERSION = 4
 FOLLOWEE_PROBES = (10, 100, 1_000, 5_000)
 DATASET_TABLE = "bench_dataset"
+NOT_REUSABLE = 3  # the exit code when the database holds another data set
 
 
 def probe_follower_counts(threshold: int, users: int) -> list[int]:
@@ -139,7 +140,9 @@ class Command(BaseCommand):
         if reuse and self._reuse(key, manifest, cache_snapshot):
             return
         if User.objects.exists():
-            raise CommandError("The database already has users: seed an empty one.")
+            # Exit code NOT_REUSABLE: the caller (bench.run) empties the database and asks again.
+            raise CommandError("The database already has users (not this data set): seed an empty one.",
+                               returncode=NOT_REUSABLE)
         if users < 100 or tweets < 1 or not 0 < active <= 1:
             raise CommandError("Need --users >= 100, --tweets >= 1 and 0 < --active <= 1.")
         started = time.monotonic()
@@ -257,7 +260,9 @@ class Command(BaseCommand):
         keep = ~np.isin(followee, special) & ~np.isin(follower, reader_ids)
         follower, followee = follower[keep], followee[keep]
         extra_a, extra_b = [follower], [followee]
-        pools = [everyone] * (len(targets) + len(celeb_targets)) + [active_ids] * len(all_active)
+        # The probe readers follow exactly their count: no probe author picks them as a follower.
+        not_readers = everyone[~np.isin(everyone, reader_ids)]
+        pools = [not_readers] * (len(targets) + len(celeb_targets)) + [active_ids] * len(all_active)
         for user, count, pool in zip(special.tolist(), targets + celeb_targets + all_active, pools, strict=True):
             others = pool[pool != user]
             extra_a.append(rng.choice(others, size=count, replace=False))
