@@ -297,13 +297,13 @@ def _markdown(r: dict, plots: list[str]) -> str:
         recorded = r.get("fanout_timings_recorded")
         lines += ["## Fan-out", "",
                   "| followers | cached timelines written | post → fully delivered ms (min–max) | deliveries/s | "
-                  "server CPU s | queued ms | pg ms | redis ms | overhead ms | batches |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "server CPU s | queued ms | pg ms | redis ms | overhead ms | batches | app's done ms |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for x in r["fanout"]:
             t = x.get("timings") or {}
             kind = " (all active)" if x.get("all_active") else " (pulled)" if x.get("pulled") else ""
             cells = ([_n(t.get(k), 1) for k in ("queued_ms", "pg_ms", "redis_ms", "overhead_ms")]
-                     + [_n(t.get("batches"), 0)]) if t else ["not recorded", "", "", "", ""]
+                     + [_n(t.get("batches"), 0), _n(t.get("done_ms"), 1)]) if t else ["not recorded"] + [""] * 5
             rate = "pulled: none" if x.get("deliveries_per_s") is None else f"{x['deliveries_per_s']:,}"
             lines.append(f"| {x['followers']:,}{kind} | {x['cached_timelines']:,} | {1000 * x['seconds']:.0f} "
                          f"({1000 * (x.get('seconds_min') or x['seconds']):.0f}–"
@@ -314,6 +314,12 @@ def _markdown(r: dict, plots: list[str]) -> str:
         if not recorded:
             lines += ["Per-fan-out breakdown: not recorded (this code has no `timelines.services.fanout_timings`).",
                       ""]
+        else:
+            lines += ["The breakdown is the app's own record of each fan-out (`timelines.services.fanout_timings`, "
+                      "`FANOUT_TIMINGS`), the median over the repetitions: queued = post commit to the coordinator "
+                      "starting; pg = reading the followers; redis = the timeline writes; overhead = the rest of the "
+                      "workers' time (Celery messages, bookkeeping); done = post to the last batch written. A pulled "
+                      "tweet is written to no follower: its time is the post and the author's list.", ""]
         if c:
             lines += [f"Raw ceiling of the same Redis server: {c['ops_per_s']:,.0f} LPUSH/s "
                       f"({_n(c.get('ops_per_s_min'), 0)}–{_n(c.get('ops_per_s_max'), 0)}; `{c['tool']}`).", ""]

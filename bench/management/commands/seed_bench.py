@@ -45,9 +45,10 @@ NOT_REUSABLE = 3  # the exit code when the database holds another data set
 
 def probe_follower_counts(threshold: int, users: int) -> list[int]:
     """The fan-out probes' follower counts: pushed ones from 2% of the threshold to just under it, and one pulled
-    at twice the threshold (capped by the users there are)."""
+    at twice the threshold (capped by the users there are: 99,995 of the full profile's 100,000)."""
     counts = [threshold // 50, threshold // 10, threshold // 5, threshold // 2, threshold - 1, 2 * threshold - 1]
-    return sorted({min(c, users - 1) for c in counts if c >= 1})
+    # Followers come from everyone but the author and the probe readers (who follow exactly their count).
+    return sorted({min(c, users - 1 - len(FOLLOWEE_PROBES)) for c in counts if c >= 1})
 
 
 # Keys the snapshot leaves out: a process's Snowflake lease, rate-limit windows.
