@@ -38,8 +38,12 @@ def _ratio(results: dict, a: str, b: str) -> float:
     return _best(results, a)["rps"] / _best(results, b)["rps"]
 
 
+def _c1(results: dict, name: str) -> dict:
+    return next(x for x in results["reads_closed"][name] if x["concurrency"] == 1)
+
+
 def _p50_c1(results: dict, name: str) -> float:
-    return next(x["p50"] for x in results["reads_closed"][name] if x["concurrency"] == 1)
+    return _c1(results, name)["p50"]
 
 
 def _marginal(results: dict) -> dict:
@@ -57,16 +61,49 @@ def _fanout_top(results: dict) -> dict:
     return max(pushed, key=lambda row: row["followers"])
 
 
+def _lo(s: dict, key: str) -> float:
+    return s.get(f"{key}_min", s[key])
+
+
+def _hi(s: dict, key: str) -> float:
+    return s.get(f"{key}_max", s[key])
+
+
+def _mix_p99(r: dict) -> dict:
+    return r["propagation"]["reads"]
+
+
+# The spread of a target over the repetitions, (low, high): a figure's own min-max, and for a ratio the widest
+# the repetitions allow (the numerator's min over the denominator's max, and the other way round).
+RANGES = {
+    TARGETS[0][0]: lambda r: (_lo(_best(r, "timeline"), "rps") / _hi(_best(r, "ping"), "rps"),
+                              _hi(_best(r, "timeline"), "rps") / _lo(_best(r, "ping"), "rps")),
+    TARGETS[1][0]: lambda r: (_lo(_c1(r, "timeline"), "p50") / _hi(_c1(r, "ping"), "p50"),
+                              _hi(_c1(r, "timeline"), "p50") / _lo(_c1(r, "ping"), "p50")),
+    TARGETS[3][0]: lambda r: (_lo(_mix_p99(r), "p99"), _hi(_mix_p99(r), "p99")),
+    TARGETS[4][0]: lambda r: (_fanout_top(r)["cached_timelines"] / _hi(_fanout_top(r), "seconds"),
+                              _fanout_top(r)["cached_timelines"] / _lo(_fanout_top(r), "seconds")),
+    TARGETS[6][0]: lambda r: (1000 * _lo(_fanout_top(r), "seconds"), 1000 * _hi(_fanout_top(r), "seconds")),
+    TARGETS[7][0]: lambda r: (_lo(r["posts_open"], "p99"), _hi(r["posts_open"], "p99")),
+    TARGETS[8][0]: lambda r: (_lo(r["posts_closed"], "rps") / _hi(_best(r, "ping"), "rps"),
+                              _hi(r["posts_closed"], "rps") / _lo(_best(r, "ping"), "rps")),
+}
+
+
 def evaluate(results: dict) -> list[dict]:
     rows = []
     for name, read, op, bound, unit in TARGETS:
         try:
             value = float(read(results))
-        except (KeyError, ValueError, ZeroDivisionError, TypeError):
+        except (KeyError, ValueError, ZeroDivisionError, TypeError, StopIteration):
             value = math.nan
         met = not math.isnan(value) and (value >= bound if op == ">=" else value <= bound)
+        spread = None
+        if name in RANGES and not math.isnan(value):
+            with contextlib.suppress(KeyError, ValueError, ZeroDivisionError, TypeError, StopIteration):
+                spread = [round(float(x), 3) for x in RANGES[name](results)]
         rows.append({"target": name, "measured": None if math.isnan(value) else round(value, 3),
-                     "goal": f"{op} {bound:,} {unit}".strip(), "unit": unit, "met": met})
+                     "range": spread, "goal": f"{op} {bound:,} {unit}".strip(), "unit": unit, "met": met})
     return rows
 
 
@@ -256,10 +293,14 @@ def _markdown(r: dict, plots: list[str]) -> str:
         "",
     ]
     if r.get("targets"):
-        lines += ["## Targets", "", "| target | goal | measured | met |", "|---|---|---|---|"]
+        lines += ["## Targets", "", "Each from this run: the median of the repetitions, and in brackets the "
+                  "widest range the repetitions allow.", "",
+                  "| target | goal | measured (range) | met |", "|---|---|---|---|"]
         lines += [f"| {t['target']} | {t['goal']} | "
                   + ("not measured | – |" if t["measured"] is None else
-                     f"{t['measured']:,} {t['unit']} | {'yes' if t['met'] else 'NO'} |")
+                     f"{t['measured']:,} {t['unit']}"
+                     + (f" ({t['range'][0]:,}–{t['range'][1]:,})" if t.get("range") else "")
+                     + f" | {'yes' if t['met'] else 'NO'} |")
                   for t in r["targets"]]
         if r.get("marginal"):
             m = r["marginal"]

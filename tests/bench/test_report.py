@@ -128,3 +128,15 @@ def test_a_familys_bytes_are_its_keys_times_its_samples_mean():
     assert rows[0] == {"family": "tl: timelines", "keys": 1000, "sampled": 2, "bytes_per_key": 200.0,
                        "bytes": 200_000, "bytes_per_active_user": 2000.0}
     assert rows[1]["bytes"] == 500
+
+
+def test_a_ratios_range_is_the_widest_its_repetitions_allow():
+    import copy
+
+    results = copy.deepcopy(RESULTS)
+    results["reads_closed"]["timeline"][1] |= {"rps_min": 500, "rps_max": 700}
+    results["reads_closed"]["ping"][1] |= {"rps_min": 800, "rps_max": 1250}
+    t = _targets(results)["timeline reads vs the authenticated no-op (max req/s)"]
+    assert t["measured"] == 0.6
+    assert t["range"] == [0.4, 0.875]  # 500 / 1250 and 700 / 800
+    assert _targets()["Redis bytes per cached timeline entry"]["range"] is None
