@@ -23,6 +23,8 @@ FAMILIES = {
     "tlg": "tlg: generations",
     "rl": "rl: rate limits",
     "fo": "fo: fan-out bookkeeping",
+    "fot": "fot: fan-out timings (FANOUT_TIMINGS)",
+    "once": "once: claims",
     "ut": "ut: pulled lists",
     "snowflake": "snowflake: id leases",
     "cache": "cache: Django cache",

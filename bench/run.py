@@ -294,7 +294,7 @@ class Bench:
                                                    keep_latencies=f"{name} (closed, c={concurrency})"))
             self.results["reads_closed"] = reads
 
-    def measure_special_reads(self) -> None:
+    def measure_growth(self) -> None:
         """How a read's cost grows: with the reader's followees, and with the page's depth."""
         from timelines import store
 
@@ -461,7 +461,7 @@ class Bench:
         return {"tool": "redis-py pipelined LPUSH, 1000 per round trip (no redis-benchmark on this machine)",
                 "ops_per_s": count / (time.perf_counter() - started)}
 
-    def measure_propagation(self) -> None:
+    def measure_mix(self) -> None:
         rate = self.p["mix_rate"]
         with self.phase("mix", f"a 100:1 read/write mix, open loop: {rate} reads/s and {rate / 100} posts/s"):
             runs = [self._mix_once(rate, k) for k in range(1, self.p["repetitions"] + 1)]
@@ -637,7 +637,7 @@ class Bench:
 
     # --- Run -------------------------------------------------------------------------
 
-    PHASES = ("reads", "special_reads", "posts", "fanout", "propagation", "memory", "webservers", "profile")
+    PHASES = ("reads", "growth", "posts", "fanout", "mix", "memory", "webservers", "profile")
 
     def run(self, phases: tuple[str, ...] = PHASES) -> None:
         started = time.monotonic()
