@@ -131,3 +131,37 @@ def test_the_marginal_ratio_subtracts_the_noop_from_both_sides():
 def test_a_page_cheaper_than_the_noop_has_no_marginal_time_and_a_naive_one_as_cheap_gives_no_ratio():
     assert machine.marginal_ratio(page=0.0009, naive=0.003, noop=0.001)["ratio"] == 0.0
     assert math.isnan(machine.marginal_ratio(page=0.002, naive=0.001, noop=0.001)["ratio"])
+
+
+class _ScriptedMachine(machine.Machine):
+    """A machine whose one-second samples are given: each a number of cores used by a process outside the stack."""
+
+    def __init__(self, cores: list[float]):
+        said: list[str] = []
+        super().__init__(roles=lambda: ROLES, say=said.append)
+        self.cores, self.said = list(cores), said
+
+    def sample(self, seconds: float = 1.0) -> machine.Usage:
+        cores = self.cores.pop(0)
+        return machine.Usage(seconds=1.0, by_group={"other": cores},
+                             by_process={(901, "pytest tests/"): ("other", cores)})
+
+
+def test_the_bench_waits_for_a_quiet_machine_and_says_what_it_waits_for(monkeypatch):
+    clock = iter(range(1000))
+    monkeypatch.setattr(machine.time, "monotonic", lambda: float(next(clock)))
+    m = _ScriptedMachine([0.9, 0.5, 0.05])
+    assert m.wait_quiet("timeline c=1 1/3", bound=60) is None
+    assert m.cores == [], "it sampled until the machine was quiet"
+    assert any("waiting for a quiet machine" in line and "pytest tests/" in line for line in m.said)
+    assert m.log == []
+
+
+def test_a_machine_busy_past_the_bound_is_measured_anyway_and_recorded(monkeypatch):
+    clock = iter(range(0, 1000, 10))  # ten seconds a sample
+    monkeypatch.setattr(machine.time, "monotonic", lambda: float(next(clock)))
+    m = _ScriptedMachine([0.9] * 20)
+    noisy = m.wait_quiet("posts c=8 2/3", bound=30)
+    assert noisy == [{"pid": 901, "name": "pytest tests/", "cores": 0.9}]
+    assert len(m.cores) > 15, "it gave up at the bound"
+    assert m.log[0]["where"] == "posts c=8 2/3"
