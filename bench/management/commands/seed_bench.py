@@ -53,6 +53,23 @@ def probe_follower_counts(threshold: int, users: int) -> list[int]:
 
 # Keys the snapshot leaves out: a process's Snowflake lease, rate-limit windows.
 _NOT_SNAPSHOT = ("snowflake:", "rl:")
+# The modules that decide what the cached keys hold: a snapshot taken under other versions of them is not
+# restored (the cache is warmed again), or a run would measure entries of an old layout.
+_CACHE_MODULES = ("timelines/store.py", "timelines/selectors.py", "tweets/cache.py", "tweets/objects.py",
+                  "social/cache.py")
+
+
+def cache_layout() -> str:
+    """A digest of the modules that shape the cache (see ``_CACHE_MODULES``)."""
+    import hashlib
+
+    from django.conf import settings
+
+    digest = hashlib.sha256()
+    for name in _CACHE_MODULES:
+        path = Path(settings.BASE_DIR) / name
+        digest.update(path.read_bytes() if path.exists() else b"")
+    return digest.hexdigest()[:16]
 
 
 def snapshot_save(path: Path, token: str) -> int:
@@ -74,7 +91,8 @@ def snapshot_save(path: Path, token: str) -> int:
         entries += [(key, replies[2 * i], replies[2 * i + 1]) for i, key in enumerate(keys[start:start + 5000])]
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as f:
-        pickle.dump({"token": token, "entries": [e for e in entries if e[1] is not None]}, f)
+        pickle.dump({"token": token, "layout": cache_layout(),
+                     "entries": [e for e in entries if e[1] is not None]}, f)
     return len(entries)
 
 
@@ -87,7 +105,7 @@ def snapshot_restore(path: Path, token: str | None) -> int | None:
         return None
     with path.open("rb") as f:
         saved = pickle.load(f)  # noqa: S301 - the bench's own file, written by snapshot_save
-    if saved.get("token") != token:
+    if saved.get("token") != token or saved.get("layout") != cache_layout():
         return None
     client = core_redis.connection()
     entries = saved["entries"]
@@ -224,7 +242,11 @@ class Command(BaseCommand):
         self.stderr.write(f"reusing the seeded data set (deleted {deleted:,} rows a benchmark added)")
         restored = snapshot_restore(cache_snapshot, stored.get("token")) if cache_snapshot else None
         if restored is None:
+            self.stderr.write("no cache snapshot of this data set and this cache layout: warming the active "
+                              "timelines again")
             self._warm(stored["active"])
+            if cache_snapshot:
+                snapshot_save(cache_snapshot, stored["token"])
         else:
             self.stderr.write(f"restored the warmed cache ({restored:,} keys) from {cache_snapshot}")
         data = stored | {"reused": True, "reuse_seconds": round(time.monotonic() - started, 1)}
