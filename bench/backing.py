@@ -35,17 +35,27 @@ class Backing:
         }
 
 
-def start(*, database: str, data_dir: Path, cleanup: contextlib.ExitStack, s3_port: int) -> Backing:
-    """Recreate ``database`` empty, start Valkey and S3 (stopped by ``cleanup``)."""
+def start(*, database: str, data_dir: Path, cleanup: contextlib.ExitStack, s3_port: int,
+          keep: bool = False) -> Backing:
+    """Recreate ``database`` empty (with ``keep``, create it only if it is missing: the caller reuses what it
+    holds), start Valkey and S3 (stopped by ``cleanup``)."""
     env = dict(os.environ)
     services.resolve_postgres(env, data_dir, cleanup, forced=env.get("EMBEDDED") == "1")
     database_url = urlunsplit(urlsplit(env["DATABASE_URL"])._replace(path=f"/{database}"))
-    with services.maintenance_connection(database_url) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {database}")
+    recreate(database_url, keep=keep)
     redis_port = valkey.start_valkey(data_dir, cleanup)
     s3_endpoint = s3.start_s3(common.pick_port(s3_port), data_dir / "s3" / "s3.log", cleanup)
     return Backing(database_url=database_url, redis_port=redis_port, s3_endpoint=s3_endpoint)
+
+
+def recreate(database_url: str, *, keep: bool = False) -> None:
+    """Drop and create the database of ``database_url`` (with ``keep``, only create it if it is missing)."""
+    database = urlsplit(database_url).path.lstrip("/")
+    with services.maintenance_connection(database_url) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
+        if not (keep and exists):
+            conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {database}")
 
 
 def manage(env: dict[str, str], *args: str) -> None:

@@ -1,6 +1,6 @@
 """`make bench`: seed a data set, start the production stack, measure it beside its baselines, write a report.
 
-    .venv/bin/python -m bench.run [--quick] [--out bench/results/<date>]
+    .venv/bin/python -m bench.run [--quick] [--out bench/results/<date>] [--phases ...] [--fresh-data]
 
 Everything runs on this machine: a fresh PostgreSQL database (``timeline_bench``
 on the configured server, or an embedded one), a Valkey server of the bench's
@@ -10,6 +10,14 @@ plus the baseline endpoints and ``seed_bench``), and the load generator
 (``bench/loadgen.py``) in this process, whose CPU use is reported beside each
 figure. The report (``report.md``, ``report.json`` and PNG plots) goes to
 ``bench/results/<date>/``.
+
+Trust before figures (``docs/performance.md``): before each measured run the
+bench waits for a quiet machine (``bench/machine.py``: nothing outside the
+stack and the generator above a tenth of a core), and a run measured on a busy
+machine all the same marks the report CONTAMINATED, naming the processes. Each
+run records the CPU seconds of each process group; each figure is the median
+of three repetitions, shown with its min–max. A data set seeded with the same
+arguments is reused (reset to its seeded state) unless ``--fresh-data``.
 """
 import argparse
 import contextlib
@@ -25,23 +33,38 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import backing, loadgen
+from bench import backing, loadgen, machine, memory, profiles
 from bench.loadgen import Request
 from stack import common, procfile, services
 
 REPO = Path(__file__).resolve().parent.parent
 
 PROFILES = {
-    # users, tweets, celebrity threshold, active share, seconds per measured run, closed-loop concurrencies
-    "full": {"users": 100_000, "tweets": 1_000_000, "threshold": 50_000, "active": 0.2, "seconds": 12,
-             "concurrency": [1, 4, 16, 64], "fanout_repeats": 3, "mix_seconds": 30},
-    "quick": {"users": 10_000, "tweets": 100_000, "threshold": 5_000, "active": 0.2, "seconds": 4,
-              "concurrency": [1, 8, 32], "fanout_repeats": 2, "mix_seconds": 8},
+    # users, tweets, celebrity threshold, active share; seconds per measured run, closed-loop concurrencies,
+    # repetitions of each run, seconds of the 100:1 mix and its read rate, at most this many seconds of waiting
+    # for a quiet machine before one run, and in all.
+    "full": {"users": 100_000, "tweets": 1_000_000, "threshold": 50_000, "active": 0.2, "seconds": 8,
+             "concurrency": [1, 4, 16], "repetitions": 3, "mix_seconds": 10, "mix_rate": 155,
+             "quiet_wait": 60, "quiet_budget": 600, "web_concurrency": 16},
+    "quick": {"users": 10_000, "tweets": 100_000, "threshold": 5_000, "active": 0.2, "seconds": 2,
+              "concurrency": [1, 8], "repetitions": 3, "mix_seconds": 3, "mix_rate": 155,
+              "quiet_wait": 3, "quiet_budget": 20, "web_concurrency": 8},
 }
 HOST = "127.0.0.1"
+DATABASE = "timeline_bench"
+NOT_REUSABLE = 3  # seed_bench's exit code when the database holds another data set (seed_bench.NOT_REUSABLE)
+# The figures a repeated run keeps as medians with their spread.
+SPREAD_KEYS = ("rps", "p50", "p90", "p95", "p99", "max", "mean", "errors", "cpu_share", "server_cpu_ms")
+# The web servers the webserver phase compares: (label, environment of the Procfile's web command).
+WEB_SERVERS = {
+    "gunicorn sync": {"WEB_SERVER": "gunicorn", "WEB_WORKER_CLASS": "sync", "WEB_THREADS": "1"},
+    "gunicorn gthread": {"WEB_SERVER": "gunicorn", "WEB_WORKER_CLASS": "gthread"},
+    "granian": {"WEB_SERVER": "granian"},
+}
 
 
 def say(message: str) -> None:
@@ -49,20 +72,28 @@ def say(message: str) -> None:
 
 
 class Bench:
-    def __init__(self, profile: str, out: Path):
-        self.name, self.p, self.out = profile, PROFILES[profile], out
+    def __init__(self, profile: str, out: Path, *, reuse: bool = True):
+        self.name, self.p, self.out, self.reuse = profile, PROFILES[profile], out, reuse
         self.cleanup = contextlib.ExitStack()
         self.results: dict = {"meta": {"profile": profile, "started": datetime.now(UTC).isoformat(timespec="seconds"),
                                        "cpus": common.cpu_count(), "python": platform.python_version(),
-                                       "machine": platform.machine()}}
+                                       "machine": platform.machine(), "repetitions": self.p["repetitions"],
+                                       "seconds_per_run": self.p["seconds"]},
+                              "contamination": [], "phase_cpu": {}}
         self.data_dir = REPO / ".data" / "bench"
+        self.latencies: dict[str, list[float]] = {}
+        self.roots: dict[int, str] = {}
+        self.machine = machine.Machine(roles=self._roles, say=say)
+        self.quiet_left = float(self.p["quiet_budget"])
 
     # --- Setting up ------------------------------------------------------------------
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        started = backing.start(database="timeline_bench", data_dir=self.data_dir, cleanup=self.cleanup, s3_port=8790)
+        started = backing.start(database=DATABASE, data_dir=self.data_dir, cleanup=self.cleanup, s3_port=8790,
+                                keep=self.reuse)
         self.db_url, self.redis_port = started.database_url, started.redis_port
+        self._find_backing_processes(started)
         self.port = common.pick_port(8700)
         self.env = os.environ | started.env() | {
             "DJANGO_SETTINGS_MODULE": "bench.settings",
@@ -71,13 +102,25 @@ class Bench:
             "TIMELINE_CELEBRITY_THRESHOLD": str(self.p["threshold"]),
             "JWT_ACCESS_MINUTES": "600",
         }
-        say(f"database timeline_bench on {services.redact(self.db_url)}; Valkey on port {self.redis_port}")
+        say(f"database {DATABASE} on {services.redact(self.db_url)}; Valkey on port {self.redis_port}")
         backing.prepare(self.env)
         manifest = self.out / "manifest.json"
-        say(f"seeding ({self.p['users']:,} users, {self.p['tweets']:,} tweets)")
-        backing.manage(self.env, "seed_bench", f"--users={self.p['users']}", f"--tweets={self.p['tweets']}",
-                       f"--threshold={self.p['threshold']}", f"--active={self.p['active']}", f"--manifest={manifest}")
+        say(f"data set ({self.p['users']:,} users, {self.p['tweets']:,} tweets): "
+            + ("reused if already seeded with the same arguments" if self.reuse else "seeding afresh"))
+        seed = ["seed_bench", f"--users={self.p['users']}", f"--tweets={self.p['tweets']}",
+                f"--threshold={self.p['threshold']}", f"--active={self.p['active']}", f"--manifest={manifest}",
+                f"--cache-snapshot={self.data_dir / f'cache-{self.name}.pickle'}"]
+        try:
+            backing.manage(self.env, *seed, *(["--reuse"] if self.reuse else []))
+        except subprocess.CalledProcessError as exc:
+            if exc.returncode != NOT_REUSABLE:
+                raise
+            say(f"{DATABASE} holds another data set: emptying it and seeding afresh")
+            backing.recreate(self.db_url)
+            backing.prepare(self.env)
+            backing.manage(self.env, *seed)
         self.manifest = json.loads(manifest.read_text())
+        manifest.unlink()  # thousands of user ids: the report keeps the data set's summary instead
         self.results["meta"]["dataset"] = {k: v for k, v in self.manifest.items() if k not in ("active", "password")}
         self.results["meta"]["dataset"]["active_users"] = len(self.manifest["active"])
         os.environ.update(self.env)
@@ -86,14 +129,33 @@ class Bench:
         django.setup()
         self.logs = self.out / "logs"
         self.logs.mkdir(exist_ok=True)
-        commands = procfile.load()
-        child_env = procfile.process_env(self.env, self.data_dir)
-        self.results["meta"]["stack"] = {name: " ".join(procfile.expanded(command, child_env))
+        self.child_env = procfile.process_env(self.env, self.data_dir)
+        commands = procfile.load(env=self.child_env)
+        self.results["meta"]["stack"] = {name: " ".join(procfile.expanded(command, self.child_env))
                                          for name, command in commands.items()}
-        self.procs = {name: procfile.start(command, child_env, stdout=(self.logs / f"{name}.log").open("w"),
+        self.procs = {name: procfile.start(command, self.child_env, stdout=(self.logs / f"{name}.log").open("w"),
                                            stderr=subprocess.STDOUT) for name, command in commands.items()}
         self.cleanup.callback(common.stop_processes, self.procs)
         self._wait_ready()
+
+    def _find_backing_processes(self, started: backing.Backing) -> None:
+        """The bench's own Valkey and S3 emulator are our children: their groups, not the generator's."""
+        import psutil
+
+        s3_port = started.s3_endpoint.rsplit(":", 1)[-1].strip("/")
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                cmdline = " ".join(child.cmdline())
+                if "valkey-server" in cmdline and str(self.redis_port) in cmdline:
+                    self.roots[child.pid] = "redis"
+                elif "moto.server" in cmdline and s3_port in cmdline:
+                    self.roots[child.pid] = "s3"
+
+    def _roles(self) -> machine.Roles:
+        roots = dict(self.roots)
+        for name, proc in getattr(self, "procs", {}).items():
+            roots[proc.pid] = name if name in machine.STACK_GROUPS else "worker"
+        return machine.Roles(roots=roots, generator=machine.own_pid(), database=DATABASE)
 
     def _wait_ready(self) -> None:
         import requests
@@ -109,6 +171,16 @@ class Bench:
                     raise SystemExit(f"{name} exited with code {proc.returncode}: see {self.logs / name}.log")
             time.sleep(0.5)
         raise SystemExit("the stack did not become ready within 60 s")
+
+    def restart_web(self, extra_env: dict[str, str], label: str) -> None:
+        """Stop the web server and start the Procfile's web command again with ``extra_env``."""
+        common.stop_processes({"web": self.procs["web"]})
+        env = self.child_env | extra_env
+        command = procfile.load(env=env)["web"]
+        log = self.logs / f"web-{label.replace(' ', '-')}.log"
+        self.procs["web"] = procfile.start(command, env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        self._wait_ready()
+        return " ".join(procfile.expanded(command, env))
 
     # --- Helpers ---------------------------------------------------------------------
 
@@ -129,153 +201,284 @@ class Bench:
 
     def closed(self, make, concurrency: int, seconds: float | None = None) -> loadgen.Result:
         return loadgen.closed_loop(HOST, self.port, make, concurrency=concurrency,
-                                   duration=seconds or self.p["seconds"], warmup=1.0)
+                                   duration=seconds or self.p["seconds"], warmup=0.5)
 
     def open(self, make, rate: float, seconds: float | None = None) -> loadgen.Result:
-        return loadgen.open_loop(HOST, self.port, make, rate=rate, duration=seconds or self.p["seconds"], warmup=1.0)
+        return loadgen.open_loop(HOST, self.port, make, rate=rate, duration=seconds or self.p["seconds"], warmup=0.5)
 
-    @staticmethod
-    def show(label: str, result: loadgen.Result) -> dict:
+    @contextlib.contextmanager
+    def phase(self, name: str, title: str):
+        """A phase of the run: announced, and its CPU seconds by process group recorded."""
+        say(f"== {name}: {title}")
+        before = self.machine.snapshot()
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            use = machine.usage(before, self.machine.snapshot())
+            self.results["phase_cpu"][name] = {"seconds": round(use.seconds, 1),
+                                               **{g: round(c, 2) for g, c in use.by_group.items()}}
+            say(f"   {name} took {time.monotonic() - started:.0f} s")
+
+    def quiet(self, label: str) -> None:
+        """Wait for a quiet machine before a measured run (within the profile's bounds)."""
+        bound = min(self.p["quiet_wait"], self.quiet_left)
+        if bound <= 0:  # the waiting budget is spent: the check during the run still marks contamination
+            return
+        started = time.monotonic()
+        noisy = self.machine.wait_quiet(label, bound)
+        self.quiet_left = max(0.0, self.quiet_left - (time.monotonic() - started))
+        if noisy:
+            self.results["contamination"].append({"run": label, "when": "before", "processes": noisy})
+
+    def measured(self, label: str, run: Callable[[], loadgen.Result]) -> dict:
+        """One measured run: a quiet machine first, the CPU of each process group meanwhile."""
+        self.quiet(label)
+        before = self.machine.snapshot()
+        result = run()
+        use = machine.usage(before, self.machine.snapshot())
         s = result.summary()
-        say(f"  {label}: {s['rps']:.0f} req/s, p50 {s['p50']:.1f} ms, p99 {s['p99']:.1f} ms, "
-            f"errors {s['errors']}, generator CPU {100 * s['cpu_share']:.0f}% of a core")
+        cpu = machine.cpu_per_request(use.by_group, result.completed)
+        s["cpu_ms_per_request"] = {g: round(1000 * v, 4) for g, v in cpu.items()}
+        s["server_cpu_ms"] = s["cpu_ms_per_request"].get("server")
+        s["cpu_s"] = {g: round(v, 3) for g, v in use.by_group.items()}
+        noisy = machine.contamination(use)
+        if noisy:
+            s["contaminated"] = noisy
+            self.results["contamination"].append({"run": label, "when": "during",
+                                                  "other_cores": round(use.cores("other"), 3), "processes": noisy})
+        s["_latencies"] = result.latencies_ms
         return s
 
-    # --- Measurements ----------------------------------------------------------------
-
-    def measure_reads(self) -> None:
-        say("timeline reads (closed loop) beside the trivial endpoint and the naive SQL timeline")
-        active = self.manifest["active"]
-        endpoints = {"timeline": "/v1/timeline/home?limit=20", "ping": "/v1/bench/ping",
-                     "naive": "/v1/bench/naive-timeline?limit=20"}
-        reads: dict[str, list] = {name: [] for name in endpoints}
-        self.latencies = {}
-        for name, path in endpoints.items():
-            make = self.readers(active, path)
-            self.closed(make, 8, seconds=2)  # warm the caches and connections
-            for concurrency in self.p["concurrency"]:
-                result = self.closed(make, concurrency)
-                reads[name].append(self.show(f"{name} c={concurrency}", result))
-                self.latencies[f"{name} (closed, c={concurrency})"] = result.latencies_ms
-        self.results["reads_closed"] = reads
-        best = max(r["rps"] for r in reads["timeline"])
-        rate = best / 2
-        say(f"timeline reads, open loop at half the maximum ({rate:.0f}/s)")
-        result = self.open(self.readers(active, endpoints["timeline"]), rate)
-        self.results["reads_open"] = self.show("timeline open loop", result)
-        self.latencies[f"timeline (open, {rate:.0f}/s)"] = result.latencies_ms
-
-    def measure_special_reads(self) -> None:
-        from django.db.models import Count
-
-        from social.models import Follow
-        from timelines import store
-
-        say("deep pages (past the cached entries) and readers of celebrities")
-        floors = store.cached_floors(user_ids=self.manifest["active"][:2000])
-        deep = list(floors.items())
-        headers = {u: {"Authorization": f"Bearer {self.token(u)}"} for u, _ in deep}
-
-        def make_deep() -> Request:
-            user_id, floor = random.choice(deep)
-            return Request("GET", f"/v1/timeline/home?limit=20&cursor={floor}", headers[user_id])
-
-        concurrency = max(self.p["concurrency"][1:2] or [4])
-        self.results["deep_pages"] = self.show(f"deep pages c={concurrency}", self.closed(make_deep, concurrency))
-        self.results["deep_pages"]["users"] = len(deep)
-        celebs = self.manifest["celebrities"]
-        fans = list(Follow.objects.filter(followee_id__in=celebs).values("follower_id")
-                    .annotate(celebrities=Count("followee_id")).filter(celebrities__gte=min(2, len(celebs)))
-                    .values_list("follower_id", flat=True)[:2000])
-        if fans:
-            result = self.closed(self.readers(fans, "/v1/timeline/home?limit=20"), concurrency)
-            self.results["celebrity_readers"] = self.show(f"readers of >=2 celebrities c={concurrency}", result)
-            self.results["celebrity_readers"]["users"] = len(fans)
-
-    def measure_posts(self) -> None:
-        say("POST /v1/tweets: closed loop, then open loop at half its maximum")
-        from social.models import User
-
-        threshold = self.p["threshold"]
-        authors = list(User.objects.filter(followers_count__lt=threshold // 10, followers_count__gte=20)
-                       .values_list("id", flat=True)[:2000])
-        headers = [{"Authorization": f"Bearer {self.token(u)}"} for u in authors]
-        counter = iter(range(10**9))
-
-        def make_post() -> Request:
-            return Request("POST", "/v1/tweets", random.choice(headers),
-                           json.dumps({"content": f"bench post {next(counter)}"}).encode())
-
-        closed = self.closed(make_post, 8)
-        self.results["posts_closed"] = self.show("posts c=8", closed)
-        self._drain_fanout()
-        result = self.open(make_post, closed.rps / 2)
-        self.results["posts_open"] = self.show(f"posts open loop {closed.rps / 2:.0f}/s", result)
-        self.latencies["POST /v1/tweets (open)"] = result.latencies_ms
-        self._drain_fanout()
+    def repeat(self, label: str, run: Callable[[], loadgen.Result], *, keep_latencies: str | None = None) -> dict:
+        """``run`` repeated (the profile's repetitions); the medians, each with its min and max."""
+        runs = []
+        n = self.p["repetitions"]
+        for k in range(1, n + 1):
+            s = self.measured(f"{label} {k}/{n}", run)
+            say(f"  {label} {k}/{n}: {s['rps']:.0f} req/s, p50 {_f(s['p50'])} ms, p99 {_f(s['p99'])} ms, "
+                f"errors {s['errors']}, server CPU {_f(s['server_cpu_ms'], 2)} ms/req, "
+                f"generator {100 * s['cpu_share']:.0f}% of a core" + (" [CONTAMINATED]" if "contaminated" in s else ""))
+            runs.append(s)
+        combined = machine.combine(runs, SPREAD_KEYS)
+        if keep_latencies:
+            self.latencies[keep_latencies] = combined["_latencies"]
+        combined.pop("_latencies", None)
+        combined["runs"] = [{k: v for k, v in r.items() if k in ("rps", "p50", "p99", "errors", "server_cpu_ms",
+                                                                   "contaminated")} for r in runs]
+        return combined
 
     def _drain_fanout(self, timeout: float = 120) -> None:
         from timelines.models import PendingFanout
 
         deadline = time.monotonic() + timeout
         while PendingFanout.objects.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
+            time.sleep(0.1)
+
+    # --- Measurements ----------------------------------------------------------------
+
+    TIMELINE = "/v1/timeline/home?limit=20"
+
+    def measure_reads(self) -> None:
+        with self.phase("reads", "timeline reads beside the no-op and the naive SQL timeline (closed loop)"):
+            active = self.manifest["active"]
+            endpoints = {"timeline": self.TIMELINE, "ping": "/v1/bench/ping",
+                         "naive": "/v1/bench/naive-timeline?limit=20"}
+            reads: dict[str, list] = {name: [] for name in endpoints}
+            for name, path in endpoints.items():
+                make = self.readers(active, path)
+                self.closed(make, 8, seconds=2)  # warm the caches and connections
+                for concurrency in self.p["concurrency"]:
+                    label = f"{name} c={concurrency}"
+                    reads[name].append(self.repeat(label, lambda: self.closed(make, concurrency),  # noqa: B023
+                                                   keep_latencies=f"{name} (closed, c={concurrency})"))
+            self.results["reads_closed"] = reads
+
+    def measure_growth(self) -> None:
+        """How a read's cost grows: with the reader's followees, and with the page's depth."""
+        from timelines import store
+
+        with self.phase("growth", "read latency against followees and page depth (1 connection)"):
+            rows = []
+            for count, user in sorted(self.manifest.get("followee_probes", {}).items(), key=lambda kv: int(kv[0])):
+                make = self.readers([user], self.TIMELINE)
+                self.closed(make, 1, seconds=1)
+                s = self.repeat(f"reader of {int(count):,} followees", lambda: self.closed(make, 1))  # noqa: B023
+                rows.append({"followees": int(count), **s})
+            self.results["followee_growth"] = rows
+
+            users = self.manifest["active"][:2000]
+            floors = store.cached_floors(user_ids=users)
+            middles = {u: ids[len(ids) // 2] for u, ids in store.heads(user_ids=users, count=800).items()
+                       if len(ids) >= 100}
+            headers = {u: {"Authorization": f"Bearer {self.token(u)}"} for u in set(floors) | set(middles)}
+
+            def pages(cursors: dict[int, int | None]):
+                items = list(cursors.items())
+
+                def make() -> Request:
+                    user, cursor = random.choice(items)
+                    suffix = f"&cursor={cursor}" if cursor else ""
+                    return Request("GET", f"{self.TIMELINE}{suffix}", headers[user])
+
+                return make
+
+            depth = {"first page": {u: None for u in middles}, "inside the cache": middles,
+                     "past the cache": floors}
+            self.results["depth_growth"] = []
+            for label, cursors in depth.items():
+                if not cursors:
+                    continue
+                make = pages(cursors)
+                s = self.repeat(f"{label}", lambda: self.closed(make, 1))  # noqa: B023
+                self.results["depth_growth"].append({"page": label, "users": len(cursors), **s})
+
+    def measure_posts(self) -> None:
+        with self.phase("posts", "POST /v1/tweets: closed loop, then open loop at half its maximum"):
+            from social.models import User
+
+            threshold = self.p["threshold"]
+            authors = list(User.objects.filter(followers_count__lt=threshold // 10, followers_count__gte=20)
+                           .values_list("id", flat=True)[:2000])
+            make_post = self._poster(authors)
+            closed = self.repeat("posts c=8", lambda: self.closed(make_post, 8))
+            self.results["posts_closed"] = closed
+            self._drain_fanout()
+            rate = closed["rps"] / 2
+            self.results["posts_open"] = self.repeat(f"posts open loop {rate:.0f}/s",
+                                                     lambda: self._after_drain(lambda: self.open(make_post, rate)),
+                                                     keep_latencies="POST /v1/tweets (open)")
+            self._drain_fanout()
+
+    def _after_drain(self, run):
+        self._drain_fanout()
+        return run()
+
+    def _poster(self, authors: list[int]):
+        headers = [{"Authorization": f"Bearer {self.token(u)}"} for u in authors]
+        counter = iter(range(10**9))
+
+        def make_post() -> Request:
+            return Request("POST", "/v1/tweets", random.choice(headers),
+                           json.dumps({"content": f"bench post #tag{next(counter) % 7} @b1 https://example.com/x "
+                                                  f"{next(counter)}"}).encode())
+
+        return make_post
 
     def measure_fanout(self) -> None:
-        say("fan-out: completion time and deliveries/s by follower count, beside pipelined LPUSH")
-        import requests
+        with self.phase("fanout", "fan-out: post to fully delivered by follower count, beside pipelined LPUSH"):
+            import requests
 
-        from social.models import Follow
-        from timelines import store
-        from timelines.models import PendingFanout
+            from social.models import Follow
+            from timelines import services as timeline_services
+            from timelines import store
+            from timelines.models import PendingFanout
 
-        rows = []
-        probes = sorted(self.manifest["probes"].items(), key=lambda kv: int(kv[0]))
-        for _label, author in probes:
-            followers = list(Follow.objects.filter(followee_id=author).values_list("follower_id", flat=True))
-            live = len(store.existing(user_ids=followers)) + 1
-            session = requests.Session()
-            session.headers["Authorization"] = f"Bearer {self.token(author)}"
-            for n in range(self.p["fanout_repeats"]):
-                started = time.perf_counter()
-                r = session.post(f"http://{HOST}:{self.port}/v1/tweets", json={"content": f"fan-out probe {n}"})
-                tweet_id = int(r.json()["tweet_id"])
-                while PendingFanout.objects.filter(tweet_id=tweet_id).exists():
-                    time.sleep(0.002)
-                seconds = time.perf_counter() - started
-                rows.append({"followers": len(followers), "cached_timelines": live, "seconds": round(seconds, 4),
-                             "deliveries_per_s": round(live / seconds)})
-                say(f"  {len(followers):,} followers ({live:,} cached): {1000 * seconds:.0f} ms, "
-                    f"{live / seconds:,.0f} deliveries/s")
-        self.results["fanout"] = rows
-        self.results["lpush_ceiling"] = self._lpush_ceiling()
-        say(f"  raw pipelined LPUSH on the same server: {self.results['lpush_ceiling']['ops_per_s']:,.0f}/s "
-            f"({self.results['lpush_ceiling']['tool']})")
+            timings = getattr(timeline_services, "fanout_timings", None)
+            self.results["fanout_timings_recorded"] = timings is not None
+            rows = []
+            probes = [(int(k), v, False) for k, v in self.manifest["probes"].items()]
+            probes += [(int(k), v, True) for k, v in self.manifest.get("all_active_probes", {}).items()]
+            n = self.p["repetitions"]
+            for count, author, all_active in sorted(probes):
+                followers = list(Follow.objects.filter(followee_id=author).values_list("follower_id", flat=True))
+                live = len(store.existing(user_ids=followers)) + 1
+                pulled = len(followers) >= self.p["threshold"]
+                session = requests.Session()
+                session.headers["Authorization"] = f"Bearer {self.token(author)}"
+                runs = []
+                for k in range(1, n + 1):
+                    self._drain_fanout()
+                    self.quiet(f"fan-out {count:,} {k}/{n}")
+                    before = self.machine.snapshot()
+                    started = time.perf_counter()
+                    r = session.post(f"http://{HOST}:{self.port}/v1/tweets", json={"content": f"fan-out probe {k}"})
+                    tweet_id = int(r.json()["tweet_id"])
+                    while PendingFanout.objects.filter(tweet_id=tweet_id).exists():
+                        time.sleep(0.002)
+                    seconds = time.perf_counter() - started
+                    use = machine.usage(before, self.machine.snapshot())
+                    breakdown = None
+                    if timings is not None:  # recorded by the last batch: it may land just after the row goes
+                        deadline = time.monotonic() + (0 if pulled else 2)  # a pulled tweet records none
+                        while True:
+                            with contextlib.suppress(Exception):  # the app's function: never fail the run
+                                breakdown = timings(tweet_id=tweet_id)
+                            if breakdown is not None or time.monotonic() >= deadline:
+                                break
+                            time.sleep(0.01)
+                    noisy = machine.contamination(use)
+                    if noisy:
+                        self.results["contamination"].append({"run": f"fan-out {count:,} {k}/{n}", "when": "during",
+                                                              "other_cores": round(use.cores("other"), 3),
+                                                              "processes": noisy})
+                    runs.append({"seconds": seconds, "deliveries_per_s": None if pulled else live / seconds,
+                                 "timings": breakdown,
+                                 "server_cpu_s": sum(use.by_group.get(g, 0.0) for g in machine.SERVER_GROUPS)})
+                    say(f"  {len(followers):,} followers ({live:,} cached{', all active' if all_active else ''}"
+                        f"{', pulled' if pulled else ''}) {k}/{n}: {1000 * seconds:.0f} ms, "
+                        + ("written to no follower's timeline" if pulled else f"{live / seconds:,.0f} deliveries/s")
+                        + (f", {_timings_line(breakdown)}" if breakdown else ""))
+                sec = machine.spread(r["seconds"] for r in runs)
+                rows.append({"followers": len(followers), "cached_timelines": live, "all_active": all_active,
+                             "pulled": pulled, "seconds": sec["median"], "seconds_min": sec["min"],
+                             "seconds_max": sec["max"],
+                             # a pulled tweet is written to no follower's timeline: there is no delivery rate
+                             "deliveries_per_s": None if pulled else round(live / sec["median"]),
+                             "server_cpu_s": machine.spread(r["server_cpu_s"] for r in runs)["median"],
+                             "timings": _median_timings([r["timings"] for r in runs]),
+                             "runs": [{k: v for k, v in r.items()} for r in runs]})
+            self.results["fanout"] = rows
+            ceilings = [self._lpush_ceiling() for _ in range(n)]
+            ops = machine.spread(c["ops_per_s"] for c in ceilings)
+            self.results["lpush_ceiling"] = {"tool": ceilings[0]["tool"], "ops_per_s": ops["median"],
+                                             "ops_per_s_min": ops["min"], "ops_per_s_max": ops["max"]}
+            say(f"  raw pipelined LPUSH on the same server: {ops['median']:,.0f}/s "
+                f"({ops['min']:,.0f}–{ops['max']:,.0f}; {ceilings[0]['tool']})")
 
     def _lpush_ceiling(self) -> dict:
+        self.quiet("LPUSH ceiling")
+        import redis
+
+        client = redis.Redis(host=HOST, port=self.redis_port, db=2)  # not the app's db 0: its memory is weighed
         tool = shutil.which("redis-benchmark") or shutil.which("valkey-benchmark")
         if tool:
-            out = subprocess.run([tool, "-h", HOST, "-p", str(self.redis_port), "-t", "lpush", "-P", "64", "-n",
-                                  "2000000", "-r", "100000", "-q", "--csv"], capture_output=True, text=True).stdout
+            out = subprocess.run([tool, "-h", HOST, "-p", str(self.redis_port), "--dbnum", "2", "-t", "lpush",
+                                  "-P", "64", "-n", "2000000", "-r", "100000", "-q", "--csv"],
+                                 capture_output=True, text=True).stdout
+            client.flushdb()
             match = re.search(r'"LPUSH[^"]*","([\d.]+)"', out)
             if match:
                 return {"tool": "redis-benchmark -t lpush -P 64 -n 2000000 -r 100000", "ops_per_s": float(match[1])}
-        import redis
-
-        client = redis.Redis(host=HOST, port=self.redis_port, db=2)
         started, count = time.perf_counter(), 0
-        while time.perf_counter() - started < 3:
+        while time.perf_counter() - started < 2:
             pipe = client.pipeline(transaction=False)
             for i in range(1000):
                 pipe.lpush(f"bench:lpush:{i % 100}", i)
             pipe.execute()
             count += 1000
         client.flushdb()
-        return {"tool": "redis-py pipelined LPUSH, 1000 per round trip",
+        return {"tool": "redis-py pipelined LPUSH, 1000 per round trip (no redis-benchmark on this machine)",
                 "ops_per_s": count / (time.perf_counter() - started)}
 
-    def measure_propagation(self) -> None:
-        say(f"propagation delay under a 100:1 read/write mix ({self.p['mix_seconds']} s)")
+    def measure_mix(self) -> None:
+        rate = self.p["mix_rate"]
+        with self.phase("mix", f"a 100:1 read/write mix, open loop: {rate} reads/s and {rate / 100} posts/s"):
+            runs = [self._mix_once(rate, k) for k in range(1, self.p["repetitions"] + 1)]
+            reads = machine.combine([r["reads"] for r in runs], SPREAD_KEYS)
+            writes = machine.combine([r["writes"] for r in runs], SPREAD_KEYS)
+            self.latencies[f"timeline (open, {rate}/s, in the mix)"] = reads.pop("_latencies", [])
+            writes.pop("_latencies", None)
+            delays = sorted(d for r in runs for d in r["delays"])
+            self.latencies["propagation (post to visible)"] = delays
+            p99 = machine.spread(r["p99_ms"] for r in runs)
+            self.results["propagation"] = {
+                "reads": reads, "writes": writes, "samples": len(delays),
+                "p50_ms": _pct(delays, 50), "p99_ms": p99["median"], "p99_ms_min": p99["min"],
+                "p99_ms_max": p99["max"], "max_ms": delays[-1] if delays else None,
+            }
+
+    def _mix_once(self, read_rate: float, k: int) -> dict:
         from django.contrib.postgres.aggregates import ArrayAgg
 
         from social.models import Follow
@@ -321,83 +524,159 @@ class Bench:
                 pending = still
                 time.sleep(0.005)
 
+        read = self.readers(self.manifest["active"], self.TIMELINE)
+        seconds = self.p["mix_seconds"]
+        n = self.p["repetitions"]
+
+        def run() -> loadgen.Result:
+            watcher.start()
+            reads, writes = loadgen.run_concurrently(
+                loadgen.open_loop_async(HOST, self.port, read, rate=read_rate, duration=seconds, warmup=0.5),
+                loadgen.open_loop_async(HOST, self.port, make_post, rate=read_rate / 100, duration=seconds,
+                                        warmup=0.5, on_response=on_post),
+            )
+            stop.set()
+            watcher.join(timeout=40)
+            out["writes"] = writes
+            return reads
+
         watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        read_rate = self.results["reads_open"]["offered_rps"] or 100
-        read = self.readers(self.manifest["active"], "/v1/timeline/home?limit=20")
-        reads, writes = loadgen.run_concurrently(
-            loadgen.open_loop_async(HOST, self.port, read, rate=read_rate, duration=self.p["mix_seconds"]),
-            loadgen.open_loop_async(HOST, self.port, make_post, rate=read_rate / 100, duration=self.p["mix_seconds"],
-                                    on_response=on_post),
-        )
-        stop.set()
-        watcher.join(timeout=40)
+        out: dict = {}
+        self._drain_fanout()
+        reads = self.measured(f"mix {k}/{n}", run)
+        writes = out["writes"].summary() | {"_latencies": out["writes"].latencies_ms}
         delays.sort()
-        self.results["propagation"] = {
-            "reads": self.show(f"mixed reads {read_rate:.0f}/s", reads),
-            "writes": self.show(f"mixed posts {read_rate / 100:.1f}/s", writes),
-            "samples": len(delays),
-            "p50_ms": _pct(delays, 50), "p99_ms": _pct(delays, 99), "max_ms": delays[-1] if delays else None,
-        }
-        self.latencies["propagation (post to visible)"] = delays
-        say(f"  post to visible: p50 {_pct(delays, 50):.0f} ms, p99 {_pct(delays, 99):.0f} ms ({len(delays)} tweets)")
+        say(f"  mix {k}/{n}: reads {reads['rps']:.0f}/s p50 {_f(reads['p50'])} ms p99 {_f(reads['p99'])} ms; "
+            f"posts p99 {_f(writes['p99'])} ms; post to visible p99 {_pct(delays, 99):.0f} ms ({len(delays)} tweets)"
+            + (" [CONTAMINATED]" if "contaminated" in reads else ""))
+        return {"reads": reads, "writes": writes, "delays": delays, "p99_ms": _pct(delays, 99)}
 
     def measure_memory(self) -> None:
-        say("Redis memory per cached timeline entry and per active user")
-        from timelines import store
+        with self.phase("memory", "Redis memory: per cached entry, per active user, by key family"):
+            from timelines import store
 
-        active = self.manifest["active"]
-        sample = random.Random(7).sample(active, min(2000, len(active)))
-        usage = store.memory_usage(user_ids=sample).values()
-        pairs = [(u.timeline_bytes, u.timeline_entries) for u in usage if u.timeline_bytes and u.timeline_entries]
-        total_bytes, total_entries = sum(s for s, _ in pairs), sum(n for _, n in pairs)
-        per_user_keys = sum(u.graph_bytes + u.generation_bytes for u in usage)
-        used_memory = store.used_memory()
-        self.results["memory"] = {
-            "timelines_sampled": len(pairs),
-            "bytes_per_entry": round(total_bytes / total_entries, 2),
-            "mean_entries": round(total_entries / len(pairs), 1),
-            "bytes_per_active_user": round((total_bytes + per_user_keys) / len(pairs), 1),
-            "used_memory_bytes": used_memory,
-            "used_memory_per_active_user": round(used_memory / len(active), 1),
-        }
-        m = self.results["memory"]
-        say(f"  {m['bytes_per_entry']} bytes per entry ({m['mean_entries']} entries a timeline), "
-            f"{m['bytes_per_active_user']:,} bytes of timeline keys per active user")
+            active = self.manifest["active"]
+            sample = random.Random(7).sample(active, min(2000, len(active)))
+            usage = store.memory_usage(user_ids=sample).values()
+            pairs = [(u.timeline_bytes, u.timeline_entries) for u in usage if u.timeline_bytes and u.timeline_entries]
+            total_bytes, total_entries = sum(s for s, _ in pairs), sum(n for _, n in pairs)
+            per_user_keys = sum(u.graph_bytes + u.generation_bytes for u in usage)
+            used_memory = store.used_memory()
+            families = memory.by_family(host=HOST, port=self.redis_port, active_users=len(active))
+            self.results["memory"] = {
+                "timelines_sampled": len(pairs),
+                "bytes_per_entry": round(total_bytes / total_entries, 2),
+                "mean_entries": round(total_entries / len(pairs), 1),
+                "bytes_per_active_user": round((total_bytes + per_user_keys) / len(pairs), 1),
+                "used_memory_bytes": used_memory,
+                "used_memory_per_active_user": round(used_memory / len(active), 1),
+                "families": families,
+            }
+            m = self.results["memory"]
+            say(f"  {m['bytes_per_entry']} bytes per entry ({m['mean_entries']} entries a timeline), "
+                f"{m['used_memory_per_active_user']:,} bytes of all Redis memory per active user")
+            for f in families["families"]:
+                say(f"  {f['family']:<12} {f['keys']:>9,} keys  ~{f['bytes']:>12,} B  "
+                    f"{f['bytes_per_active_user']:>8,} B per active user")
+
+    def measure_webservers(self) -> None:
+        """gunicorn sync, gunicorn gthread and granian, on the no-op and the timeline, in this run."""
+        with self.phase("webservers", "web servers side by side: gunicorn sync, gunicorn gthread, granian"):
+            rows = []
+            concurrency = self.p["web_concurrency"]
+            active = self.manifest["active"]
+            try:
+                for label, extra in WEB_SERVERS.items():
+                    say(f"  starting the web server as {label}")
+                    try:
+                        command = self.restart_web(extra, label)
+                    except SystemExit as exc:
+                        say(f"  {label} did not start: {exc}")
+                        rows.append({"server": label, "error": str(exc)})
+                        continue
+                    row = {"server": label, "command": command}
+                    for name, path in (("ping", "/v1/bench/ping"), ("timeline", self.TIMELINE)):
+                        make = self.readers(active, path)
+                        self.closed(make, concurrency, seconds=1)
+                        row[f"{name}_c1"] = self.repeat(f"{label} {name} c=1", lambda: self.closed(make, 1))  # noqa: B023
+                        row[f"{name}_max"] = self.repeat(f"{label} {name} c={concurrency}",
+                                                         lambda: self.closed(make, concurrency))  # noqa: B023
+                    rows.append(row)
+            finally:
+                self.results["webservers"] = rows
+                self.restart_web({}, "default")
 
     def profile(self) -> None:
-        """A py-spy profile of the web workers under timeline reads."""
+        """py-spy on the web workers under POST load: where a post's time goes."""
         spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         if not Path(spy).exists():
+            say("no py-spy: no post profile")
             return
-        say("profiling the web server under timeline reads (py-spy)")
-        out = self.out / "profile-timeline.txt"
-        proc = subprocess.Popen([spy, "record", "--pid", str(self.procs["web"].pid), "--subprocesses", "--format",
-                                 "raw", "--output", str(out), "--duration", str(self.p["seconds"]), "--nonblocking"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(1)
-        self.closed(self.readers(self.manifest["active"], "/v1/timeline/home?limit=20"), 16)
-        proc.wait(timeout=60)
-        if out.exists():
-            self.results["profile"] = {"file": out.name, "top": _top_frames(out)}
+        with self.phase("profile", "profile of POST /v1/tweets on the web workers (py-spy)"):
+            from social.models import User
+
+            authors = list(User.objects.filter(followers_count__lt=self.p["threshold"] // 10,
+                                               followers_count__gte=20).values_list("id", flat=True)[:2000])
+            make_post = self._poster(authors)
+            out = self.out / "profile-post.txt"
+            seconds = max(4, 2 * self.p["seconds"])
+            proc = subprocess.Popen([spy, "record", "--pid", str(self.procs["web"].pid), "--subprocesses",
+                                     "--format", "raw", "--output", str(out), "--duration", str(seconds),
+                                     "--rate", "200", "--nonblocking"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            time.sleep(1)
+            self.closed(make_post, 8, seconds=seconds)
+            _, err = proc.communicate(timeout=120)
+            self._drain_fanout()
+            if out.exists() and out.stat().st_size:
+                self.results["post_profile"] = {"file": out.name, **profiles.post_breakdown(out.read_text())}
+                for row in self.results["post_profile"]["groups"]:
+                    say(f"  {row['group']:<40} {100 * row['share']:5.1f}%")
+            else:
+                say(f"  py-spy recorded nothing: {err.decode(errors='replace').strip()[:300]}")
 
     # --- Run -------------------------------------------------------------------------
 
-    PHASES = ("reads", "special_reads", "posts", "fanout", "propagation", "memory", "profile")
+    PHASES = ("reads", "growth", "posts", "fanout", "mix", "memory", "webservers", "profile")
 
     def run(self, phases: tuple[str, ...] = PHASES) -> None:
         started = time.monotonic()
         try:
             self.start()
-            for phase in phases:
+            self.results["meta"]["setup_seconds"] = round(time.monotonic() - started, 1)
+            for i, phase in enumerate(phases, 1):
+                say(f"phase {i}/{len(phases)}")
                 getattr(self, phase if phase == "profile" else f"measure_{phase}")()
         finally:
             self.results["meta"]["seconds"] = round(time.monotonic() - started, 1)
+            self.results["meta"]["measuring_seconds"] = round(
+                self.results["meta"]["seconds"] - self.results["meta"].get("setup_seconds", 0), 1)
+            self.results["quiet_wait_left_s"] = round(self.quiet_left, 1)
             self.cleanup.close()
         from bench.report import write_report  # matplotlib: only once there is something to plot
 
-        write_report(self.results, getattr(self, "latencies", {}), self.out)
+        write_report(self.results, self.latencies, self.out)
+        if self.results["contamination"]:
+            say(f"CONTAMINATED: {len(self.results['contamination'])} run(s) measured on a busy machine "
+                "(see the top of the report)")
         say(f"done in {self.results['meta']['seconds']:.0f} s: {self.out / 'report.md'}")
+
+
+def _f(value, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _timings_line(t: dict) -> str:
+    return ", ".join(f"{k} {v:.0f}" if isinstance(v, float) else f"{k} {v}" for k, v in t.items())
+
+
+def _median_timings(runs: list[dict | None]) -> dict | None:
+    """Each key of the app's fan-out timings, the median over the repetitions that recorded it."""
+    runs = [r for r in runs if isinstance(r, dict)]
+    if not runs:
+        return None
+    keys = [k for k in runs[0] if all(isinstance(r.get(k), int | float) for r in runs)]
+    return {k: machine.spread(r[k] for r in runs)["median"] for k in keys}
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -406,32 +685,15 @@ def _pct(values: list[float], p: float) -> float:
     return statistics.quantiles(values, n=1000, method="inclusive")[int(p * 10) - 1] if len(values) > 1 else values[0]
 
 
-def _top_frames(path: Path, n: int = 20) -> list[dict]:
-    """Where the web server spends its time, from a py-spy raw (collapsed) profile: the project's own
-    functions and the biggest library leaves, each with its inclusive share of the samples."""
-    inclusive: dict[str, int] = {}
-    leaves: dict[str, int] = {}
-    total = 0
-    for line in path.read_text().splitlines():
-        stack_part, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
-        total += int(count)
-        frames = stack_part.split(";")
-        leaves[frames[-1]] = leaves.get(frames[-1], 0) + int(count)
-        for frame in set(frames):
-            inclusive[frame] = inclusive.get(frame, 0) + int(count)
-    own = [(f, c) for f, c in inclusive.items() if re.search(r"\((core|social|tweets|timelines|media)/", f)]
-    top = sorted(own, key=lambda kv: -kv[1])[:n] + sorted(leaves.items(), key=lambda kv: -kv[1])[:8]
-    return [{"frame": f, "share": round(c / total, 3)} for f, c in top]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small data set and short runs (under 5 minutes)")
     parser.add_argument("--out", type=Path, help="result directory (default bench/results/<date>[-quick])")
     parser.add_argument("--phases", default=",".join(Bench.PHASES),
-                        help=f"comma-separated subset of {','.join(Bench.PHASES)} (propagation needs reads)")
+                        help=f"comma-separated subset of {','.join(Bench.PHASES)}")
+    parser.add_argument("--fresh-data", action="store_true",
+                        help="seed afresh even if the database holds this profile's data set")
+    parser.add_argument("--reuse-data", action="store_true", help="(the default) reuse this profile's data set")
     args = parser.parse_args()
     profile = "quick" if args.quick else "full"
     name = datetime.now().strftime("%Y-%m-%d") + ("-quick" if args.quick else "")
@@ -439,7 +701,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     common.on_signals(common.raise_interrupted)
     try:
-        Bench(profile, out).run(tuple(args.phases.split(",")))
+        Bench(profile, out, reuse=not args.fresh_data).run(tuple(args.phases.split(",")))
     except common.Interrupted as exc:
         say(f"{exc} received: stopped")
         return 130

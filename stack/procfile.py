@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -26,8 +27,13 @@ SHELL = "/bin/sh"
 VENV_BIN = Path(sys.executable).parent
 
 
-def load(path: Path | None = None) -> dict[str, str]:
-    """The Procfile's commands by process name, in file order."""
+def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The Procfile's commands by process name, in file order.
+
+    With ``WEB_SERVER`` set in ``env`` (default: this process's environment)
+    to anything but ``gunicorn``, the web command is the Procfile's variant
+    line ``#web[<WEB_SERVER>]: <command>`` (a comment to honcho).
+    """
     path = path or PROCFILE
     try:
         text = path.read_text()
@@ -36,7 +42,23 @@ def load(path: Path | None = None) -> dict[str, str]:
     commands = dict(parse_procfile(text).processes)
     if not commands:
         raise StackError(f"{path} names no process (lines like 'web: gunicorn ...').")
+    server = (os.environ if env is None else env).get("WEB_SERVER") or DEFAULT_WEB_SERVER
+    if server != DEFAULT_WEB_SERVER and "web" in commands:
+        variants = web_variants(text)
+        if server not in variants:
+            known = ", ".join([DEFAULT_WEB_SERVER, *variants])
+            raise StackError(f"WEB_SERVER={server} names no web server of {path} (known: {known}).")
+        commands["web"] = variants[server]
     return commands
+
+
+DEFAULT_WEB_SERVER = "gunicorn"
+_VARIANT = re.compile(r"^#\s*web\[([A-Za-z0-9_-]+)\]:\s*(.+)$")
+
+
+def web_variants(text: str) -> dict[str, str]:
+    """The Procfile's other web servers: ``#web[<name>]: <command>`` lines, by name."""
+    return {m[1]: m[2].strip() for line in text.splitlines() if (m := _VARIANT.match(line.strip()))}
 
 
 def process_env(env: Mapping[str, str], data_dir: Path) -> dict[str, str]:

@@ -96,19 +96,51 @@ def test_the_naive_timeline_answers_what_the_home_timeline_does(bench_urls, make
     assert naive.json()["data"][1]["hashtags"] == ["tag"]
 
 
-@pytest.mark.django_db(transaction=True)
-def test_seed_bench_fills_every_column_the_tweet_model_has(tmp_path):
-    # COPY names its columns: one the seed leaves out, with no database default, fails the whole run.
+def _seed(tmp_path, *args: str) -> subprocess.CompletedProcess:
     from tests.stack.celery_processes import database_url
-    from tweets import objects
-    from tweets.models import Tweet
 
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
     environ |= {"DJANGO_SETTINGS_MODULE": "bench.settings", "SECRET_KEY": secrets.token_urlsafe(50),
                 "DATABASE_URL": database_url()}
-    result = subprocess.run([sys.executable, "manage.py", "seed_bench", "--users=100", "--tweets=200",
-                             "--threshold=10", "--active=0.2", f"--manifest={tmp_path / 'manifest.json'}"],
-                            cwd=REPO, env=environ, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "manage.py", "seed_bench", "--users=100", "--tweets=200",
+                           "--threshold=10", f"--manifest={tmp_path / 'manifest.json'}", *args],
+                          cwd=REPO, env=environ, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seed_bench_fills_every_column_the_tweet_model_has_and_a_reuse_resets_the_data_set(tmp_path):
+    # COPY names its columns: one the seed leaves out, with no database default, fails the whole run.
+    import json
+
+    from bench.management.commands import seed_bench
+    from social.models import Follow, User
+    from tweets import objects
+    from tweets.models import Tweet
+
+    result = _seed(tmp_path, "--active=0.2")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert Tweet.objects.count() == 200
     assert objects.cached_entry(Tweet.objects.first())["media"] == []
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    # The probes the growth plots need: readers of exact followee counts, authors of exact follower counts.
+    for count, reader in manifest["followee_probes"].items():
+        assert Follow.objects.filter(follower_id=reader).count() == int(count)
+        assert reader in manifest["active"]
+    for count, author in [*manifest["probes"].items(), *manifest["all_active_probes"].items()]:
+        assert Follow.objects.filter(followee_id=author).count() == int(count)
+    for author in manifest["all_active_probes"].values():
+        followers = set(Follow.objects.filter(followee_id=author).values_list("follower_id", flat=True))
+        assert followers <= set(manifest["active"]), "every follower of the all-active probe is active"
+
+    # A benchmark posts; the next run with the same arguments reuses the data set as it was seeded.
+    tweet_services.tweet_create(author=User.objects.get(id=manifest["active"][0]), content="posted by a run")
+    assert Tweet.objects.count() == 201
+    result = _seed(tmp_path, "--active=0.2", "--reuse")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Reused" in result.stdout
+    assert Tweet.objects.count() == 200
+    assert json.loads((tmp_path / "manifest.json").read_text())["active"] == manifest["active"]
+
+    # Other arguments: not this data set; the database is not empty, so the caller must empty it.
+    result = _seed(tmp_path, "--active=0.3", "--reuse")
+    assert result.returncode == seed_bench.NOT_REUSABLE, result.stdout[-3000:] + result.stderr[-3000:]

@@ -1,0 +1,142 @@
+"""The report's pure parts: the targets read from one run's results, the post profile's groups, the Redis key
+families, and the CONTAMINATED mark."""
+import math
+
+import pytest
+
+from bench import memory, profiles, report
+
+
+def _read(concurrency: int, rps: float, p50: float, server_cpu_ms: float) -> dict:
+    return {"concurrency": concurrency, "rps": rps, "p50": p50, "p99": 3 * p50, "server_cpu_ms": server_cpu_ms}
+
+
+RESULTS = {
+    "meta": {"profile": "quick", "started": "2026-12-01T00:00:00+00:00", "cpus": 2, "python": "3.11",
+             "machine": "x86_64"},
+    "reads_closed": {
+        "timeline": [_read(1, 300, 3.0, 1.4), _read(16, 600, 20.0, 1.2)],
+        "ping": [_read(1, 800, 1.0, 0.8), _read(16, 1000, 10.0, 1.0)],
+        "naive": [_read(1, 100, 8.0, 3.5), _read(16, 150, 80.0, 3.0)],
+    },
+    "propagation": {"reads": {"rps": 155.0, "p50": 4.0, "p95": 20.0, "p99": 40.0, "errors": 0},
+                    "writes": {"rps": 1.5, "p50": 10.0, "p95": 20.0, "p99": 30.0, "errors": 0},
+                    "samples": 40, "p50_ms": 20.0, "p99_ms": 60.0},
+    "posts_closed": {"rps": 300.0},
+    "posts_open": {"p99": 60.0},
+    "fanout": [
+        {"followers": 1000, "cached_timelines": 200, "seconds": 0.05, "deliveries_per_s": 4000},
+        {"followers": 49_999, "cached_timelines": 10_000, "seconds": 0.2, "deliveries_per_s": 50_000},
+        {"followers": 10_000, "cached_timelines": 10_000, "seconds": 0.04, "deliveries_per_s": 250_000,
+         "all_active": True},
+        {"followers": 99_999, "cached_timelines": 20_000, "seconds": 0.01, "deliveries_per_s": 2_000_000,
+         "pulled": True},
+    ],
+    "lpush_ceiling": {"ops_per_s": 1_000_000.0, "tool": "redis-benchmark"},
+    "memory": {"bytes_per_entry": 10.2, "timelines_sampled": 2000, "mean_entries": 640.0,
+               "bytes_per_active_user": 7000.0, "used_memory_per_active_user": 9000.0},
+    "contamination": [],
+}
+
+
+def _targets(results=RESULTS) -> dict[str, dict]:
+    return {t["target"]: t for t in report.evaluate(results)}
+
+
+def test_read_ratios_take_each_endpoints_best_run_and_the_p50s_at_one_connection():
+    t = _targets()
+    assert t["timeline reads vs the authenticated no-op (max req/s)"]["measured"] == 0.6
+    assert t["timeline p50 at 1 connection vs the no-op's p50"]["measured"] == 3.0
+    assert not t["timeline p50 at 1 connection vs the no-op's p50"]["met"]
+    assert t["POST max req/s vs the no-op"]["measured"] == 0.3
+
+
+def test_the_marginal_time_target_subtracts_the_noop_at_each_endpoints_best_run():
+    # timeline 1.2 - 1.0 = 0.2 ms against naive 3.0 - 1.0 = 2.0 ms
+    t = _targets()["marginal server time of a timeline page vs the naive timeline's"]
+    assert t["measured"] == pytest.approx(0.1) and t["met"]
+
+
+def test_fanout_targets_use_the_largest_pushed_author_not_the_pulled_or_all_active_probes():
+    t = _targets()
+    assert t["fan-out deliveries/s (largest pushed author)"]["measured"] == 50_000
+    assert t["fan-out vs the same Redis's pipelined LPUSH"]["measured"] == 0.05
+    assert t["just-under-threshold author (49,999 followers) fully delivered"]["measured"] == 200
+    assert t["just-under-threshold author (49,999 followers) fully delivered"]["met"]
+
+
+def test_a_target_whose_phase_did_not_run_is_not_measured_rather_than_an_error():
+    partial = {k: v for k, v in RESULTS.items() if k not in ("fanout", "propagation")}
+    t = _targets(partial)
+    assert t["fan-out deliveries/s (largest pushed author)"]["measured"] is None
+    assert not t["fan-out deliveries/s (largest pushed author)"]["met"]
+    assert t["read p99 during the 100:1 mix (open loop, 155 reads/s)"]["measured"] is None
+
+
+def test_a_contaminated_run_says_so_at_the_very_top_naming_the_processes(tmp_path):
+    results = dict(RESULTS, contamination=[
+        {"run": "timeline c=1 2/3", "when": "during", "processes": [{"pid": 7, "name": "pytest tests/",
+                                                                      "cores": 0.9}]}])
+    report.write_report(results, {}, tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert text.startswith("# CONTAMINATED")
+    assert "`pytest tests/`: 0.90 cores" in text and "timeline c=1 2/3" in text
+    report.write_report(dict(RESULTS), {}, tmp_path)
+    assert "CONTAMINATED" not in (tmp_path / "report.md").read_text()
+
+
+RAW = "\n".join([
+    "process 1:\"gunicorn\";handle (gunicorn/workers/gthread.py:1);__call__ (django/core/handlers/wsgi.py:124);"
+    "post (tweets/apis.py:40);is_valid (rest_framework/serializers.py:220);parse (tweets/text.py:30) 10",
+    "process 1:\"gunicorn\";__call__ (django/core/handlers/wsgi.py:124);tweet_create (tweets/services.py:80);"
+    "next_id (tweets/snowflake.py:190);execute_command (redis/client.py:600) 5",
+    "process 1:\"gunicorn\";__call__ (django/core/handlers/wsgi.py:124);__exit__ (django/db/transaction.py:280);"
+    "run_and_clear_commit_hooks (django/db/backends/base/base.py:700);apply_async (celery/app/task.py:600);"
+    "_publish (kombu/messaging.py:200) 3",
+    "process 1:\"gunicorn\";__call__ (django/core/handlers/wsgi.py:124);__exit__ (django/db/transaction.py:280);"
+    "commit (django/db/backends/base/base.py:330);commit (psycopg/connection.py:400);wait (psycopg/waiting.py:9) 4",
+    "process 1:\"gunicorn\";__call__ (django/core/handlers/wsgi.py:124);execute (django/db/backends/utils.py:100) 6",
+    "process 1:\"gunicorn\";__call__ (django/core/handlers/wsgi.py:124);authenticate (social/authentication.py:9) 2",
+    "process 1:\"gunicorn\";renew_until_stopped (tweets/snowflake.py:175) 50",  # no request: left out
+])
+
+
+def test_each_post_sample_goes_to_the_first_group_its_frames_name_whatever_their_depth():
+    out = profiles.post_breakdown(RAW)
+    shares = {g["group"]: g["samples"] for g in out["groups"]}
+    assert out["samples"] == 30
+    assert shares["twitter-text parsing (tweets/text.py)"] == 10
+    assert shares["id minting (tweets/snowflake.py)"] == 5  # its Redis call is the id's
+    assert shares["broker publish (Celery)"] == 3  # published on commit: the broker's, not the commit's
+    assert shares["commit (and leaving the transaction)"] == 4  # psycopg's wait below the COMMIT: the commit's
+    assert shares["SQL (the transaction's statements, other queries)"] == 6
+    assert shares[profiles.REST] == 2
+    assert math.isclose(sum(g["share"] for g in out["groups"]), 1.0, abs_tol=1e-3)
+
+
+def test_keys_fall_in_their_family_by_the_first_segment_of_their_name():
+    assert memory.family(b"tl:{42}") == "tl: timelines"
+    assert memory.family(b"tlg:{42}") == "tlg: generations"
+    assert memory.family("rl:timeline:u:{42}") == "rl: rate limits"
+    assert memory.family(b"p:tw:1", prefix="p:") == "tw: tweet cache"
+    assert memory.family(b"mylist") == "others"
+
+
+def test_a_familys_bytes_are_its_keys_times_its_samples_mean():
+    rows = memory.estimate({"tl: timelines": 1000, "u: author cache": 10},
+                           {"tl: timelines": [100, 300], "u: author cache": [50] * 10}, active_users=100)
+    assert rows[0] == {"family": "tl: timelines", "keys": 1000, "sampled": 2, "bytes_per_key": 200.0,
+                       "bytes": 200_000, "bytes_per_active_user": 2000.0}
+    assert rows[1]["bytes"] == 500
+
+
+def test_a_ratios_range_is_the_widest_its_repetitions_allow():
+    import copy
+
+    results = copy.deepcopy(RESULTS)
+    results["reads_closed"]["timeline"][1] |= {"rps_min": 500, "rps_max": 700}
+    results["reads_closed"]["ping"][1] |= {"rps_min": 800, "rps_max": 1250}
+    t = _targets(results)["timeline reads vs the authenticated no-op (max req/s)"]
+    assert t["measured"] == 0.6
+    assert t["range"] == [0.4, 0.875]  # 500 / 1250 and 700 / 800
+    assert _targets()["Redis bytes per cached timeline entry"]["range"] is None
