@@ -73,6 +73,8 @@ def _iso(unix_seconds: int) -> str:
 
 
 class MastoApi(APIView):
+    # Not in /v1's OpenAPI schema: Mastodon's own documentation describes this API.
+    schema = None
     authentication_classes = [MastodonAuthentication]
     permission_classes = [HasScope]
     parser_classes = [SafeJSONParser, FormParser, MultiPartParser]
