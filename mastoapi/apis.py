@@ -121,9 +121,8 @@ class MastoApi(APIView):
 
 
 def _one(data, name: str, default=None):
-    """One field of a form or JSON body (a list's first item for a form's ``name[]``)."""
-    value = data.get(name, default) if hasattr(data, "get") else default
-    return value
+    """One field of a form or JSON body (the last given, for a form's repeated field)."""
+    return data.get(name, default) if hasattr(data, "get") else default
 
 
 def _many(data, name: str) -> list:

@@ -60,7 +60,7 @@ def _call(method: str, request) -> tuple[int, dict]:
     headers["Content-Type"] = "application/x-www-form-urlencoded"
     uri = request._request.build_absolute_uri()
     handler = getattr(core.server, method)
-    out_headers, body, status = handler(uri, "POST", urlencode(_pairs(request.data)), headers)
+    _headers, body, status = handler(uri, "POST", urlencode(_pairs(request.data)), headers)
     try:
         payload = json.loads(body) if body else {}
     except ValueError:
