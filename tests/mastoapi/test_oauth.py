@@ -200,3 +200,19 @@ def test_token_requests_count_against_the_login_limit(app_client, make_user, set
     body = {"grant_type": "password", "client_id": app_client["client_id"],
             "client_secret": app_client["client_secret"], "username": user.username, "password": "wrong"}
     assert [APIClient().post("/oauth/token", body).status_code for _ in range(3)] == [400, 400, 429]
+
+
+def test_the_sign_in_form_counts_against_the_login_limit(make_user, settings):
+    settings.RATE_LIMIT_LOGIN = "2/min"
+    user = make_user()
+    browser = Client()
+    codes = [browser.post("/oauth/login", {"username": user.username, "password": "wrong"}).status_code
+             for _ in range(3)]
+    assert codes == [200, 200, 429]  # the form again with its error, then refused before the password
+
+
+def test_a_suspended_users_v1_jwt_is_refused_here_too(make_user, api):
+    user = make_user()
+    client = api(user)
+    social_services.user_suspend(user_id=user.id)
+    assert client.get("/api/v1/accounts/verify_credentials").status_code == 401
