@@ -492,3 +492,39 @@ class MarkersApi(MastoApi):
                                          version=version)
             answer[timeline] = entities.marker(marker)
         return Response(answer)
+
+
+# --- What this server has none of ----------------------------------------------------
+
+
+class NothingHereApi(MastoApi):
+    """Collections Mastodon clients load at start that this server has no such things
+    for (notifications, lists, filters, custom emojis, …): an empty list, truthfully,
+    rather than a 404 that some clients treat as a broken server."""
+
+    required_scopes = {"GET": "read"}
+
+    def get(self, request, **kwargs):
+        return Response([])
+
+
+class CustomEmojisApi(NothingHereApi):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+
+class StatusContextApi(StatusApi):
+    """There are no replies here: a visible status's thread is itself alone."""
+
+    def get(self, request, status_id: int):
+        self._shown(status_id)
+        return Response({"ancestors": [], "descendants": []})
+
+
+class PreferencesApi(MastoApi):
+    required_scopes = {"GET": "read:accounts"}
+
+    def get(self, request):
+        return Response({"posting:default:visibility": "private" if request.user.is_private else "public",
+                         "posting:default:sensitive": False, "posting:default:language": None,
+                         "reading:expand:media": "default", "reading:expand:spoilers": False})

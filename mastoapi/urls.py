@@ -34,4 +34,12 @@ urlpatterns = [
     path("api/v1/media", apis.MediaCreateApi.as_view(), name="masto-media-v1"),
     path("api/v1/timelines/home", apis.HomeTimelineApi.as_view(), name="masto-home"),
     path("api/v1/markers", apis.MarkersApi.as_view(), name="masto-markers"),
+    path("api/v1/statuses/<id:status_id>/context", apis.StatusContextApi.as_view(), name="masto-status-context"),
+    path("api/v1/preferences", apis.PreferencesApi.as_view(), name="masto-preferences"),
+    path("api/v1/custom_emojis", apis.CustomEmojisApi.as_view(), name="masto-custom-emojis"),
+    # Things this server has none of: empty lists, so clients that load them at start work.
+    *(path(f"api/{route}", apis.NothingHereApi.as_view(), name=f"masto-none-{route}") for route in (
+        "v1/notifications", "v1/lists", "v1/filters", "v2/filters", "v1/announcements", "v1/followed_tags",
+        "v1/conversations", "v1/bookmarks", "v1/favourites", "v1/blocks", "v1/mutes", "v1/domain_blocks",
+        "v1/accounts/<id:account_id>/featured_tags", "v1/accounts/<id:account_id>/lists")),
 ]

@@ -219,3 +219,18 @@ def test_the_instance_describes_the_server(anon, db):
     assert v2["configuration"]["statuses"]["max_characters"] == 280
     assert v2["configuration"]["media_attachments"]["image_size_limit"] == 5 * 1024 * 1024
     assert v2["api_versions"] == {"mastodon": 2}
+
+
+def test_what_this_server_has_none_of_is_an_empty_list(masto, make_user, anon):
+    user = make_user()
+    client = masto(user)
+    for path in ("notifications", "lists", "filters", "announcements", "conversations", "bookmarks",
+                 f"accounts/{user.id}/featured_tags"):
+        r = client.get(f"/api/v1/{path}")
+        assert r.status_code == 200 and r.json() == [], path
+    assert anon.get("/api/v1/custom_emojis").json() == []
+    assert anon.get("/api/v1/notifications").status_code == 401
+    status = client.post("/api/v1/statuses", {"status": "alone"}).json()
+    assert client.get(f"/api/v1/statuses/{status['id']}/context").json() == {"ancestors": [], "descendants": []}
+    assert client.get("/api/v1/statuses/999999999/context").status_code == 404
+    assert client.get("/api/v1/preferences").json()["posting:default:visibility"] == "public"
