@@ -1,3 +1,5 @@
+import re
+
 from django.urls import path, re_path
 
 from . import apis, views
@@ -38,7 +40,8 @@ urlpatterns = [
     path("api/v1/preferences", apis.PreferencesApi.as_view(), name="masto-preferences"),
     path("api/v1/custom_emojis", apis.CustomEmojisApi.as_view(), name="masto-custom-emojis"),
     # Things this server has none of: empty lists, so clients that load them at start work.
-    *(path(f"api/{route}", apis.NothingHereApi.as_view(), name=f"masto-none-{route}") for route in (
+    *(path(f"api/{route}", apis.NothingHereApi.as_view(), name="masto-none-" + re.sub(r"\W+", "-", route))
+      for route in (
         "v1/notifications", "v1/lists", "v1/filters", "v2/filters", "v1/announcements", "v1/followed_tags",
         "v1/conversations", "v1/bookmarks", "v1/favourites", "v1/blocks", "v1/mutes", "v1/domain_blocks",
         "v1/accounts/<id:account_id>/featured_tags", "v1/accounts/<id:account_id>/lists")),
