@@ -19,6 +19,8 @@ urlpatterns = [
     path("v1/", include("tweets.urls")),
     path("v1/", include("timelines.urls")),
     path("v1/", include("media.urls")),
+    # The Mastodon-compatible client API (/api/v1, /api/v2, /oauth): docs/mastodon-api.md.
+    path("", include("mastoapi.urls")),
 ]
 
 # Errors outside DRF's views (unknown URLs, crashes) answer JSON too.

@@ -262,6 +262,12 @@ def prefetch(round_trip: core_redis.RoundTrip, *, request, scope: str, user_id: 
     setattr(request._request, _PREFETCHED, (scope, reply))
 
 
+def decision_of(request) -> Decision | None:
+    """The limit counted for this request (a DRF or Django request), if any: for a view
+    that states the same headers in another form (the Mastodon API's ISO 8601 reset)."""
+    return getattr(getattr(request, "_request", request), _ATTRIBUTE, None)
+
+
 class RedisScopeThrottle(BaseThrottle):
     """The limits of the view's ``throttle_scope`` (none without one), kept in Redis."""
 
@@ -294,7 +300,8 @@ class RedisScopeThrottle(BaseThrottle):
 
 class RateLimitHeadersMiddleware:
     """Put ``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` on every response whose
-    request a limit counted (a 429 too, beside DRF's ``Retry-After``); Redis is not asked again."""
+    request a limit counted (a 429 too, beside DRF's ``Retry-After``); Redis is not asked again.
+    A header the view set itself (the Mastodon API's, from ``decision_of``) is kept."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -304,5 +311,5 @@ class RateLimitHeadersMiddleware:
         decision = getattr(request, _ATTRIBUTE, None)
         if decision is not None:
             for name, value in decision.headers().items():
-                response[name] = value
+                response.setdefault(name, value)
         return response

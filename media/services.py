@@ -34,21 +34,41 @@ ALLOWED_TYPES = {
 MAX_MEDIA_PER_TWEET = 4
 
 
-def media_create(*, owner_id: int, content_type: str, size_bytes: int) -> tuple[Media, dict]:
-    """Record an upload of at most ``size_bytes`` of ``content_type`` and presign its POST.
-
-    Returns the record and boto3's ``{"url", "fields"}``.
-    """
+def _media_record(*, owner_id: int, content_type: str, size_bytes: int) -> Media:
+    """Check the type and size of an upload to be, and record it under a fresh key."""
     if content_type not in ALLOWED_TYPES:
         raise ValidationError({"content_type": [f"Allowed types: {', '.join(ALLOWED_TYPES)}."]})
     limit, extension = ALLOWED_TYPES[content_type]
     if not 1 <= size_bytes <= limit:
         raise ValidationError({"size_bytes": [f"{content_type} uploads are 1 to {limit} bytes."]})
     key = f"{owner_id}/{secrets.token_urlsafe(16)}.{extension}"
-    media = Media.objects.create(owner_id=owner_id, key=key, content_type=content_type, size_bytes=size_bytes)
-    upload = storage.presigned_post(
-        key=key, content_type=content_type, max_bytes=size_bytes, expires_in=settings.MEDIA_UPLOAD_EXPIRES_SECONDS)
+    return Media.objects.create(owner_id=owner_id, key=key, content_type=content_type, size_bytes=size_bytes)
+
+
+def media_create(*, owner_id: int, content_type: str, size_bytes: int) -> tuple[Media, dict]:
+    """Record an upload of at most ``size_bytes`` of ``content_type`` and presign its POST.
+
+    Returns the record and boto3's ``{"url", "fields"}``.
+    """
+    media = _media_record(owner_id=owner_id, content_type=content_type, size_bytes=size_bytes)
+    upload = storage.presigned_post(key=media.key, content_type=content_type, max_bytes=size_bytes,
+                                    expires_in=settings.MEDIA_UPLOAD_EXPIRES_SECONDS)
     return media, upload
+
+
+def media_upload(*, owner_id: int, content_type: str, size_bytes: int, fileobj) -> Media:
+    """Record an upload and stream its bytes to object storage through the server (the
+    Mastodon API's multipart ``POST /api/v2/media``): the same types and sizes as a
+    presigned upload, and the same claim (``media_claim``, a HEAD) when a tweet takes it.
+    Nothing is recorded if storage refuses it."""
+    with transaction.atomic():
+        media = _media_record(owner_id=owner_id, content_type=content_type, size_bytes=size_bytes)
+        try:
+            storage.upload(key=media.key, fileobj=fileobj, content_type=content_type)
+        except storage.StorageUnavailable:
+            logger.warning("object storage unavailable storing media %s", media.id, exc_info=True)
+            raise Unavailable("Object storage is unavailable, try again shortly.") from None
+    return media
 
 
 def upload_expires_at(media: Media) -> datetime:

@@ -74,6 +74,16 @@ def presigned_post(*, key: str, content_type: str, max_bytes: int, expires_in: i
     return post
 
 
+def upload(*, key: str, fileobj, content_type: str) -> None:
+    """Stream ``fileobj`` to ``key`` (boto3 sends a large file in parts, never all of it
+    in memory): the one path where the API carries bytes, for Mastodon clients."""
+    try:
+        _client().upload_fileobj(fileobj, settings.AWS_STORAGE_BUCKET_NAME, key,
+                                 ExtraArgs={"ContentType": content_type})
+    except (BotoCoreError, ClientError) as exc:
+        raise StorageUnavailable(str(exc)) from exc
+
+
 def head(key: str) -> StoredObject | None:
     """What is stored at ``key`` (size and type), or None if nothing is."""
     try:

@@ -54,3 +54,21 @@ def following_page(*, viewer_id: int, user_id: int, limit: int, cursor: int | No
 def follow_requests_page(*, user_id: int, limit: int, cursor: int | None):
     edges = Follow.objects.filter(followee_id=user_id, state=Follow.State.REQUESTED)
     return _users_page(edges=edges, id_field="follower_id", limit=limit, cursor=cursor)
+
+
+def user_by_username(*, username: str) -> User:
+    """The active user of that name (case-insensitively); ``NotFound`` otherwise."""
+    user = User.objects.filter(username__iexact=username, is_active=True).first()
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+def follow_states(*, viewer_id: int, user_ids: list[int]) -> tuple[dict[int, str], dict[int, str]]:
+    """The follow edges between ``viewer_id`` and each of ``user_ids``, with their states:
+    (the viewer's towards them, theirs towards the viewer), keyed by the other user's id."""
+    outgoing = dict(Follow.objects.filter(follower_id=viewer_id, followee_id__in=user_ids)
+                    .values_list("followee_id", "state"))
+    incoming = dict(Follow.objects.filter(followee_id=viewer_id, follower_id__in=user_ids)
+                    .values_list("follower_id", "state"))
+    return outgoing, incoming

@@ -171,6 +171,14 @@ def _take(tweets: Iterator[dict], n: int) -> list[dict]:
     return taken
 
 
+def _while(tweets: Iterator[dict], keep) -> Iterator[dict]:
+    """``tweets`` (in id order) up to the first whose id ``keep`` refuses."""
+    for tweet in tweets:
+        if not keep(int(tweet["tweet_id"])):
+            return
+        yield tweet
+
+
 def _prefix(*, limit: int, cursor: int | None, since: int | None) -> int | None:
     # The first page, by far the most read, needs only the head of each list;
     # twice the page leaves room for tweets hidden at read before PostgreSQL is asked.
@@ -184,24 +192,35 @@ def timeline_prefetch(round_trip: core_redis.RoundTrip, *, user_id: int, limit: 
     return store.read_prefetch(round_trip, user_id=user_id, prefix=_prefix(limit=limit, cursor=cursor, since=since))
 
 
-def timeline_page_for_user(*, user_id: int, limit: int, cursor: int | None = None,
-                           since: int | None = None, prefetched: core_redis.Reply | None = None) -> TimelinePage:
+def timeline_page_for_user(*, user_id: int, limit: int, cursor: int | None = None, since: int | None = None,
+                           after: int | None = None, prefetched: core_redis.Reply | None = None) -> TimelinePage:
     """One page of the home timeline, newest first.
 
     With ``cursor``: the newest ``limit`` tweets older than it. With ``since``:
     the ``limit`` tweets just newer than it (pull-to-refresh; ask again with
-    ``since=prev_cursor`` for the next ones, without gaps). ``next_cursor`` is
-    null exactly when nothing older than the page exists. ``prefetched``:
-    ``timeline_prefetch``'s reply for the same arguments, if the trip was made.
+    ``since=prev_cursor`` for the next ones, without gaps), and older than
+    ``cursor`` if that is given too. With ``after`` (not with ``since``): only
+    tweets newer than it, the newest ``limit`` of them (Mastodon's ``since_id``).
+    ``next_cursor`` is null exactly when nothing older than the page exists
+    (within ``after``). ``prefetched``: ``timeline_prefetch``'s reply for the
+    same arguments, if the trip was made.
     """
+    if since is not None and after is not None:
+        raise ValueError("since and after are two ways of reading newer tweets: give one")
     timeline = _Timeline(user_id, prefix=_prefix(limit=limit, cursor=cursor, since=since),
                          state=prefetched.value if prefetched is not None else None)
     if since is None:
-        tweets = _take(timeline.older_than(cursor, limit + 1), limit + 1)
+        older = timeline.older_than(cursor, limit + 1)
+        if after is not None:
+            older = _while(older, lambda tweet_id: tweet_id > after)
+        tweets = _take(older, limit + 1)
         has_older = len(tweets) > limit
         tweets = tweets[:limit]
     else:
-        tweets = _take(timeline.newer_than(since, limit), limit)[::-1]
+        newer = timeline.newer_than(since, limit)
+        if cursor is not None:
+            newer = _while(newer, lambda tweet_id: tweet_id < cursor)
+        tweets = _take(newer, limit)[::-1]
         oldest = int(tweets[-1]["tweet_id"]) if tweets else since + 1
         has_older = bool(_take(timeline.older_than(oldest, 1), 1))
     PAGES.inc()

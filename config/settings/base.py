@@ -11,6 +11,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from core.rates import parse_rate
+from mastoapi.scopes import ALL as MASTODON_SCOPES
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -38,6 +39,8 @@ INSTALLED_APPS = [
     "tweets",
     "timelines",
     "media",
+    "oauth2_provider",
+    "mastoapi",
 ]
 
 MIDDLEWARE = [
@@ -197,6 +200,11 @@ if FANOUT_BATCH_SIZE < 1 or FANOUT_SCRIPT_KEYS < 1:
 
 MAX_REQUEST_BODY_BYTES = 64 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+# The one path whose body carries a file (Mastodon clients upload media through
+# the API): the largest media (a 512 MB video) plus the multipart envelope.
+# Django spools such a file to disk past FILE_UPLOAD_MAX_MEMORY_SIZE.
+UPLOAD_PATHS = ["/api/v2/media", "/api/v1/media"]
+MAX_UPLOAD_BODY_BYTES = 512 * 1024 * 1024 + MAX_REQUEST_BODY_BYTES
 
 # --- Media (S3-compatible storage) -------------------------------------------
 
@@ -289,6 +297,46 @@ SPECTACULAR_SETTINGS = {
         "core.schema.error_responses_hook",
     ],
 }
+
+# --- The Mastodon-compatible API (mastoapi/, docs/mastodon-api.md) -----------
+
+# OAuth 2 by django-oauth-toolkit: Mastodon's tokens do not expire (a user
+# revokes them), so an access token lives ten years and no refresh token is
+# needed. PKCE is taken when a client sends it (S256) and not demanded, as
+# Mastodon does; mastoapi's validator allows each app the three grants Mastodon
+# offers and no scope its app did not register.
+OAUTH2_PROVIDER = {
+    "OAUTH2_VALIDATOR_CLASS": "mastoapi.oauth.MastodonValidator",
+    "SCOPES_BACKEND_CLASS": "mastoapi.oauth.AppScopes",
+    "SCOPES": {scope: scope for scope in MASTODON_SCOPES},
+    "DEFAULT_SCOPES": ["read"],
+    "ACCESS_TOKEN_EXPIRE_SECONDS": 10 * 365 * 24 * 3600,
+    "PKCE_REQUIRED": False,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https", "urn"],
+    # RFC 9700 (the OAuth security BCP) wherever Mastodon's clients allow it:
+    # tokens stored only as checksums, no implicit grant, PKCE by S256 only,
+    # tokens never read from a query string, the `iss` response parameter, and
+    # a replayed refresh token revokes its family.
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+}
+# Where Mastodon's API departs from RFC 9700 on purpose, and its clients rely on
+# it: the password grant (Mastodon.py's log_in, the `toot` CLI), http redirect
+# URIs (a desktop app's loopback callback) and PKCE taken when sent, not demanded.
+SILENCED_SYSTEM_CHECKS = ["oauth2_provider.W002", "oauth2_provider.W008", "oauth2_provider.W010"]
+# Named, though it is the default: a migration that points at it (mastoapi's)
+# must find the swappable setting.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+# The consent page of the authorization-code grant signs the user in first.
+LOGIN_URL = "/oauth/login"
+# What /api/v1/instance reports: the host name clients show, and the version
+# Mastodon clients gate features on (they read the part before " (compatible").
+MASTODON_DOMAIN = env("MASTODON_DOMAIN", default="localhost")
+MASTODON_VERSION = "4.3.0 (compatible; timeline)"
 
 # --- Celery --------------------------------------------------------------------
 

@@ -1,0 +1,269 @@
+"""Mastodon's entities, each built in one place: Account, Status, MediaAttachment,
+Relationship, Marker, Application, Token and the instance.
+
+They are made from the product's own objects (a ``social.User``, the public
+tweet object ``tweets.objects.public``) and never from rows of their own, so a
+tweet reads the same here as on ``/v1``. Ids are strings, as Mastodon's are.
+``base`` is the server's own URL (``https://host``), for the links Mastodon
+puts in its entities.
+"""
+import re
+from datetime import datetime
+from html import escape
+
+from django.conf import settings
+from twitter_text import extract_urls_with_indices
+
+from media import services as media_services
+from social.models import Follow, User
+
+from .models import Marker
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def account(user: User, *, base: str, statuses_count: int = 0, source: bool = False) -> dict:
+    url = f"{base}/@{user.username}"
+    entity = {
+        "id": str(user.id),
+        "username": user.username,
+        "acct": user.username,
+        "display_name": user.display_name,
+        "locked": user.is_private,
+        "bot": False,
+        "discoverable": True,
+        "group": False,
+        "created_at": _iso(user.date_joined.replace(hour=0, minute=0, second=0, microsecond=0)),
+        "note": "",
+        "url": url,
+        "uri": f"{base}/users/{user.username}",
+        # No profile images here: Mastodon's placeholders, served at these paths by no one.
+        "avatar": f"{base}/avatars/original/missing.png",
+        "avatar_static": f"{base}/avatars/original/missing.png",
+        "header": f"{base}/headers/original/missing.png",
+        "header_static": f"{base}/headers/original/missing.png",
+        "followers_count": user.followers_count,
+        "following_count": user.following_count,
+        "statuses_count": statuses_count,
+        "last_status_at": None,
+        "emojis": [],
+        "fields": [],
+    }
+    if source:
+        entity["source"] = {"privacy": "private" if user.is_private else "public", "sensitive": False,
+                            "language": None, "note": "", "fields": [], "follow_requests_count": 0}
+    return entity
+
+
+# The mentions and hashtags a tweet stored (tweets.text found them) are linked where
+# they stand; anything else that looks like one is left as text.
+_ENTITY = re.compile(r"(?<![A-Za-z0-9_])[@\uFF20](?P<name>[A-Za-z0-9_]{1,15})(?![A-Za-z0-9_@])"
+                     r"|(?<![\w&])[#\uFF03](?P<tag>\w+)")
+
+
+def _linked(text: str, *, base: str, mentioned: dict[str, User], tags: set[str]) -> str:
+    """Escaped ``text`` with the tweet's own mentions and hashtags linked."""
+    out, last = [], 0
+    for match in _ENTITY.finditer(text):
+        out.append(escape(text[last:match.start()]))
+        last = match.end()
+        name, tag = match.group("name"), match.group("tag")
+        user = mentioned.get(name.lower()) if name else None
+        if user is not None:
+            out.append(f'<span class="h-card"><a href="{base}/@{user.username}" class="u-url mention">'
+                       f'@<span>{escape(user.username)}</span></a></span>')
+        elif tag and tag.casefold() in tags:
+            out.append(f'<a href="{base}/tags/{escape(tag.lower())}" class="mention hashtag" rel="tag">'
+                       f'#<span>{escape(tag)}</span></a>')
+        else:
+            out.append(escape(match.group(0)))
+    out.append(escape(text[last:]))
+    return "".join(out)
+
+
+def content_html(text: str, *, base: str, mentioned: dict[str, User], tags: set[str]) -> str:
+    """The tweet as Mastodon's sanitised HTML: escaped, URLs, mentions and hashtags linked,
+    paragraphs in ``<p>``, line breaks as ``<br />``."""
+    parts, last = [], 0
+    for url in extract_urls_with_indices(text):
+        start, end = url["indices"]
+        parts.append(_linked(text[last:start], base=base, mentioned=mentioned, tags=tags))
+        href = url["url"] if "://" in url["url"] else f"http://{url['url']}"
+        parts.append(f'<a href="{escape(href)}" rel="nofollow noopener" target="_blank">{escape(url["url"])}</a>')
+        last = end
+    parts.append(_linked(text[last:], base=base, mentioned=mentioned, tags=tags))
+    html = "".join(parts)
+    paragraphs = [p for p in re.split(r"\n\s*\n", html) if p.strip()] or [""]
+    return "".join(f"<p>{p.strip(chr(10)).replace(chr(10), '<br />')}</p>" for p in paragraphs)
+
+
+def media_attachment(media_id: str, url: str, content_type: str) -> dict:
+    return {
+        "id": media_id,
+        "type": "video" if content_type.startswith("video/") else "image",
+        "url": url,
+        "preview_url": url,
+        "remote_url": None,
+        "preview_remote_url": None,
+        "text_url": None,
+        "meta": {},
+        "description": None,
+        "blurhash": None,
+    }
+
+
+def status(tweet: dict, *, author: User, base: str, mentioned: dict[str, User]) -> dict:
+    """A Status from the public tweet object, its author and the users it mentions
+    (by lower-cased username; those not found are left unlinked)."""
+    tweet_id = tweet["tweet_id"]
+    mentions = [mentioned[name.lower()] for name in tweet["mentions"] if name.lower() in mentioned]
+    tags = {tag.casefold() for tag in tweet["hashtags"]}
+    return {
+        "id": tweet_id,
+        "created_at": tweet["created_at"],
+        "in_reply_to_id": None,
+        "in_reply_to_account_id": None,
+        "sensitive": False,
+        "spoiler_text": "",
+        "visibility": "private" if author.is_private else "public",
+        "language": None,
+        "uri": f"{base}/users/{author.username}/statuses/{tweet_id}",
+        "url": f"{base}/@{author.username}/{tweet_id}",
+        "replies_count": 0,
+        "reblogs_count": 0,
+        "favourites_count": 0,
+        "edited_at": None,
+        "favourited": False,
+        "reblogged": False,
+        "muted": False,
+        "bookmarked": False,
+        "pinned": False,
+        "content": content_html(tweet["content"], base=base, mentioned=mentioned, tags=tags),
+        "filtered": [],
+        "reblog": None,
+        "application": None,
+        "account": account(author, base=base),
+        "media_attachments": [media_attachment(m["media_id"], m["url"], m["content_type"]) for m in tweet["media"]],
+        "mentions": [{"id": str(u.id), "username": u.username, "url": f"{base}/@{u.username}", "acct": u.username}
+                     for u in mentions],
+        "tags": [{"name": tag, "url": f"{base}/tags/{tag.lower()}"} for tag in tweet["hashtags"]],
+        "emojis": [],
+        "card": None,
+        "poll": None,
+    }
+
+
+def relationship(user_id: int, *, outgoing: str | None, incoming: str | None) -> dict:
+    """How the caller stands to ``user_id``: ``outgoing`` is the caller's follow state
+    towards them (accepted or requested), ``incoming`` theirs towards the caller."""
+    following = outgoing == Follow.State.ACCEPTED
+    return {
+        "id": str(user_id),
+        "following": following,
+        "showing_reblogs": following,
+        "notifying": False,
+        "languages": None,
+        "followed_by": incoming == Follow.State.ACCEPTED,
+        "blocking": False,
+        "blocked_by": False,
+        "muting": False,
+        "muting_notifications": False,
+        "requested": outgoing == Follow.State.REQUESTED,
+        "requested_by": incoming == Follow.State.REQUESTED,
+        "domain_blocking": False,
+        "endorsed": False,
+        "note": "",
+    }
+
+
+def marker(row: Marker) -> dict:
+    return {"last_read_id": str(row.last_read_id), "version": row.version, "updated_at": _iso(row.updated_at)}
+
+
+def application(app, *, scopes: list[str], website: str, client_secret: str | None = None) -> dict:
+    uris = app.redirect_uris.split()
+    entity = {
+        "id": str(app.id),
+        "name": app.name,
+        "website": website or None,
+        "scopes": scopes,
+        "redirect_uri": "\n".join(uris),
+        "redirect_uris": uris,
+        "client_id": app.client_id,
+        "vapid_key": "",
+    }
+    if client_secret is not None:
+        entity["client_secret"] = client_secret
+        entity["client_secret_expires_at"] = 0
+    return entity
+
+
+def token(body: dict) -> dict:
+    """The Token entity from django-oauth-toolkit's token response."""
+    return {"access_token": body["access_token"], "token_type": "Bearer", "scope": body.get("scope", ""),
+            "created_at": int(datetime.now().timestamp())}
+
+
+def _media_configuration() -> dict:
+    image = max(limit for t, (limit, _) in media_services.ALLOWED_TYPES.items() if t.startswith("image/"))
+    video = max(limit for t, (limit, _) in media_services.ALLOWED_TYPES.items() if t.startswith("video/"))
+    return {"supported_mime_types": list(media_services.ALLOWED_TYPES), "image_size_limit": image,
+            "image_matrix_limit": 16777216, "video_size_limit": video, "video_frame_rate_limit": 60,
+            "video_matrix_limit": 8294400, "description_limit": 0}
+
+
+def _statuses_configuration() -> dict:
+    return {"max_characters": 280, "max_media_attachments": media_services.MAX_MEDIA_PER_TWEET,
+            "characters_reserved_per_url": 23}
+
+
+_DESCRIPTION = "A home timeline that scrolls to the very first post (Mastodon-compatible client API)."
+
+
+def instance_v1(*, base: str, domain: str) -> dict:
+    return {
+        "uri": domain,
+        "title": "Home Timeline",
+        "short_description": _DESCRIPTION,
+        "description": _DESCRIPTION,
+        "email": "",
+        "version": settings.MASTODON_VERSION,
+        "urls": {},
+        "stats": {"user_count": 0, "status_count": 0, "domain_count": 1},
+        "thumbnail": None,
+        "languages": ["en"],
+        "registrations": False,
+        "approval_required": False,
+        "invites_enabled": False,
+        "configuration": {"statuses": _statuses_configuration(), "media_attachments": _media_configuration(),
+                          "accounts": {"max_featured_tags": 0}, "polls": {"max_options": 0}},
+        "contact_account": None,
+        "rules": [],
+    }
+
+
+def instance_v2(*, base: str, domain: str) -> dict:
+    return {
+        "domain": domain,
+        "title": "Home Timeline",
+        "version": settings.MASTODON_VERSION,
+        "source_url": "",
+        "description": _DESCRIPTION,
+        "usage": {"users": {"active_month": 0}},
+        "thumbnail": {"url": ""},
+        "languages": ["en"],
+        "configuration": {
+            "urls": {},
+            "accounts": {"max_featured_tags": 0, "max_pinned_statuses": 0},
+            "statuses": _statuses_configuration(),
+            "media_attachments": _media_configuration(),
+            "polls": {"max_options": 0},
+            "translation": {"enabled": False},
+        },
+        "registrations": {"enabled": False, "approval_required": False, "message": None},
+        "api_versions": {"mastodon": 2},
+        "contact": {"email": "", "account": None},
+        "rules": [],
+    }

@@ -1,0 +1,45 @@
+"""The two HTML pages of the authorization-code grant: sign in, then consent.
+
+The consent page is django-oauth-toolkit's own; it is told only how Mastodon
+clients expect to be sent back: to the ``urn:ietf:wg:oauth:2.0:oob`` page that
+shows the code for the user to paste, or to the app's registered redirect URI,
+whatever its scheme (a phone app's ``myapp://``), as Mastodon allows. The
+sign-in form is Django's, counted against the same login limit as the API's.
+"""
+import hashlib
+from urllib.parse import parse_qs, urlsplit
+
+from django.contrib.auth import views as auth_views
+from django.shortcuts import render
+from oauth2_provider.http import OAuth2ResponseRedirect
+from oauth2_provider.views import AuthorizationView
+
+from core import throttling
+
+from .services import OOB
+
+
+class AuthorizeView(AuthorizationView):
+    def redirect(self, redirect_to, application):
+        if application is None:  # the redirect URI was not checked against an app
+            return super().redirect(redirect_to, application)
+        if redirect_to.startswith(OOB):
+            code = parse_qs(urlsplit(redirect_to).query).get("code", [""])[0]
+            return render(self.request, "mastoapi/authorized_oob.html", {"code": code, "application": application})
+        # DOT has matched it to one of the app's registered URIs already.
+        return OAuth2ResponseRedirect(redirect_to, [urlsplit(redirect_to).scheme])
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "mastoapi/login.html"
+
+    def post(self, request, *args, **kwargs):
+        name = request.POST.get("username", "")
+        who = [f"ip:{throttling.client_ip(request)}",
+               "name:" + hashlib.sha256(name.casefold().encode(errors="surrogatepass")).hexdigest()[:32]]
+        decision = throttling.hit(scope="login", who=who, rate=throttling.rate_for("login"))
+        if not decision.allowed:
+            response = render(request, self.template_name, {"form": self.get_form(), "throttled": True}, status=429)
+            response["Retry-After"] = str(decision.retry_after)
+            return response
+        return super().post(request, *args, **kwargs)
