@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from social.models import Follow, User
 from timelines.selectors import timeline_page_for_user
+from tweets import objects as tweet_objects
 from tweets import snowflake
 from tweets.models import Tweet
 
@@ -51,12 +52,14 @@ def probe_follower_counts(threshold: int, users: int) -> list[int]:
     return sorted({min(c, users - 1 - len(FOLLOWEE_PROBES)) for c in counts if c >= 1})
 
 
+_WARM_CHUNK = 2000
+
 # Keys the snapshot leaves out: a process's Snowflake lease, rate-limit windows.
 _NOT_SNAPSHOT = ("snowflake:", "rl:")
 # The modules that decide what the cached keys hold: a snapshot taken under other versions of them is not
 # restored (the cache is warmed again), or a run would measure entries of an old layout.
 _CACHE_MODULES = ("timelines/store.py", "timelines/selectors.py", "tweets/cache.py", "tweets/objects.py",
-                  "social/cache.py")
+                  "social/cache.py", "bench/management/commands/seed_bench.py")
 
 
 def cache_layout() -> str:
@@ -337,6 +340,25 @@ class Command(BaseCommand):
 
     @staticmethod
     def _warm(user_ids: list[int]) -> None:
-        """Active users have been reading: their timelines, graphs and first pages are cached."""
+        """The cache as production keeps it: posting caches each tweet for ``TWEET_CACHE_TTL_SECONDS``
+        (seeded tweets were never posted), and active users have been reading, so their
+        summaries, timelines, graphs and first pages are cached."""
+        from django.conf import settings
+
+        from social import cache as author_cache
+        from tweets import cache as tweet_cache
+
+        since = snowflake.lowest_id_at(int((time.time() - settings.TWEET_CACHE_TTL_SECONDS) * 1000))
+        recent = Tweet.objects.filter(id__gte=since, deleted_at__isnull=True).select_related("author")
+        batch = {}
+        for tweet in tqdm(recent.iterator(chunk_size=_WARM_CHUNK), total=recent.count(),
+                          desc="cache tweets posted within the tweet cache's TTL", unit="tweet"):
+            batch[tweet.id] = tweet_objects.cached_entry(tweet)
+            if len(batch) == _WARM_CHUNK:
+                tweet_cache.fill_many(batch)
+                batch = {}
+        tweet_cache.fill_many(batch)
+        for start in range(0, len(user_ids), _WARM_CHUNK):
+            author_cache.get_or_fill_many(user_ids[start : start + _WARM_CHUNK])
         for user_id in tqdm(user_ids, desc="cache active timelines", unit="user"):
             timeline_page_for_user(user_id=user_id, limit=20)
