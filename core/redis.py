@@ -157,6 +157,9 @@ class Script:
     def queue(self, pipe, *, keys: list, args: list) -> None:
         """Queue one call on a pipeline (every key in one slot); its reply is a
         ``NoScriptError`` if the server does not know the script yet: call it then."""
+        # On a cluster the node is named, as redis-py would otherwise ask a server for the
+        # keys of every EVALSHA (COMMAND GETKEYS: a round trip each); a MOVED reply still
+        # sends the call on to the right node.
         target = {"target_nodes": pipe.get_node_from_key(keys[0])} if is_cluster() else {}
         pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args, **target)
 
@@ -174,17 +177,12 @@ class Script:
         client = client or connection()
         if len(groups) <= 1:
             return [self(keys=group, args=args, client=client) for group in groups]
-        cluster = is_cluster()
         results: list = [None] * len(groups)
         pending = list(range(len(groups)))
         for attempt in range(2):
             pipe = client.pipeline(transaction=False)
             for i in pending:
-                # On a cluster the node is named, as redis-py would otherwise ask a server for the
-                # keys of every EVALSHA (COMMAND GETKEYS: a round trip each); a MOVED reply still
-                # sends the call on to the right node.
-                target = {"target_nodes": client.get_node_from_key(groups[i][0])} if cluster else {}
-                pipe.execute_command("EVALSHA", self.sha, len(groups[i]), *groups[i], *args, **target)
+                self.queue(pipe, keys=groups[i], args=args)
             for i, result in zip(pending, pipe.execute(raise_on_error=False), strict=True):
                 results[i] = result
             pending = [i for i in pending if isinstance(results[i], NoScriptError)]

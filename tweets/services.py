@@ -45,10 +45,14 @@ def _mint_for_author(*, author_id: int) -> tuple[int, bool, User]:
     last id is ahead of this process's clock, the row is locked and read first.
     """
     threshold = settings.TIMELINE_CELEBRITY_THRESHOLD
+
+    def record(tweet_id: int) -> tuple | None:
+        with connection.cursor() as cursor:
+            cursor.execute(_MINT_SQL, {"id": tweet_id, "threshold": threshold, "author_id": author_id})
+            return cursor.fetchone()
+
     tweet_id = snowflake.next_id()
-    with connection.cursor() as cursor:
-        cursor.execute(_MINT_SQL, {"id": tweet_id, "threshold": threshold, "author_id": author_id})
-        row = cursor.fetchone()
+    row = record(tweet_id)
     if row is None:
         found = (User.objects.select_for_update(no_key=True).filter(id=author_id)
                  .values_list("last_tweet_id", "is_active").first())
@@ -57,9 +61,7 @@ def _mint_for_author(*, author_id: int) -> tuple[int, bool, User]:
         if not found[1]:
             raise Forbidden("This account is suspended.")
         tweet_id = snowflake.next_id(after=found[0] or 0)
-        with connection.cursor() as cursor:
-            cursor.execute(_MINT_SQL, {"id": tweet_id, "threshold": threshold, "author_id": author_id})
-            row = cursor.fetchone()
+        row = record(tweet_id)
     followers, *fields = row
     # The row as read, its other fields deferred (read on access, never made up);
     # from_db takes the values in the model's field order.
