@@ -338,13 +338,14 @@ def _markdown(r: dict, plots: list[str]) -> str:
         recorded = r.get("fanout_timings_recorded")
         lines += ["## Fan-out", "",
                   "| followers | cached timelines written | post → fully delivered ms (min–max) | deliveries/s | "
-                  "server CPU s | queued ms | pg ms | redis ms | overhead ms | batches | app's done ms |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "server CPU s | addressed | queued ms | pg ms | redis ms | overhead ms | batches | app's done ms |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for x in r["fanout"]:
             t = x.get("timings") or {}
             kind = " (all active)" if x.get("all_active") else " (pulled)" if x.get("pulled") else ""
-            cells = ([_n(t.get(k), 1) for k in ("queued_ms", "pg_ms", "redis_ms", "overhead_ms")]
-                     + [_n(t.get("batches"), 0), _n(t.get("done_ms"), 1)]) if t else ["not recorded"] + [""] * 5
+            cells = ([_n(t.get("addressed"), 0)] + [_n(t.get(k), 1) for k in ("queued_ms", "pg_ms", "redis_ms",
+                                                                              "overhead_ms")]
+                     + [_n(t.get("batches"), 0), _n(t.get("done_ms"), 1)]) if t else ["not recorded"] + [""] * 6
             rate = "pulled: none" if x.get("deliveries_per_s") is None else f"{x['deliveries_per_s']:,}"
             lines.append(f"| {x['followers']:,}{kind} | {x['cached_timelines']:,} | {1000 * x['seconds']:.0f} "
                          f"({1000 * (x.get('seconds_min') or x['seconds']):.0f}–"
@@ -358,7 +359,9 @@ def _markdown(r: dict, plots: list[str]) -> str:
         else:
             lines += ["The breakdown is the app's own record of each fan-out (`timelines.services.fanout_timings`, "
                       "`FANOUT_TIMINGS`), the median over the repetitions: queued = post commit to the coordinator "
-                      "starting; pg = reading the followers; redis = the timeline writes; overhead = the rest of the "
+                      "starting; addressed = the timelines the insert script was given (the followers who may have one, "
+                      "by the live-timeline bitmaps, and the author); pg = reading the followers; redis = the live "
+                      "filter and the timeline writes; overhead = the rest of the "
                       "workers' time (Celery messages, bookkeeping); done = post to the last batch written. A pulled "
                       "tweet is written to no follower: its time is the post and the author's list.", ""]
         if c:

@@ -30,6 +30,7 @@ def timeline_rebuild(*, user_id: int, generation: int, replace: bool = False) ->
     served uncached.
     """
     REBUILDS.labels(kind="timeline").inc()
+    store.mark_live(user_ids=[user_id])  # before PostgreSQL is read: from here on fan-outs address this user
     cap = settings.TIMELINE_MAX_ENTRIES
     for _ in range(3):
         for attempt in range(2):

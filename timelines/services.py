@@ -137,15 +137,18 @@ def fanout_batch(*, tweet_id: int, author_id: int, lo: int, hi: int, follower_id
 def _deliver_batch(*, tweet_id: int, author_id: int, lo: int, hi: int | None, followers: list[int],
                    timings: "_Timings") -> int:
     """Write one batch; ``hi`` None: the whole fan-out in one batch, nothing recorded to mark done."""
-    addressed = [*followers, author_id] if lo == 0 else followers  # the author's own, with the first batch
     with timings.step("redis_ms"):
+        # Many followers: only those who may have a cached timeline (one bitmap read instead of a lookup each).
+        live = store.live_only(user_ids=followers) if len(followers) >= settings.FANOUT_LIVE_FILTER_MIN \
+            else followers
+        addressed = [*live, author_id] if lo == 0 else live  # the author's own, with the first batch
         written = store.insert(user_ids=addressed, tweet_id=tweet_id)
     FANOUT_BATCH_SIZE.observe(len(addressed))
     FANOUT_DELIVERIES.inc(written)
     last = hi is None or store.progress_done(tweet_id=tweet_id, batch=_batch_name(lo, hi))
     if last:
         _fanout_finished(tweet_id=tweet_id, mode="push")
-    timings.record(followers=len(followers), written=written, last=last)
+    timings.record(followers=len(followers), addressed=len(addressed), written=written, last=last)
     return written
 
 
@@ -171,12 +174,12 @@ class _Timings:
         finally:
             self.steps[name] += 1000 * (time.perf_counter() - began)
 
-    def record(self, *, followers: int, written: int, last: bool) -> None:
+    def record(self, *, followers: int, addressed: int, written: int, last: bool) -> None:
         if not settings.FANOUT_TIMINGS:
             return
         queued_ms = 1000 * self.started - snowflake.timestamp_ms_of(self.tweet_id)
         store.timings_add(tweet_id=self.tweet_id, values={
-            **self.steps, "followers": followers, "written": written, "batches": 1,
+            **self.steps, "followers": followers, "addressed": addressed, "written": written, "batches": 1,
             "busy_ms": 1000 * (time.time() - self.started)},
             first={"queued_ms": queued_ms}, last={"done_ms": 1000 * time.time() - snowflake.timestamp_ms_of(
                 self.tweet_id)} if last else None)
@@ -187,13 +190,14 @@ def fanout_timings(*, tweet_id: int) -> dict | None:
     ``queued_ms`` from the post to the coordinator starting, ``pg_ms`` reading followers,
     ``redis_ms`` writing timelines, ``overhead_ms`` the rest of the workers' time (tasks,
     bookkeeping), ``done_ms`` from the post to the last batch written; and ``followers``,
-    ``written``, ``batches``. None if nothing was recorded (or not yet finished)."""
+    ``addressed`` (the timelines the insert script was given: the followers who may have one,
+    and the author), ``written``, ``batches``. None if nothing was recorded (or not yet finished)."""
     raw = store.timings_read(tweet_id=tweet_id)
     if not raw or "done_ms" not in raw:
         return None
     timings = {key: float(value) for key, value in raw.items()}
     timings["overhead_ms"] = timings.pop("busy_ms") - timings["pg_ms"] - timings["redis_ms"]
-    for key in ("followers", "written", "batches"):
+    for key in ("followers", "addressed", "written", "batches"):
         timings[key] = int(timings[key])
     return timings
 
@@ -226,6 +230,8 @@ def fanout_reconcile(*, older_than_seconds: float | None = None, limit: int = 10
                 _send(FANOUT_BATCH_TASK, tweet_id, author_id, lo, hi)
         restarted += 1
         RECONCILER_RESTARTS.inc()
+    if (marked := store.index_live()) is not None:
+        logger.info("marked the owners of %s cached timelines live: large fan-outs skip the others", marked)
     return restarted
 
 

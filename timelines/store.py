@@ -15,6 +15,7 @@ Every write path goes through a script that first checks the key exists, so a
 user who stopped reading (the key expired after ``TIMELINE_INACTIVE_DAYS``) never
 gets a timeline back by a side door; only a read rebuilds one.
 """
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -257,6 +258,12 @@ def timeline_key(user_id: int) -> str:
     return _prefixed(f"tl:{{{user_id}}}")
 
 
+def timeline_keys(user_ids: list[int]) -> list[str]:
+    """``timeline_key`` of each of ``user_ids``, built in one go (a fan-out names tens of thousands)."""
+    prefix = settings.REDIS_KEY_PREFIX
+    return [f"{prefix}tl:{{{uid}}}" for uid in user_ids]
+
+
 def author_key(author_id: int) -> str:
     """The author's pulled tweets (celebrity pull), newest first."""
     return _prefixed(f"ut:{{{author_id}}}")
@@ -283,6 +290,16 @@ def _pull_epoch_key() -> str:
     return _prefixed("pull-epoch:{pull}")
 
 
+# The live-timeline bitmaps and their flag share that slot too: a reader's round
+# trip reaches it already (see "Live timelines" below).
+def _live_key(period: int) -> str:
+    return _prefixed(f"tl-live:{period}:{{pull}}")
+
+
+def _live_indexed_key() -> str:
+    return _prefixed("tl-live-indexed:{pull}")
+
+
 def _ttl_seconds() -> int:
     return settings.TIMELINE_INACTIVE_DAYS * 24 * 3600
 
@@ -305,7 +322,7 @@ def _window(raw: list[bytes], cap: int) -> Window:
 
 def insert(*, user_ids: list[int], tweet_id: int) -> int:
     """Insert one tweet id into the live timelines of ``user_ids``; returns how many took it."""
-    return _insert(keys=[timeline_key(uid) for uid in user_ids], tweet_id=tweet_id)
+    return _insert(keys=timeline_keys(user_ids), tweet_id=tweet_id)
 
 
 def _insert(*, keys: list[str], tweet_id: int) -> int:
@@ -379,9 +396,10 @@ def _read_commands(*, user_id: int, prefix: int | None):
         pipe.get(_generation_key(user_id))
         pipe.get(_pull_epoch_key())
         pipe.get(_graph_key(user_id))
+        _queue_mark_live(pipe, [user_id])  # beside the EXPIRE: the timeline lives on, so its owner is marked
 
     def parse(replies: list) -> HomeState:
-        raw, existed, generation, pull_epoch, graph = replies
+        raw, existed, generation, pull_epoch, graph = replies[:5]
         generation, pull_epoch = int(generation or 0), int(pull_epoch or 0)
         return HomeState(
             window=_window(raw, size) if existed else None,
@@ -438,6 +456,82 @@ def existing(*, user_ids: list[int]) -> list[int]:
 def evict(*, user_id: int) -> None:
     """Drop a cached timeline (an operator's or a test's eviction; the next read rebuilds it)."""
     _redis().delete(timeline_key(user_id))
+
+
+# --- Live timelines ----------------------------------------------------------------
+# Which users may have a cached timeline, so that a large fan-out addresses only
+# them: most followers of an author are not reading, and each would cost the
+# insert script a lookup. One bitmap per period of TIMELINE_INACTIVE_DAYS, a bit
+# per user id. A read sets its reader's bit in the current period's, in the same
+# round trip as the EXPIRE that keeps the timeline alive; a rebuild sets it before
+# it reads PostgreSQL. A timeline outlives its last read or build by at most one
+# period, so its owner is marked in the current period or the one before (the next
+# one is read too, for a writer whose clock is behind a reader's). Bits are never
+# cleared: a stale one costs what every follower cost before, a lookup. A missing
+# one would lose deliveries, so the filter is used only once ``index_live`` has
+# marked every timeline that was cached before marking began, which it records in
+# a flag (lost with the bitmaps if the server is, and then indexed again).
+
+
+def _period(now: float | None = None) -> int:
+    return int(time.time() if now is None else now) // _ttl_seconds()
+
+
+def _queue_mark_live(pipe, user_ids: list[int]) -> None:
+    period = _period()
+    key = _live_key(period)
+    for uid in user_ids:
+        pipe.setbit(key, uid, 1)
+    pipe.expireat(key, (period + 3) * _ttl_seconds())  # past the last fan-out that may read it
+
+
+def mark_live(*, user_ids: list[int]) -> None:
+    """Mark ``user_ids`` as having (or about to have) a cached timeline; one round trip."""
+    pipe = _redis().pipeline(transaction=False)
+    _queue_mark_live(pipe, user_ids)
+    pipe.execute()
+
+
+def live_only(*, user_ids: list[int]) -> list[int]:
+    """Those of ``user_ids`` who may have a cached timeline: every one of them until
+    ``index_live`` has run since the server started. One round trip, reading at most
+    eight bytes of each bitmap per user asked about; ids past what was read are kept."""
+    limit = 8 * max(len(user_ids), 1)
+    period = _period()
+    pipe = _redis().pipeline(transaction=False)
+    pipe.get(_live_indexed_key())
+    for p in (period - 1, period, period + 1):
+        pipe.getrange(_live_key(p), 0, limit - 1)
+    indexed, *maps = pipe.execute()
+    if indexed is None or int(indexed) != _ttl_seconds():
+        return user_ids
+    size = max(len(m) for m in maps)
+    merged = 0
+    for m in maps:
+        merged |= int.from_bytes(m.ljust(size, b"\0"), "big")
+    bits = merged.to_bytes(size, "big")
+    unknown = 8 * size if size == limit else None  # a bitmap longer than read: ids from here on are kept
+    return [uid for uid in user_ids
+            if (uid >> 3 < size and bits[uid >> 3] & (128 >> (uid & 7))) or (unknown is not None and uid >= unknown)]
+
+
+def index_live() -> int | None:
+    """Mark the owner of every cached timeline, then record that it is done (the
+    fan-out's filter is on from then); None if it was done already, else how many."""
+    if (_redis().get(_live_indexed_key()) or b"0") == str(_ttl_seconds()).encode():
+        return None
+    pattern = timeline_key(0).replace("{0}", "{*}")
+    start = len(pattern) - 2  # where the id begins
+    marked, batch = 0, []
+    for key in core_redis.scan_iter(pattern, count=5000):
+        batch.append(int(key[start:-1]))
+        if len(batch) == 5000:
+            mark_live(user_ids=batch)
+            marked, batch = marked + len(batch), []
+    if batch:
+        mark_live(user_ids=batch)
+    _redis().set(_live_indexed_key(), _ttl_seconds())
+    return marked + len(batch)
 
 
 # --- Celebrity pull -----------------------------------------------------------------

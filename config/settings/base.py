@@ -175,6 +175,10 @@ FANOUT_BATCH_SIZE = env.int("FANOUT_BATCH_SIZE", default=100_000)
 # Keys per call of the insert script: each call holds Redis about a microsecond a key,
 # so reads interleave with a long fan-out instead of waiting for all of it.
 FANOUT_SCRIPT_KEYS = env.int("FANOUT_SCRIPT_KEYS", default=1000)
+# A fan-out to at least this many followers first drops those whose timeline is
+# not cached (timelines/store.py, "Live timelines"): one bitmap read instead of a
+# lookup for each follower who is not reading.
+FANOUT_LIVE_FILTER_MIN = env.int("FANOUT_LIVE_FILTER_MIN", default=1000)
 # Record each fan-out's timings (queue, follower read, Redis, the rest) in Redis for
 # an hour: the benchmark reads them (services.fanout_timings). Off in production.
 FANOUT_TIMINGS = env.bool("FANOUT_TIMINGS", default=False)

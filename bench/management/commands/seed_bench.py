@@ -30,6 +30,7 @@ from django.db import connection
 from tqdm import tqdm
 
 from social.models import Follow, User
+from timelines import store as timeline_store
 from timelines.selectors import timeline_page_for_user
 from tweets import objects as tweet_objects
 from tweets import snowflake
@@ -54,8 +55,9 @@ def probe_follower_counts(threshold: int, users: int) -> list[int]:
 
 _WARM_CHUNK = 2000
 
-# Keys the snapshot leaves out: a process's Snowflake lease, rate-limit windows.
-_NOT_SNAPSHOT = ("snowflake:", "rl:")
+# Keys the snapshot leaves out: a process's Snowflake lease, rate-limit windows, and the flag that every
+# cached timeline is marked live (the restored timelines are marked again, in the current period).
+_NOT_SNAPSHOT = ("snowflake:", "rl:", "tl-live-indexed:")
 # The modules that decide what the cached keys hold: a snapshot taken under other versions of them is not
 # restored (the cache is warmed again), or a run would measure entries of an old layout.
 _CACHE_MODULES = ("timelines/store.py", "timelines/selectors.py", "tweets/cache.py", "tweets/objects.py",
@@ -252,6 +254,7 @@ class Command(BaseCommand):
                 snapshot_save(cache_snapshot, stored["token"])
         else:
             self.stderr.write(f"restored the warmed cache ({restored:,} keys) from {cache_snapshot}")
+            timeline_store.index_live()
         data = stored | {"reused": True, "reuse_seconds": round(time.monotonic() - started, 1)}
         manifest.parent.mkdir(parents=True, exist_ok=True)
         manifest.write_text(json.dumps(data))
@@ -362,3 +365,4 @@ class Command(BaseCommand):
             author_cache.get_or_fill_many(user_ids[start : start + _WARM_CHUNK])
         for user_id in tqdm(user_ids, desc="cache active timelines", unit="user"):
             timeline_page_for_user(user_id=user_id, limit=20)
+        timeline_store.index_live()  # as the reconciler would within seconds: large fan-outs skip the others
