@@ -4,7 +4,7 @@ from pathlib import Path
 
 from celery import Celery
 from celery.beat import PersistentScheduler
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import task_postrun, task_prerun, worker_process_init, worker_process_shutdown
 from prometheus_client import multiprocess
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
@@ -23,6 +23,20 @@ def _yield_to_the_web(**kwargs):
 
     if settings.WORKER_NICE:
         os.nice(settings.WORKER_NICE)
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _database_connections_as_around_a_request(sender=None, **kwargs):
+    """Around each task, what Django does around each request: close a database
+    connection that failed or outlived ``CONN_MAX_AGE``; the others are kept, and
+    health-checked at their next use (``CONN_HEALTH_CHECKS``). Celery's fixup no
+    longer closes them all each time (``CELERY_DB_REUSE_MAX``)."""
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 @worker_process_shutdown.connect

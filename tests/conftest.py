@@ -6,6 +6,7 @@ import os
 import uuid
 
 import pytest
+from django.db import connection
 from django.test import override_settings
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
@@ -101,6 +102,11 @@ def celery_worker():
             yield worker
     finally:
         app.conf.task_always_eager = True
+        # The worker's threads kept their database sessions from task to task (CELERY_DB_REUSE_MAX), and a
+        # thread's Django connections are not closed when it ends: end them, or the test database stays in use.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
 
 @pytest.fixture
