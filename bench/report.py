@@ -359,9 +359,9 @@ def _markdown(r: dict, plots: list[str]) -> str:
         else:
             lines += ["The breakdown is the app's own record of each fan-out (`timelines.services.fanout_timings`, "
                       "`FANOUT_TIMINGS`), the median over the repetitions: queued = post commit to the coordinator "
-                      "starting; addressed = the timelines the insert script was given (the followers who may have one, "
-                      "by the live-timeline bitmaps, and the author); pg = reading the followers; redis = the live "
-                      "filter and the timeline writes; overhead = the rest of the "
+                      "starting; addressed = the timelines the insert script was given (the followers who may "
+                      "have one, by the live-timeline bitmaps, and the author); pg = reading the followers; redis = "
+                      "the live filter and the timeline writes; overhead = the rest of the "
                       "workers' time (Celery messages, bookkeeping); done = post to the last batch written. A pulled "
                       "tweet is written to no follower: its time is the post and the author's list.", ""]
         if c:

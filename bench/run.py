@@ -338,7 +338,10 @@ class Bench:
             from social.models import User
 
             threshold = self.p["threshold"]
-            authors = list(User.objects.filter(followers_count__lt=threshold // 10, followers_count__gte=20)
+            # Posters are active users, whose sessions (the cached author summary) are warm as in production:
+            # someone posting has been using the app.
+            authors = list(User.objects.filter(followers_count__lt=threshold // 10, followers_count__gte=20,
+                                               id__in=self.manifest["active"])
                            .values_list("id", flat=True)[:2000])
             make_post = self._poster(authors)
             closed = self.repeat("posts c=8", lambda: self.closed(make_post, 8))

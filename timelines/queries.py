@@ -1,7 +1,7 @@
 """PostgreSQL reads of the timeline app: the truth every cached list is built from and checked against.
 
 Pure reads: the visible tweet ids of a home timeline between two ids, an
-author's newest ids, a user's follow graph. The read path, the rebuilds and
+author's newest ids, a user's follow graph, a pending fan-out. The read path, the rebuilds and
 the fan-out all ask PostgreSQL through these.
 """
 from django.db import connections
@@ -11,6 +11,7 @@ from social.models import Follow, User
 from tweets.models import Tweet
 
 from . import store
+from .models import PendingFanout
 
 # The visible tweets of everyone the user follows (and the user) between two
 # ids: one (author_id, id DESC) index range scan per followee, each stopping
@@ -89,6 +90,24 @@ def followers_from_db(*, author_id: int, lo: int = 0, hi: int | None = None, usi
         cursor.execute(_FOLLOWERS_SQL, {"author_id": author_id, "lo": lo,
                                         "hi": _NO_UPPER_BOUND if hi is None else hi})
         return [row[0] for row in cursor.fetchall()]
+
+
+# A fan-out's first question (the worker asks it for every tweet): is it still
+# pending, and by whom is the tweet, pushed or pulled, deleted meanwhile?
+_PENDING_FANOUT_SQL = f"""
+SELECT t.author_id, t.pushed, t.deleted_at IS NOT NULL
+FROM {PendingFanout._meta.db_table} p JOIN {Tweet._meta.db_table} t ON t.id = p.tweet_id
+WHERE p.tweet_id = %s
+"""
+
+
+def pending_fanout(*, tweet_id: int) -> tuple[int, bool, bool] | None:
+    """``(author_id, pushed, deleted)`` of a tweet whose fan-out is pending; None if it is
+    not (delivered already). A plain cursor: the ORM's query building was most of a small
+    fan-out's worker time."""
+    with connections[db.PRIMARY].cursor() as cursor:
+        cursor.execute(_PENDING_FANOUT_SQL, [tweet_id])
+        return cursor.fetchone()
 
 
 def followers_for_fanout(*, author_id: int, tweet_id: int, lo: int = 0, hi: int | None = None) -> list[int]:

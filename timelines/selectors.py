@@ -27,7 +27,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import db
 from core import redis as core_redis
-from tweets.selectors import tweets_hydrate
+from tweets.cache import Prefetched
+from tweets.selectors import hydrate_prefetch, tweets_hydrate
 
 from . import rebuilds, store
 from .metrics import PAGES, POSTGRES_PAGES
@@ -46,25 +47,40 @@ class CachedIds:
 
     ids: list[int]
     floor: int | None  # None: the cache holds the whole timeline
+    tweets: Prefetched | None = None  # tweet cache entries read along with the pulled lists
 
 
 # Nothing cached: every id lies below this floor, so all of them come from PostgreSQL.
 _NOTHING_CACHED = CachedIds(ids=[], floor=(1 << 63) - 1)
 
 
-def cached_ids(*, user_id: int, state: store.HomeState, graph: store.Graph, prefix: int | None = None) -> CachedIds:
-    """Merge the pushed timeline (rebuilt if absent) with the pulled lists of followed celebrities."""
-    windows = [state.window or rebuilds.timeline_rebuild(user_id=user_id, generation=state.generation)]
+def cached_ids(*, user_id: int, state: store.HomeState, graph: store.Graph, prefix: int | None = None,
+               ahead: int = 0) -> CachedIds:
+    """Merge the pushed timeline (rebuilt if absent) with the pulled lists of followed celebrities.
+
+    ``ahead``: with pulled lists to read, also read the cached entries of the newest
+    ``ahead`` pushed ids in that round trip (a first page's tweets are mostly those),
+    so the page's hydration need not make one more.
+    """
+    pushed = state.window or rebuilds.timeline_rebuild(user_id=user_id, generation=state.generation)
+    windows, tweets = [pushed], None
     if graph.pulled:
-        for author_id, window in store.author_read(author_ids=sorted(graph.pulled), prefix=prefix).items():
+        authors = sorted(graph.pulled)
+        trip = core_redis.RoundTrip()
+        lists = store.author_read_prefetch(trip, author_ids=authors, prefix=prefix)
+        entries = hydrate_prefetch(trip, tweet_ids=pushed.ids[:ahead]) if ahead and pushed.ids else None
+        trip.execute()
+        read = lists.value if lists.value is not None else store.author_read(author_ids=authors, prefix=prefix)
+        for author_id, window in read.items():
             windows.append(window or rebuilds.author_list_rebuild(author_id=author_id))
+        tweets = entries.value if entries is not None else None
     floors = [w.floor for w in windows if w.floor is not None]
     floor = max(floors) if floors else None
     if len(windows) == 1:
         ids = windows[0].ids
     else:
         ids = sorted({tid for w in windows for tid in w.ids if floor is None or tid >= floor}, reverse=True)
-    return CachedIds(ids=ids, floor=floor)
+    return CachedIds(ids=ids, floor=floor, tweets=tweets)
 
 
 @dataclass(frozen=True)
@@ -77,9 +93,10 @@ class TimelinePage:
 class _Timeline:
     """One read of a user's timeline: the cached ids, and PostgreSQL past them."""
 
-    def __init__(self, user_id: int, prefix: int | None = None, state: store.HomeState | None = None):
+    def __init__(self, user_id: int, prefix: int | None = None, state: store.HomeState | None = None,
+                 ahead: int = 0):
         """``prefix``: read only that many of the newest cached ids of each list (enough for a first page);
-        ``state``: the cached state, already read with that prefix."""
+        ``state``: the cached state, already read with that prefix; ``ahead``: see ``cached_ids``."""
         self.user_id = user_id
         self.read_postgres = False  # whether any ids came from PostgreSQL past the cache
         self.database = db.PRIMARY  # where those come from, chosen at the first
@@ -87,7 +104,7 @@ class _Timeline:
             if state is None:
                 state = store.read(user_id=user_id, prefix=prefix)
             graph = _graph(user_id=user_id, state=state)
-            self.cached = cached_ids(user_id=user_id, state=state, graph=graph, prefix=prefix)
+            self.cached = cached_ids(user_id=user_id, state=state, graph=graph, prefix=prefix, ahead=ahead)
         except (RedisConnectionError, RedisTimeoutError):
             logger.warning("timeline cache unreachable: serving user %s from PostgreSQL", user_id)
             graph, self.cached = graph_from_db(user_id=user_id), _NOTHING_CACHED
@@ -105,7 +122,7 @@ class _Timeline:
 
     def _hydrated(self, id_chunks: Iterator[list[int]]) -> Iterator[dict]:
         for chunk in id_chunks:
-            yield from tweets_hydrate(tweet_ids=chunk, author_ids=self.authors)
+            yield from tweets_hydrate(tweet_ids=chunk, author_ids=self.authors, prefetched=self.cached.tweets)
 
     def older_than(self, cursor: int | None, want: int) -> Iterator[dict]:
         """Visible tweets older than ``cursor``, newest first."""
@@ -207,8 +224,10 @@ def timeline_page_for_user(*, user_id: int, limit: int, cursor: int | None = Non
     """
     if since is not None and after is not None:
         raise ValueError("since and after are two ways of reading newer tweets: give one")
+    first_page = cursor is None and since is None
     timeline = _Timeline(user_id, prefix=_prefix(limit=limit, cursor=cursor, since=since),
-                         state=prefetched.value if prefetched is not None else None)
+                         state=prefetched.value if prefetched is not None else None,
+                         ahead=limit + 1 if first_page else 0)
     if since is None:
         older = timeline.older_than(cursor, limit + 1)
         if after is not None:

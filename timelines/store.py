@@ -381,7 +381,10 @@ def read(*, user_id: int, prefix: int | None = None) -> HomeState:
 def read_prefetch(round_trip: core_redis.RoundTrip, *, user_id: int, prefix: int | None = None) -> core_redis.Reply:
     """``read`` within a round trip the caller makes; the reply's value is the ``HomeState``
     (None if a command failed: read again)."""
-    queue, parse = _read_commands(user_id=user_id, prefix=prefix)
+    return _prefetched(round_trip, *_read_commands(user_id=user_id, prefix=prefix))
+
+
+def _prefetched(round_trip: core_redis.RoundTrip, queue, parse) -> core_redis.Reply:
     return round_trip.add(queue, lambda replies: None if any(isinstance(r, Exception) for r in replies)
                           else parse(replies))
 
@@ -552,14 +555,32 @@ def author_read(*, author_ids: list[int], prefix: int | None = None) -> dict[int
     ``prefix`` ids if given), refreshing their idle TTL."""
     if not author_ids:
         return {}
-    size = min(prefix or settings.TIMELINE_MAX_ENTRIES, settings.TIMELINE_MAX_ENTRIES)
     pipe = _redis().pipeline(transaction=False)
-    for author_id in author_ids:
-        pipe.lrange(author_key(author_id), 0, size)
-        pipe.expire(author_key(author_id), _ttl_seconds())
-    replies = pipe.execute()
-    return {author_id: _window(replies[2 * i], size) if replies[2 * i + 1] else None
-            for i, author_id in enumerate(author_ids)}
+    queue, parse = _author_read_commands(author_ids=author_ids, prefix=prefix)
+    queue(pipe)
+    return parse(pipe.execute())
+
+
+def author_read_prefetch(round_trip: core_redis.RoundTrip, *, author_ids: list[int],
+                         prefix: int | None = None) -> core_redis.Reply:
+    """``author_read`` within a round trip the caller makes; the reply's value is its
+    dict (None if a command failed: read again)."""
+    return _prefetched(round_trip, *_author_read_commands(author_ids=author_ids, prefix=prefix))
+
+
+def _author_read_commands(*, author_ids: list[int], prefix: int | None):
+    size = min(prefix or settings.TIMELINE_MAX_ENTRIES, settings.TIMELINE_MAX_ENTRIES)
+
+    def queue(pipe) -> None:
+        for author_id in author_ids:
+            pipe.lrange(author_key(author_id), 0, size)
+            pipe.expire(author_key(author_id), _ttl_seconds())
+
+    def parse(replies: list) -> dict[int, Window | None]:
+        return {author_id: _window(replies[2 * i], size) if replies[2 * i + 1] else None
+                for i, author_id in enumerate(author_ids)}
+
+    return queue, parse
 
 
 def author_merge(*, author_id: int, ids: list[int], complete: bool) -> None:

@@ -10,6 +10,7 @@ entry and deleting writes the tombstone. With Redis unreachable, reads are
 answered from PostgreSQL alone, filling nothing.
 """
 import logging
+from dataclasses import dataclass
 
 from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -31,13 +32,47 @@ def _key(tweet_id: int) -> str:
     return f"{settings.REDIS_KEY_PREFIX}tw:{tweet_id}"
 
 
-def _get_many(tweet_ids: list[int]) -> tuple[dict[int, dict | None], list[int]]:
+@dataclass(frozen=True)
+class Prefetched:
+    """Cached entries read ahead in a caller's round trip (``prefetch``), as ``_get_many`` gives them."""
+
+    asked: frozenset[int]
+    found: dict[int, dict | None]
+    older: list[int]
+
+
+def prefetch(round_trip: core_redis.RoundTrip, tweet_ids: list[int]) -> core_redis.Reply:
+    """Ask for the cached entries of ``tweet_ids`` within a round trip the caller makes; the
+    reply's value is a ``Prefetched`` for ``get_or_fill_many`` (None if a command failed)."""
+    keys = [_key(tid) for tid in tweet_ids]
+
+    def queue(pipe) -> None:
+        for key in keys:  # GETs, not an MGET: on a cluster each goes to its key's node within the trip
+            pipe.get(key)
+
+    def parse(replies: list) -> Prefetched | None:
+        if any(isinstance(r, Exception) for r in replies):
+            return None
+        return Prefetched(frozenset(tweet_ids), *_parsed(tweet_ids, replies))
+
+    return round_trip.add(queue, parse)
+
+
+def _get_many(tweet_ids: list[int], prefetched: Prefetched | None = None) -> tuple[dict[int, dict | None], list[int]]:
     """Cached entries by id (a deleted tweet maps to ``None``; a miss is absent), and the ids
-    whose entry is in an older layout (misses too, to be dropped before they are filled)."""
-    if not tweet_ids:
-        return {}, []
+    whose entry is in an older layout (misses too, to be dropped before they are filled).
+    Ids ``prefetched`` asked about are taken from it, the others read with an MGET."""
+    rest = [tid for tid in tweet_ids if prefetched is None or tid not in prefetched.asked]
+    found, older = _parsed(rest, core_redis.mget([_key(tid) for tid in rest])) if rest else ({}, [])
+    if prefetched is not None:
+        wanted = set(tweet_ids)
+        found.update((tid, entry) for tid, entry in prefetched.found.items() if tid in wanted)
+        older += [tid for tid in prefetched.older if tid in wanted]
+    return found, older
+
+
+def _parsed(tweet_ids: list[int], raw: list) -> tuple[dict[int, dict | None], list[int]]:
     found, older = {}, []
-    raw = core_redis.mget([_key(tid) for tid in tweet_ids])  # on a cluster, one MGET per slot
     for tid, value in zip(tweet_ids, raw, strict=True):
         if value is None:
             continue
@@ -52,15 +87,16 @@ def _get_many(tweet_ids: list[int]) -> tuple[dict[int, dict | None], list[int]]:
     return found, older
 
 
-def get_or_fill_many(tweet_ids: list[int]) -> dict[int, dict | None]:
+def get_or_fill_many(tweet_ids: list[int], prefetched: Prefetched | None = None) -> dict[int, dict | None]:
     """Cached entries by id, reading the misses from PostgreSQL in one query and caching them.
 
     A deleted tweet maps to ``None`` (and is cached as a tombstone); an unknown
     id is absent and not cached at all (it may be a tweet still being committed).
     With Redis unreachable, every id is read from PostgreSQL and nothing is cached.
+    ``prefetched``: entries already read in the caller's round trip (``prefetch``).
     """
     try:
-        entries, older = _get_many(tweet_ids)
+        entries, older = _get_many(tweet_ids, prefetched)
         redis_up = True
     except _UNREACHABLE:
         logger.warning("tweet cache unreachable: reading %d tweets from PostgreSQL", len(tweet_ids))

@@ -154,28 +154,38 @@ def _redis_round_trips(monkeypatch) -> list:
     return sent
 
 
-@pytest.mark.parametrize("celebrity", [False, True])
-def test_a_warm_page_costs_two_redis_round_trips_three_with_celebrities(make_user, api, monkeypatch, celebrity,
-                                                                       django_assert_num_queries):
-    reader, author = make_user(), make_user()
+@pytest.mark.parametrize("case", ["no celebrity", "a celebrity followed", "a celebrity's tweet on the page"])
+def test_a_warm_page_costs_two_redis_round_trips_three_with_a_celebritys_tweet(make_user, api, monkeypatch, case,
+                                                                                django_assert_num_queries):
+    reader, author, celebrity, fan = make_user(), make_user(), make_user(), make_user()
     api(reader).post(f"/v1/users/{author.id}/follow")
-    with override_settings(TIMELINE_CELEBRITY_THRESHOLD=1 if celebrity else 100_000):
-        post(api(author), "hello")
+    if case != "no celebrity":
+        for user in (reader, fan):
+            api(user).post(f"/v1/users/{celebrity.id}/follow")
+    limit = 20 if case == "a celebrity's tweet on the page" else 1
+    with override_settings(TIMELINE_CELEBRITY_THRESHOLD=2):  # the celebrity's 2 followers make their tweets pulled
+        pulled = [int(post(api(celebrity), "pulled"))] if case != "no celebrity" else []
+        pushed = [int(post(api(author), f"pushed {n}")) for n in range(2)][::-1]
         client = api(reader)
-        assert len(client.get("/v1/timeline/home").json()["data"]) == 1  # warms every cache
+        client.get("/v1/timeline/home", {"limit": limit})  # warms every cache
         sent = _redis_round_trips(monkeypatch)
         with django_assert_num_queries(0):
-            assert len(client.get("/v1/timeline/home").json()["data"]) == 1
-    # One round trip for the reader's authentication, the rate limit and the cached timeline,
-    # (one for the pulled lists,) one for the tweets, which carry their authors. On a Redis
-    # Cluster the first is sent to the nodes of those keys side by side.
-    assert len(sent) == (3 if celebrity else 2) + _pipeline_nodes(reader.id) - 1
+            page = client.get("/v1/timeline/home", {"limit": limit}).json()["data"]
+    assert [int(t["tweet_id"]) for t in page] == (pushed + pulled)[:limit]
+    # One round trip for the reader's authentication, the rate limit and the cached timeline; then one for the
+    # tweets, which carry their authors, and with them the pulled lists of the celebrities followed; one more
+    # only for a pulled tweet on the page. On a Redis Cluster each is sent to the nodes of its keys side by side.
+    window = pushed[:limit + 1]  # the page and one more, which says whether older tweets exist
+    trips = [[store.timeline_key(reader.id), store._pull_epoch_key(), author_cache._key(reader.id)],
+             [tweet_cache._key(t) for t in window] + ([store.author_key(celebrity.id)] if pulled else [])]
+    if case == "a celebrity's tweet on the page":
+        trips.append([tweet_cache._key(t) for t in pulled])
+    assert len(sent) == sum(_nodes(keys) for keys in trips)
 
 
-def _pipeline_nodes(user_id: int) -> int:
-    """How many servers the reader's first round trip is sent to."""
+def _nodes(keys: list[str]) -> int:
+    """How many servers a round trip reading ``keys`` is sent to."""
     if not core_redis.is_cluster():
         return 1
     client = core_redis.connection()
-    keys = [store.timeline_key(user_id), store._pull_epoch_key(), author_cache._key(user_id)]
     return len({client.get_node_from_key(key).name for key in keys})
