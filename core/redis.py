@@ -129,6 +129,11 @@ class RoundTrip:
         self._parts.append((len(self.pipe) - before, parse, reply))
         return reply
 
+    def add_whole(self, queue: Callable[[object], None], parse: Callable[[list], object]) -> Reply:
+        """``add``, where a command that failed makes the reply's value None (the caller reads again itself)."""
+        return self.add(queue, lambda replies: None if any(isinstance(r, Exception) for r in replies)
+                        else parse(replies))
+
     def execute(self) -> None:
         replies = self.pipe.execute(raise_on_error=False)
         at = 0

@@ -381,12 +381,7 @@ def read(*, user_id: int, prefix: int | None = None) -> HomeState:
 def read_prefetch(round_trip: core_redis.RoundTrip, *, user_id: int, prefix: int | None = None) -> core_redis.Reply:
     """``read`` within a round trip the caller makes; the reply's value is the ``HomeState``
     (None if a command failed: read again)."""
-    return _prefetched(round_trip, *_read_commands(user_id=user_id, prefix=prefix))
-
-
-def _prefetched(round_trip: core_redis.RoundTrip, queue, parse) -> core_redis.Reply:
-    return round_trip.add(queue, lambda replies: None if any(isinstance(r, Exception) for r in replies)
-                          else parse(replies))
+    return round_trip.add_whole(*_read_commands(user_id=user_id, prefix=prefix))
 
 
 def _read_commands(*, user_id: int, prefix: int | None):
@@ -565,7 +560,7 @@ def author_read_prefetch(round_trip: core_redis.RoundTrip, *, author_ids: list[i
                          prefix: int | None = None) -> core_redis.Reply:
     """``author_read`` within a round trip the caller makes; the reply's value is its
     dict (None if a command failed: read again)."""
-    return _prefetched(round_trip, *_author_read_commands(author_ids=author_ids, prefix=prefix))
+    return round_trip.add_whole(*_author_read_commands(author_ids=author_ids, prefix=prefix))
 
 
 def _author_read_commands(*, author_ids: list[int], prefix: int | None):

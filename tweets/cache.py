@@ -50,12 +50,7 @@ def prefetch(round_trip: core_redis.RoundTrip, tweet_ids: list[int]) -> core_red
         for key in keys:  # GETs, not an MGET: on a cluster each goes to its key's node within the trip
             pipe.get(key)
 
-    def parse(replies: list) -> Prefetched | None:
-        if any(isinstance(r, Exception) for r in replies):
-            return None
-        return Prefetched(frozenset(tweet_ids), *_parsed(tweet_ids, replies))
-
-    return round_trip.add(queue, parse)
+    return round_trip.add_whole(queue, lambda replies: Prefetched(frozenset(tweet_ids), *_parsed(tweet_ids, replies)))
 
 
 def _get_many(tweet_ids: list[int], prefetched: Prefetched | None = None) -> tuple[dict[int, dict | None], list[int]]:
