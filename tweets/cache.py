@@ -45,12 +45,19 @@ def prefetch(round_trip: core_redis.RoundTrip, tweet_ids: list[int]) -> core_red
     """Ask for the cached entries of ``tweet_ids`` within a round trip the caller makes; the
     reply's value is a ``Prefetched`` for ``get_or_fill_many`` (None if a command failed)."""
     keys = [_key(tid) for tid in tweet_ids]
+    cluster = core_redis.is_cluster()
 
     def queue(pipe) -> None:
-        for key in keys:  # GETs, not an MGET: on a cluster each goes to its key's node within the trip
-            pipe.get(key)
+        if cluster:  # a cluster's pipeline refuses MGET: a GET each, to its key's node, within the trip
+            for key in keys:
+                pipe.get(key)
+        else:
+            pipe.mget(keys)
 
-    return round_trip.add_whole(queue, lambda replies: Prefetched(frozenset(tweet_ids), *_parsed(tweet_ids, replies)))
+    def parse(replies: list) -> Prefetched:
+        return Prefetched(frozenset(tweet_ids), *_parsed(tweet_ids, replies if cluster else replies[0]))
+
+    return round_trip.add_whole(queue, parse)
 
 
 def _get_many(tweet_ids: list[int], prefetched: Prefetched | None = None) -> tuple[dict[int, dict | None], list[int]]:
