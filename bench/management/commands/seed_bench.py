@@ -365,6 +365,10 @@ class Command(BaseCommand):
         tweet_cache.fill_many(batch)
         for start in range(0, len(user_ids), _WARM_CHUNK):
             author_cache.get_or_fill_many(user_ids[start : start + _WARM_CHUNK])
+        # Authors with pulled tweets are known as such, as they are once they have posted one: else the first
+        # pulled post of a run (the fan-out phase's) would make every cached follow graph stale at once.
+        for author_id in User.objects.filter(has_pulled_tweets=True).values_list("id", flat=True):
+            timeline_store.puller_add(author_id=author_id)
         for user_id in tqdm(user_ids, desc="cache active timelines", unit="user"):
             timeline_page_for_user(user_id=user_id, limit=20)
         timeline_store.index_live()  # as the reconciler would within seconds: large fan-outs skip the others
