@@ -255,7 +255,7 @@ def _prefixed(name: str) -> str:
 
 
 def timeline_key(user_id: int) -> str:
-    return _prefixed(f"tl:{{{user_id}}}")
+    return timeline_keys([user_id])[0]
 
 
 def timeline_keys(user_ids: list[int]) -> list[str]:
@@ -471,8 +471,13 @@ def evict(*, user_id: int) -> None:
 # a flag (lost with the bitmaps if the server is, and then indexed again).
 
 
-def _period(now: float | None = None) -> int:
-    return int(time.time() if now is None else now) // _ttl_seconds()
+def _period() -> int:
+    return int(time.time()) // _ttl_seconds()
+
+
+def _indexed(flag: bytes | None) -> bool:
+    """Whether the flag ``index_live`` sets says every cached timeline is marked, for this period length."""
+    return flag is not None and int(flag) == _ttl_seconds()
 
 
 def _queue_mark_live(pipe, user_ids: list[int]) -> None:
@@ -501,7 +506,7 @@ def live_only(*, user_ids: list[int]) -> list[int]:
     for p in (period - 1, period, period + 1):
         pipe.getrange(_live_key(p), 0, limit - 1)
     indexed, *maps = pipe.execute()
-    if indexed is None or int(indexed) != _ttl_seconds():
+    if not _indexed(indexed):
         return user_ids
     size = max(len(m) for m in maps)
     merged = 0
@@ -516,7 +521,7 @@ def live_only(*, user_ids: list[int]) -> list[int]:
 def index_live() -> int | None:
     """Mark the owner of every cached timeline, then record that it is done (the
     fan-out's filter is on from then); None if it was done already, else how many."""
-    if (_redis().get(_live_indexed_key()) or b"0") == str(_ttl_seconds()).encode():
+    if _indexed(_redis().get(_live_indexed_key())):
         return None
     pattern = timeline_key(0).replace("{0}", "{*}")
     start = len(pattern) - 2  # where the id begins
