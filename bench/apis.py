@@ -50,11 +50,10 @@ class NaiveTimelineApi(APIView):
 
     @extend_schema(exclude=True)
     def get(self, request):
-        params = PageParams(data=request.query_params)
-        params.is_valid(raise_exception=True)
+        params = PageParams.parse(request.query_params)
         with connection.cursor() as cursor:
             cursor.execute(_NAIVE_SQL, {"user_id": request.user.id, "accepted": Follow.State.ACCEPTED,
-                                        "limit": params.validated_data["limit"]})
+                                        "limit": params["limit"]})
             data = [_tweet_object(row) for row in cursor.fetchall()]
         return Response({"data": data, "next_cursor": data[-1]["tweet_id"] if data else None,
                          "prev_cursor": data[0]["tweet_id"] if data else None})

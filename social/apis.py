@@ -130,11 +130,9 @@ class FollowersApi(APIView):
     @extend_schema(parameters=[PageParams], responses={200: _USERS_PAGE, 403: schema.Detail, 404: schema.Detail})
     def get(self, request, user_id: int):
         """A private account's lists are shown only to the account and its accepted followers (403 to others)."""
-        params = PageParams(data=request.query_params)
-        params.is_valid(raise_exception=True)
+        params = PageParams.parse(request.query_params)
         return _users_page_response(*self.page(viewer_id=request.user.id, user_id=user_id,
-                                               limit=params.validated_data["limit"],
-                                               cursor=params.validated_data.get("cursor")))
+                                               limit=params["limit"], cursor=params.get("cursor")))
 
 
 class FollowingApi(FollowersApi):
@@ -154,11 +152,9 @@ class FollowerRemoveApi(APIView):
 class FollowRequestsApi(APIView):
     @extend_schema(parameters=[PageParams], responses={200: _USERS_PAGE})
     def get(self, request):
-        params = PageParams(data=request.query_params)
-        params.is_valid(raise_exception=True)
+        params = PageParams.parse(request.query_params)
         return _users_page_response(*selectors.follow_requests_page(
-            user_id=request.user.id, limit=params.validated_data["limit"],
-            cursor=params.validated_data.get("cursor")))
+            user_id=request.user.id, limit=params["limit"], cursor=params.get("cursor")))
 
 
 class FollowRequestApproveApi(APIView):

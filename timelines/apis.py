@@ -36,19 +36,16 @@ class HomeTimelineApi(APIView):
     def prefetch(self, round_trip, request, user_id: int) -> None:
         """Called by the authentication: the cached timeline is asked for in the reader's
         own round trip, with the rate limit (a warm first page then costs two in all)."""
-        params = TimelineParams(data=request.query_params)
-        if params.is_valid():  # if not, get() answers the 400
-            self.params = params.validated_data
-            self.prefetched = timeline_prefetch(round_trip, user_id=user_id, limit=self.params["limit"],
-                                                cursor=self.params.get("cursor"), since=self.params.get("since"))
+        try:
+            self.params = TimelineParams.parse(request.query_params)
+        except serializers.ValidationError:
+            return  # get() answers the 400
+        self.prefetched = timeline_prefetch(round_trip, user_id=user_id, limit=self.params["limit"],
+                                            cursor=self.params.get("cursor"), since=self.params.get("since"))
 
     @extend_schema(parameters=[TimelineParams], responses={200: TimelinePage})
     def get(self, request):
-        params = self.params
-        if params is None:
-            serializer = TimelineParams(data=request.query_params)
-            serializer.is_valid(raise_exception=True)
-            params = serializer.validated_data
+        params = self.params if self.params is not None else TimelineParams.parse(request.query_params)
         page = timeline_page_for_user(user_id=request.user.id, limit=params["limit"], cursor=params.get("cursor"),
                                       since=params.get("since"), prefetched=self.prefetched)
         return Response({"data": page.tweets, "next_cursor": page.next_cursor, "prev_cursor": page.prev_cursor})

@@ -20,7 +20,7 @@ cache, from the top, gives the same tweets in the same order.
 """
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -59,28 +59,43 @@ def cached_ids(*, user_id: int, state: store.HomeState, graph: store.Graph, pref
     """Merge the pushed timeline (rebuilt if absent) with the pulled lists of followed celebrities.
 
     ``ahead``: with pulled lists to read, also read the cached entries of the newest
-    ``ahead`` pushed ids in that round trip (a first page's tweets are mostly those),
-    so the page's hydration need not make one more.
+    ``ahead`` ids in that round trip (a first page's tweets are mostly those), so the
+    page's hydration need not make one more. With this process's copies of the lists
+    (``store.author_known``), those are the merged ids, pulled ones included.
     """
     pushed = state.window or rebuilds.timeline_rebuild(user_id=user_id, generation=state.generation)
-    windows, tweets = [pushed], None
-    if graph.pulled:
-        authors = sorted(graph.pulled)
-        trip = core_redis.RoundTrip()
-        lists = store.author_read_prefetch(trip, author_ids=authors, prefix=prefix)
-        entries = hydrate_prefetch(trip, tweet_ids=pushed.ids[:ahead]) if ahead and pushed.ids else None
-        trip.execute()
+    if not graph.pulled:
+        return _merged([pushed])
+    authors = sorted(graph.pulled)
+    known = store.author_known(author_ids=authors, prefix=prefix, seq=state.pull_seq)
+    if known is not None and not ahead:
+        return _merged([pushed, *known.values()])  # deeper pages: no round trip at all
+    trip = core_redis.RoundTrip()
+    if known is None:
+        lists = store.author_read_prefetch(trip, author_ids=authors, prefix=prefix, seq=state.pull_seq)
+        ahead_ids = pushed.ids[:ahead]
+    else:
+        store.author_touch(trip, author_ids=authors)
+        merged = _merged([pushed, *known.values()])
+        ahead_ids = merged.ids[:ahead]
+    entries = hydrate_prefetch(trip, tweet_ids=ahead_ids) if ahead_ids else None
+    trip.execute()
+    if known is None:
         read = lists.value if lists.value is not None else store.author_read(author_ids=authors, prefix=prefix)
-        for author_id, window in read.items():
-            windows.append(window or rebuilds.author_list_rebuild(author_id=author_id))
-        tweets = entries.value if entries is not None else None
+        merged = _merged([pushed] + [window or rebuilds.author_list_rebuild(author_id=author_id)
+                                     for author_id, window in read.items()])
+    return replace(merged, tweets=entries.value if entries is not None else None)
+
+
+def _merged(windows: list[store.Window]) -> CachedIds:
+    """The union of ``windows``, down to the highest floor (each vouches only down to its own)."""
     floors = [w.floor for w in windows if w.floor is not None]
     floor = max(floors) if floors else None
     if len(windows) == 1:
         ids = windows[0].ids
     else:
         ids = sorted({tid for w in windows for tid in w.ids if floor is None or tid >= floor}, reverse=True)
-    return CachedIds(ids=ids, floor=floor, tweets=tweets)
+    return CachedIds(ids=ids, floor=floor)
 
 
 @dataclass(frozen=True)

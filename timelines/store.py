@@ -171,17 +171,30 @@ end
 return #merged
 """
 
+# The next value of a counter that only ever moves forward, even past the loss of
+# its key (an expiry, a server restarted empty): at least the server clock in
+# microseconds (exact in a Lua number, < 2^53), so a value once read never comes back.
+_LUA_ADVANCE = """
+local function advance(key, ...)
+  local now = redis.call('TIME')
+  local v = math.max(tonumber(redis.call('GET', key) or '0') + 1, tonumber(now[1]) * 1000000 + tonumber(now[2]))
+  redis.call('SET', key, string.format('%d', v), ...)
+  return v
+end
+"""
+
 # The user's follow graph changed: move the generation on (which invalidates
 # cached followees and any rebuild read before the change); optionally drop the
-# timeline. Returns the new generation. It only ever moves forward, even past
-# the key's expiry: at least the server clock in microseconds (exact in a Lua
-# number, < 2^53), so a graph cached at an old generation never matches again.
-_GENERATION_ADVANCE = """
-local now = redis.call('TIME')
-local g = math.max(tonumber(redis.call('GET', KEYS[2]) or '0') + 1, tonumber(now[1]) * 1000000 + tonumber(now[2]))
-redis.call('SET', KEYS[2], string.format('%d', g), 'EX', ARGV[1])
+# timeline. Returns the new generation.
+_GENERATION_ADVANCE = _LUA_ADVANCE + """
+local g = advance(KEYS[2], 'EX', ARGV[1])
 if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
 return g
+"""
+
+# A pulled list was written to: readers' copies of the lists are stale (see "Celebrity pull").
+_PULL_SEQ_ADVANCE = _LUA_ADVANCE + """
+return advance(KEYS[1])
 """
 
 # Record the batches of a fan-out, once: returns 1 if this call recorded them,
@@ -244,6 +257,7 @@ class HomeState:
     generation: int
     pull_epoch: int
     graph: Graph | None  # None: not cached, or cached at an older generation or pull epoch
+    pull_seq: int = 0  # the pulled lists' write sequence (``author_known``)
 
 
 def _redis():
@@ -290,6 +304,10 @@ def _pull_epoch_key() -> str:
     return _prefixed("pull-epoch:{pull}")
 
 
+def _pull_seq_key() -> str:
+    return _prefixed("pull-seq:{pull}")
+
+
 # The live-timeline bitmaps and their flag share that slot too: a reader's round
 # trip reaches it already (see "Live timelines" below).
 def _live_key(period: int) -> str:
@@ -310,6 +328,7 @@ _GENERATION_ADVANCE_SCRIPT = core_redis.Script(_GENERATION_ADVANCE)
 _PROGRESS_INIT_SCRIPT = core_redis.Script(_PROGRESS_INIT)
 _PROGRESS_DONE_SCRIPT = core_redis.Script(_PROGRESS_DONE)
 _PULLER_ADD_SCRIPT = core_redis.Script(_PULLER_ADD)
+_PULL_SEQ_ADVANCE_SCRIPT = core_redis.Script(_PULL_SEQ_ADVANCE)
 
 
 def _window(raw: list[bytes], cap: int) -> Window:
@@ -386,7 +405,7 @@ def read_prefetch(round_trip: core_redis.RoundTrip, *, user_id: int, prefix: int
 
 def _read_commands(*, user_id: int, prefix: int | None):
     key = timeline_key(user_id)
-    size = min(prefix or settings.TIMELINE_MAX_ENTRIES, settings.TIMELINE_MAX_ENTRIES)
+    size = _read_size(prefix)
 
     def queue(pipe) -> None:
         pipe.lrange(key, 0, size)  # one entry more tells whether the sentinel closes the list
@@ -394,16 +413,18 @@ def _read_commands(*, user_id: int, prefix: int | None):
         pipe.get(_generation_key(user_id))
         pipe.get(_pull_epoch_key())
         pipe.get(_graph_key(user_id))
+        pipe.get(_pull_seq_key())
         _queue_mark_live(pipe, [user_id])  # beside the EXPIRE: the timeline lives on, so its owner is marked
 
     def parse(replies: list) -> HomeState:
-        raw, existed, generation, pull_epoch, graph = replies[:5]
+        raw, existed, generation, pull_epoch, graph, pull_seq = replies[:6]
         generation, pull_epoch = int(generation or 0), int(pull_epoch or 0)
         return HomeState(
             window=_window(raw, size) if existed else None,
             generation=generation,
             pull_epoch=pull_epoch,
             graph=_parse_graph(graph, generation, pull_epoch),
+            pull_seq=int(pull_seq or 0),
         )
 
     return queue, parse
@@ -547,7 +568,52 @@ def puller_add(*, author_id: int) -> None:
 
 def author_insert(*, author_id: int, tweet_id: int) -> int:
     """Insert a pulled tweet into its author's list, if that list is cached."""
-    return _insert(keys=[author_key(author_id)], tweet_id=tweet_id)
+    written = _insert(keys=[author_key(author_id)], tweet_id=tweet_id)
+    _pull_seq_advance()  # even if the list was not cached: a reader's copy of it lacks the tweet
+    return written
+
+
+def author_merge(*, author_id: int, ids: list[int], complete: bool) -> None:
+    """Merge a run of the author's pulled ids, read from PostgreSQL, into their list (creating it)."""
+    _combine(key=author_key(author_id), user_id=None, mode="rebuild", ids=ids, complete=complete, generation=None)
+    _pull_seq_advance()
+
+
+def _pull_seq_advance() -> None:
+    _PULL_SEQ_ADVANCE_SCRIPT(keys=[_pull_seq_key()], args=[])
+
+
+# Every web process keeps the pulled lists it read, each with the pull sequence read
+# in the reader's first round trip, before the list: every write to a pulled list
+# advances the sequence once the list is written, so while a reader's first round
+# trip still reads the same sequence, the copy is the list as Redis holds it (or
+# newer). A reader of celebrities then has their lists before its second round
+# trip, which reads the page's tweets, pulled ones included: two round trips, as
+# for anyone. Every celebrity's post changes the sequence for every list.
+_known: dict[tuple[str, int], tuple[int, Window]] = {}
+_KNOWN_MAX = 4096  # copies kept per process (a few ids each); all dropped when full
+
+
+def author_known(*, author_ids: list[int], prefix: int | None, seq: int) -> dict[int, Window] | None:
+    """This process's copies of the pulled lists of ``author_ids``, as ``author_read`` with
+    ``prefix`` would give them now that the pull sequence reads ``seq``; None unless it has all."""
+    size = _read_size(prefix)
+    known = {}
+    for author_id in author_ids:
+        copy = _known.get((author_key(author_id), size))
+        if copy is None or copy[0] != seq:
+            return None
+        known[author_id] = copy[1]
+    return known
+
+
+def author_touch(round_trip: core_redis.RoundTrip, *, author_ids: list[int]) -> None:
+    """Refresh the idle TTL of pulled lists read from this process's copies, within a round trip."""
+    def queue(pipe) -> None:
+        for author_id in author_ids:
+            pipe.expire(author_key(author_id), _ttl_seconds())
+
+    round_trip.add(queue, lambda replies: None)
 
 
 def author_read(*, author_ids: list[int], prefix: int | None = None) -> dict[int, Window | None]:
@@ -562,14 +628,19 @@ def author_read(*, author_ids: list[int], prefix: int | None = None) -> dict[int
 
 
 def author_read_prefetch(round_trip: core_redis.RoundTrip, *, author_ids: list[int],
-                         prefix: int | None = None) -> core_redis.Reply:
+                         prefix: int | None = None, seq: int | None = None) -> core_redis.Reply:
     """``author_read`` within a round trip the caller makes; the reply's value is its
-    dict (None if a command failed: read again)."""
-    return round_trip.add_whole(*_author_read_commands(author_ids=author_ids, prefix=prefix))
+    dict (None if a command failed: read again). With ``seq``, the pull sequence read
+    before this trip, the lists read are kept for ``author_known``."""
+    return round_trip.add_whole(*_author_read_commands(author_ids=author_ids, prefix=prefix, seq=seq))
 
 
-def _author_read_commands(*, author_ids: list[int], prefix: int | None):
-    size = min(prefix or settings.TIMELINE_MAX_ENTRIES, settings.TIMELINE_MAX_ENTRIES)
+def _read_size(prefix: int | None) -> int:
+    return min(prefix or settings.TIMELINE_MAX_ENTRIES, settings.TIMELINE_MAX_ENTRIES)
+
+
+def _author_read_commands(*, author_ids: list[int], prefix: int | None, seq: int | None = None):
+    size = _read_size(prefix)
 
     def queue(pipe) -> None:
         for author_id in author_ids:
@@ -577,15 +648,17 @@ def _author_read_commands(*, author_ids: list[int], prefix: int | None):
             pipe.expire(author_key(author_id), _ttl_seconds())
 
     def parse(replies: list) -> dict[int, Window | None]:
-        return {author_id: _window(replies[2 * i], size) if replies[2 * i + 1] else None
+        read = {author_id: _window(replies[2 * i], size) if replies[2 * i + 1] else None
                 for i, author_id in enumerate(author_ids)}
+        if seq is not None:
+            if len(_known) >= _KNOWN_MAX:
+                _known.clear()
+            for author_id, window in read.items():
+                if window is not None:
+                    _known[author_key(author_id), size] = (seq, window)
+        return read
 
     return queue, parse
-
-
-def author_merge(*, author_id: int, ids: list[int], complete: bool) -> None:
-    """Merge a run of the author's pulled ids, read from PostgreSQL, into their list (creating it)."""
-    _combine(key=author_key(author_id), user_id=None, mode="rebuild", ids=ids, complete=complete, generation=None)
 
 
 # --- Fan-out bookkeeping ------------------------------------------------------------

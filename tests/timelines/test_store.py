@@ -2,6 +2,7 @@
 import pytest
 from django.test import override_settings
 
+from core import redis as core_redis
 from timelines import store
 
 
@@ -134,3 +135,39 @@ def test_inspection_reads_floors_heads_and_memory_without_touching_ttls(redis):
     assert usage[3] == store.MemoryUsage(0, 0, 0, 0)
     assert store.used_memory() > sum(u.timeline_bytes for u in usage.values())
     assert redis.ttl(store.timeline_key(1)) <= 100, "inspection leaves the idle TTL alone"
+
+
+def _pulled_copy_read(author_id: int) -> int:
+    """Read ``author_id``'s pulled list as a page does (the pull sequence in the first
+    round trip, the list in the next), so the process keeps a copy; the sequence read."""
+    seq = store.read(user_id=1).pull_seq
+    trip = core_redis.RoundTrip()
+    store.author_read_prefetch(trip, author_ids=[author_id], seq=seq)
+    trip.execute()
+    return seq
+
+
+@pytest.mark.parametrize("write", ["insert", "merge"])
+def test_a_copy_of_a_pulled_list_serves_until_a_pulled_list_is_written(redis, write):
+    store.author_merge(author_id=5, ids=[30, 20, 10], complete=True)
+    seq = _pulled_copy_read(5)
+    assert store.author_known(author_ids=[5], prefix=None, seq=seq) == {5: store.Window(ids=[30, 20, 10],
+                                                                                        complete=True)}
+    assert store.author_known(author_ids=[5, 6], prefix=None, seq=seq) is None  # all of them, or none
+    assert store.author_known(author_ids=[5], prefix=2, seq=seq) is None  # as read with that prefix only
+    if write == "insert":
+        store.author_insert(author_id=6, tweet_id=40)  # another author's list, not even cached
+    else:
+        store.author_merge(author_id=5, ids=[40], complete=False)
+    later = store.read(user_id=1).pull_seq
+    assert later > seq
+    assert store.author_known(author_ids=[5], prefix=None, seq=later) is None
+
+
+def test_the_pull_sequence_never_comes_back_once_its_key_is_lost(redis):
+    store.author_merge(author_id=5, ids=[10], complete=True)
+    seq = _pulled_copy_read(5)
+    redis.delete(store._pull_seq_key())  # a server restarted empty, say
+    assert store.read(user_id=1).pull_seq == 0
+    store.author_merge(author_id=5, ids=[20], complete=True)
+    assert store.read(user_id=1).pull_seq > seq
