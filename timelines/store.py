@@ -15,7 +15,9 @@ Every write path goes through a script that first checks the key exists, so a
 user who stopped reading (the key expired after ``TIMELINE_INACTIVE_DAYS``) never
 gets a timeline back by a side door; only a read rebuilds one.
 """
+import sys
 import time
+from array import array
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -430,20 +432,45 @@ def _read_commands(*, user_id: int, prefix: int | None):
     return queue, parse
 
 
+# A cached graph: ``generation:pull_epoch:width:count|``, then the ``count`` followees
+# and then those of them with pulled tweets, sorted, each an unsigned little-endian
+# integer of ``width`` bytes (4, or 8 if an id needs it). Four bytes an id where
+# decimal text took about seven, read back in one C call however many there are.
+_ID_TYPECODES = {4: "I", 8: "Q"}
+
+
+def _ids_packed(ids: list[int], width: int) -> bytes:
+    packed = array(_ID_TYPECODES[width], ids)
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def _ids_unpacked(raw: bytes, width: int) -> array:
+    ids = array(_ID_TYPECODES[width], raw)
+    if sys.byteorder == "big":
+        ids.byteswap()
+    return ids
+
+
 def _parse_graph(raw: bytes | None, generation: int, pull_epoch: int) -> Graph | None:
     if raw is None:
         return None
-    tag, followees, pulled = raw.split(b"|")
-    if tag != f"{generation}:{pull_epoch}".encode():
-        return None
-    return Graph(followees={int(x) for x in followees.split(b",") if x},
-                 pulled={int(x) for x in pulled.split(b",") if x})
+    head, _, body = raw.partition(b"|")
+    tag, _, shape = head.rpartition(b":")  # shape: the count; tag: generation:pull_epoch:width
+    if tag not in (f"{generation}:{pull_epoch}:4".encode(), f"{generation}:{pull_epoch}:8".encode()):
+        return None  # another generation or epoch (or a layout this code does not write)
+    width = int(tag[-1:])
+    split = width * int(shape)
+    return Graph(followees=set(_ids_unpacked(body[:split], width)), pulled=set(_ids_unpacked(body[split:], width)))
 
 
 def graph_save(*, user_id: int, generation: int, pull_epoch: int, graph: Graph) -> None:
     """Cache the user's graph as read at ``generation`` and ``pull_epoch`` (both read *before* the query)."""
-    value = "|".join((f"{generation}:{pull_epoch}", ",".join(map(str, sorted(graph.followees))),
-                      ",".join(map(str, sorted(graph.pulled)))))
+    followees, pulled = sorted(graph.followees), sorted(graph.pulled)
+    width = 4 if max(followees[-1:] + pulled[-1:], default=0) < 1 << 32 else 8
+    value = (f"{generation}:{pull_epoch}:{width}:{len(followees)}|".encode()
+             + _ids_packed(followees, width) + _ids_packed(pulled, width))
     _redis().set(_graph_key(user_id), value, ex=_ttl_seconds())
 
 

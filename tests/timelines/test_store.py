@@ -111,6 +111,27 @@ def test_a_cached_graph_is_only_trusted_at_its_generation_and_pull_epoch():
     assert store.read(user_id=1).graph == graph
 
 
+@pytest.mark.parametrize("followees, pulled", [
+    (set(), set()),
+    ({7}, {7}),
+    (set(range(1, 2001, 2)), {3, 1999}),
+    ({5, (1 << 32) + 1, (1 << 63) - 1}, {(1 << 63) - 1}),  # past 32 bits: 8 bytes an id
+])
+def test_a_cached_graph_comes_back_as_saved_in_four_bytes_an_id(redis, followees, pulled):
+    state = store.read(user_id=1)
+    graph = store.Graph(followees=followees, pulled=pulled)
+    store.graph_save(user_id=1, generation=state.generation, pull_epoch=state.pull_epoch, graph=graph)
+    assert store.read(user_id=1).graph == graph
+    width = 4 if max(followees, default=0) < 1 << 32 else 8
+    assert len(redis.get(store._graph_key(1))) <= 40 + width * (len(followees) + len(pulled))
+
+
+def test_a_graph_in_the_decimal_layout_is_read_again(redis):
+    state = store.read(user_id=1)
+    redis.set(store._graph_key(1), f"{state.generation}:{state.pull_epoch}|2,3|3")  # as written before
+    assert store.read(user_id=1).graph is None
+
+
 def test_an_unfollow_keeps_the_list_and_a_follow_drops_it(redis):
     store.merge(user_id=1, ids=[5], complete=True, generation=0)
     store.generation_advance(user_id=1, drop_timeline=False)
