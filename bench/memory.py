@@ -19,7 +19,7 @@ FAMILIES = {
     "tl": "tl: timelines",
     "tw": "tw: tweet cache",
     "u": "u: author cache",
-    "fg": "fg: follow graphs",
+    "fgp": "fgp: follow graphs",
     "tlg": "tlg: generations",
     "rl": "rl: rate limits",
     "fo": "fo: fan-out bookkeeping",

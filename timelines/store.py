@@ -290,7 +290,8 @@ def _generation_key(user_id: int) -> str:
 
 
 def _graph_key(user_id: int) -> str:
-    return _prefixed(f"fg:{{{user_id}}}")
+    # Packed (see graph_save); "fg:" held the decimal layout, so code still reading that never meets this one.
+    return _prefixed(f"fgp:{{{user_id}}}")
 
 
 def _progress_key(tweet_id: int) -> str:
