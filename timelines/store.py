@@ -259,11 +259,19 @@ class HomeState:
     generation: int
     pull_epoch: int
     graph: Graph | None  # None: not cached, or cached at an older generation or pull epoch
-    pull_seq: int = 0  # the pulled lists' write sequence (``author_known``)
+    pull_seq: int  # the pulled lists' write sequence (``author_known``)
 
 
 def _redis():
     return core_redis.connection()
+
+
+def _executed(commands):
+    """Send the commands of a ``(queue, parse)`` pair in a round trip of their own; their parsed replies."""
+    queue, parse = commands
+    pipe = _redis().pipeline(transaction=False)
+    queue(pipe)
+    return parse(pipe.execute())
 
 
 def _prefixed(name: str) -> str:
@@ -394,10 +402,7 @@ def read(*, user_id: int, prefix: int | None = None) -> HomeState:
     With ``prefix``, only the newest ``prefix`` ids are read: a prefix of a
     gapless list is gapless down to its own last id, so it is a window too.
     """
-    pipe = _redis().pipeline(transaction=False)
-    queue, parse = _read_commands(user_id=user_id, prefix=prefix)
-    queue(pipe)
-    return parse(pipe.execute())
+    return _executed(_read_commands(user_id=user_id, prefix=prefix))
 
 
 def read_prefetch(round_trip: core_redis.RoundTrip, *, user_id: int, prefix: int | None = None) -> core_redis.Reply:
@@ -441,14 +446,15 @@ _ID_TYPECODES = {4: "I", 8: "Q"}
 
 
 def _ids_packed(ids: list[int], width: int) -> bytes:
-    packed = array(_ID_TYPECODES[width], ids)
-    if sys.byteorder == "big":
-        packed.byteswap()
-    return packed.tobytes()
+    return _little_endian(array(_ID_TYPECODES[width], ids)).tobytes()
 
 
 def _ids_unpacked(raw: bytes, width: int) -> array:
-    ids = array(_ID_TYPECODES[width], raw)
+    return _little_endian(array(_ID_TYPECODES[width], raw))
+
+
+def _little_endian(ids: array) -> array:
+    """``ids`` between this machine's byte order and the stored one (a swap on a big-endian machine)."""
     if sys.byteorder == "big":
         ids.byteswap()
     return ids
@@ -655,10 +661,7 @@ def author_read(*, author_ids: list[int], prefix: int | None = None) -> dict[int
     ``prefix`` ids if given), refreshing their idle TTL."""
     if not author_ids:
         return {}
-    pipe = _redis().pipeline(transaction=False)
-    queue, parse = _author_read_commands(author_ids=author_ids, prefix=prefix)
-    queue(pipe)
-    return parse(pipe.execute())
+    return _executed(_author_read_commands(author_ids=author_ids, prefix=prefix))
 
 
 def author_read_prefetch(round_trip: core_redis.RoundTrip, *, author_ids: list[int],
