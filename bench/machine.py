@@ -187,6 +187,51 @@ def marginal_ratio(*, page: float, naive: float, noop: float) -> dict:
     return {"page_ms": round(1000 * page_marginal, 4), "naive_ms": round(1000 * naive_marginal, 4), "ratio": ratio}
 
 
+# --- How fast the machine is --------------------------------------------------------------------------------
+
+# The echo at the far end of the round-trip probe: a byte back for each byte in, until its input closes.
+_ECHO = "import os\nwhile os.read(0, 1):\n    os.write(1, b'.')"
+
+
+def _python_work() -> int:
+    """A fixed piece of pure-Python work (dicts, strings, a sort): what the app's own code is made of."""
+    rows = [{"id": i, "name": f"user{i}", "score": (i * 7919) % 1000} for i in range(2000)]
+    rows.sort(key=lambda row: row["score"])
+    return sum(len(row["name"]) for row in rows)
+
+
+def speed(repetitions: int = 5, round_trips: int = 2000) -> dict:
+    """How fast this machine is now, for comparing runs taken on different days or machines: the median of
+    ``repetitions`` timings of a fixed piece of pure-Python work (``python_ms``) and of a byte's round trip to
+    another process over pipes (``round_trip_us``: two context switches and four system calls, which every
+    round trip to Redis or PostgreSQL pays on top of its own work). Virtual machines differ most in the second."""
+    import subprocess
+    import sys
+
+    python = []
+    for _ in range(repetitions):
+        began = time.perf_counter()
+        _python_work()
+        python.append(1000 * (time.perf_counter() - began))
+    echo = subprocess.Popen([sys.executable, "-c", _ECHO], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    trips = []
+    try:
+        out, back = echo.stdin.fileno(), echo.stdout.fileno()
+        os.write(out, b".")  # the child is up once it answers
+        os.read(back, 1)
+        for _ in range(repetitions):
+            began = time.perf_counter()
+            for _ in range(round_trips):
+                os.write(out, b".")
+                os.read(back, 1)
+            trips.append(1e6 * (time.perf_counter() - began) / round_trips)
+    finally:
+        echo.stdin.close()
+        echo.wait(timeout=10)
+        echo.stdout.close()
+    return {"python_ms": round(statistics.median(python), 3), "round_trip_us": round(statistics.median(trips), 1)}
+
+
 # --- The live machine -----------------------------------------------------------------------------------------
 
 

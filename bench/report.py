@@ -269,6 +269,18 @@ def _contamination_lines(r: dict) -> list[str]:
             + (" ..." if len(found) > 30 else ""), ""]
 
 
+def _speed_lines(speed: dict) -> list[str]:
+    """The machine's speed before and after the phases (``machine.speed``), if the run measured it."""
+    if not speed:
+        return []
+    when = [w for w in ("before", "after") if w in speed]
+    python = " → ".join(f"{speed[w]['python_ms']:.2f} ms" for w in when)
+    trip = " → ".join(f"{speed[w]['round_trip_us']:.1f} µs" for w in when)
+    return [f"Machine speed ({' → '.join(when)} the phases, `bench.machine.speed`): a fixed piece of pure-Python "
+            f"work {python}; a byte's round trip to another process over pipes {trip}. Absolute figures compare "
+            "only between runs whose speeds agree; each ratio below is taken within this run.", ""]
+
+
 def _markdown(r: dict, plots: list[str]) -> str:
     meta, lines = r["meta"], []
     ds = meta.get("dataset", {})
@@ -283,6 +295,7 @@ def _markdown(r: dict, plots: list[str]) -> str:
         f"{meta.get('repetitions', 1)} repetitions of {meta.get('seconds_per_run', '?')} s runs, with the min–max "
         f"beside it. Run took {meta.get('seconds', 0):.0f} s ({meta.get('measuring_seconds', 0):.0f} s measuring).",
         "",
+        *_speed_lines(meta.get("speed", {})),
         f"Data set: {ds.get('users', 0):,} users, {ds.get('follows', 0):,} follows, {ds.get('tweets', 0):,} tweets "
         f"over 30 days, {ds.get('active_users', 0):,} active users with a cached timeline, celebrity threshold "
         f"{ds.get('threshold', 0):,} (celebrities: {len(ds.get('celebrities', []))}); {seeded}.",

@@ -638,6 +638,15 @@ class Bench:
             else:
                 say(f"  py-spy recorded nothing: {err.decode(errors='replace').strip()[:300]}")
 
+    def _measure_speed(self, when: str) -> None:
+        """The machine's speed (``machine.speed``) before and after the phases, on a quiet machine: the report
+        shows it, so that runs of different days can be told apart from changes in the code."""
+        self.quiet(f"the speed probe ({when})")
+        measured = machine.speed()
+        self.results["meta"].setdefault("speed", {})[when] = measured
+        say(f"machine speed {when}: pure-Python work {measured['python_ms']:.2f} ms, "
+            f"a round trip between two processes {measured['round_trip_us']:.1f} us")
+
     # --- Run -------------------------------------------------------------------------
 
     PHASES = ("reads", "growth", "posts", "fanout", "mix", "memory", "webservers", "profile")
@@ -647,9 +656,11 @@ class Bench:
         try:
             self.start()
             self.results["meta"]["setup_seconds"] = round(time.monotonic() - started, 1)
+            self._measure_speed("before")
             for i, phase in enumerate(phases, 1):
                 say(f"phase {i}/{len(phases)}")
                 getattr(self, phase if phase == "profile" else f"measure_{phase}")()
+            self._measure_speed("after")
         finally:
             self.results["meta"]["seconds"] = round(time.monotonic() - started, 1)
             self.results["meta"]["measuring_seconds"] = round(

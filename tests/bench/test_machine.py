@@ -165,3 +165,11 @@ def test_a_machine_busy_past_the_bound_is_measured_anyway_and_recorded(monkeypat
     assert noisy == [{"pid": 901, "name": "pytest tests/", "cores": 0.9}]
     assert len(m.cores) > 15, "it gave up at the bound"
     assert m.log[0]["where"] == "posts c=8 2/3"
+
+
+def test_the_speed_probe_times_python_work_and_a_round_trip_to_another_process():
+    measured = machine.speed(repetitions=3, round_trips=200)
+    assert set(measured) == {"python_ms", "round_trip_us"}
+    # Each is a real timing: more than nothing, and far less than the probe's own time limits allow.
+    assert 0 < measured["python_ms"] < 1000
+    assert 0 < measured["round_trip_us"] < 100_000

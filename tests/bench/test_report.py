@@ -85,6 +85,17 @@ def test_a_contaminated_run_says_so_at_the_very_top_naming_the_processes(tmp_pat
     assert "CONTAMINATED" not in (tmp_path / "report.md").read_text()
 
 
+def test_the_report_shows_the_machines_speed_before_and_after_the_phases_when_the_run_measured_it(tmp_path):
+    meta = dict(RESULTS["meta"], speed={"before": {"python_ms": 1.234, "round_trip_us": 17.81},
+                                        "after": {"python_ms": 1.5, "round_trip_us": 30.0}})
+    report.write_report(dict(RESULTS, meta=meta), {}, tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "pure-Python work 1.23 ms → 1.50 ms" in text
+    assert "round trip to another process over pipes 17.8 µs → 30.0 µs" in text
+    report.write_report(dict(RESULTS), {}, tmp_path)  # an older run's results: no speed, no line
+    assert "Machine speed" not in (tmp_path / "report.md").read_text()
+
+
 RAW = "\n".join([
     "process 1:\"gunicorn\";handle (gunicorn/workers/gthread.py:1);__call__ (django/core/handlers/wsgi.py:124);"
     "post (tweets/apis.py:40);is_valid (rest_framework/serializers.py:220);parse (tweets/text.py:30) 10",
