@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -205,9 +207,6 @@ def speed(repetitions: int = 5, round_trips: int = 2000) -> dict:
     ``repetitions`` timings of a fixed piece of pure-Python work (``python_ms``) and of a byte's round trip to
     another process over pipes (``round_trip_us``: two context switches and four system calls, which every
     round trip to Redis or PostgreSQL pays on top of its own work). Virtual machines differ most in the second."""
-    import subprocess
-    import sys
-
     python = []
     for _ in range(repetitions):
         began = time.perf_counter()
