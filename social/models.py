@@ -75,11 +75,12 @@ class Follow(models.Model):
 
 
 class AccountChange(models.Model):
-    """A change to who may see an account, to be replayed onto the caches.
+    """A change to who may see an account or how it is shown, to be replayed onto the caches.
 
-    Written by a PostgreSQL trigger on ``social_user`` (migration 0003) in the
-    very transaction that changes ``is_active`` or ``is_private``, or deletes
-    the user — by the services, the admin, a command or plain SQL alike. The
+    Written by a PostgreSQL trigger on ``social_user`` (migrations 0003, 0004) in
+    the very transaction that changes ``is_active``, ``is_private``,
+    ``display_name`` or ``username``, or deletes the user — by the services, the
+    admin, a command or plain SQL alike. The
     services refresh the author cache right after commit; if that refresh is
     lost (Redis unreachable, the process killed), ``services.account_changes_replay``
     (beat, every ``ACCOUNT_CHANGE_REPLAY_SECONDS``) applies the row within
