@@ -16,7 +16,7 @@ from .models import PendingFanout
 # The visible tweets of everyone the user follows (and the user) between two
 # ids: one (author_id, id DESC) index range scan per followee, each stopping
 # after `limit` rows, then merged. The cost grows with the number of followees
-# and the page size, never with the number of tweets stored (docs/architecture.md
+# and the page size, never with the number of tweets stored (docs/subsystems/read-path.md
 # has the plan). `pushed_only` selects exactly what the cached timeline list
 # holds: the followees' pushed tweets, suspended or not, and all of the user's own.
 _TIMELINE_IDS_SQL = f"""
