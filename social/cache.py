@@ -1,9 +1,14 @@
-"""The author cache: the public face of a user (``id -> username, display name, active``).
+"""The author cache: each user's summary (``id -> username, display name, active, private``).
 
-Timelines hydrate authors from here with one MGET per page. Reads fill misses
-with ``SET NX`` and every change overwrites the entry after commit, so a fill
-made from a row read before the change can never outlive it. With Redis
-unreachable, reads are answered from PostgreSQL alone, filling nothing.
+Two things read it: the reader's authentication (``CachedUserJWTAuthentication``
+checks that the token's user exists and is active without a query), and the
+tweet cache, whose entries embed ``author_summary`` so that a page is hydrated
+from tweet entries alone, never from here. Reads fill misses with ``SET NX``
+and every change overwrites the entry after commit, so a fill made from a row
+read before the change can never outlive it; rewriting or dropping entries is
+announced (``signals.authors_changed``), which drops the authors' cached
+tweets. With Redis unreachable, reads are answered from PostgreSQL alone,
+filling nothing.
 """
 import logging
 

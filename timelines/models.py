@@ -1,4 +1,8 @@
-"""The one table of the timeline app: fan-outs not yet known to be complete."""
+"""The timeline app's two tables: the fan-outs and the follow updates not yet known to be complete.
+
+Each row is written in the transaction of the change it follows up and deleted
+once that follow-up ran; a row that outlives its grace period is replayed by
+beat, so nothing that failed after a commit stays undone."""
 from django.db import models
 
 

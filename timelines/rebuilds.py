@@ -1,6 +1,6 @@
 """Filling the timeline caches from PostgreSQL: the one way a missing list or graph comes back.
 
-The read path calls these on a miss (``selectors`` never writes Redis itself),
+The read path calls these on a miss (its only other writes are the store's TTL and live-bit bookkeeping),
 and operators through ``manage.py rebuild_timelines``. Each fill reads
 PostgreSQL and merges the result atomically into what Redis holds, so a
 delivery that raced the read is never lost. They read the replica, when one is

@@ -11,8 +11,10 @@ suspended authors and authors the user no longer follows are dropped.
 Pages past the cache read the replica when one is set (``core.db``), once it
 has replayed everything the primary had committed when the page began.
 
-Reads only: a list or graph missing from Redis is filled through ``rebuilds``,
-and reading a list refreshes its idle TTL (a read is what keeps it alive).
+A read never changes what a timeline holds, but it does the store's named
+bookkeeping: reading a list or a pulled list refreshes its idle TTL, and the
+reader is marked live in the same round trip (a read is what keeps a timeline
+alive); a list or graph missing from Redis is filled through ``rebuilds``.
 
 With Redis unreachable (or skipped by its breaker, ``core/breaker.py``), the
 whole page comes from PostgreSQL: the same query that serves pages past the

@@ -1,8 +1,9 @@
 """Writes to home timelines: fan-out on write, celebrity lists, follow changes and
 the reconciler that makes sure no fan-out is ever lost.
 
-Only this module and ``rebuilds`` (both through ``timelines.store``) write
-timeline keys, and only this module enqueues timeline tasks. It sends them by
+Only this module and ``rebuilds`` (both through ``timelines.store``) change what
+timelines hold (a read only refreshes TTLs and marks its reader live), and only
+this module enqueues timeline tasks. It sends them by
 name (the names below): ``tasks`` imports this module, never the other way.
 """
 import contextlib
@@ -77,7 +78,9 @@ def fanout_tweet(*, tweet_id: int) -> int:
     pulled list and own timeline only. A pushed tweet goes to every accepted
     follower's cached timeline, read in one query. Up to ``FANOUT_BATCH_SIZE``
     followers (by default more than a pushed author has) are written here, in one
-    pipelined round trip, with no bookkeeping beyond the ``PendingFanout`` row: a
+    pipelined round trip (after one more that keeps only followers who may have a
+    cached timeline, from ``FANOUT_LIVE_FILTER_MIN`` followers up), with no
+    bookkeeping beyond the ``PendingFanout`` row: a
     coordinator that dies is restarted whole by the reconciler. More followers
     are split into id ranges of that size, recorded (once) as the fan-out's
     outstanding batches; every batch but the first goes to other workers, and

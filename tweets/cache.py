@@ -1,5 +1,5 @@
-"""The tweet object cache: ``tweet id -> cached entry`` (``objects.cached_entry``), read with one MGET per page
-(on a Redis Cluster, one MGET per hash slot, pipelined: a round trip per node).
+"""The tweet object cache: ``tweet id -> cached entry`` (``objects.cached_entry``), read with one MGET per chunk
+of a page (on a Redis Cluster, one MGET per hash slot, pipelined: a round trip per node).
 
 An entry carries its author's summary (``objects.cached_entry``); when that
 changes, ``evict_authored_by`` drops the author's entries. A deleted tweet is
