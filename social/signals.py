@@ -2,7 +2,8 @@
 
 ``follow_changed`` is sent inside the writing transaction for every accepted
 edge that appeared or disappeared: a follow of a public account, an approved
-request (one by one, also when an account goes public), an unfollow. A repeated
+request (one by one, also when an account goes public), an unfollow, a follower
+removed. A repeated
 follow of an account already followed sends it again (so a retry heals what a
 failure after the first commit left stale): receivers must be idempotent.
 Receivers that touch anything outside PostgreSQL defer that to
