@@ -1,8 +1,9 @@
 """Every write to users and the follow graph.
 
 Follow counts change only here, with ``F()`` updates in the same transaction as
-the follow row they count; inserting with ``ON CONFLICT DO NOTHING`` makes a
-repeated or concurrent follow count once. Every change to an accepted edge is
+the follow row they count. Every follow write locks both users' rows first (in
+id order), so writes on one pair queue up and a repeated or concurrent follow
+finds the edge already there and counts once. Every change to an accepted edge is
 announced with ``signals.follow_changed`` (the timeline app updates the
 follower's cached timeline from it); this app knows nothing of timelines.
 
