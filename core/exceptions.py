@@ -1,8 +1,9 @@
 """Domain errors and the one DRF exception handler that turns them into responses.
 
 Services raise ``ApplicationError`` (or a subclass carrying a status); views never
-build error responses by hand, so every error has DRF's shape: ``{"detail": ...}``
-or a dict of field errors.
+build error responses by hand, so every ``/v1`` error has DRF's shape:
+``{"detail": ...}`` or a dict of field errors. The Mastodon API's handler starts
+from this one's answer and reshapes it into Mastodon's ``{"error": ...}``.
 """
 import logging
 
