@@ -1,24 +1,20 @@
-"""Reads of home timelines: the page a client scrolls, assembled from cache and PostgreSQL.
+"""Reads of home timelines: ``timeline_page_for_user`` (and ``timeline_prefetch``, its first
+Redis reads queued in the reader's own round trip) answers the page a client scrolls.
 
-The cached part of a timeline is the union of the user's pushed timeline and
-the pulled lists of the celebrities they follow. Each of these vouches for the
-ids at or above its floor (its last id, unless it is complete), so the union
-vouches for the ids at or above the *highest* floor; below that, pages come from
-PostgreSQL, and since both sides list exactly the visible tweets, the seam has
-no gap and no repeat. Tweets are then hydrated and filtered: deleted tweets,
-suspended authors and authors the user no longer follows are dropped.
-
-Pages past the cache read the replica when one is set (``core.db``), once it
-has replayed everything the primary had committed when the page began.
+What a page guarantees: strictly newest first, no duplicates, every visible tweet
+(not deleted, author active and followed, or the reader's own) exactly once across
+pages, with no gap at the seam between the cache and PostgreSQL: the cached lists
+(the reader's pushed timeline and the followed celebrities' pulled lists) vouch
+together for the ids at or above the highest of their floors, and PostgreSQL
+answers below it. The same page comes back whatever Redis holds or lost; with
+Redis unreachable (or skipped by its breaker) the whole page is PostgreSQL's.
 
 A read never changes what a timeline holds, but it does the store's named
 bookkeeping: reading a list or a pulled list refreshes its idle TTL, and the
 reader is marked live in the same round trip (a read is what keeps a timeline
 alive); a list or graph missing from Redis is filled through ``rebuilds``.
-
-With Redis unreachable (or skipped by its breaker, ``core/breaker.py``), the
-whole page comes from PostgreSQL: the same query that serves pages past the
-cache, from the top, gives the same tweets in the same order.
+Pages past the cache read the replica when one is set, once it has replayed
+everything the primary had committed when the page began (``core.db``).
 """
 import logging
 from collections.abc import Iterator
