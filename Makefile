@@ -23,7 +23,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 # Debian's chromium, for the admin's browser test (tests/social/test_admin_browser.py,
 # driven by Playwright, whose own browser download has no network here). Installed
 # only as root where apt-get works; never fails the build: without it that test
-# skips and says why.
+# skips and says why (and fails under CI=true, where every tool must be there).
 APT_CHROMIUM := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
 chromium:
 	@if [ -x /usr/bin/chromium ]; then :; \
