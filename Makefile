@@ -38,9 +38,12 @@ chromium:
 run: $(STAMP)
 	@$(PY) -m stack run
 
+# Lint, the import contract, the type checker (mypy.ini: the product code; about
+# 30 s cold, 7 s with its cache in .mypy_cache), then the suite.
 test: $(STAMP)
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/lint-imports --no-cache
+	@$(VENV)/bin/mypy
 	@$(PY) -m stack test $(PYTEST_ARGS)
 
 # The timeline, tweet, social and core suites against a 3-master Redis Cluster the
@@ -83,4 +86,4 @@ haproxy:
 	fi
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache

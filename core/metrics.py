@@ -82,7 +82,8 @@ def _user_id(request) -> int | None:
     object never evaluated) stays unknown rather than costing a query.
     """
     user = getattr(request, "user", None)
-    if isinstance(user, SimpleLazyObject) and user._wrapped is empty:
+    # _wrapped: the lazy object's slot, which django-stubs does not declare.
+    if isinstance(user, SimpleLazyObject) and user._wrapped is empty:  # type: ignore[attr-defined]
         return None
     if user is None or not getattr(user, "is_authenticated", False):
         return None
@@ -160,7 +161,9 @@ class BrokerQueueCollector:
         with Connection(url, connect_timeout=_BROKER_TIMEOUT_SECONDS,
                         transport_options={"max_retries": 0}) as conn:
             try:
-                _, messages, _ = conn.default_channel.queue_declare(queue=queue, passive=True)
+                # An AMQP channel; celery-types declares only what every transport's channel has.
+                _, messages, _ = conn.default_channel.queue_declare(  # type: ignore[attr-defined]
+                    queue=queue, passive=True)
             except conn.channel_errors:
                 return 0  # reachable, but no worker has declared the queue yet
             return messages
