@@ -7,8 +7,10 @@ which is why the import contract lets it import this module and no other app.
 """
 from urllib.parse import urlsplit
 
-# kombu's transports that speak AMQP 0-9-1 to RabbitMQ.
+# kombu's transports that speak AMQP 0-9-1 to RabbitMQ, and those of Redis (and
+# the URL schemes redis-py takes for a Unix socket).
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp", "librabbitmq")
+REDIS_SCHEMES = ("redis", "rediss", "unix", "socket")
 
 
 def first_url(url: str) -> str:
@@ -19,6 +21,11 @@ def first_url(url: str) -> str:
 def is_amqp(url: str) -> bool:
     """True when ``url`` (or the first of a failover list) names a RabbitMQ broker."""
     return urlsplit(first_url(url)).scheme in AMQP_SCHEMES
+
+
+def is_redis(url: str) -> bool:
+    """True when ``url`` (or the first of a failover list) names a Redis broker."""
+    return urlsplit(first_url(url)).scheme in REDIS_SCHEMES
 
 
 def broker_address(url: str) -> tuple[str, int]:

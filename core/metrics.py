@@ -16,7 +16,6 @@ process keeps its own samples in the default registry.
 import logging
 import os
 import time
-from urllib.parse import urlsplit
 
 import redis
 from django.conf import settings
@@ -30,6 +29,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, g
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from .brokers import is_redis
 
 request_logger = logging.getLogger("timeline.request")
 
@@ -156,7 +157,7 @@ class BrokerQueueCollector:
         yield length
 
     def _length(self, url: str, queue: str) -> int:
-        if urlsplit(url).scheme in ("redis", "rediss", "unix", "socket"):
+        if is_redis(url):
             return self._redis_length(url, queue)
         with Connection(url, connect_timeout=_BROKER_TIMEOUT_SECONDS,
                         transport_options={"max_retries": 0}) as conn:

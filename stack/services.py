@@ -20,7 +20,7 @@ import redis
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from core.brokers import broker_address, first_url, is_amqp
+from core.brokers import broker_address, first_url, is_amqp, is_redis
 
 from .common import REPO, StackError, answers, first_line, say
 from .postgres import EmbeddedPostgres
@@ -159,7 +159,7 @@ def check_redis(url: str, env: Mapping[str, str], var: str, service: str) -> Non
 def check_broker(url: str) -> None:
     # Only the first of a kombu failover list ("amqp://a;amqp://b") is checked.
     url = first_url(url)
-    if urlsplit(url).scheme in ("redis", "rediss", "unix", "socket"):
+    if is_redis(url):
         check_redis(url, {"CELERY_BROKER_URL": url}, "CELERY_BROKER_URL", "The Celery broker")
     elif is_amqp(url):
         try:

@@ -2,7 +2,7 @@
 the readiness probe and the stack runner."""
 import pytest
 
-from core.brokers import broker_address, is_amqp
+from core.brokers import broker_address, is_amqp, is_redis
 
 
 @pytest.mark.parametrize(("url", "amqp", "address"), [
@@ -16,4 +16,5 @@ from core.brokers import broker_address, is_amqp
 ])
 def test_a_broker_url_names_its_kind_and_address(url, amqp, address):
     assert is_amqp(url) is amqp
+    assert is_redis(url) is not amqp
     assert broker_address(url) == address
