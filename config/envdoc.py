@@ -111,8 +111,10 @@ def _env_call(node: ast.AST) -> tuple[str, str, ast.expr | None] | None:
     if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
         raise ValueError(f"line {node.lineno}: an env read whose variable is not a literal name")
     default = next((kw.value for kw in node.keywords if kw.arg == "default"), None)
-    if default is None and len(node.args) > 1:  # env.int("X", 3): the default given by position
-        default = node.args[-1]
+    # By position: env.int("X", 3), but env("X", cast, default).
+    position = 2 if cast == "__call__" else 1
+    if default is None and len(node.args) > position:
+        default = node.args[position]
     return first.value, cast, default
 
 
