@@ -51,5 +51,6 @@ class BeatScheduler(PersistentScheduler):
     (``.data/`` on a fresh checkout, where the Procfile's beat keeps it)."""
 
     def setup_schedule(self):
-        Path(self.schedule_filename).parent.mkdir(parents=True, exist_ok=True)
+        # Set by PersistentScheduler.__init__; celery-types does not declare it.
+        Path(self.schedule_filename).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[attr-defined]
         super().setup_schedule()

@@ -5,7 +5,6 @@ for connecting and for the answer), so a dependency that is down, or a host
 that drops packets, makes ``/readyz`` answer 503 in seconds rather than hang.
 """
 import socket
-from urllib.parse import urlsplit
 
 import psycopg
 import redis
@@ -17,6 +16,7 @@ from django.views.decorators.http import require_safe
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .brokers import broker_address
 from .exceptions import error_json
 
 
@@ -56,10 +56,7 @@ def _check_redis() -> None:
 
 
 def _check_broker() -> None:
-    url = urlsplit(settings.CELERY_BROKER_URL)
-    default_port = 5672 if url.scheme.startswith("amqp") else 6379
-    with socket.create_connection((url.hostname or "127.0.0.1", url.port or default_port),
-                                  timeout=CHECK_TIMEOUT_SECONDS):
+    with socket.create_connection(broker_address(settings.CELERY_BROKER_URL), timeout=CHECK_TIMEOUT_SECONDS):
         pass
 
 

@@ -16,7 +16,6 @@ process keeps its own samples in the default registry.
 import logging
 import os
 import time
-from urllib.parse import urlsplit
 
 import redis
 from django.conf import settings
@@ -30,6 +29,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, g
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from .brokers import is_redis
 
 request_logger = logging.getLogger("timeline.request")
 
@@ -82,7 +83,8 @@ def _user_id(request) -> int | None:
     object never evaluated) stays unknown rather than costing a query.
     """
     user = getattr(request, "user", None)
-    if isinstance(user, SimpleLazyObject) and user._wrapped is empty:
+    # _wrapped: the lazy object's slot, which django-stubs does not declare.
+    if isinstance(user, SimpleLazyObject) and user._wrapped is empty:  # type: ignore[attr-defined]
         return None
     if user is None or not getattr(user, "is_authenticated", False):
         return None
@@ -155,12 +157,14 @@ class BrokerQueueCollector:
         yield length
 
     def _length(self, url: str, queue: str) -> int:
-        if urlsplit(url).scheme in ("redis", "rediss", "unix", "socket"):
+        if is_redis(url):
             return self._redis_length(url, queue)
         with Connection(url, connect_timeout=_BROKER_TIMEOUT_SECONDS,
                         transport_options={"max_retries": 0}) as conn:
             try:
-                _, messages, _ = conn.default_channel.queue_declare(queue=queue, passive=True)
+                # An AMQP channel; celery-types declares only what every transport's channel has.
+                _, messages, _ = conn.default_channel.queue_declare(  # type: ignore[attr-defined]
+                    queue=queue, passive=True)
             except conn.channel_errors:
                 return 0  # reachable, but no worker has declared the queue yet
             return messages

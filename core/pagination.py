@@ -18,7 +18,8 @@ class PageParams(serializers.Serializer):
         # A query string may repeat a name (?limit=5&limit=7); each of these is one value,
         # so a repeat is a 400 rather than whichever value a parser happens to keep.
         if hasattr(data, "getlist"):
-            repeated = {name: ["Give this parameter once."] for name in self.fields if len(data.getlist(name)) > 1}
+            repeated = {name: ["Give this parameter once."]
+                        for name in self.fields.keys() if len(data.getlist(name)) > 1}
             if repeated:
                 raise serializers.ValidationError(repeated)
         return super().to_internal_value(data)

@@ -33,7 +33,7 @@ def parse_rate(text: str) -> Rate:
     """
     match = _RATE.fullmatch(text) if isinstance(text, str) else None
     unit = _UNITS.get(match.group(3).lower()) if match else None
-    if unit is None:
+    if match is None or unit is None:
         raise ValueError(f"{text!r} is not a rate like 30/min, 900/15min, 20/hour or 5/s.")
     limit, multiple = int(match.group(1)), int(match.group(2) or 1)
     if limit < 1 or multiple < 1:

@@ -24,6 +24,7 @@ What differs on a cluster, and the helpers that hide it:
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from django.conf import settings
 from redis.cluster import RedisCluster
@@ -106,7 +107,7 @@ class Reply:
     """What one caller of a ``RoundTrip`` gets back: ``value``, once the trip is ``made``."""
 
     made = False
-    value = None
+    value: Any = None
 
 
 class RoundTrip:
@@ -122,14 +123,14 @@ class RoundTrip:
         self.pipe = (client or connection()).pipeline(transaction=False)
         self._parts: list[tuple[int, Callable[[list], object], Reply]] = []
 
-    def add(self, queue: Callable[[object], None], parse: Callable[[list], object]) -> Reply:
+    def add(self, queue: Callable[[Any], None], parse: Callable[[list], object]) -> Reply:
         before = len(self.pipe)
         queue(self.pipe)
         reply = Reply()
         self._parts.append((len(self.pipe) - before, parse, reply))
         return reply
 
-    def add_whole(self, queue: Callable[[object], None], parse: Callable[[list], object]) -> Reply:
+    def add_whole(self, queue: Callable[[Any], None], parse: Callable[[list], object]) -> Reply:
         """``add``, where a command that failed makes the reply's value None (the caller reads again itself)."""
         return self.add(queue, lambda replies: None if any(isinstance(r, Exception) for r in replies)
                         else parse(replies))

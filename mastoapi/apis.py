@@ -9,6 +9,7 @@ Mastodon's validation failures are. Rate limits are the ``/v1`` scopes, with
 ``X-RateLimit-Reset`` as an ISO 8601 time, as Mastodon sends it.
 """
 from datetime import UTC, datetime
+from typing import cast
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -28,6 +29,7 @@ from media import services as media_services
 from media import storage
 from social import selectors as social_selectors
 from social import services as social_services
+from social.models import User
 from timelines.selectors import timeline_page_for_user
 from tweets import services as tweet_services
 from tweets.selectors import tweet_visible_to
@@ -105,7 +107,8 @@ class MastoApi(APIView):
         return entities.account(user, base=self.base, **kwargs)
 
     def relationships(self, user_ids: list[int]) -> list[dict]:
-        outgoing, incoming = social_selectors.follow_states(viewer_id=self.request.user.id, user_ids=user_ids)
+        viewer = cast(User, self.request.user)  # HasScope admitted a token's user
+        outgoing, incoming = social_selectors.follow_states(viewer_id=viewer.id, user_ids=user_ids)
         return [entities.relationship(i, outgoing=outgoing.get(i), incoming=incoming.get(i)) for i in user_ids]
 
     def paged(self, items: list, *, next_max_id=None, prev_min_id=None) -> Response:
@@ -403,14 +406,17 @@ class StatusCreateApi(MastoApi):
         key.is_valid(raise_exception=True)
         tweet, _ = tweet_services.tweet_post(author=request.user, content=text, media_ids=media_ids,
                                              idempotency_key=key.validated_data.get("key"))
-        return Response(self.statuses([tweet_visible_to(tweet_id=tweet.id, viewer=request.user)])[0])
+        shown = tweet_visible_to(tweet_id=tweet.id, viewer=request.user)
+        if shown is None:  # a replayed Idempotency-Key whose tweet was deleted since
+            raise NotFound("Record not found")
+        return Response(self.statuses([shown])[0])
 
 
 class StatusApi(MastoApi):
     required_scopes = {"GET": "read:statuses", "DELETE": "write:statuses"}
 
     def _shown(self, status_id: int) -> dict:
-        tweet = tweet_visible_to(tweet_id=status_id, viewer=self.request.user)
+        tweet = tweet_visible_to(tweet_id=status_id, viewer=cast(User, self.request.user))  # HasScope: a user
         if tweet is None:
             raise NotFound("Record not found")
         return tweet

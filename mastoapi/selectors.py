@@ -41,7 +41,7 @@ def users_of(tweets: list[dict]) -> tuple[dict[int, User], dict[str, User]]:
     author_ids = {int(t["author"]["user_id"]) for t in tweets}
     names = {name.lower() for t in tweets for name in t["mentions"]}
     authors = User.objects.in_bulk(author_ids)
-    mentioned = {}
+    mentioned: dict[str, User] = {}
     if names:
         # The lower-cased name is what the unique index on usernames holds.
         for user in User.objects.annotate(name=Lower("username")).filter(name__in=names, is_active=True):

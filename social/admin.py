@@ -51,7 +51,8 @@ class UserAdmin(DjangoUserAdmin):
     # off with a click, and a page loaded before the owner's change must not undo it.
     readonly_fields = ["is_private", "followers_count", "following_count", "last_tweet_id", "has_pulled_tweets",
                        "tweets_link", "last_login", "date_joined"]
-    fieldsets = DjangoUserAdmin.fieldsets + (
+    fieldsets = (
+        *(DjangoUserAdmin.fieldsets or ()),
         ("Profile", {"fields": ("display_name", "is_private", "tweets_link", "followers_count", "following_count",
                                 "last_tweet_id", "has_pulled_tweets")}),
     )

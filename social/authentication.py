@@ -64,7 +64,7 @@ class CachedUserJWTAuthentication(SafeJWTAuthentication):
         scope = getattr(view, "throttle_scope", None)
         if scope and throttling.counted_by_user(scope):
             throttling.prefetch(round_trip, request=request, scope=scope, user_id=user_id)
-        if hasattr(view, "prefetch"):
+        if view is not None and hasattr(view, "prefetch"):
             view.prefetch(round_trip, request, user_id)
         try:
             round_trip.execute()

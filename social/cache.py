@@ -11,6 +11,7 @@ tweets. With Redis unreachable, reads are answered from PostgreSQL alone,
 filling nothing.
 """
 import logging
+from collections.abc import Collection
 
 import orjson
 from django.conf import settings
@@ -105,7 +106,7 @@ def refresh_many(users: list[User]) -> None:
         pipe.execute()
 
 
-def evict_many(user_ids: set[int]) -> None:
+def evict_many(user_ids: Collection[int]) -> None:
     """Drop the summaries of ``user_ids`` (users deleted: a token naming them is then refused)."""
     if user_ids:
         core_redis.delete([_key(uid) for uid in user_ids])

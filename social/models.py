@@ -4,6 +4,8 @@ Follower and following counts live on the user row and are only ever changed
 with ``F()`` updates inside the transaction that inserts or deletes the follow
 row, so they stay exact under concurrency; they decide who is a celebrity.
 """
+from typing import ClassVar
+
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.core.validators import RegexValidator
@@ -38,7 +40,7 @@ class User(AbstractUser):
     # of fanned out, so followers must merge this author's pulled tweets.
     has_pulled_tweets = models.BooleanField(default=False)
 
-    objects = UserManager()
+    objects: ClassVar[UserManager] = UserManager()
 
     class Meta:
         constraints = [

@@ -12,6 +12,7 @@ only ``is_active``; everything that hides a suspended user reads that flag, in
 PostgreSQL or in the author cache, which is refreshed after commit.
 """
 import logging
+from collections.abc import Set
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
@@ -316,7 +317,7 @@ def account_changes_replay(*, limit: int = 1000) -> int:
     return len(changes)
 
 
-def authors_cache_refresh(*, users: list[User], deleted: set[int] = frozenset()) -> None:
+def authors_cache_refresh(*, users: list[User], deleted: Set[int] = frozenset()) -> None:
     """Rewrite the author-cache entries of ``users`` from these rows, drop those of the
     ``deleted`` ids, and announce it (``authors_changed``: cached tweets carry the summaries)."""
     cache.refresh_many(users)

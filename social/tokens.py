@@ -26,7 +26,9 @@ from .models import User
 def _parse(raw: str) -> tuple[UntypedToken, int]:
     """A signed, unexpired refresh token (revoked or not) and its user's id; else ``InvalidToken``."""
     try:
-        token = UntypedToken(raw)  # checks the signature and expiry, not the blacklist
+        # Checks the signature and expiry, not the blacklist. simplejwt annotates the
+        # encoded token as a Token; it takes the string.
+        token = UntypedToken(raw)  # type: ignore[arg-type]
     except TokenError as error:
         raise InvalidToken(str(error)) from None
     if token.get(api_settings.TOKEN_TYPE_CLAIM) != RefreshToken.token_type:

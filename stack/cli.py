@@ -21,6 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from core.brokers import is_amqp
+
 from .common import REPO, Interrupted, StackError, ignore, on_signals, raise_interrupted, say, spawn, warn
 from .redis_cluster import start_redis_cluster
 from .services import check_broker, manage, prepare, redact, resolve_services
@@ -64,7 +66,7 @@ def use_test_cluster(env: dict[str, str], data_dir: Path, cleanup: contextlib.Ex
     env["REDIS_CLUSTER"] = "1"
     env["REDIS_URL"] = nodes.url
     broker = env.get("CELERY_BROKER_URL", "")
-    if not broker.startswith(("amqp://", "amqps://", "pyamqp://")):
+    if not is_amqp(broker):
         env["CELERY_BROKER_URL"] = broker = TEST_CLUSTER_BROKER
     check_broker(broker)
     say(f"Redis Cluster: {', '.join(f'127.0.0.1:{p}' for p in nodes.ports)}; Celery broker: {redact(broker)}")

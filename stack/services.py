@@ -20,6 +20,8 @@ import redis
 from psycopg import errors as pg_errors
 from psycopg import sql
 
+from core.brokers import broker_address, first_url, is_amqp, is_redis
+
 from .common import REPO, StackError, answers, first_line, say
 from .postgres import EmbeddedPostgres
 from .s3 import resolve_s3
@@ -156,13 +158,14 @@ def check_redis(url: str, env: Mapping[str, str], var: str, service: str) -> Non
 
 def check_broker(url: str) -> None:
     # Only the first of a kombu failover list ("amqp://a;amqp://b") is checked.
-    url = url.split(";")[0]
-    scheme = urlsplit(url).scheme
-    if scheme in ("redis", "rediss", "unix", "socket"):
+    url = first_url(url)
+    if is_redis(url):
         check_redis(url, {"CELERY_BROKER_URL": url}, "CELERY_BROKER_URL", "The Celery broker")
-    elif scheme in ("amqp", "amqps", "pyamqp", "librabbitmq"):
-        default_port = 5671 if scheme == "amqps" else 5672
-        address = tcp_address(url, default_port) or ("localhost", default_port)
+    elif is_amqp(url):
+        try:
+            address = broker_address(url)
+        except ValueError:
+            raise StackError(f"{redact(url)} has an invalid port.") from None
         if not answers(*address):
             raise unreachable("The Celery broker", address, url, {"CELERY_BROKER_URL": url}, "CELERY_BROKER_URL")
 

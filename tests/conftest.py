@@ -144,3 +144,19 @@ def api():
 @pytest.fixture
 def anon():
     return APIClient()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter):
+    """End the run with each skipped test and why: a test that needs a tool this machine
+    lacks skips (``tests.helpers.tool_missing``; under ``CI=true`` it fails instead), and
+    the list says so where nobody would otherwise notice. A wrapper run first, so that
+    its part after ``yield`` comes last, after pytest's own summary."""
+    yield
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    terminalreporter.section(f"Skipped: {len(skipped)} test{'s' if len(skipped) != 1 else ''}, and why")
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        terminalreporter.line(f"{report.nodeid}: {reason.removeprefix('Skipped: ')}")

@@ -1,10 +1,29 @@
 """Helpers shared by several test files (fixtures that need no arguments live in conftest.py)."""
+import os
 import threading
 import time
+from typing import NoReturn
 
+import pytest
 from celery import current_app
 
 from stack.common import free_port  # noqa: F401 - the tests' name for it
+
+
+def under_ci() -> bool:
+    """``CI=true``: the machine has every tool a test may need (RabbitMQ, PostgreSQL's
+    server binaries, Chromium), as this project's CI machines do."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def tool_missing(reason: str) -> NoReturn:
+    """A tool the test needs is missing (``reason`` says which, and how to get it): the
+    test skips, and the run's summary lists it with the reason. Under ``CI=true`` it
+    fails instead, so that a test never silently stops running where it must run."""
+    if under_ci():
+        pytest.fail(f"{reason} (CI=true: every tool must be there, so this is a failure, not a skip)",
+                    pytrace=False)
+    pytest.skip(reason)
 
 
 def hold_timeline_tasks(monkeypatch, queue: list) -> list:

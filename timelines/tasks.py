@@ -4,11 +4,14 @@ Every task is idempotent and runs with late acknowledgement (settings), so a
 message is redelivered, not lost, if its worker dies; a duplicate is harmless.
 Services send them by name (``services.*_TASK``).
 """
+from typing import Any
+
 from celery import shared_task
 
 from . import services
 
-_RETRY = {"acks_late": True, "autoretry_for": (Exception,), "retry_backoff": True, "retry_backoff_max": 60}
+_RETRY: dict[str, Any] = {"acks_late": True, "autoretry_for": (Exception,), "retry_backoff": True,
+                          "retry_backoff_max": 60}
 
 
 @shared_task(name=services.FANOUT_TASK, max_retries=10, **_RETRY)

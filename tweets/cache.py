@@ -74,7 +74,8 @@ def _get_many(tweet_ids: list[int], prefetched: Prefetched | None = None) -> tup
 
 
 def _parsed(tweet_ids: list[int], raw: list) -> tuple[dict[int, dict | None], list[int]]:
-    found, older = {}, []
+    found: dict[int, dict | None] = {}
+    older: list[int] = []
     for tid, value in zip(tweet_ids, raw, strict=True):
         if value is None:
             continue

@@ -154,6 +154,7 @@ class SnowflakeGenerator:
     def _renew_or_acquire(self, now: int, *, held: bool) -> None:
         redis = core_redis.connection()
         if held:
+            assert self._worker_id is not None  # held: this process leased one
             lease_key, hw_key = self._keys(self._worker_id)
             mark = max(self._last_ms, now)
             renewed = redis.eval(_RENEW, 2, lease_key, hw_key, self._token, settings.SNOWFLAKE_LEASE_SECONDS, mark)
@@ -202,6 +203,7 @@ class SnowflakeGenerator:
                 # Sequence exhausted within this millisecond (or the clock went
                 # back): borrow the next millisecond rather than wait or repeat.
                 self._last_ms, self._sequence = self._last_ms + 1, 0
+            assert self._worker_id is not None  # _ensure_lease returned: this process holds one
             return ((self._last_ms - EPOCH_MS) << TIMESTAMP_SHIFT) | (self._worker_id << SEQUENCE_BITS) | self._sequence
 
 

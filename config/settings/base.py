@@ -10,6 +10,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from core.brokers import is_amqp
 from core.rates import parse_rate
 from mastoapi.scopes import ALL as MASTODON_SCOPES
 
@@ -189,10 +190,12 @@ FANOUT_RECONCILE_EVERY_SECONDS = env.int("FANOUT_RECONCILE_EVERY_SECONDS", defau
 # A user follows (or asks to follow) at most this many accounts, which bounds a
 # cold read and a rebuild.
 MAX_FOLLOWING = env.int("MAX_FOLLOWING", default=5000)
-# How often changes to privacy and suspension, and follow changes whose timeline
-# update was lost, are replayed onto the caches (beat); a replayed follow change
-# must be this old, so the after-commit update has had its chance.
+# How often changes to privacy and suspension, and (separately) follow changes
+# whose timeline update was lost, are replayed onto the caches (beat); a replayed
+# follow change must be FOLLOW_UPDATE_REPLAY_AFTER_SECONDS old, so the
+# after-commit update has had its chance.
 ACCOUNT_CHANGE_REPLAY_SECONDS = env.int("ACCOUNT_CHANGE_REPLAY_SECONDS", default=2)
+FOLLOW_UPDATE_REPLAY_EVERY_SECONDS = env.int("FOLLOW_UPDATE_REPLAY_EVERY_SECONDS", default=2)
 FOLLOW_UPDATE_REPLAY_AFTER_SECONDS = env.int("FOLLOW_UPDATE_REPLAY_AFTER_SECONDS", default=3)
 TWEET_CACHE_TTL_SECONDS = env.int("TWEET_CACHE_TTL_SECONDS", default=3 * 24 * 3600)
 # Snowflake worker-id leases: renewed at least this often while minting.
@@ -236,8 +239,10 @@ MEDIA_CDN_URL = env("MEDIA_CDN_URL", default="")
 MEDIA_UPLOAD_EXPIRES_SECONDS = env.int("MEDIA_UPLOAD_EXPIRES_SECONDS", default=3600)
 MEDIA_UNATTACHED_MAX_AGE_SECONDS = env.int("MEDIA_UNATTACHED_MAX_AGE_SECONDS", default=24 * 3600)
 MEDIA_SWEEP_EVERY_SECONDS = env.int("MEDIA_SWEEP_EVERY_SECONDS", default=3600)
-# A repeated Idempotency-Key answers the first tweet for this long.
+# A repeated Idempotency-Key answers the first tweet for this long; beat deletes
+# expired keys this often.
 IDEMPOTENCY_KEY_TTL_SECONDS = env.int("IDEMPOTENCY_KEY_TTL_SECONDS", default=24 * 3600)
+IDEMPOTENCY_KEY_SWEEP_EVERY_SECONDS = env.int("IDEMPOTENCY_KEY_SWEEP_EVERY_SECONDS", default=3600)
 
 # --- API ---------------------------------------------------------------------
 
@@ -345,7 +350,7 @@ MASTODON_VERSION = "4.3.0 (compatible; timeline)"
 # --- Celery --------------------------------------------------------------------
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
-if REDIS_CLUSTER and not CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://")):
+if REDIS_CLUSTER and not is_amqp(CELERY_BROKER_URL):
     # Celery's Redis transport speaks to one server, not to a cluster.
     raise ImproperlyConfigured(
         "REDIS_CLUSTER=1 needs a RabbitMQ broker: set CELERY_BROKER_URL to an amqp:// URL "
@@ -386,16 +391,12 @@ CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="timeline")
 CELERY_QUEUE_DELIVERY_LIMIT = env.int("CELERY_QUEUE_DELIVERY_LIMIT", default=10)
 
 
-def broker_is_amqp(url: str) -> bool:
-    return url.split("://", 1)[0] in ("amqp", "amqps", "pyamqp")
-
-
 def celery_task_queues(name: str, broker_url: str) -> list | None:
     """The task queue as the broker should declare it: a quorum queue on RabbitMQ,
     kombu's default (a Redis list) otherwise. Its exchange is a topic exchange,
     because Celery's native delayed delivery (the retries' countdowns: a quorum
     queue has no global QoS for a worker to hold early messages with) needs one."""
-    if not broker_is_amqp(broker_url):
+    if not is_amqp(broker_url):
         return None
     from kombu import Exchange, Queue
 
@@ -404,7 +405,7 @@ def celery_task_queues(name: str, broker_url: str) -> list | None:
 
 
 CELERY_TASK_QUEUES = celery_task_queues(CELERY_TASK_DEFAULT_QUEUE, CELERY_BROKER_URL)
-if broker_is_amqp(CELERY_BROKER_URL):
+if is_amqp(CELERY_BROKER_URL):
     CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
     # Quorum queues reject a global QoS; Celery detects them and uses a
     # per-consumer prefetch instead (the default, restated: it is what makes
@@ -422,9 +423,9 @@ def _every(task: str, seconds: int) -> dict:
 CELERY_BEAT_SCHEDULE = {
     "fanout-reconcile": _every("timelines.reconcile", FANOUT_RECONCILE_EVERY_SECONDS),
     "account-changes-replay": _every("social.replay_account_changes", ACCOUNT_CHANGE_REPLAY_SECONDS),
-    "follow-updates-replay": _every("timelines.replay_follow_updates", ACCOUNT_CHANGE_REPLAY_SECONDS),
+    "follow-updates-replay": _every("timelines.replay_follow_updates", FOLLOW_UPDATE_REPLAY_EVERY_SECONDS),
     "media-sweep": _every("media.sweep", MEDIA_SWEEP_EVERY_SECONDS),
-    "idempotency-keys-sweep": _every("tweets.sweep_idempotency_keys", MEDIA_SWEEP_EVERY_SECONDS),
+    "idempotency-keys-sweep": _every("tweets.sweep_idempotency_keys", IDEMPOTENCY_KEY_SWEEP_EVERY_SECONDS),
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULER = "config.celery_app:BeatScheduler"  # creates the schedule's directory

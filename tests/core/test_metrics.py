@@ -18,7 +18,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from config.celery_app import app
-from tests.helpers import hold_timeline_tasks, ids, post, scroll, wait_for
+from tests.helpers import hold_timeline_tasks, ids, post, scroll, tool_missing, wait_for
 from timelines import services, store
 from tweets import cache as tweet_cache
 
@@ -191,7 +191,7 @@ def test_queue_length_counts_the_messages_waiting_in_an_amqp_broker(anon, settin
         try:
             conn.ensure_connection(max_retries=1)
         except Exception:  # noqa: BLE001
-            pytest.skip("no RabbitMQ on 127.0.0.1:5672")
+            tool_missing("no RabbitMQ on 127.0.0.1:5672 (Debian: apt-get install rabbitmq-server)")
         settings.CELERY_BROKER_URL, settings.CELERY_TASK_DEFAULT_QUEUE = url, queue
         undeclared = Scrape(anon)  # no worker has declared the queue yet: empty, and the broker is up
         assert undeclared.value("timeline_celery_broker_up") == 1

@@ -9,7 +9,8 @@ API keeps an event loop in the thread it runs in, and Django refuses database
 calls from a thread with a running event loop.
 
 Chromium is Debian's (``make install`` installs it where it can); without it,
-or without the ``playwright`` package, the test is skipped and says why.
+or without the ``playwright`` package, the test is skipped and says why (and
+fails under ``CI=true``: ``tests.helpers.tool_missing``).
 """
 import os
 import threading
@@ -19,7 +20,7 @@ import requests
 
 from social import services as social_services
 from tests.factories import PASSWORD
-from tests.helpers import post
+from tests.helpers import post, tool_missing
 from tweets import services as tweet_services
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -72,7 +73,7 @@ def _token(base: str, user) -> requests.Response:
 
 def test_a_moderator_deletes_a_tweet_and_suspends_a_user_in_the_admin(live_server, staff, make_user, api):
     if reason := _browser_missing():
-        pytest.skip(reason)
+        tool_missing(reason)
     base = live_server.url
     author, chatty, reader = make_user(), make_user(), make_user()
     for followee in (author, chatty):

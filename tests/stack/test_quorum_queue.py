@@ -27,7 +27,7 @@ from kombu import Connection
 from config.settings.base import celery_task_queues
 from core.redis import connection as redis_connection
 from social.models import Follow, User
-from tests.helpers import hold_timeline_tasks
+from tests.helpers import hold_timeline_tasks, tool_missing
 from tests.stack.celery_processes import Processes, timelines, wait_for_processes, worker_env
 from timelines import services, store
 from timelines.models import PendingFanout
@@ -55,7 +55,7 @@ def rabbit(monkeypatch):
         with Connection(f"amqp://guest:guest@{RABBIT}//", connect_timeout=2) as conn:
             conn.connect()
     except OSError:
-        pytest.skip(f"no RabbitMQ at {RABBIT}")
+        tool_missing(f"no RabbitMQ at {RABBIT} (Debian: apt-get install rabbitmq-server)")
     queue = f"timeline-quorum-{uuid.uuid4().hex[:8]}"
     vhost = None
     if shutil.which("rabbitmqctl"):

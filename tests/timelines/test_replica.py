@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import free_port, tool_missing
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 def _bin(tool: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{tool}")) or [shutil.which(tool)]
     if not found or not found[-1]:
-        pytest.skip(f"no PostgreSQL server binaries ({tool})")
+        tool_missing(f"no PostgreSQL server binaries ({tool}; Debian: apt-get install postgresql)")
     return found[-1]
 
 
@@ -42,7 +42,7 @@ class Cluster:
             try:
                 self.user = pwd.getpwnam("postgres").pw_name
             except KeyError:
-                pytest.skip("running as root without a postgres account")
+                tool_missing("running as root without a postgres account to run PostgreSQL as")
 
     def run(self, tool: str, *args: str) -> str:
         result = subprocess.run([_bin(tool), *args], user=self.user, capture_output=True, text=True, timeout=120,
