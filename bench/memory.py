@@ -23,7 +23,7 @@ FAMILIES = {
     "tlg": "tlg: generations",
     "rl": "rl: rate limits",
     "fo": "fo: fan-out bookkeeping",
-    "fot": "fot: fan-out timings (FANOUT_TIMINGS)",
+    "fot": "fot: fan-out timings (the bench's)",
     "once": "once: claims",
     "ut": "ut: pulled lists",
     "snowflake": "snowflake: id leases",

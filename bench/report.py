@@ -367,14 +367,13 @@ def _markdown(r: dict, plots: list[str]) -> str:
         c = r.get("lpush_ceiling")
         lines += [""]
         if not recorded:
-            lines += ["Per-fan-out breakdown: not recorded (this code has no `timelines.services.fanout_timings`).",
-                      ""]
+            lines += ["Per-fan-out breakdown: not recorded by this run.", ""]
         else:
-            lines += ["The breakdown is the app's own record of each fan-out (`timelines.services.fanout_timings`, "
-                      "`FANOUT_TIMINGS`), the median over the repetitions: queued = post commit to the coordinator "
-                      "starting; addressed = the timelines the insert script was given (the followers who may "
-                      "have one, by the live-timeline bitmaps, and the author); pg = reading the followers; redis = "
-                      "the live filter and the timeline writes; overhead = the rest of the "
+            lines += ["The breakdown is the bench's record of each fan-out (`bench.fanout_timings`, from the app's "
+                      "`fanout_batch_done` signal), the median over the repetitions: queued = post commit to the "
+                      "coordinator starting; addressed = the timelines the insert script was given (the followers "
+                      "who may have one, by the live-timeline bitmaps, and the author); pg = reading the followers; "
+                      "redis = the live filter and the timeline writes; overhead = the rest of the "
                       "workers' time (Celery messages, bookkeeping); done = post to the last batch written. A pulled "
                       "tweet is written to no follower: its time is the post and the author's list.", ""]
         if c:

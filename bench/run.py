@@ -296,6 +296,7 @@ class Bench:
 
     def measure_growth(self) -> None:
         """How a read's cost grows: with the reader's followees, and with the page's depth."""
+        from bench import store_probes
         from timelines import store
 
         with self.phase("growth", "read latency against followees and page depth (1 connection)"):
@@ -308,7 +309,7 @@ class Bench:
             self.results["followee_growth"] = rows
 
             users = self.manifest["active"][:2000]
-            floors = store.cached_floors(user_ids=users)
+            floors = store_probes.cached_floors(user_ids=users)
             middles = {u: ids[len(ids) // 2] for u, ids in store.heads(user_ids=users, count=800).items()
                        if len(ids) >= 100}
             headers = {u: {"Authorization": f"Bearer {self.token(u)}"} for u in set(floors) | set(middles)}
@@ -372,13 +373,13 @@ class Bench:
         with self.phase("fanout", "fan-out: post to fully delivered by follower count, beside pipelined LPUSH"):
             import requests
 
+            from bench import fanout_timings
             from social.models import Follow
-            from timelines import services as timeline_services
             from timelines import store
             from timelines.models import PendingFanout
 
-            timings = getattr(timeline_services, "fanout_timings", None)
-            self.results["fanout_timings_recorded"] = timings is not None
+            timings = fanout_timings.fanout_timings
+            self.results["fanout_timings_recorded"] = True
             rows = []
             probes = [(int(k), v, False) for k, v in self.manifest["probes"].items()]
             probes += [(int(k), v, True) for k, v in self.manifest.get("all_active_probes", {}).items()]
@@ -405,7 +406,7 @@ class Bench:
                     if timings is not None:  # recorded by the last batch: it may land just after the row goes
                         deadline = time.monotonic() + (0 if pulled else 2)  # a pulled tweet records none
                         while True:
-                            with contextlib.suppress(Exception):  # the app's function: never fail the run
+                            with contextlib.suppress(Exception):  # a read of the record: never fail the run
                                 breakdown = timings(tweet_id=tweet_id)
                             if breakdown is not None or time.monotonic() >= deadline:
                                 break
@@ -556,11 +557,12 @@ class Bench:
 
     def measure_memory(self) -> None:
         with self.phase("memory", "Redis memory: per cached entry, per active user, by key family"):
+            from bench import store_probes
             from timelines import store
 
             active = self.manifest["active"]
             sample = random.Random(7).sample(active, min(2000, len(active)))
-            usage = store.memory_usage(user_ids=sample).values()
+            usage = store_probes.memory_usage(user_ids=sample).values()
             pairs = [(u.timeline_bytes, u.timeline_entries) for u in usage if u.timeline_bytes and u.timeline_entries]
             total_bytes, total_entries = sum(s for s, _ in pairs), sum(n for _, n in pairs)
             per_user_keys = sum(u.graph_bytes + u.generation_bytes for u in usage)

@@ -1,16 +1,19 @@
 """Mutation testing of the timeline store and read path: do the tests notice when the code is wrong?
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/timeline_mutants .venv/bin/python scripts/mutants.py
-    .venv/bin/python scripts/mutants.py --check            # only check that every snippet matches once
+    .venv/bin/python scripts/mutants.py --check            # only check that every mutant finds its line
     .venv/bin/python scripts/mutants.py --list             # list the mutants
     .venv/bin/python scripts/mutants.py --only insert.trim-off-by-one combine.cap-off-by-one
 
-Each mutant below is one small, deliberate bug: an exact snippet of ``timelines/store.py`` (its Lua
-scripts included) or ``timelines/selectors.py`` and what replaces it. The script checks that every
-snippet occurs exactly once, runs the suite once unmutated (it must pass), then applies the mutants one
-at a time to the working tree, runs the timeline suite against each (``-x``: it stops at the first
-failure, fast test files first), and restores the file, also on Ctrl-C or SIGTERM. A mutant is
-*killed* when a test fails (or the run times out), *survived* when the suite still passes.
+Each mutant below is one small, deliberate bug in the timeline store (``timelines/store/``: its Lua
+scripts in ``lua/`` and its Python modules) or ``timelines/selectors.py``, addressed by file and line:
+the text it replaces (which must occur exactly once on that line, or on the lines it runs on to when it
+holds a line break) and what replaces it. The text is a guard: when a line moves, ``--check`` says so
+and where the text is now, instead of mutating the wrong line. The script checks every mutant, runs the
+suite once unmutated (it must pass), then applies the mutants one at a time to the working tree, runs
+the timeline suite against each (``-x``: it stops at the first failure, fast test files first), and
+restores the file, also on Ctrl-C or SIGTERM. A mutant is *killed* when a test fails (or the run times
+out), *survived* when the suite still passes.
 
 It shows each mutant's outcome as it goes, then prints a table (mutant, killed or survived, the first
 failing test) and writes it as Markdown to ``--out`` (with ``--docs``, into docs/testing.md too).
@@ -33,7 +36,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STORE = "timelines/store.py"
+LUA = "timelines/store/lua"
+OLDER = f"{LUA}/lib/older.lua"
+INSERT = f"{LUA}/insert.lua"
+COMBINE = f"{LUA}/combine.lua"
+GENERATION = f"{LUA}/generation_advance.lua"
+PROGRESS_INIT = f"{LUA}/progress_init.lua"
+PROGRESS_DONE = f"{LUA}/progress_done.lua"
+PULLER_ADD = f"{LUA}/puller_add.lua"
+WINDOWS = "timelines/store/windows.py"
+READS = "timelines/store/reads.py"
 SELECTORS = "timelines/selectors.py"
 
 # Fast, targeted files first so that most mutants are killed within seconds; the HTTP suites next; the
@@ -62,234 +74,244 @@ PYTEST_ARGS = ["-x", "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
 class Mutant:
     name: str
     file: str
-    original: str
+    line: int  # where ``original`` begins, counted from 1
+    original: str  # on that line (a line break in it runs on to the next line)
     replacement: str
     description: str
     equivalent: str | None = None  # why no behaviour changes, if none does
 
 
-def M(name, file, original, replacement, description, equivalent=None):  # noqa: N802 - reads as a table
-    return Mutant(name, file, original, replacement, description, equivalent)
+def M(name, file, line, original, replacement, description, equivalent=None):  # noqa: N802 - reads as a table
+    return Mutant(name, file, line, original, replacement, description, equivalent)
 
 
 MUTANTS = [
     # --- older(a, b): decimal ids compared as numbers ---------------------------------------------
-    M("compare.length-flipped", STORE, "if #a ~= #b then return #a < #b end", "if #a ~= #b then return #a > #b end",
+    M("compare.length-flipped", OLDER, 5, "if #a ~= #b then return #a < #b end", "if #a ~= #b then return #a > #b end",
       "a longer id counts as older"),
-    M("compare.length-ignored", STORE, "  if #a ~= #b then return #a < #b end\n", "",
+    M("compare.length-ignored", OLDER, 5, "  if #a ~= #b then return #a < #b end\n", "",
       "ids compared lexically only (9 > 10)"),
-    M("compare.lexical-flipped", STORE, "  return a < b\nend", "  return a > b\nend",
+    M("compare.lexical-flipped", OLDER, 6, "  return a < b\nend", "  return a > b\nend",
       "ids of equal length compared backwards"),
-    M("compare.or-equal", STORE, "  return a < b\nend", "  return a <= b\nend",
+    M("compare.or-equal", OLDER, 6, "  return a < b\nend", "  return a <= b\nend",
       "an id counts as older than itself"),
     # --- _INSERT: sorted, idempotent insert into live lists -----------------------------------------
-    M("insert.creates-missing-key", STORE, "local head = redis.call('LINDEX', key, 0)\n",
+    M("insert.creates-missing-key", INSERT, 16, "local head = redis.call('LINDEX', key, 0)\n",
       "local head = redis.call('LINDEX', key, 0) or '0'\n",
       "an insert into a missing key creates the list (a timeline nobody reads)"),
-    M("insert.head-fast-path-flipped", STORE, "    if older(head, id) then\n      len = redis.call('LPUSH', key, id)",
+    M("insert.head-fast-path-flipped", INSERT, 19,
+      "    if older(head, id) then\n      len = redis.call('LPUSH', key, id)",
       "    if older(id, head) then\n      len = redis.call('LPUSH', key, id)",
       "LPUSH when the id is older than the head instead of newer"),
-    M("insert.head-fast-path-dropped", STORE, "    if older(head, id) then\n      len = redis.call('LPUSH', key, id)",
+    M("insert.head-fast-path-dropped", INSERT, 19,
+      "    if older(head, id) then\n      len = redis.call('LPUSH', key, id)",
       "    if false then\n      len = redis.call('LPUSH', key, id)",
       "no fast path: an id newer than the head goes through the walk (which starts below the head)"),
-    M("insert.head-duplicate-not-skipped", STORE, "    elseif head ~= id then", "    else",
+    M("insert.head-duplicate-not-skipped", INSERT, 21, "    elseif head ~= id then", "    else",
       "an id equal to the head is inserted again"),
-    M("insert.walk-starts-too-low", STORE, "local pos, chunk, pivot = 1, 8, nil", "local pos, chunk, pivot = 2, 8, nil",
+    M("insert.walk-starts-too-low", INSERT, 22,
+      "local pos, chunk, pivot = 1, 8, nil", "local pos, chunk, pivot = 2, 8, nil",
       "the walk skips the entry just below the head"),
-    M("insert.walk-duplicate-not-skipped", STORE, "if e == id then pivot = false break end",
+    M("insert.walk-duplicate-not-skipped", INSERT, 27, "if e == id then pivot = false break end",
       "if false then pivot = false break end", "an id already present further down is inserted again"),
-    M("insert.walk-pivot-flipped", STORE, "if older(e, id) then pivot = e break end",
+    M("insert.walk-pivot-flipped", INSERT, 28, "if older(e, id) then pivot = e break end",
       "if older(id, e) then pivot = e break end", "inserts before the first newer entry, not the first older"),
-    M("insert.after-pivot", STORE, "redis.call('LINSERT', key, 'BEFORE', pivot, id)",
+    M("insert.after-pivot", INSERT, 33, "redis.call('LINSERT', key, 'BEFORE', pivot, id)",
       "redis.call('LINSERT', key, 'AFTER', pivot, id)", "inserts after the first older entry"),
-    M("insert.appends-below-range", STORE, "if #items == 0 then pivot = false end",
+    M("insert.appends-below-range", INSERT, 25, "if #items == 0 then pivot = false end",
       "if #items == 0 then pivot = false; len = redis.call('RPUSH', key, id) end",
       "an id older than a list without the sentinel is appended (below the cached range)"),
-    M("insert.trim-ignores-slack", STORE, "if len > limit then", "if len > cap then",
+    M("insert.trim-ignores-slack", INSERT, 37, "if len > limit then", "if len > cap then",
       "trims as soon as the list passes the cap, not cap + slack"),
-    M("insert.trim-never", STORE, "if len > limit then", "if false then", "never trims"),
-    M("insert.trim-off-by-one", STORE, "redis.call('LTRIM', key, 0, cap - 1)", "redis.call('LTRIM', key, 0, cap)",
+    M("insert.trim-never", INSERT, 37, "if len > limit then", "if false then", "never trims"),
+    M("insert.trim-off-by-one", INSERT, 37, "redis.call('LTRIM', key, 0, cap - 1)", "redis.call('LTRIM', key, 0, cap)",
       "trims to cap + 1 entries"),
-    M("insert.counts-no-op", STORE, "if len > 0 then", "if len >= 0 then",
+    M("insert.counts-no-op", INSERT, 35, "if len > 0 then", "if len >= 0 then",
       "a list that did not take the id (already present) is counted as written"),
     # --- _COMBINE: rebuild, replace, backfill, remove ------------------------------------------------
-    M("combine.generation-skipped", STORE,
+    M("combine.generation-skipped", COMBINE, 25,
       "if ARGV[5] ~= '' and (redis.call('GET', KEYS[2]) or '0') ~= ARGV[5] then",
       "if false then", "no generation check: a merge read before a follow change is written"),
-    M("combine.generation-and-to-or", STORE, "if ARGV[5] ~= '' and (redis.call('GET'",
+    M("combine.generation-and-to-or", COMBINE, 25, "if ARGV[5] ~= '' and (redis.call('GET'",
       "if ARGV[5] ~= '' or (redis.call('GET'", "the generation check also runs without a generation"),
-    M("combine.generation-default", STORE, "or '0') ~= ARGV[5]", "or '1') ~= ARGV[5]",
+    M("combine.generation-default", COMBINE, 25, "or '0') ~= ARGV[5]", "or '1') ~= ARGV[5]",
       "an absent generation counts as 1, not 0"),
-    M("combine.backfill-creates-key", STORE, "(mode == 'backfill' or mode == 'remove') then return -2 end",
+    M("combine.backfill-creates-key", COMBINE, 29, "(mode == 'backfill' or mode == 'remove') then return -2 end",
       "(mode == 'remove') then return -2 end", "a backfill creates a timeline that is not cached"),
-    M("combine.remove-on-missing-key", STORE, "(mode == 'backfill' or mode == 'remove') then return -2 end",
+    M("combine.remove-on-missing-key", COMBINE, 29, "(mode == 'backfill' or mode == 'remove') then return -2 end",
       "(mode == 'backfill') then return -2 end", "a remove on a missing key goes on",
       equivalent="with no key there is nothing to remove from: the script deletes the absent key, writes "
                  "nothing and returns 0 (the caller ignores the result)"),
-    M("combine.replace-unions", STORE, "local existing, have = {}, exists and mode ~= 'replace'",
+    M("combine.replace-unions", COMBINE, 32, "local existing, have = {}, exists and mode ~= 'replace'",
       "local existing, have = {}, exists", "replace keeps what the list held (a union, like rebuild)"),
-    M("combine.sentinel-unseen", STORE, "if existing[#existing] == '0' then", "if false then",
+    M("combine.sentinel-unseen", COMBINE, 36, "if existing[#existing] == '0' then", "if false then",
       "the sentinel of the existing list is read as an id"),
-    M("combine.run-floor-ignored", STORE, "if not run_complete then i_floor = incoming[#incoming] end", "",
+    M("combine.run-floor-ignored", COMBINE, 40, "if not run_complete then i_floor = incoming[#incoming] end", "",
       "an incomplete run vouches for everything (no floor)"),
-    M("combine.remove-drops-sentinel", STORE, "if mode == 'remove' then\n  complete = e_complete",
+    M("combine.remove-drops-sentinel", COMBINE, 42, "if mode == 'remove' then\n  complete = e_complete",
       "if mode == 'remove' then\n  complete = false", "a remove drops the sentinel of a complete list"),
-    M("combine.backfill-complete-or", STORE, "complete = e_complete and run_complete",
+    M("combine.backfill-complete-or", COMBINE, 46, "complete = e_complete and run_complete",
       "complete = e_complete or run_complete", "a backfill keeps the sentinel though the author's run is partial"),
-    M("combine.backfill-floor-min", STORE, "older(floor, i_floor)", "older(i_floor, floor)",
+    M("combine.backfill-floor-min", COMBINE, 48, "older(floor, i_floor)", "older(i_floor, floor)",
       "a backfill vouches down to the lower floor, not the higher"),
-    M("combine.backfill-existing-floor-ignored", STORE,
+    M("combine.backfill-existing-floor-ignored", COMBINE, 47,
       "  floor = e_floor\n  if i_floor ~= nil and (floor == nil or older(floor, i_floor))",
       "  floor = nil\n  if i_floor ~= nil and (floor == nil or older(floor, i_floor))",
       "a backfill ignores the floor of the existing list"),
-    M("combine.rebuild-complete-and", STORE, "complete = e_complete or run_complete",
+    M("combine.rebuild-complete-and", COMBINE, 51, "complete = e_complete or run_complete",
       "complete = e_complete and run_complete", "a rebuild is complete only if both sides are"),
-    M("combine.rebuild-floor-max", STORE, "older(i_floor, floor)", "older(floor, i_floor)",
+    M("combine.rebuild-floor-max", COMBINE, 54, "older(i_floor, floor)", "older(floor, i_floor)",
       "a rebuild vouches down to the higher floor, not the lower"),
-    M("combine.rebuild-floor-dropped", STORE,
+    M("combine.rebuild-floor-dropped", COMBINE, 53,
       "    floor = e_floor\n    if i_floor ~= nil and (floor == nil or older(i_floor, floor)) then floor = i_floor end",
       "    floor = nil", "a rebuild computes no floor at all",
       equivalent="the union of two gapless runs ends at the lower floor; no id lies below it, so a cut "
                  "there drops nothing"),
-    M("combine.fresh-never-complete", STORE, "else\n  complete = run_complete\nend", "else\n  complete = false\nend",
+    M("combine.fresh-never-complete", COMBINE, 56,
+      "else\n  complete = run_complete\nend", "else\n  complete = false\nend",
       "a rebuild of a missing key never writes the sentinel"),
-    M("combine.merge-order-flipped", STORE, "if b == nil or (a ~= nil and older(b, a)) then",
+    M("combine.merge-order-flipped", COMBINE, 71, "if b == nil or (a ~= nil and older(b, a)) then",
       "if b == nil or (a ~= nil and older(a, b)) then", "the merge takes the older id first"),
-    M("combine.merge-keeps-duplicate", STORE, "pick = a; i = i + 1; j = j + 1", "pick = a; i = i + 1",
+    M("combine.merge-keeps-duplicate", COMBINE, 76, "pick = a; i = i + 1; j = j + 1", "pick = a; i = i + 1",
       "an id on both sides is kept twice"),
-    M("combine.floor-cut-dropped", STORE, "    if floor ~= nil and older(pick, floor) then break end\n", "",
+    M("combine.floor-cut-dropped", COMBINE, 78, "    if floor ~= nil and older(pick, floor) then break end\n", "",
       "ids below the floor are kept"),
-    M("combine.floor-cut-inclusive", STORE, "if floor ~= nil and older(pick, floor) then break end",
+    M("combine.floor-cut-inclusive", COMBINE, 78, "if floor ~= nil and older(pick, floor) then break end",
       "if floor ~= nil and (pick == floor or older(pick, floor)) then break end",
       "the floor id itself is cut"),
-    M("combine.cap-off-by-one", STORE, "if #merged > cap then", "if #merged >= cap then",
+    M("combine.cap-off-by-one", COMBINE, 82, "if #merged > cap then", "if #merged >= cap then",
       "a run of exactly cap ids loses its sentinel"),
-    M("combine.cap-keeps-sentinel", STORE, "for k = #merged, cap + 1, -1 do merged[k] = nil end\n  complete = false",
+    M("combine.cap-keeps-sentinel", COMBINE, 83,
+      "for k = #merged, cap + 1, -1 do merged[k] = nil end\n  complete = false",
       "for k = #merged, cap + 1, -1 do merged[k] = nil end", "a list cut to the cap keeps the sentinel"),
-    M("combine.cap-keeps-one-more", STORE, "for k = #merged, cap + 1, -1", "for k = #merged, cap + 2, -1",
+    M("combine.cap-keeps-one-more", COMBINE, 83, "for k = #merged, cap + 1, -1", "for k = #merged, cap + 2, -1",
       "the cut keeps cap + 1 ids"),
-    M("combine.no-sentinel", STORE, "if complete then merged[#merged + 1] = '0' end", "",
+    M("combine.no-sentinel", COMBINE, 88, "if complete then merged[#merged + 1] = '0' end", "",
       "a complete list is written without its sentinel"),
-    M("combine.empty-guard-dropped", STORE, "if #merged == 0 then return 0 end\n", "",
+    M("combine.empty-guard-dropped", COMBINE, 89, "if #merged == 0 then return 0 end\n", "",
       "no early return for an empty result",
       equivalent="the RPUSH loop does not run for 0 entries and EXPIRE on the deleted key is a no-op; "
                  "it returns #merged, 0, as before"),
-    M("combine.rpush-chunk-short", STORE, "math.min(k + 999, #merged)", "math.min(k + 998, #merged)",
+    M("combine.rpush-chunk-short", COMBINE, 91, "math.min(k + 999, #merged)", "math.min(k + 998, #merged)",
       "every 1000-entry RPUSH chunk loses its last id"),
-    M("combine.ttl-always-reset", STORE, "(mode == 'backfill' or mode == 'remove') and keep_ttl > 0",
+    M("combine.ttl-always-reset", COMBINE, 93, "(mode == 'backfill' or mode == 'remove') and keep_ttl > 0",
       "(mode == 'backfill' and mode == 'remove') and keep_ttl > 0",
       "backfill and remove reset the idle TTL (a follow keeps an idle timeline alive)"),
-    M("combine.ttl-always-kept", STORE, "(mode == 'backfill' or mode == 'remove') and keep_ttl > 0",
+    M("combine.ttl-always-kept", COMBINE, 93, "(mode == 'backfill' or mode == 'remove') and keep_ttl > 0",
       "keep_ttl > 0", "a rebuild keeps the old TTL instead of setting the idle TTL"),
     # --- generation, progress and puller scripts -------------------------------------------------------
-    M("generation.drop-ignored", STORE, "if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end", "",
+    M("generation.drop-ignored", GENERATION, 7, "if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end", "",
       "generation_advance(drop_timeline=True) keeps the timeline"),
-    M("generation.not-advanced", STORE, "local g = redis.call('INCR', KEYS[2])",
+    M("generation.not-advanced", GENERATION, 6, "local g = advance(KEYS[2], 'EX', ARGV[1])",
       "local g = tonumber(redis.call('GET', KEYS[2]) or '0')", "the generation never moves on"),
-    M("progress.init-twice", STORE, "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n", "",
+    M("progress.init-twice", PROGRESS_INIT, 4, "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n", "",
       "a duplicated coordinator records (and sends) its batches again"),
-    M("progress.done-early", STORE, "redis.call('HDEL', KEYS[1], ARGV[1]) == 1 and redis.call",
+    M("progress.done-early", PROGRESS_DONE, 3, "redis.call('HDEL', KEYS[1], ARGV[1]) == 1 and redis.call",
       "redis.call('HDEL', KEYS[1], ARGV[1]) == 1 or redis.call", "the first batch done finishes the fan-out"),
-    M("puller.epoch-always", STORE, "if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then redis.call('INCR', KEYS[2]) end",
+    M("puller.epoch-always", PULLER_ADD, 4,
+      "if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then redis.call('INCR', KEYS[2]) end",
       "redis.call('SADD', KEYS[1], ARGV[1]); redis.call('INCR', KEYS[2])",
       "every pulled tweet moves the pull epoch on (all cached graphs go stale)"),
     # --- Window.floor, _window, read ---------------------------------------------------------------------
-    M("window.floor-complete-ignored", STORE, "        if self.complete:\n            return None\n", "",
+    M("window.floor-complete-ignored", WINDOWS, 26, "        if self.complete:\n            return None\n", "",
       "a complete window has a floor (its last id), so PostgreSQL is asked below it"),
-    M("window.floor-is-head", STORE, "return self.ids[-1] if self.ids else _NO_FLOOR",
+    M("window.floor-is-head", WINDOWS, 28, "return self.ids[-1] if self.ids else _NO_FLOOR",
       "return self.ids[0] if self.ids else _NO_FLOOR", "the floor is the newest id, not the oldest"),
-    M("window.empty-vouches-for-all", STORE, "return self.ids[-1] if self.ids else _NO_FLOOR",
+    M("window.empty-vouches-for-all", WINDOWS, 28, "return self.ids[-1] if self.ids else _NO_FLOOR",
       "return self.ids[-1] if self.ids else None", "an incomplete, empty window claims the whole range"),
-    M("window.sentinel-as-id", STORE, "[int(x) for x in raw[:cap] if x != SENTINEL]", "[int(x) for x in raw[:cap]]",
+    M("window.sentinel-as-id", WINDOWS, 37,
+      "[int(x) for x in raw[:cap] if x != SENTINEL]", "[int(x) for x in raw[:cap]]",
       "the sentinel is read as tweet id 0"),
-    M("window.cut-one-short", STORE, "[int(x) for x in raw[:cap] if", "[int(x) for x in raw[:cap - 1] if",
+    M("window.cut-one-short", WINDOWS, 37, "[int(x) for x in raw[:cap] if", "[int(x) for x in raw[:cap - 1] if",
       "a window drops its last id (and may still claim completeness)"),
-    M("window.not-cut", STORE, "[int(x) for x in raw[:cap] if", "[int(x) for x in raw if",
+    M("window.not-cut", WINDOWS, 37, "[int(x) for x in raw[:cap] if", "[int(x) for x in raw if",
       "a prefix read keeps the one extra entry read to find the sentinel"),
-    M("window.complete-and-to-or", STORE, "complete = bool(raw) and raw[-1] == SENTINEL",
+    M("window.complete-and-to-or", WINDOWS, 36, "complete = bool(raw) and raw[-1] == SENTINEL",
       "complete = bool(raw) or raw[-1] == SENTINEL", "every non-empty list reads as complete"),
-    M("window.sentinel-at-head", STORE, "complete = bool(raw) and raw[-1] == SENTINEL",
+    M("window.sentinel-at-head", WINDOWS, 36, "complete = bool(raw) and raw[-1] == SENTINEL",
       "complete = bool(raw) and raw[0] == SENTINEL", "completeness read from the head, not the tail"),
-    M("read.no-extra-entry", STORE, "pipe.lrange(key, 0, size)\n", "pipe.lrange(key, 0, size - 1)\n",
+    M("read.no-extra-entry", READS, 58, "pipe.lrange(key, 0, size)", "pipe.lrange(key, 0, size - 1)",
       "a read no longer fetches the entry past the window: a full complete list reads as incomplete"),
     # --- cached_ids: the floor and the merge of the windows --------------------------------------------
-    M("cached.floor-min", SELECTORS, "floor = max(floors) if floors else None",
+    M("cached.floor-min", SELECTORS, 93, "floor = max(floors) if floors else None",
       "floor = min(floors) if floors else None",
       "the union vouches down to the lowest floor, not the highest"),
-    M("cached.floor-timeline-only", SELECTORS, "floors = [w.floor for w in windows if w.floor is not None]",
+    M("cached.floor-timeline-only", SELECTORS, 92, "floors = [w.floor for w in windows if w.floor is not None]",
       "floors = [w.floor for w in windows[:1] if w.floor is not None]", "the pulled lists' floors are ignored"),
-    M("cached.filter-strict", SELECTORS, "tid >= floor}", "tid > floor}", "the id at the floor is left out"),
-    M("cached.filter-dropped", SELECTORS, "for tid in w.ids if floor is None or tid >= floor}", "for tid in w.ids}",
+    M("cached.filter-strict", SELECTORS, 97, "tid >= floor}", "tid > floor}", "the id at the floor is left out"),
+    M("cached.filter-dropped", SELECTORS, 97, "for tid in w.ids if floor is None or tid >= floor}", "for tid in w.ids}",
       "ids below the floor are kept"),
-    M("cached.single-window-always", SELECTORS, "if len(windows) == 1:", "if len(windows) >= 1:",
+    M("cached.single-window-always", SELECTORS, 94, "if len(windows) == 1:", "if len(windows) >= 1:",
       "the pushed timeline alone, pulled lists ignored"),
-    M("cached.single-window-never", SELECTORS, "if len(windows) == 1:", "if len(windows) == 0:",
+    M("cached.single-window-never", SELECTORS, 94, "if len(windows) == 1:", "if len(windows) == 0:",
       "no shortcut for a single window",
       equivalent="the general path gives the same ids for one window: its floor is its own last id, so "
                  "the filter keeps every id, and they are unique and sorted already"),
     # --- _Timeline._ids_older_than ---------------------------------------------------------------------
-    M("older-than.cursor-inclusive", SELECTORS, "if cursor is None or tid < cursor]",
+    M("older-than.cursor-inclusive", SELECTORS, 151, "if cursor is None or tid < cursor]",
       "if cursor is None or tid <= cursor]",
       "the cursor tweet itself is on the next page"),
-    M("older-than.cursor-or-to-and", SELECTORS, "if cursor is None or tid < cursor]",
+    M("older-than.cursor-or-to-and", SELECTORS, 151, "if cursor is None or tid < cursor]",
       "if cursor is not None and tid < cursor]", "the first page shows no cached id"),
-    M("older-than.whole-cache-continues", SELECTORS, "        if floor is None:\n            return\n        before",
+    M("older-than.whole-cache-continues", SELECTORS, 155,
+      "        if floor is None:\n            return\n        before",
       "        before",
       "a complete cache still asks PostgreSQL"),
-    M("older-than.seam-max", SELECTORS, "min(cursor, floor)", "max(cursor, floor)",
+    M("older-than.seam-max", SELECTORS, 157, "min(cursor, floor)", "max(cursor, floor)",
       "below the floor, PostgreSQL restarts at the floor instead of the cursor"),
-    M("older-than.seam-cursor-only", SELECTORS, "before = floor if cursor is None else min(cursor, floor)",
+    M("older-than.seam-cursor-only", SELECTORS, 157, "before = floor if cursor is None else min(cursor, floor)",
       "before = floor if cursor is None else cursor", "PostgreSQL starts at the cursor even above the floor"),
-    M("older-than.seam-floor-only", SELECTORS, "before = floor if cursor is None else min(cursor, floor)",
+    M("older-than.seam-floor-only", SELECTORS, 157, "before = floor if cursor is None else min(cursor, floor)",
       "before = floor", "PostgreSQL starts at the floor whatever the cursor"),
-    M("older-than.db-stops-early", SELECTORS, "            if len(older) < size:\n                return",
+    M("older-than.db-stops-early", SELECTORS, 162, "            if len(older) < size:\n                return",
       "            if len(older) <= size:\n                return", "stops after a full PostgreSQL chunk"),
-    M("older-than.db-next-from-head", SELECTORS, "before = older[-1]", "before = older[0]",
+    M("older-than.db-next-from-head", SELECTORS, 164, "before = older[-1]", "before = older[0]",
       "the next PostgreSQL chunk starts below the newest id of the last, not the oldest"),
-    M("older-than.cached-chunks-of-one", SELECTORS, "yield from _chunked(ids, want)", "yield from _chunked(ids, 1)",
+    M("older-than.cached-chunks-of-one", SELECTORS, 153,
+      "yield from _chunked(ids, want)", "yield from _chunked(ids, 1)",
       "cached ids hydrated one at a time (a round trip each)"),
-    M("older-than.db-chunks-start-at-one", SELECTORS, "        for size in _sizes(want):\n            older",
+    M("older-than.db-chunks-start-at-one", SELECTORS, 158, "        for size in _sizes(want):\n            older",
       "        for size in _sizes(1):\n            older", "PostgreSQL read 1, 2, 4 ... ids at a time"),
-    M("sizes.no-growth", SELECTORS, "size = min(size * 2, 1000)", "size = min(size, 1000)",
+    M("sizes.no-growth", SELECTORS, 185, "size = min(size * 2, 1000)", "size = min(size, 1000)",
       "chunks never grow when hidden tweets thin a page out"),
     # --- _Timeline._ids_newer_than ----------------------------------------------------------------------
-    M("newer-than.since-at-floor", SELECTORS, "if floor is not None and since < floor:",
+    M("newer-than.since-at-floor", SELECTORS, 168, "if floor is not None and since < floor:",
       "if floor is not None and since <= floor:", "PostgreSQL is also asked when since is the floor",
       equivalent="PostgreSQL is asked for ids strictly between since and the floor: with since == floor "
                  "there are none, so one empty query is all it adds"),
-    M("newer-than.and-to-or", SELECTORS, "if floor is not None and since < floor:",
+    M("newer-than.and-to-or", SELECTORS, 168, "if floor is not None and since < floor:",
       "if floor is None or since < floor:", "PostgreSQL asked though the cache holds the whole timeline"),
-    M("newer-than.since-above-floor", SELECTORS, "if floor is not None and since < floor:",
+    M("newer-than.since-above-floor", SELECTORS, 168, "if floor is not None and since < floor:",
       "if floor is not None and since > floor:", "PostgreSQL asked when since is above the floor, not below"),
-    M("newer-than.db-unbounded", SELECTORS, "after=after, before=floor, limit=size",
+    M("newer-than.db-unbounded", SELECTORS, 172, "after=after, before=floor, limit=size",
       "after=after, before=None, limit=size",
       "the PostgreSQL part runs past the floor into the cached range"),
-    M("newer-than.db-skips-cache", SELECTORS, "                if len(newer) < size:\n                    break",
+    M("newer-than.db-skips-cache", SELECTORS, 175, "                if len(newer) < size:\n                    break",
       "                if len(newer) < size:\n                    return", "the cached ids never follow PostgreSQL's"),
-    M("newer-than.db-next-from-head", SELECTORS, "after = newer[-1]", "after = newer[0]",
+    M("newer-than.db-next-from-head", SELECTORS, 177, "after = newer[-1]", "after = newer[0]",
       "the next PostgreSQL chunk starts above the oldest id of the last, not the newest"),
-    M("newer-than.since-inclusive", SELECTORS, "if tid > since]", "if tid >= since]",
+    M("newer-than.since-inclusive", SELECTORS, 178, "if tid > since]", "if tid >= since]",
       "the since tweet itself is shown"),
     # --- timeline_page_for_user -------------------------------------------------------------------------
-    M("page.first-page-prefix-too-small", SELECTORS, "prefix=2 * limit + 20 if first_page else None",
-      "prefix=limit if first_page else None", "a first page reads only `limit` ids of each list"),
-    M("page.take-only-limit", SELECTORS, "_take(timeline.older_than(cursor, limit + 1), limit + 1)",
-      "_take(timeline.older_than(cursor, limit + 1), limit)", "one tweet too few read to know whether older exist"),
-    M("page.has-older-ge", SELECTORS, "has_older = len(tweets) > limit", "has_older = len(tweets) >= limit",
+    M("page.first-page-prefix-too-small", SELECTORS, 217, "return 2 * limit + 20 if cursor",
+      "return limit if cursor", "a first page reads only `limit` ids of each list"),
+    M("page.take-only-limit", SELECTORS, 250, "tweets = _take(older, limit + 1)",
+      "tweets = _take(older, limit)", "one tweet too few read to know whether older exist"),
+    M("page.has-older-ge", SELECTORS, 251, "has_older = len(tweets) > limit", "has_older = len(tweets) >= limit",
       "a full last page gets a next_cursor"),
-    M("page.next-cursor-always", SELECTORS, "if tweets and has_older else None", "if tweets else None",
+    M("page.next-cursor-always", SELECTORS, 269, "if tweets and has_older else None", "if tweets else None",
       "next_cursor set on the last page"),
-    M("page.since-has-older-always", SELECTORS, "has_older = bool(_take(timeline.older_than(oldest, 1), 1))",
+    M("page.since-has-older-always", SELECTORS, 259, "has_older = bool(_take(timeline.older_than(oldest, 1), 1))",
       "has_older = True", "a since= page always says older tweets exist"),
-    M("page.since-empty-oldest", SELECTORS, "else since + 1", "else since",
+    M("page.since-empty-oldest", SELECTORS, 258, "else since + 1", "else since",
       "an empty since= page looks for tweets older than since, not since + 1",
       equivalent="has_older only sets next_cursor on a page with tweets; on an empty page it is unused"),
-    M("page.since-not-reversed", SELECTORS, "limit), limit)[::-1]", "limit), limit)",
+    M("page.since-not-reversed", SELECTORS, 257, "_take(newer, limit)[::-1]", "_take(newer, limit)",
       "a since= page oldest first"),
-    M("page.prev-cursor-last", SELECTORS, "prev_cursor = tweets[0][\"tweet_id\"]",
+    M("page.prev-cursor-last", SELECTORS, 264, "prev_cursor = tweets[0][\"tweet_id\"]",
       "prev_cursor = tweets[-1][\"tweet_id\"]",
       "prev_cursor is the oldest tweet of the page"),
-    M("page.prev-cursor-lost", SELECTORS, "prev_cursor = str(since) if since is not None else None",
+    M("page.prev-cursor-lost", SELECTORS, 266, "prev_cursor = str(since) if since is not None else None",
       "prev_cursor = None", "an empty since= page loses its prev_cursor"),
 ]
 
@@ -303,17 +325,48 @@ def test_runs() -> list[list[str]]:
     return [[f for f in run if (ROOT / f).exists()] for run in runs]
 
 
-def check_snippets(mutants: list[Mutant]) -> list[str]:
+def _span(m: Mutant, text: str) -> tuple[int, int] | str:
+    """Where ``m.original`` lies in ``text`` (start and end offsets), or why it is not where ``m`` says."""
+    lines = text.splitlines(keepends=True)
+    first = m.line - 1
+    block = "".join(lines[first : first + m.original.count("\n") + 1])
+    count = block.count(m.original)
+    if count == 1:
+        start = sum(len(line) for line in lines[:first]) + block.index(m.original)
+        return start, start + len(m.original)
+    if count > 1:
+        return f"its text occurs {count} times on line {m.line} of {m.file}: {m.original!r}"
+    now = [str(text[:at].count("\n") + 1) for at in _occurrences(text, m.original)]
+    where = f"it is on line {', '.join(now)} now" if now else "it is nowhere in the file"
+    return f"its text is not on line {m.line} of {m.file} ({where}): {m.original!r}"
+
+
+def _occurrences(text: str, part: str) -> list[int]:
+    found, at = [], text.find(part)
+    while at != -1:
+        found.append(at)
+        at = text.find(part, at + 1)
+    return found
+
+
+def mutated(m: Mutant, text: str) -> str:
+    """``text`` (the file's) with the mutant applied; ``check_mutants`` must have found it in place."""
+    start, end = _span(m, text)
+    return text[:start] + m.replacement + text[end:]
+
+
+def check_mutants(mutants: list[Mutant]) -> list[str]:
     problems = []
     names = [m.name for m in MUTANTS]
     for name in {n for n in names if names.count(n) > 1}:
         problems.append(f"{name}: the name is used twice")
     for m in mutants:
-        count = (ROOT / m.file).read_text().count(m.original)
-        if count != 1:
-            problems.append(f"{m.name}: the snippet occurs {count} times in {m.file}: {m.original!r}")
+        path = ROOT / m.file
+        span = _span(m, path.read_text()) if path.is_file() else f"{m.file} does not exist"
+        if isinstance(span, str):
+            problems.append(f"{m.name}: {span}")
         if m.original == m.replacement:
-            problems.append(f"{m.name}: the replacement is the snippet itself")
+            problems.append(f"{m.name}: the replacement is the text itself")
     return problems
 
 
@@ -391,7 +444,7 @@ def table(results: list[dict]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
-    parser.add_argument("--check", action="store_true", help="check the snippets and exit")
+    parser.add_argument("--check", action="store_true", help="check that every mutant finds its line, and exit")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these mutants")
     parser.add_argument("--no-baseline", action="store_true", help="skip the unmutated run")
     parser.add_argument("--allow-dirty", action="store_true", help="run even if the mutated files have changes")
@@ -412,13 +465,14 @@ def main() -> int:
         mutants = [m for m in MUTANTS if m.name in args.only]
     if args.list:
         for m in mutants:
-            print(f"{m.name:40} {m.file:24} {m.description}{'  [equivalent]' if m.equivalent else ''}")
+            print(f"{m.name:40} {f'{m.file}:{m.line}':46} {m.description}{'  [equivalent]' if m.equivalent else ''}")
         return 0
-    problems = check_snippets(mutants)
+    problems = check_mutants(mutants)
     if problems:
-        print("Snippets that do not match exactly once (is a mutant still applied?):", *problems, sep="\n  ")
+        print("Mutants not found where they say (a line moved, or is a mutant still applied?):", *problems,
+              sep="\n  ")
         return 2
-    print(f"{len(mutants)} mutants, every snippet matches exactly once.")
+    print(f"{len(mutants)} mutants, each finds its text once on its line.")
     if args.check:
         return 0
     changed = dirty({m.file for m in mutants})
@@ -450,7 +504,7 @@ def main() -> int:
             path = ROOT / m.file
             pristine = path.read_text()
             try:
-                path.write_text(pristine.replace(m.original, m.replacement, 1))
+                path.write_text(mutated(m, pristine))
                 outcome, first, _ = run_suite(args.timeout, args.verbose)
             finally:
                 path.write_text(pristine)  # also on Ctrl-C, SIGTERM or an error
@@ -464,9 +518,9 @@ def main() -> int:
         interrupted = True
         print("\nInterrupted: the mutated file is restored; the table covers the mutants run so far.")
     finally:
-        leftover = check_snippets(mutants)
+        leftover = check_mutants(mutants)
         if leftover:
-            print("WARNING, a snippet no longer matches:", *leftover, sep="\n  ")
+            print("WARNING, a mutant no longer finds its text:", *leftover, sep="\n  ")
 
     killed = sum(r["result"].startswith("killed") for r in results)
     survived = [r["mutant"] for r in results if r["result"] == "survived"]

@@ -16,7 +16,7 @@ FANOUT_LAG = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0),
 )
 
-FANOUT_BATCH_SIZE = Histogram(
+FANOUT_BATCH_ADDRESSED = Histogram(
     "timeline_fanout_batch_size",
     "Timelines addressed by one fan-out batch (its followers, and the author with the first batch); "
     "only the cached ones are written.",

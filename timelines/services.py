@@ -6,7 +6,6 @@ timelines hold (a read only refreshes TTLs and marks its reader live), and only
 this module enqueues timeline tasks. It sends them by
 name (the names below): ``tasks`` imports this module, never the other way.
 """
-import contextlib
 import logging
 import time
 from datetime import timedelta
@@ -19,9 +18,10 @@ from django.utils import timezone
 from tweets import snowflake
 
 from . import store
-from .metrics import FANOUT_BATCH_SIZE, FANOUT_DELIVERIES, FANOUT_LAG, RECONCILER_RESTARTS
+from .metrics import FANOUT_BATCH_ADDRESSED, FANOUT_DELIVERIES, FANOUT_LAG, RECONCILER_RESTARTS
 from .models import PendingFanout, PendingFollowUpdate
 from .queries import author_ids_from_db, followers_for_fanout, pending_fanout
+from .signals import fanout_batch_done
 
 logger = logging.getLogger(__name__)
 
@@ -102,13 +102,13 @@ def fanout_tweet(*, tweet_id: int) -> int:
         FANOUT_DELIVERIES.inc(written)
         _fanout_finished(tweet_id=tweet_id, mode="pull")
         return written
-    timings = _Timings(tweet_id=tweet_id, started=started)
-    with timings.step("pg_ms"):
-        followers = followers_for_fanout(author_id=author_id, tweet_id=tweet_id)
+    began = time.perf_counter()
+    followers = followers_for_fanout(author_id=author_id, tweet_id=tweet_id)
+    pg_ms = _ms_since(began)
     size = settings.FANOUT_BATCH_SIZE
     if len(followers) <= size:
         return _deliver_batch(tweet_id=tweet_id, author_id=author_id, lo=0, hi=None, followers=followers,
-                              timings=timings)
+                              started=started, pg_ms=pg_ms)
     batches = [followers[i : i + size] for i in range(0, len(followers), size)]
     ranges = []
     lo = 0
@@ -120,38 +120,43 @@ def fanout_tweet(*, tweet_id: int) -> int:
             # The ids travel with the message (no second query); one not sent stays pending.
             _enqueue(FANOUT_BATCH_TASK, tweet_id, author_id, lo, hi, batch)
     return _deliver_batch(tweet_id=tweet_id, author_id=author_id, lo=0, hi=ranges[0][1], followers=batches[0],
-                          timings=timings)
+                          started=started, pg_ms=pg_ms)
 
 
 def fanout_batch(*, tweet_id: int, author_id: int, lo: int, hi: int, follower_ids: list[int] | None = None) -> int:
     """Deliver one batch of a pushed tweet: its accepted followers with ids in (lo, hi],
     as the coordinator listed them or, when restarted by the reconciler, as they are now."""
-    timings = _Timings(tweet_id=tweet_id, started=time.time())
-    if follower_ids is not None:
-        followers = follower_ids
-    else:
-        with timings.step("pg_ms"):
-            followers = followers_for_fanout(author_id=author_id, tweet_id=tweet_id, lo=lo, hi=hi)
+    started = time.time()
+    began = time.perf_counter()
+    followers = follower_ids if follower_ids is not None else followers_for_fanout(
+        author_id=author_id, tweet_id=tweet_id, lo=lo, hi=hi)
     return _deliver_batch(tweet_id=tweet_id, author_id=author_id, lo=lo, hi=hi, followers=followers,
-                          timings=timings)
+                          started=started, pg_ms=0.0 if follower_ids is not None else _ms_since(began))
 
 
 def _deliver_batch(*, tweet_id: int, author_id: int, lo: int, hi: int | None, followers: list[int],
-                   timings: "_Timings") -> int:
-    """Write one batch; ``hi`` None: the whole fan-out in one batch, nothing recorded to mark done."""
-    with timings.step("redis_ms"):
-        # Many followers: only those who may have a cached timeline (one bitmap read instead of a lookup each).
-        live = store.live_only(user_ids=followers) if len(followers) >= settings.FANOUT_LIVE_FILTER_MIN \
-            else followers
-        addressed = [*live, author_id] if lo == 0 else live  # the author's own, with the first batch
-        written = store.insert(user_ids=addressed, tweet_id=tweet_id)
-    FANOUT_BATCH_SIZE.observe(len(addressed))
+                   started: float, pg_ms: float) -> int:
+    """Write one batch; ``hi`` None: the whole fan-out in one batch, nothing recorded to mark done.
+    ``started`` (when the task began) and ``pg_ms`` (its follower read) go to ``fanout_batch_done``."""
+    began = time.perf_counter()
+    # Many followers: only those who may have a cached timeline (one bitmap read instead of a lookup each).
+    live = store.live_only(user_ids=followers) if len(followers) >= settings.FANOUT_LIVE_FILTER_MIN \
+        else followers
+    addressed = [*live, author_id] if lo == 0 else live  # the author's own, with the first batch
+    written = store.insert(user_ids=addressed, tweet_id=tweet_id)
+    redis_ms = _ms_since(began)
+    FANOUT_BATCH_ADDRESSED.observe(len(addressed))
     FANOUT_DELIVERIES.inc(written)
     last = hi is None or store.progress_done(tweet_id=tweet_id, batch=_batch_name(lo, hi))
     if last:
         _fanout_finished(tweet_id=tweet_id, mode="push")
-    timings.record(followers=len(followers), addressed=len(addressed), written=written, last=last)
+    fanout_batch_done.send_robust(sender=None, tweet_id=tweet_id, started=started, pg_ms=pg_ms, redis_ms=redis_ms,
+                                  followers=len(followers), addressed=len(addressed), written=written, last=last)
     return written
+
+
+def _ms_since(began: float) -> float:
+    return 1000 * (time.perf_counter() - began)
 
 
 def _fanout_finished(*, tweet_id: int, mode: str | None = None) -> None:
@@ -161,49 +166,6 @@ def _fanout_finished(*, tweet_id: int, mode: str | None = None) -> None:
         cursor.execute(f"DELETE FROM {PendingFanout._meta.db_table} WHERE tweet_id = %s", [tweet_id])
     if mode is not None:
         FANOUT_LAG.labels(mode=mode).observe(max(time.time() - snowflake.timestamp_ms_of(tweet_id) / 1000, 0.0))
-
-
-class _Timings:
-    """Where one batch of a fan-out spent its time, recorded when ``FANOUT_TIMINGS`` is on
-    (the benchmark reads them back with ``fanout_timings``)."""
-
-    def __init__(self, *, tweet_id: int, started: float):
-        self.tweet_id, self.started, self.steps = tweet_id, started, {"pg_ms": 0.0, "redis_ms": 0.0}
-
-    @contextlib.contextmanager
-    def step(self, name: str):
-        began = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.steps[name] += 1000 * (time.perf_counter() - began)
-
-    def record(self, *, followers: int, addressed: int, written: int, last: bool) -> None:
-        if not settings.FANOUT_TIMINGS:
-            return
-        queued_ms = 1000 * self.started - snowflake.timestamp_ms_of(self.tweet_id)
-        store.timings_add(tweet_id=self.tweet_id, values={
-            **self.steps, "followers": followers, "addressed": addressed, "written": written, "batches": 1,
-            "busy_ms": 1000 * (time.time() - self.started)},
-            first={"queued_ms": queued_ms}, last={"done_ms": 1000 * time.time() - snowflake.timestamp_ms_of(
-                self.tweet_id)} if last else None)
-
-
-def fanout_timings(*, tweet_id: int) -> dict | None:
-    """The recorded timings of a tweet's fan-out (``FANOUT_TIMINGS``), in milliseconds:
-    ``queued_ms`` from the post to the coordinator starting, ``pg_ms`` reading followers,
-    ``redis_ms`` writing timelines, ``overhead_ms`` the rest of the workers' time (tasks,
-    bookkeeping), ``done_ms`` from the post to the last batch written; and ``followers``,
-    ``addressed`` (the timelines the insert script was given: the followers who may have one,
-    and the author), ``written``, ``batches``. None if nothing was recorded (or not yet finished)."""
-    raw = store.timings_read(tweet_id=tweet_id)
-    if not raw or "done_ms" not in raw:
-        return None
-    timings = {key: float(value) for key, value in raw.items()}
-    timings["overhead_ms"] = timings.pop("busy_ms") - timings["pg_ms"] - timings["redis_ms"]
-    for key in ("followers", "addressed", "written", "batches"):
-        timings[key] = int(timings[key])
-    return timings
 
 
 def fanout_reconcile(*, older_than_seconds: float | None = None, limit: int = 1000) -> int:

@@ -180,9 +180,6 @@ FANOUT_SCRIPT_KEYS = env.int("FANOUT_SCRIPT_KEYS", default=1000)
 # not cached (timelines/store.py, "Live timelines"): one bitmap read instead of a
 # lookup for each follower who is not reading.
 FANOUT_LIVE_FILTER_MIN = env.int("FANOUT_LIVE_FILTER_MIN", default=1000)
-# Record each fan-out's timings (queue, follower read, Redis, the rest) in Redis for
-# an hour: the benchmark reads them (services.fanout_timings). Off in production.
-FANOUT_TIMINGS = env.bool("FANOUT_TIMINGS", default=False)
 # The reconciler (beat, every FANOUT_RECONCILE_EVERY_SECONDS) restarts fan-outs
 # still unfinished this long after their tweet was posted.
 FANOUT_RECONCILE_AFTER_SECONDS = env.int("FANOUT_RECONCILE_AFTER_SECONDS", default=30)

@@ -182,7 +182,7 @@ def test_a_warm_page_costs_two_redis_round_trips_three_after_a_celebritys_post(m
     # again in the second trip, with the pushed tweets, and a third reads the pulled tweets on the page.
     # On a Redis Cluster each is sent to the nodes of its keys side by side.
     window = sorted(pushed + pulled, reverse=True)[:limit + 1]  # the page and one more: are there older tweets?
-    trips = [[store.timeline_key(reader.id), store._pull_epoch_key(), author_cache._key(reader.id)]]
+    trips = [[store.timeline_key(reader.id), store.keys.pull_epoch_key(), author_cache._key(reader.id)]]
     if case == "a celebrity's tweet posted since":
         trips += [[tweet_cache._key(t) for t in pushed] + [store.author_key(celebrity.id)],
                   [tweet_cache._key(t) for t in pulled]]

@@ -230,24 +230,3 @@ def test_rebuild_command_replaces_cached_timelines(make_user, api, redis, capsys
     assert cached(store.timeline_key(idle.id)) == posted[:0:-1]
     with pytest.raises(CommandError, match="No such user"):
         call_command("rebuild_timelines", "--user", "999999999")
-
-
-@override_settings(FANOUT_TIMINGS=True)
-def test_a_fanout_records_where_its_time_went_when_asked(make_user, api):
-    author = make_user()
-    readers = [make_user() for _ in range(3)]
-    for reader in readers:
-        social_services.follow_create(follower=reader, followee_id=author.id)
-    for user in (author, *readers):
-        page(api(user))  # cached: the fan-out writes into it
-    tweet = tweet_services.tweet_create(author=author, content="timed")
-    timings = services.fanout_timings(tweet_id=tweet.id)
-    assert timings is not None
-    assert (timings["followers"], timings["written"], timings["batches"]) == (3, 4, 1)  # and the author's own
-    assert all(timings[k] >= 0 for k in ("queued_ms", "pg_ms", "redis_ms"))
-    assert timings["done_ms"] >= timings["queued_ms"]
-
-
-def test_no_timings_are_recorded_unless_asked(make_user):
-    tweet = tweet_services.tweet_create(author=make_user(), content="untimed")
-    assert services.fanout_timings(tweet_id=tweet.id) is None

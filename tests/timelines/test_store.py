@@ -4,6 +4,7 @@ from django.test import override_settings
 
 from core import redis as core_redis
 from timelines import store
+from timelines.store import keys
 
 
 def _list(redis, user_id):
@@ -123,12 +124,12 @@ def test_a_cached_graph_comes_back_as_saved_in_four_bytes_an_id(redis, followees
     store.graph_save(user_id=1, generation=state.generation, pull_epoch=state.pull_epoch, graph=graph)
     assert store.read(user_id=1).graph == graph
     width = 4 if max(followees, default=0) < 1 << 32 else 8
-    assert len(redis.get(store._graph_key(1))) <= 40 + width * (len(followees) + len(pulled))
+    assert len(redis.get(keys.graph_key(1))) <= 40 + width * (len(followees) + len(pulled))
 
 
 def test_a_graph_in_the_decimal_layout_is_read_again(redis):
     state = store.read(user_id=1)
-    redis.set(store._graph_key(1), f"{state.generation}:{state.pull_epoch}|2,3|3")  # as written before
+    redis.set(keys.graph_key(1), f"{state.generation}:{state.pull_epoch}|2,3|3")  # as written before
     assert store.read(user_id=1).graph is None
 
 
@@ -140,21 +141,12 @@ def test_an_unfollow_keeps_the_list_and_a_follow_drops_it(redis):
     assert store.read(user_id=1).window is None
 
 
-def test_inspection_reads_floors_heads_and_memory_without_touching_ttls(redis):
+def test_inspection_reads_heads_without_touching_ttls(redis):
     store.merge(user_id=1, ids=[30, 20, 10], complete=False, generation=0)  # older pages in PostgreSQL
     store.merge(user_id=2, ids=[25], complete=True, generation=0)  # the whole timeline
     redis.expire(store.timeline_key(1), 100)
-    assert store.cached_floors(user_ids=[1, 2, 3]) == {1: 10}
     assert store.heads(user_ids=[1, 2, 3], count=2) == {1: [30, 20], 2: [25], 3: []}
-    state = store.read(user_id=2)
-    store.graph_save(user_id=2, generation=state.generation, pull_epoch=state.pull_epoch,
-                     graph=store.Graph(followees={5}, pulled=set()))
-    usage = store.memory_usage(user_ids=[1, 2, 3])
-    assert usage[1].timeline_bytes > 0 and usage[1].timeline_entries == 3
-    assert usage[2].timeline_entries == 2  # the sentinel counts
-    assert usage[2].graph_bytes > 0 and usage[1].graph_bytes == 0
-    assert usage[3] == store.MemoryUsage(0, 0, 0, 0)
-    assert store.used_memory() > sum(u.timeline_bytes for u in usage.values())
+    assert store.used_memory() > 0
     assert redis.ttl(store.timeline_key(1)) <= 100, "inspection leaves the idle TTL alone"
 
 
@@ -188,7 +180,7 @@ def test_a_copy_of_a_pulled_list_serves_until_a_pulled_list_is_written(redis, wr
 def test_the_pull_sequence_never_comes_back_once_its_key_is_lost(redis):
     store.author_merge(author_id=5, ids=[10], complete=True)
     seq = _pulled_copy_read(5)
-    redis.delete(store._pull_seq_key())  # a server restarted empty, say
+    redis.delete(keys.pull_seq_key())  # a server restarted empty, say
     assert store.read(user_id=1).pull_seq == 0
     store.author_merge(author_id=5, ids=[20], complete=True)
     assert store.read(user_id=1).pull_seq > seq

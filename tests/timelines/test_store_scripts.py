@@ -7,6 +7,7 @@ import pytest
 from django.test import override_settings
 
 from timelines import store
+from timelines.store import keys
 
 
 def _list(redis, user_id):
@@ -190,11 +191,11 @@ def test_the_generation_never_moves_back_even_after_its_key_expires(redis):
     # A graph cached at some generation must never match a later one: were the
     # counter to restart from zero when its key expires, it would meet it again.
     before = store.generation_advance(user_id=1)
-    redis.delete(store._generation_key(1))  # expired
+    redis.delete(keys.generation_key(1))  # expired
     assert store.generation(user_id=1) == 0
     after = store.generation_advance(user_id=1)
     assert after > before
-    redis.set(store._generation_key(1), after + 10**9)  # a counter ahead of the clock still counts up
+    redis.set(keys.generation_key(1), after + 10**9)  # a counter ahead of the clock still counts up
     assert store.generation_advance(user_id=1) == after + 10**9 + 1
 
 

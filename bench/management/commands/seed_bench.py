@@ -60,12 +60,12 @@ _WARM_CHUNK = 2000
 _NOT_SNAPSHOT = ("snowflake:", "rl:", "tl-live-indexed:")
 # The modules that decide what the cached keys hold: a snapshot taken under other versions of them is not
 # restored (the cache is warmed again), or a run would measure entries of an old layout.
-_CACHE_MODULES = ("timelines/store.py", "timelines/selectors.py", "tweets/cache.py", "tweets/objects.py",
+_CACHE_MODULES = ("timelines/store", "timelines/selectors.py", "tweets/cache.py", "tweets/objects.py",
                   "social/cache.py", "bench/management/commands/seed_bench.py")
 
 
 def cache_layout() -> str:
-    """A digest of the modules that shape the cache (see ``_CACHE_MODULES``)."""
+    """A digest of the modules that shape the cache (see ``_CACHE_MODULES``; a package: its Python and Lua files)."""
     import hashlib
 
     from django.conf import settings
@@ -73,7 +73,9 @@ def cache_layout() -> str:
     digest = hashlib.sha256()
     for name in _CACHE_MODULES:
         path = Path(settings.BASE_DIR) / name
-        digest.update(path.read_bytes() if path.exists() else b"")
+        files = sorted(p for p in path.rglob("*") if p.suffix in (".py", ".lua")) if path.is_dir() else [path]
+        for file in files:
+            digest.update(file.read_bytes() if file.exists() else b"")
     return digest.hexdigest()[:16]
 
 

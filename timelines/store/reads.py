@@ -1,0 +1,138 @@
+"""The read path's pieces: a reader's cached state and the pulled lists, each in a round trip it joins.
+
+A read refreshes what it reads: every read of a timeline or pulled list resets
+its idle TTL, and a timeline's read marks its owner live (``live.queue_mark``),
+in the same round trip. That bookkeeping is what keeps a reader's caches alive;
+nothing else here writes. ``*_prefetch`` put their commands in a
+``core.redis.RoundTrip`` the caller makes; the others make a round trip of
+their own.
+"""
+from dataclasses import dataclass
+
+from core import redis as core_redis
+
+from . import graph as graphs
+from . import keys, live, process_cache
+from .windows import SENTINEL, Window, read_size, window
+
+
+@dataclass(frozen=True)
+class HomeState:
+    """One round trip's worth of a user's cached state."""
+
+    window: Window | None  # None: not cached
+    generation: int
+    pull_epoch: int
+    graph: graphs.Graph | None  # None: not cached, or cached at an older generation or pull epoch
+    pull_seq: int  # the pulled lists' write sequence (``author_known``)
+
+
+def _executed(commands):
+    """Send the commands of a ``(queue, parse)`` pair in a round trip of their own; their parsed replies."""
+    queue, parse = commands
+    pipe = core_redis.connection().pipeline(transaction=False)
+    queue(pipe)
+    return parse(pipe.execute())
+
+
+def read(*, user_id: int, prefix: int | None = None) -> HomeState:
+    """The cached window of a timeline (refreshing its idle TTL), its generation and cached graph.
+
+    With ``prefix``, only the newest ``prefix`` ids are read: a prefix of a
+    gapless list is gapless down to its own last id, so it is a window too.
+    """
+    return _executed(_read_commands(user_id=user_id, prefix=prefix))
+
+
+def read_prefetch(round_trip: core_redis.RoundTrip, *, user_id: int, prefix: int | None = None) -> core_redis.Reply:
+    """``read`` within a round trip the caller makes; the reply's value is the ``HomeState``
+    (None if a command failed: read again)."""
+    return round_trip.add_whole(*_read_commands(user_id=user_id, prefix=prefix))
+
+
+def _read_commands(*, user_id: int, prefix: int | None):
+    key = keys.timeline_key(user_id)
+    size = read_size(prefix)
+
+    def queue(pipe) -> None:
+        pipe.lrange(key, 0, size)  # one entry more tells whether the sentinel closes the list
+        pipe.expire(key, keys.ttl_seconds())
+        pipe.get(keys.generation_key(user_id))
+        pipe.get(keys.pull_epoch_key())
+        pipe.get(keys.graph_key(user_id))
+        pipe.get(keys.pull_seq_key())
+        live.queue_mark(pipe, [user_id])  # beside the EXPIRE: the timeline lives on, so its owner is marked
+
+    def parse(replies: list) -> HomeState:
+        raw, existed, generation, pull_epoch, graph, pull_seq = replies[:6]
+        generation, pull_epoch = int(generation or 0), int(pull_epoch or 0)
+        return HomeState(
+            window=window(raw, size) if existed else None,
+            generation=generation,
+            pull_epoch=pull_epoch,
+            graph=graphs.parsed(graph, generation, pull_epoch),
+            pull_seq=int(pull_seq or 0),
+        )
+
+    return queue, parse
+
+
+def author_touch(round_trip: core_redis.RoundTrip, *, author_ids: list[int]) -> None:
+    """Refresh the idle TTL of pulled lists read from this process's copies, within a round trip."""
+    def queue(pipe) -> None:
+        for author_id in author_ids:
+            pipe.expire(keys.author_key(author_id), keys.ttl_seconds())
+
+    round_trip.add(queue, lambda replies: None)
+
+
+def author_read(*, author_ids: list[int], prefix: int | None = None) -> dict[int, Window | None]:
+    """The cached pulled lists of ``author_ids`` (None where absent; only the newest
+    ``prefix`` ids if given), refreshing their idle TTL."""
+    if not author_ids:
+        return {}
+    return _executed(_author_read_commands(author_ids=author_ids, prefix=prefix))
+
+
+def author_read_prefetch(round_trip: core_redis.RoundTrip, *, author_ids: list[int],
+                         prefix: int | None = None, seq: int | None = None) -> core_redis.Reply:
+    """``author_read`` within a round trip the caller makes; the reply's value is its
+    dict (None if a command failed: read again). With ``seq``, the pull sequence read
+    before this trip, the lists read are kept for ``author_known``."""
+    return round_trip.add_whole(*_author_read_commands(author_ids=author_ids, prefix=prefix, seq=seq))
+
+
+def _author_read_commands(*, author_ids: list[int], prefix: int | None, seq: int | None = None):
+    size = read_size(prefix)
+
+    def queue(pipe) -> None:
+        for author_id in author_ids:
+            pipe.lrange(keys.author_key(author_id), 0, size)
+            pipe.expire(keys.author_key(author_id), keys.ttl_seconds())
+
+    def parse(replies: list) -> dict[int, Window | None]:
+        read = {author_id: window(replies[2 * i], size) if replies[2 * i + 1] else None
+                for i, author_id in enumerate(author_ids)}
+        if seq is not None:
+            process_cache.remember(windows=read, size=size, seq=seq)
+        return read
+
+    return queue, parse
+
+
+# --- Inspection ------------------------------------------------------------------------
+# Reads that look without touching: no TTL is refreshed and nothing is rebuilt.
+
+
+def heads(*, user_ids: list[int], count: int) -> dict[int, list[int]]:
+    """The newest ``count`` ids of each of ``user_ids``' cached timelines ([] where none); one round trip."""
+    pipe = core_redis.connection().pipeline(transaction=False)
+    for uid in user_ids:
+        pipe.lrange(keys.timeline_key(uid), 0, count - 1)
+    return {uid: [int(x) for x in raw if x != SENTINEL]
+            for uid, raw in zip(user_ids, pipe.execute(), strict=True)}
+
+
+def used_memory() -> int:
+    """The bytes the Redis servers holding the timelines use (``used_memory``, summed over a cluster's masters)."""
+    return core_redis.used_memory()
