@@ -165,6 +165,28 @@ class AppVerifyApi(MastoApi):
         return Response(entities.application(app, scopes=profile.scopes.split(), website=profile.website))
 
 
+# RFC 6749's meaning of each OAuth error (section 5.2; RFC 7009 for revocation), sent as
+# its ``error_description`` when oauthlib gives none, as Mastodon always sends one.
+_OAUTH_ERRORS = {
+    "invalid_request": "The request is missing a parameter, repeats one, or is otherwise malformed.",
+    "invalid_client": "Client authentication failed: unknown client, no client authentication, "
+                      "or an unsupported authentication method.",
+    "invalid_grant": "The authorization grant or refresh token is invalid, expired or revoked, does not "
+                     "match the redirection URI, or was issued to another client.",
+    "unauthorized_client": "This client may not use this grant type.",
+    "unsupported_grant_type": "The authorization server does not support this grant type.",
+    "invalid_scope": "The requested scope is invalid, unknown, or malformed.",
+    "unsupported_token_type": "The authorization server cannot revoke this type of token.",
+}
+
+
+def _oauth_error(body: dict) -> dict:
+    """OAuth's error body (RFC 6749): ``error`` and always an ``error_description``."""
+    error = str(body.get("error") or "invalid_request")
+    description = body.get("error_description") or _OAUTH_ERRORS.get(error, "The request was refused.")
+    return {"error": error, "error_description": str(description)}
+
+
 class TokenApi(MastoApi):
     """OAuth's token endpoint: its body is django-oauth-toolkit's to read, and its errors
     are OAuth's (RFC 6749: ``{"error": "invalid_grant", "error_description": ...}``)."""
@@ -178,7 +200,7 @@ class TokenApi(MastoApi):
         status, body = oauth.token_response(request)
         if status == 200:
             return Response(entities.token(body))
-        return Response(body, status=status)
+        return Response(_oauth_error(body), status=status)
 
 
 class RevokeApi(MastoApi):
@@ -188,7 +210,7 @@ class RevokeApi(MastoApi):
 
     def post(self, request):
         status, body = oauth.revocation_response(request)
-        return Response(body if status != 200 else {}, status=status)
+        return Response(_oauth_error(body) if status != 200 else {}, status=status)
 
 
 class InstanceApi(MastoApi):

@@ -3,6 +3,7 @@ once went wrong: a DELETE sent to a status's context, and a replayed
 ``Idempotency-Key`` whose status was deleted since."""
 import pytest
 from django.urls import get_resolver, reverse
+from rest_framework.test import APIClient
 
 # Transactions commit, as in production: fan-out and backfills run after commit.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -67,3 +68,69 @@ def test_a_method_a_route_does_not_serve_is_a_405_with_mastodons_error(masto, ma
         assert r.status_code == 405, (method, url, r.status_code)
         if name not in _PAGES:
             assert set(r.json()) == {"error"} and method.upper() in r.json()["error"], (method, url, r.content)
+
+
+def _assert_mastodon_error(r, *, oauth: bool = False) -> None:
+    body = r.json()
+    assert 400 <= r.status_code < 500 and isinstance(body.get("error"), str), (r.request["PATH_INFO"], r.content)
+    allowed = {"error", "error_description"} if oauth else {"error"}
+    assert set(body) <= allowed and "detail" not in body, (r.request["PATH_INFO"], body)
+    if oauth:
+        assert isinstance(body.get("error_description"), str), body
+
+
+@pytest.mark.parametrize("url, name, declared", [(u, n, d) for u, n, _, d in _ROUTES if n not in _PAGES],
+                         ids=[n for _, n, _, _ in _ROUTES if n not in _PAGES])
+def test_every_bad_request_is_answered_as_mastodons_error(masto, make_user, url, name, declared):
+    user = make_user()
+    oauth = name in ("masto-token", "masto-revoke")
+    no_token, narrow = APIClient(), masto(user, scope="read:accounts")
+    for method in declared:
+        if method in ("head", "options"):
+            continue
+        r = getattr(no_token, method)(url)
+        if r.status_code >= 400:  # the routes that take no token answer their own errors
+            _assert_mastodon_error(r, oauth=oauth)
+        if method in ("post", "patch"):
+            r = getattr(narrow, method)(url, "{not json", content_type="application/json")
+            assert r.status_code in (400, 403, 404), (method, url, r.status_code)
+            _assert_mastodon_error(r, oauth=oauth and r.status_code != 400)
+
+
+def test_paths_under_api_that_are_no_route_are_mastodons_404(masto, make_user):
+    client = masto(make_user())
+    for path in ("/api/v1/no-such-thing", "/api/v1/accounts/abc", "/api/v1/statuses/0", "/api/v3/instance",
+                 "/api/v1/statuses/"):
+        for method in ("get", "post", "delete"):
+            r = getattr(client, method)(path)
+            assert r.status_code == 404 and r.json() == {"error": "Record not found"}, (method, path, r.content)
+
+
+def test_a_token_without_the_scope_or_without_a_user_is_mastodons_error(masto, make_user, app_client):
+    r = masto(make_user(), scope="read:accounts").post("/api/v1/statuses", {"status": "x"})
+    assert r.status_code == 403
+    _assert_mastodon_error(r)
+    token = APIClient().post("/oauth/token", {"grant_type": "client_credentials", "scope": "read",
+                                              "client_id": app_client["client_id"],
+                                              "client_secret": app_client["client_secret"]}).json()["access_token"]
+    app_only = APIClient()
+    app_only.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    r = app_only.get("/api/v1/accounts/verify_credentials")
+    assert r.status_code == 422
+    _assert_mastodon_error(r)
+
+
+def test_oauth_errors_carry_a_description(app_client, make_user):
+    r = APIClient().post("/oauth/token", {"grant_type": "password", "client_id": app_client["client_id"],
+                                          "client_secret": app_client["client_secret"],
+                                          "username": make_user().username, "password": "wrong"})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    _assert_mastodon_error(r, oauth=True)
+    r = APIClient().post("/oauth/revoke", {"client_id": app_client["client_id"], "client_secret": "wrong",
+                                           "token": "whatever"})
+    _assert_mastodon_error(r, oauth=True)
+
+
+def test_a_body_over_the_limit_is_mastodons_error(masto, make_user):
+    r = masto(make_user()).post("/api/v1/statuses", {"status": "x" * (100 * 1024)})
+    assert r.status_code == 413 and set(r.json()) == {"error"}, r.content
