@@ -134,3 +134,44 @@ def test_oauth_errors_carry_a_description(app_client, make_user):
 def test_a_body_over_the_limit_is_mastodons_error(masto, make_user):
     r = masto(make_user()).post("/api/v1/statuses", {"status": "x" * (100 * 1024)})
     assert r.status_code == 413 and set(r.json()) == {"error"}, r.content
+
+
+def test_form_fields_read_as_the_json_they_spell():
+    from django.http import QueryDict
+    from rest_framework import serializers
+
+    from mastoapi.serializers import plain
+
+    form = QueryDict("id[]=1&id[]=2&home[last_read_id]=5&home[version]=3&a[b][c][]=x&name=first&name=last")
+    assert plain(form) == {"id": ["1", "2"], "home": {"last_read_id": "5", "version": "3"},
+                           "a": {"b": {"c": ["x"]}}, "name": "last"}
+    json_body = {"id": [1, 2]}
+    assert plain(json_body) is json_body
+    for clash in ("a=1&a[b]=2", "a[]=1&a=2", "a[][b]=1"):
+        with pytest.raises(serializers.ValidationError):
+            plain(QueryDict(clash))
+
+
+@pytest.mark.parametrize("fmt", ["form", "json"])
+def test_a_status_and_a_registration_read_forms_and_json_alike(masto, make_user, fmt):
+    user, friend = make_user(), make_user()
+    client = masto(user)
+    kw = {"format": "json"} if fmt == "json" else {}
+    uris = ["https://a.example/cb", "myapp://cb"]
+    r = APIClient().post("/api/v1/apps", {"client_name": "two", "scopes": "read write",
+                                          ("redirect_uris" if fmt == "json" else "redirect_uris[]"): uris}, **kw)
+    assert r.status_code == 200 and r.json()["redirect_uris"] == ["https://a.example/cb", "myapp://cb"], r.content
+    client.post(f"/api/v1/accounts/{friend.id}/follow")
+    r = client.get("/api/v1/accounts/relationships", {"id[]": [friend.id, user.id]})
+    assert [rel["id"] for rel in r.json()] == [str(friend.id), str(user.id)] and r.json()[0]["following"]
+    assert client.get("/api/v1/accounts/relationships", {"id": friend.id}).json()[0]["id"] == str(friend.id)
+    body = {"status": "hello", "visibility": "unlisted", "sensitive": "false" if fmt == "form" else False,
+            "spoiler_text": ""}
+    r = client.post("/api/v1/statuses", body, **kw)
+    assert r.status_code == 200 and r.json()["content"] == "<p>hello</p>", r.content
+    r = client.post("/api/v1/statuses", {**body, "visibility": "everyone"}, **kw)
+    assert r.status_code == 422 and r.json()["error"].startswith("Validation failed: visibility")
+    r = client.post("/api/v1/statuses", {"status": "x", "poll": {"options": ["a", "b"], "expires_in": 60}}
+                    if fmt == "json" else {"status": "x", "poll[options][]": ["a", "b"], "poll[expires_in]": "60"},
+                    **kw)
+    assert r.status_code == 422 and r.json() == {"error": "poll is not supported by this server."}
