@@ -1,12 +1,15 @@
 """The Mastodon client API: thin views over the product's services and selectors.
 
-Each view parses Mastodon's parameters, calls the same service or selector a
-``/v1`` view calls (posting is ``tweets.services.tweet_post``, the home timeline
-is ``timelines.selectors.timeline_page_for_user``, follows are
+Each view declares the methods it serves (``http_method_names = serves(...)``),
+reads Mastodon's parameters with a serializer (``serializers.Params``, which
+takes forms and JSON alike), calls the same service or selector a ``/v1`` view
+calls (posting is ``tweets.services.tweet_post``, the home timeline is
+``timelines.selectors.timeline_page_for_user``, follows are
 ``social.services``), and answers Mastodon's entities (``entities``). Errors
-have Mastodon's shape, ``{"error": "..."}``; invalid input is a 422 as
-Mastodon's validation failures are. Rate limits are the ``/v1`` scopes, with
-``X-RateLimit-Reset`` as an ISO 8601 time, as Mastodon sends it.
+have Mastodon's shape, ``{"error": "..."}`` (OAuth's add ``error_description``);
+invalid input is a 422 as Mastodon's validation failures are. Rate limits are
+the ``/v1`` scopes, with ``X-RateLimit-Reset`` as an ISO 8601 time, as Mastodon
+sends it.
 """
 from datetime import UTC, datetime
 from urllib.parse import urlencode
