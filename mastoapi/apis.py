@@ -1,12 +1,15 @@
 """The Mastodon client API: thin views over the product's services and selectors.
 
-Each view parses Mastodon's parameters, calls the same service or selector a
-``/v1`` view calls (posting is ``tweets.services.tweet_post``, the home timeline
-is ``timelines.selectors.timeline_page_for_user``, follows are
+Each view declares the methods it serves (``http_method_names = serves(...)``),
+reads Mastodon's parameters with a serializer (``serializers.Params``, which
+takes forms and JSON alike), calls the same service or selector a ``/v1`` view
+calls (posting is ``tweets.services.tweet_post``, the home timeline is
+``timelines.selectors.timeline_page_for_user``, follows are
 ``social.services``), and answers Mastodon's entities (``entities``). Errors
-have Mastodon's shape, ``{"error": "..."}``; invalid input is a 422 as
-Mastodon's validation failures are. Rate limits are the ``/v1`` scopes, with
-``X-RateLimit-Reset`` as an ISO 8601 time, as Mastodon sends it.
+have Mastodon's shape, ``{"error": "..."}`` (OAuth's add ``error_description``);
+invalid input is a 422 as Mastodon's validation failures are. Rate limits are
+the ``/v1`` scopes, with ``X-RateLimit-Reset`` as an ISO 8601 time, as Mastodon
+sends it.
 """
 from datetime import UTC, datetime
 from typing import cast
@@ -36,6 +39,7 @@ from tweets.selectors import tweet_visible_to
 
 from . import entities, oauth, selectors, services
 from .authentication import HasScope, MastodonAuthentication
+from .serializers import CANT_BE_BLANK, OneOrMany, PageParams, Params, Words
 
 
 class BadRequest(ApplicationError):
@@ -74,6 +78,11 @@ def _iso(unix_seconds: int) -> str:
     return datetime.fromtimestamp(unix_seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def serves(*methods: str) -> list[str]:
+    """``http_method_names`` for a view that serves ``methods`` (HEAD with GET, and OPTIONS)."""
+    return [*methods, *(["head"] if "get" in methods else []), "options"]
+
+
 class MastoApi(APIView):
     # Not in /v1's OpenAPI schema: Mastodon's own documentation describes this API.
     schema = None
@@ -81,6 +90,10 @@ class MastoApi(APIView):
     permission_classes = [HasScope]
     parser_classes = [SafeJSONParser, FormParser, MultiPartParser]
     required_scopes: dict[str, str] = {}
+    # Each view names the methods it serves (``serves``); any other is a 405. A view
+    # reuses another's code through a function or a mixin, never by inheriting it,
+    # so no route serves a method by accident.
+    http_method_names: list[str] = []
 
     def get_exception_handler(self):
         return mastodon_exception_handler
@@ -123,75 +136,31 @@ class MastoApi(APIView):
         return Response(items, headers={"Link": ", ".join(links)} if links else None)
 
 
-def _one(data, name: str, default=None):
-    """One field of a form or JSON body (the last given, for a form's repeated field)."""
-    return data.get(name, default) if hasattr(data, "get") else default
-
-
-def _many(data, name: str) -> list:
-    """A list field: ``name[]`` (repeated, in a form) or ``name`` (a JSON array, or one value)."""
-    if hasattr(data, "getlist"):
-        return data.getlist(f"{name}[]") or data.getlist(name)
-    if not isinstance(data, dict):
-        return []
-    value = data.get(name, data.get(f"{name}[]"))
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
-def _ids(values: list, name: str) -> list[int]:
-    field = IdField()
-    out = []
-    for value in values:
-        try:
-            out.append(field.run_validation(value if isinstance(value, str) else str(value)))
-        except exceptions.ValidationError:
-            raise exceptions.ValidationError({name: [f"{value!r} is not an id."]}) from None
-    return out
-
-
-class PageParams(serializers.Serializer):
-    max_id = IdField(required=False)
-    since_id = IdField(required=False)
-    min_id = IdField(required=False)
-    limit = serializers.IntegerField(required=False)
-
-    def page(self, *, default: int, maximum: int) -> dict:
-        """The validated parameters, ``limit`` made 1 to ``maximum`` as Mastodon clamps it."""
-        self.is_valid(raise_exception=True)
-        params = dict(self.validated_data)
-        params["limit"] = min(max(abs(params.get("limit", default)), 1), maximum)
-        return params
-
-
 # --- Apps, OAuth and the instance -------------------------------------------------
 
 
 class AppCreateApi(MastoApi):
+    http_method_names = serves("post")
     authentication_classes = []
     permission_classes = [AllowAny]
     throttle_scope = "register"  # per client IP, as registrations
 
+    class Input(Params):
+        client_name = StrictCharField(max_length=255, error_messages=CANT_BE_BLANK)
+        redirect_uris = Words(allow_empty=False, error_messages={**CANT_BE_BLANK, "empty": "can't be blank"})
+        scopes = Words(required=False)
+        website = StrictCharField(max_length=500, required=False, allow_blank=True, allow_null=True)
+
     def post(self, request):
-        name = _one(request.data, "client_name")
-        if not isinstance(name, str) or not name.strip():
-            raise exceptions.ValidationError({"client_name": ["can't be blank"]})
-        uris = _many(request.data, "redirect_uris")
-        uris = [u for value in uris if isinstance(value, str) for u in value.split()]
-        if not uris:
-            raise exceptions.ValidationError({"redirect_uris": ["can't be blank"]})
-        scopes = _one(request.data, "scopes", "read")
-        scopes = scopes.split() if isinstance(scopes, str) else scopes
-        website = _one(request.data, "website", "") or ""
-        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes) or not isinstance(website, str):
-            raise exceptions.ValidationError({"scopes": ["must be a space-separated string"]})
-        app, secret = services.app_register(name=name.strip()[:255], redirect_uris=uris, scopes=scopes or ["read"],
-                                            website=website[:500])
-        return Response(entities.application(app, scopes=scopes or ["read"], website=website, client_secret=secret))
+        params = self.Input.of(request.data)
+        scopes, website = params.get("scopes") or ["read"], params.get("website") or ""
+        app, secret = services.app_register(name=params["client_name"], redirect_uris=params["redirect_uris"],
+                                            scopes=scopes, website=website)
+        return Response(entities.application(app, scopes=scopes, website=website, client_secret=secret))
 
 
 class AppVerifyApi(MastoApi):
+    http_method_names = serves("get")
     app_token_allowed = True
 
     def get(self, request):
@@ -202,7 +171,33 @@ class AppVerifyApi(MastoApi):
         return Response(entities.application(app, scopes=profile.scopes.split(), website=profile.website))
 
 
+# RFC 6749's meaning of each OAuth error (section 5.2; RFC 7009 for revocation), sent as
+# its ``error_description`` when oauthlib gives none, as Mastodon always sends one.
+_OAUTH_ERRORS = {
+    "invalid_request": "The request is missing a parameter, repeats one, or is otherwise malformed.",
+    "invalid_client": "Client authentication failed: unknown client, no client authentication, "
+                      "or an unsupported authentication method.",
+    "invalid_grant": "The authorization grant or refresh token is invalid, expired or revoked, does not "
+                     "match the redirection URI, or was issued to another client.",
+    "unauthorized_client": "This client may not use this grant type.",
+    "unsupported_grant_type": "The authorization server does not support this grant type.",
+    "invalid_scope": "The requested scope is invalid, unknown, or malformed.",
+    "unsupported_token_type": "The authorization server cannot revoke this type of token.",
+}
+
+
+def _oauth_error(body: dict) -> dict:
+    """OAuth's error body (RFC 6749): ``error`` and always an ``error_description``."""
+    error = str(body.get("error") or "invalid_request")
+    description = body.get("error_description") or _OAUTH_ERRORS.get(error, "The request was refused.")
+    return {"error": error, "error_description": str(description)}
+
+
 class TokenApi(MastoApi):
+    """OAuth's token endpoint: its body is django-oauth-toolkit's to read, and its errors
+    are OAuth's (RFC 6749: ``{"error": "invalid_grant", "error_description": ...}``)."""
+
+    http_method_names = serves("post")
     authentication_classes = []
     permission_classes = [AllowAny]
     throttle_scope = "login"  # per client IP and per username, before the password is checked
@@ -211,35 +206,37 @@ class TokenApi(MastoApi):
         status, body = oauth.token_response(request)
         if status == 200:
             return Response(entities.token(body))
-        return Response(body, status=status)
+        return Response(_oauth_error(body), status=status)
 
 
 class RevokeApi(MastoApi):
+    http_method_names = serves("post")
     authentication_classes = []
     permission_classes = [AllowAny]
 
     def post(self, request):
         status, body = oauth.revocation_response(request)
-        return Response(body if status != 200 else {}, status=status)
+        return Response(_oauth_error(body) if status != 200 else {}, status=status)
 
 
 class InstanceApi(MastoApi):
+    """The instance, as ``/api/v1/instance`` (``entities.instance_v1``) or ``/api/v2/instance``
+    (``entities.instance_v2``): the route names the builder."""
+
+    http_method_names = serves("get")
     authentication_classes = []
     permission_classes = [AllowAny]
-    build = staticmethod(entities.instance_v1)
+    build = staticmethod(entities.instance_v2)
 
     def get(self, request):
         return Response(self.build(base=self.base, domain=settings.MASTODON_DOMAIN))
-
-
-class InstanceV2Api(InstanceApi):
-    build = staticmethod(entities.instance_v2)
 
 
 # --- Accounts ---------------------------------------------------------------------
 
 
 class VerifyCredentialsApi(MastoApi):
+    http_method_names = serves("get")
     required_scopes = {"GET": "read:accounts"}
 
     def get(self, request):
@@ -248,22 +245,22 @@ class VerifyCredentialsApi(MastoApi):
 
 
 class UpdateCredentialsApi(MastoApi):
+    http_method_names = serves("patch")
     required_scopes = {"PATCH": "write:accounts"}
 
-    class Input(serializers.Serializer):
+    class Input(Params):
         display_name = StrictCharField(max_length=50, required=False, allow_blank=True)
         locked = serializers.BooleanField(required=False)
 
     def patch(self, request):
-        data = self.Input(data=request.data)
-        data.is_valid(raise_exception=True)
-        fields = data.validated_data
-        user = social_services.user_update(user=request.user, display_name=fields.get("display_name"),
-                                           is_private=fields.get("locked"))
+        params = self.Input.of(request.data)
+        user = social_services.user_update(user=request.user, display_name=params.get("display_name"),
+                                           is_private=params.get("locked"))
         return Response(self.account(user, statuses_count=selectors.statuses_count(user_id=user.id), source=True))
 
 
 class AccountApi(MastoApi):
+    http_method_names = serves("get")
     required_scopes = {"GET": "read:accounts"}
 
     def get(self, request, account_id: int):
@@ -272,10 +269,14 @@ class AccountApi(MastoApi):
 
 
 class LookupApi(MastoApi):
+    http_method_names = serves("get")
     required_scopes = {"GET": "read:accounts"}
 
+    class Input(Params):
+        acct = StrictCharField(required=False, allow_blank=True, default="")  # none: 404, as Mastodon
+
     def get(self, request):
-        acct = request.query_params.get("acct", "").removeprefix("@")
+        acct = self.Input.of(request.query_params)["acct"].removeprefix("@")
         name, _, domain = acct.partition("@")
         if not name or (domain and domain not in (settings.MASTODON_DOMAIN, request.get_host())):
             raise NotFound("No such account.")
@@ -284,6 +285,7 @@ class LookupApi(MastoApi):
 
 
 class FollowApi(MastoApi):
+    http_method_names = serves("post")
     throttle_scope = "follow"
     required_scopes = {"POST": "write:follows"}
 
@@ -293,6 +295,7 @@ class FollowApi(MastoApi):
 
 
 class UnfollowApi(MastoApi):
+    http_method_names = serves("post")
     throttle_scope = "follow"
     required_scopes = {"POST": "write:follows"}
 
@@ -303,6 +306,7 @@ class UnfollowApi(MastoApi):
 
 
 class RemoveFromFollowersApi(MastoApi):
+    http_method_names = serves("post")
     throttle_scope = "follow"
     required_scopes = {"POST": "write:follows"}
 
@@ -313,53 +317,60 @@ class RemoveFromFollowersApi(MastoApi):
 
 
 class RelationshipsApi(MastoApi):
+    http_method_names = serves("get")
     required_scopes = {"GET": "read:follows"}
 
+    class Input(Params):
+        id = OneOrMany(child=IdField(), required=False, default=list)
+
     def get(self, request):
-        ids = _ids(_many(request.query_params, "id"), "id")[:40]
-        return Response(self.relationships(list(dict.fromkeys(ids))))
+        ids = self.Input.of(request.query_params)["id"]
+        return Response(self.relationships(list(dict.fromkeys(ids))[:40]))
 
 
-class FollowersApi(MastoApi):
-    """Followers (or, below, followees) in the order of ``/v1``'s lists: by account id.
-    ``max_id`` is that list's cursor (the last account id seen), which is what the
-    ``Link`` header's ``rel="next"`` carries."""
+class AccountListApi(MastoApi):
+    """Followers (``page=followers_page``, the default) or followees (``following_page``)
+    in the order of ``/v1``'s lists: by account id. ``max_id`` is that list's cursor (the
+    last account id seen), which is what the ``Link`` header's ``rel="next"`` carries."""
 
+    http_method_names = serves("get")
     required_scopes = {"GET": "read:accounts"}
     page = staticmethod(social_selectors.followers_page)
 
     def get(self, request, account_id: int):
-        params = PageParams(data=request.query_params).page(default=40, maximum=80)
+        params = PageParams.page(request.query_params, default=40, maximum=80)
         users, next_cursor = self.page(viewer_id=request.user.id, user_id=account_id, limit=params["limit"],
                                        cursor=params.get("max_id"))
         return self.paged([self.account(u) for u in users], next_max_id=next_cursor)
 
 
-class FollowingApi(FollowersApi):
-    page = staticmethod(social_selectors.following_page)
-
-
 class AccountStatusesApi(MastoApi):
+    http_method_names = serves("get")
     required_scopes = {"GET": "read:statuses"}
 
     def get(self, request, account_id: int):
-        params = PageParams(data=request.query_params).page(default=20, maximum=40)
+        params = PageParams.page(request.query_params, default=20, maximum=40)
         tweets = selectors.account_statuses(viewer_id=request.user.id, account_id=account_id, **params)
         return self.paged(self.statuses(tweets), next_max_id=tweets[-1]["tweet_id"] if tweets else None,
                           prev_min_id=tweets[0]["tweet_id"] if tweets else None)
 
 
 class FollowRequestsApi(MastoApi):
+    http_method_names = serves("get")
     required_scopes = {"GET": "read:follows"}
 
     def get(self, request):
-        params = PageParams(data=request.query_params).page(default=40, maximum=80)
+        params = PageParams.page(request.query_params, default=40, maximum=80)
         users, next_cursor = social_selectors.follow_requests_page(
             user_id=request.user.id, limit=params["limit"], cursor=params.get("max_id"))
         return self.paged([self.account(u) for u in users], next_max_id=next_cursor)
 
 
-class FollowRequestAuthorizeApi(MastoApi):
+class FollowRequestAnswerApi(MastoApi):
+    """Authorize (``act=follow_request_approve``, the default) or reject
+    (``follow_request_reject``) a follow request: the route names the service."""
+
+    http_method_names = serves("post")
     throttle_scope = "follow"
     required_scopes = {"POST": "write:follows"}
     act = staticmethod(social_services.follow_request_approve)
@@ -367,10 +378,6 @@ class FollowRequestAuthorizeApi(MastoApi):
     def post(self, request, account_id: int):
         self.act(followee=request.user, follower_id=account_id)
         return Response(self.relationships([account_id])[0])
-
-
-class FollowRequestRejectApi(FollowRequestAuthorizeApi):
-    act = staticmethod(social_services.follow_request_reject)
 
 
 # --- Statuses and media -----------------------------------------------------------
@@ -381,67 +388,94 @@ _UNSUPPORTED = ("in_reply_to_id", "poll", "scheduled_at", "quoted_status_id")
 
 
 class StatusCreateApi(MastoApi):
+    http_method_names = serves("post")
     throttle_scope = "tweet_create"
     required_scopes = {"POST": "write:statuses"}
+
+    class Input(Params):
+        status = StrictCharField(required=False, allow_blank=True, allow_null=True, trim_whitespace=False)
+        media_ids = OneOrMany(child=IdField(), required=False, default=list)
+        visibility = serializers.ChoiceField(["public", "unlisted", "private", "direct"], required=False)
+        # Taken and ignored: a status here is never sensitive, has no warning and no language.
+        sensitive = serializers.BooleanField(required=False)
+        spoiler_text = StrictCharField(required=False, allow_blank=True, allow_null=True)
+        language = StrictCharField(required=False, allow_blank=True, allow_null=True)
+        in_reply_to_id = serializers.JSONField(required=False, allow_null=True)
+        poll = serializers.JSONField(required=False, allow_null=True)
+        scheduled_at = serializers.JSONField(required=False, allow_null=True)
+        quoted_status_id = serializers.JSONField(required=False, allow_null=True)
 
     class IdempotencyKey(serializers.Serializer):
         key = serializers.RegexField(r"^[\x21-\x7e]{1,255}$", required=False, error_messages={
             "invalid": "Idempotency-Key must be 1-255 printable ASCII characters."})
 
     def post(self, request):
-        data = request.data
+        params = self.Input.of(request.data)
         for name in _UNSUPPORTED:
-            if _one(data, name) not in (None, "") or _many(data, name):
+            if params.get(name) not in (None, "", [], {}):
                 raise BadRequest(f"{name} is not supported by this server.")
-        if _one(data, "visibility") == "direct":
+        if params.get("visibility") == "direct":
             raise BadRequest("Direct messages are not supported by this server.")
-        text = _one(data, "status", "")
-        if text is None:
-            text = ""
-        if not isinstance(text, str):
-            raise exceptions.ValidationError({"status": ["must be a string"]})
-        media_ids = _ids(_many(data, "media_ids"), "media_ids")
         key = self.IdempotencyKey(data={"key": request.headers["Idempotency-Key"]}
                                   if "Idempotency-Key" in request.headers else {})
         key.is_valid(raise_exception=True)
-        tweet, _ = tweet_services.tweet_post(author=request.user, content=text, media_ids=media_ids,
+        tweet, _ = tweet_services.tweet_post(author=request.user, content=params.get("status") or "",
+                                             media_ids=params["media_ids"],
                                              idempotency_key=key.validated_data.get("key"))
-        shown = tweet_visible_to(tweet_id=tweet.id, viewer=request.user)
-        if shown is None:  # a replayed Idempotency-Key whose tweet was deleted since
-            raise NotFound("Record not found")
-        return Response(self.statuses([shown])[0])
+        # A replayed key answers the status it posted, as it reads now: one deleted
+        # since is gone (404, as its GET answers), and nothing is posted again.
+        return Response(self.statuses([_status_shown(request, tweet.id)])[0])
+
+
+def _status_shown(request, status_id: int) -> dict:
+    """The public tweet object of a status the caller may see; else 404."""
+    tweet = tweet_visible_to(tweet_id=status_id, viewer=cast(User, request.user))  # HasScope: a user
+    if tweet is None:
+        raise NotFound("Record not found")
+    return tweet
 
 
 class StatusApi(MastoApi):
+    http_method_names = serves("get", "delete")
     required_scopes = {"GET": "read:statuses", "DELETE": "write:statuses"}
 
-    def _shown(self, status_id: int) -> dict:
-        tweet = tweet_visible_to(tweet_id=status_id, viewer=cast(User, self.request.user))  # HasScope: a user
-        if tweet is None:
-            raise NotFound("Record not found")
-        return tweet
-
     def get(self, request, status_id: int):
-        return Response(self.statuses([self._shown(status_id)])[0])
+        return Response(self.statuses([_status_shown(request, status_id)])[0])
 
     def delete(self, request, status_id: int):
-        tweet = self._shown(status_id)
+        tweet = _status_shown(request, status_id)
         tweet_services.tweet_delete(tweet_id=status_id, actor=request.user)
         # Mastodon answers the deleted status with its source text, for "delete and redraft".
         return Response({**self.statuses([tweet])[0], "text": tweet["content"]})
+
+
+class StatusContextApi(MastoApi):
+    """There are no replies here: a visible status's thread is itself alone."""
+
+    http_method_names = serves("get")
+    required_scopes = {"GET": "read:statuses"}
+
+    def get(self, request, status_id: int):
+        _status_shown(request, status_id)
+        return Response({"ancestors": [], "descendants": []})
 
 
 class MediaCreateApi(MastoApi):
     """The one request that carries a file: the multipart upload is spooled by Django (to
     disk past 2.5 MB) and streamed on to object storage (``media.services.media_upload``)."""
 
+    http_method_names = serves("post")
     required_scopes = {"POST": "write:media"}
     parser_classes = [MultiPartParser, FormParser]
 
+    class Input(Params):
+        file = serializers.FileField(error_messages={**CANT_BE_BLANK, "invalid": "can't be blank"})
+        # Taken and ignored: no descriptions or focal points are kept here.
+        description = StrictCharField(required=False, allow_blank=True, allow_null=True)
+        focus = StrictCharField(required=False, allow_blank=True, allow_null=True)
+
     def post(self, request):
-        upload = request.FILES.get("file")
-        if upload is None:
-            raise exceptions.ValidationError({"file": ["can't be blank"]})
+        upload = self.Input.of(request.data)["file"]
         media = media_services.media_upload(owner_id=request.user.id, content_type=upload.content_type or "",
                                             size_bytes=upload.size, fileobj=upload)
         return Response(entities.media_attachment(str(media.id), storage.public_url(media.key), media.content_type))
@@ -455,11 +489,12 @@ class HomeTimelineApi(MastoApi):
     cache to the very first tweet: ``max_id`` reads older than it, ``min_id`` the page
     just newer than it (no gap), ``since_id`` the newest page newer than it."""
 
+    http_method_names = serves("get")
     throttle_scope = "timeline"
     required_scopes = {"GET": "read:statuses"}
 
     def get(self, request):
-        params = PageParams(data=request.query_params).page(default=20, maximum=40)
+        params = PageParams.page(request.query_params, default=20, maximum=40)
         if "min_id" in params:
             page = timeline_page_for_user(user_id=request.user.id, limit=params["limit"], since=params["min_id"],
                                           cursor=params.get("max_id"))
@@ -470,33 +505,35 @@ class HomeTimelineApi(MastoApi):
                           prev_min_id=page.tweets[0]["tweet_id"] if page.tweets else None)
 
 
+class MarkerPosition(serializers.Serializer):
+    last_read_id = IdField(error_messages=CANT_BE_BLANK)
+    version = serializers.IntegerField(required=False)
+
+
 class MarkersApi(MastoApi):
+    http_method_names = serves("get", "post")
     required_scopes = {"GET": "read:statuses", "POST": "write:statuses"}
 
+    class Query(Params):
+        timeline = OneOrMany(child=StrictCharField(), required=False, default=list)
+
+    class Input(Params):
+        # Only the home timeline's position is kept (there are no notifications here);
+        # Mastodon's other timeline, ``notifications``, is taken and ignored.
+        home = MarkerPosition(required=False)
+        notifications = serializers.DictField(required=False)
+
     def get(self, request):
-        names = _many(request.query_params, "timeline") or list(services.TIMELINES)
+        names = self.Query.of(request.query_params)["timeline"] or list(services.TIMELINES)
         markers = selectors.markers_of(user_id=request.user.id, timelines=names)
         return Response({m.timeline: entities.marker(m) for m in markers})
 
     def post(self, request):
-        data, answer = request.data, {}
+        params, answer = self.Input.of(request.data), {}
         for timeline in services.TIMELINES:
-            fields = data.get(timeline) if isinstance(data, dict) and not hasattr(data, "getlist") else None
-            if not isinstance(fields, dict):  # a form: home[last_read_id]=...
-                fields = {key: _one(data, f"{timeline}[{key}]") for key in ("last_read_id", "version")}
-                fields = {k: v for k, v in fields.items() if v is not None}
-            if not fields:
-                continue
-            last_read_id = _ids([fields.get("last_read_id", "")], f"{timeline}[last_read_id]")[0]
-            version = fields.get("version")
-            if version is not None:
-                try:
-                    version = int(version)
-                except (TypeError, ValueError):
-                    raise exceptions.ValidationError({f"{timeline}[version]": ["must be an integer"]}) from None
-            marker = services.marker_set(user_id=request.user.id, timeline=timeline, last_read_id=last_read_id,
-                                         version=version)
-            answer[timeline] = entities.marker(marker)
+            if timeline in params:
+                marker = services.marker_set(user_id=request.user.id, timeline=timeline, **params[timeline])
+                answer[timeline] = entities.marker(marker)
         return Response(answer)
 
 
@@ -505,29 +542,42 @@ class MarkersApi(MastoApi):
 
 class NothingHereApi(MastoApi):
     """Collections Mastodon clients load at start that this server has no such things
-    for (notifications, lists, filters, custom emojis, …): an empty list, truthfully,
-    rather than a 404 that some clients treat as a broken server."""
+    for (notifications, lists, filters, …): an empty list, truthfully, rather than a
+    404 that some clients treat as a broken server."""
 
+    http_method_names = serves("get")
     required_scopes = {"GET": "read"}
 
     def get(self, request, **kwargs):
         return Response([])
 
 
-class CustomEmojisApi(NothingHereApi):
+class CustomEmojisApi(MastoApi):
+    """The server's custom emojis, public: there are none."""
+
+    http_method_names = serves("get")
     authentication_classes = []
     permission_classes = [AllowAny]
 
+    def get(self, request):
+        return Response([])
 
-class StatusContextApi(StatusApi):
-    """There are no replies here: a visible status's thread is itself alone."""
 
-    def get(self, request, status_id: int):
-        self._shown(status_id)
-        return Response({"ancestors": [], "descendants": []})
+class NoRouteApi(MastoApi):
+    """Any other path under ``/api/``: Mastodon's 404, whatever the method."""
+
+    http_method_names = serves("get", "post", "put", "patch", "delete")
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def get(self, request, **kwargs):
+        raise NotFound("Record not found")
+
+    post = put = patch = delete = get
 
 
 class PreferencesApi(MastoApi):
+    http_method_names = serves("get")
     required_scopes = {"GET": "read:accounts"}
 
     def get(self, request):

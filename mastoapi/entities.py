@@ -34,6 +34,8 @@ def account(user: User, *, base: str, statuses_count: int = 0, source: bool = Fa
         "locked": user.is_private,
         "bot": False,
         "discoverable": True,
+        # No search engine or full-text search indexes anyone here.
+        "indexable": False,
         "group": False,
         "created_at": _iso(user.date_joined.replace(hour=0, minute=0, second=0, microsecond=0)),
         "note": "",
@@ -50,11 +52,20 @@ def account(user: User, *, base: str, statuses_count: int = 0, source: bool = Fa
         "last_status_at": None,
         "emojis": [],
         "fields": [],
+        # A private account's follower and following lists are shown to its followers only.
+        "hide_collections": user.is_private,
+        "roles": [],
     }
     if source:
         entity["source"] = {"privacy": "private" if user.is_private else "public", "sensitive": False,
-                            "language": None, "note": "", "fields": [], "follow_requests_count": 0}
+                            "language": "", "note": "", "fields": [], "follow_requests_count": 0,
+                            "hide_collections": user.is_private, "discoverable": True, "indexable": False}
+        entity["role"] = _EVERYONE
     return entity
+
+
+# Mastodon's role of an account with no role: "everyone", with no permissions.
+_EVERYONE = {"id": "-99", "name": "", "color": "", "permissions": "0", "highlighted": False}
 
 
 # The mentions and hashtags a tweet stored (tweets.text found them) are linked where
@@ -143,7 +154,7 @@ def status(tweet: dict, *, author: User, base: str, mentioned: dict[str, User]) 
         "content": content_html(tweet["content"], base=base, mentioned=mentioned, tags=tags),
         "filtered": [],
         "reblog": None,
-        "application": None,
+        "text": None,
         "account": account(author, base=base),
         "media_attachments": [media_attachment(m["media_id"], m["url"], m["content_type"]) for m in tweet["media"]],
         "mentions": [{"id": str(u.id), "username": u.username, "url": f"{base}/@{u.username}", "acct": u.username}
@@ -219,6 +230,14 @@ def _statuses_configuration() -> dict:
             "characters_reserved_per_url": 23}
 
 
+# There are no polls here.
+_POLLS = {"max_options": 0, "max_characters_per_option": 0, "min_expiration": 0, "max_expiration": 0}
+
+
+def _streaming(base: str) -> str:
+    return "ws" + base.removeprefix("http")
+
+
 _DESCRIPTION = "A home timeline that scrolls to the very first post (Mastodon-compatible client API)."
 
 
@@ -230,7 +249,8 @@ def instance_v1(*, base: str, domain: str) -> dict:
         "description": _DESCRIPTION,
         "email": "",
         "version": settings.MASTODON_VERSION,
-        "urls": {},
+        # No streaming server runs here: this is where Mastodon's would answer.
+        "urls": {"streaming_api": _streaming(base)},
         "stats": {"user_count": 0, "status_count": 0, "domain_count": 1},
         "thumbnail": None,
         "languages": ["en"],
@@ -238,7 +258,7 @@ def instance_v1(*, base: str, domain: str) -> dict:
         "approval_required": False,
         "invites_enabled": False,
         "configuration": {"statuses": _statuses_configuration(), "media_attachments": _media_configuration(),
-                          "accounts": {"max_featured_tags": 0}, "polls": {"max_options": 0}},
+                          "accounts": {"max_featured_tags": 0}, "polls": _POLLS},
         "contact_account": None,
         "rules": [],
     }
@@ -254,15 +274,16 @@ def instance_v2(*, base: str, domain: str) -> dict:
         "usage": {"users": {"active_month": 0}},
         "thumbnail": {"url": ""},
         "languages": ["en"],
+        "icon": [],
         "configuration": {
-            "urls": {},
+            "urls": {"streaming": _streaming(base), "status": None},
             "accounts": {"max_featured_tags": 0, "max_pinned_statuses": 0},
             "statuses": _statuses_configuration(),
             "media_attachments": _media_configuration(),
-            "polls": {"max_options": 0},
+            "polls": _POLLS,
             "translation": {"enabled": False},
         },
-        "registrations": {"enabled": False, "approval_required": False, "message": None},
+        "registrations": {"enabled": False, "approval_required": False, "message": None, "url": None},
         "api_versions": {"mastodon": 2},
         "contact": {"email": "", "account": None},
         "rules": [],

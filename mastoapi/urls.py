@@ -1,18 +1,27 @@
+"""The Mastodon routes. A route that serves two things names which (an instance
+builder, a list selector, a request answer) as the view's ``as_view`` argument;
+every view declares the methods it serves."""
 import re
 
 from django.urls import path, re_path
 
-from . import apis, views
+from social import selectors as social_selectors
+from social import services as social_services
+
+from . import apis, entities, views
+
+# The two HTML pages of the sign-in; Django's views, limited to the methods a browser uses.
+_PAGE_METHODS = ["get", "post", "head", "options"]
 
 urlpatterns = [
     path("api/v1/apps", apis.AppCreateApi.as_view(), name="masto-apps"),
     path("api/v1/apps/verify_credentials", apis.AppVerifyApi.as_view(), name="masto-app-verify"),
     path("oauth/token", apis.TokenApi.as_view(), name="masto-token"),
     path("oauth/revoke", apis.RevokeApi.as_view(), name="masto-revoke"),
-    path("oauth/authorize", views.AuthorizeView.as_view(), name="masto-authorize"),
-    path("oauth/login", views.LoginView.as_view(), name="masto-login"),
-    re_path(r"^api/v1/instance/?$", apis.InstanceApi.as_view(), name="masto-instance"),
-    re_path(r"^api/v2/instance/?$", apis.InstanceV2Api.as_view(), name="masto-instance-v2"),
+    path("oauth/authorize", views.AuthorizeView.as_view(http_method_names=_PAGE_METHODS), name="masto-authorize"),
+    path("oauth/login", views.LoginView.as_view(http_method_names=_PAGE_METHODS), name="masto-login"),
+    re_path(r"^api/v1/instance/?$", apis.InstanceApi.as_view(build=entities.instance_v1), name="masto-instance"),
+    re_path(r"^api/v2/instance/?$", apis.InstanceApi.as_view(build=entities.instance_v2), name="masto-instance-v2"),
     path("api/v1/accounts/verify_credentials", apis.VerifyCredentialsApi.as_view(), name="masto-verify"),
     path("api/v1/accounts/update_credentials", apis.UpdateCredentialsApi.as_view(), name="masto-update"),
     path("api/v1/accounts/relationships", apis.RelationshipsApi.as_view(), name="masto-relationships"),
@@ -22,13 +31,17 @@ urlpatterns = [
     path("api/v1/accounts/<id:account_id>/unfollow", apis.UnfollowApi.as_view(), name="masto-unfollow"),
     path("api/v1/accounts/<id:account_id>/remove_from_followers", apis.RemoveFromFollowersApi.as_view(),
          name="masto-remove-follower"),
-    path("api/v1/accounts/<id:account_id>/followers", apis.FollowersApi.as_view(), name="masto-followers"),
-    path("api/v1/accounts/<id:account_id>/following", apis.FollowingApi.as_view(), name="masto-following"),
+    path("api/v1/accounts/<id:account_id>/followers",
+         apis.AccountListApi.as_view(page=social_selectors.followers_page), name="masto-followers"),
+    path("api/v1/accounts/<id:account_id>/following",
+         apis.AccountListApi.as_view(page=social_selectors.following_page), name="masto-following"),
     path("api/v1/accounts/<id:account_id>/statuses", apis.AccountStatusesApi.as_view(), name="masto-statuses-of"),
     path("api/v1/follow_requests", apis.FollowRequestsApi.as_view(), name="masto-follow-requests"),
-    path("api/v1/follow_requests/<id:account_id>/authorize", apis.FollowRequestAuthorizeApi.as_view(),
+    path("api/v1/follow_requests/<id:account_id>/authorize",
+         apis.FollowRequestAnswerApi.as_view(act=social_services.follow_request_approve),
          name="masto-follow-authorize"),
-    path("api/v1/follow_requests/<id:account_id>/reject", apis.FollowRequestRejectApi.as_view(),
+    path("api/v1/follow_requests/<id:account_id>/reject",
+         apis.FollowRequestAnswerApi.as_view(act=social_services.follow_request_reject),
          name="masto-follow-reject"),
     path("api/v1/statuses", apis.StatusCreateApi.as_view(), name="masto-status-create"),
     path("api/v1/statuses/<id:status_id>", apis.StatusApi.as_view(), name="masto-status"),
@@ -45,4 +58,6 @@ urlpatterns = [
         "v1/notifications", "v1/lists", "v1/filters", "v2/filters", "v1/announcements", "v1/followed_tags",
         "v1/conversations", "v1/bookmarks", "v1/favourites", "v1/blocks", "v1/mutes", "v1/domain_blocks",
         "v1/accounts/<id:account_id>/featured_tags", "v1/accounts/<id:account_id>/lists")),
+    # Last: any other path under /api/ is Mastodon's 404 rather than the project's.
+    re_path(r"^api/", apis.NoRouteApi.as_view(), name="masto-no-route"),
 ]

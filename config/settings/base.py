@@ -46,6 +46,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "core.metrics.RequestMetricsMiddleware",  # first: times and logs every request, refusals included
+    "mastoapi.middleware.MastodonErrorBodyMiddleware",  # the guards' errors in Mastodon's shape on its paths
     "core.middleware.BodySizeLimitMiddleware",
     "core.throttling.RateLimitHeadersMiddleware",  # X-RateLimit-* on every limited response
     "django.middleware.security.SecurityMiddleware",

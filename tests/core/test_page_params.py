@@ -1,4 +1,5 @@
-"""``PageParams.parse``: its shortcut for plain queries answers exactly what the serializer would."""
+"""``PageParams.parse``: its shortcut for plain queries answers exactly what the serializer would,
+for ``/v1``'s page parameters and for Mastodon's, which derive from them."""
 from urllib.parse import urlencode
 
 from django.http import QueryDict
@@ -7,6 +8,7 @@ from hypothesis import strategies as st
 from rest_framework import serializers
 
 from core.pagination import PageParams
+from mastoapi.serializers import PageParams as MastodonPageParams
 from timelines.apis import TimelineParams
 
 _VALUES = st.one_of(
@@ -14,7 +16,8 @@ _VALUES = st.one_of(
     st.integers(min_value=(1 << 63) - 3, max_value=(1 << 63) + 3).map(str),
     st.sampled_from(["", "0", "020", " 20", "20 ", "20.0", "1e2", "٣", "+5", "-0", "abc"]),
 )
-_QUERIES = st.lists(st.tuples(st.sampled_from(["limit", "cursor", "since", "other"]), _VALUES), max_size=4)
+_NAMES = st.sampled_from(["limit", "cursor", "since", "max_id", "min_id", "since_id", "other"])
+_QUERIES = st.lists(st.tuples(_NAMES, _VALUES), max_size=4)
 
 
 def _serializer_answer(params: type[PageParams], query: QueryDict):
@@ -23,7 +26,7 @@ def _serializer_answer(params: type[PageParams], query: QueryDict):
 
 
 @settings(max_examples=400, deadline=None)
-@given(pairs=_QUERIES, params=st.sampled_from([PageParams, TimelineParams]))
+@given(pairs=_QUERIES, params=st.sampled_from([PageParams, TimelineParams, MastodonPageParams]))
 def test_parse_answers_as_the_serializer_does(pairs, params):
     query = QueryDict(urlencode(pairs))
     expected = _serializer_answer(params, query)
@@ -45,3 +48,18 @@ def test_a_plain_query_takes_the_shortcut():
         "limit": 100, "cursor": (1 << 63) - 1}
     assert TimelineParams._plain(QueryDict("")) == {"limit": 20}
     assert TimelineParams._plain(QueryDict("limit=7&since=3&cursor=5")) is None  # the serializer's 400
+
+
+def test_mastodon_clamps_the_limit_where_v1_refuses_it():
+    assert MastodonPageParams.page(QueryDict("limit=500&max_id=7"), default=20, maximum=40) == {
+        "limit": 40, "max_id": 7}
+    assert MastodonPageParams.page(QueryDict("limit=-3"), default=20, maximum=40)["limit"] == 3
+    assert MastodonPageParams.page(QueryDict("limit=0"), default=20, maximum=40)["limit"] == 1
+    assert MastodonPageParams.page(QueryDict(""), default=40, maximum=80) == {"limit": 40}
+    assert "cursor" not in MastodonPageParams().fields
+    try:
+        PageParams.parse(QueryDict("limit=500"))
+    except serializers.ValidationError:
+        pass
+    else:
+        raise AssertionError("/v1 took a limit over 100")
