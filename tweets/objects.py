@@ -136,7 +136,7 @@ class TweetEntry:
         flags = (_ACTIVE if author.active else 0) | (_PRIVATE if author.private else 0)
         packed = [_PACKED, author.user_id, author.username, author.display_name, flags, self.content,
                   [[m.media_id, m.key, m.content_type] for m in self.media], self.mentions, self.hashtags]
-        while not packed[-1]:
+        while len(packed) > _FIXED and not packed[-1]:  # only the lists may be left off, never a blank field
             packed.pop()
         return orjson.dumps(packed)
 
@@ -177,6 +177,7 @@ class TweetEntry:
 # The packed layout's version, first in the array: anything else reads as a miss. Version 1
 # held each medium's URL, this one (2) its key.
 _PACKED = 2
+_FIXED = 6  # the version and the fields before the lists
 _ACTIVE, _PRIVATE = 1, 2
 
 
