@@ -34,7 +34,7 @@ def _tweet_object(row: tuple) -> dict:
     author = User(id=author_id, username=username, display_name=display_name, is_active=True)
     tweet = Tweet(id=tweet_id, author=author, content=content, created_at=created_at,
                   mentions=mentions, hashtags=hashtags)
-    return objects.public(objects.cached_entry(tweet))
+    return objects.TweetEntry.of(tweet).to_public()
 
 
 class PingApi(APIView):

@@ -11,7 +11,6 @@ invalid input is a 422 as Mastodon's validation failures are. Rate limits are
 the ``/v1`` scopes, with ``X-RateLimit-Reset`` as an ISO 8601 time, as Mastodon
 sends it.
 """
-from datetime import UTC, datetime
 from typing import cast
 from urllib.parse import urlencode
 
@@ -24,6 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import throttling
+from core.dates import iso_utc_from_unix
 from core.exceptions import ApplicationError, NotFound
 from core.exceptions import exception_handler as core_exception_handler
 from core.fields import IdField, StrictCharField
@@ -35,6 +35,7 @@ from social import services as social_services
 from social.models import User
 from timelines.selectors import timeline_page_for_user
 from tweets import services as tweet_services
+from tweets.objects import TweetEntry
 from tweets.selectors import tweet_visible_to
 
 from . import entities, oauth, selectors, services
@@ -75,7 +76,7 @@ def mastodon_exception_handler(exc, context):
 
 
 def _iso(unix_seconds: int) -> str:
-    return datetime.fromtimestamp(unix_seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_utc_from_unix(unix_seconds, timespec="milliseconds")
 
 
 def serves(*methods: str) -> list[str]:
@@ -111,10 +112,10 @@ class MastoApi(APIView):
     def base(self) -> str:
         return self.request.build_absolute_uri("/").rstrip("/")
 
-    def statuses(self, tweets: list[dict]) -> list[dict]:
+    def statuses(self, tweets: list[TweetEntry]) -> list[dict]:
         authors, mentioned = selectors.users_of(tweets)
-        return [entities.status(t, author=authors[int(t["author"]["user_id"])], base=self.base, mentioned=mentioned)
-                for t in tweets if int(t["author"]["user_id"]) in authors]
+        return [entities.status(t, author=authors[t.author.user_id], base=self.base, mentioned=mentioned)
+                for t in tweets if t.author.user_id in authors]
 
     def account(self, user, **kwargs) -> dict:
         return entities.account(user, base=self.base, **kwargs)
@@ -351,8 +352,8 @@ class AccountStatusesApi(MastoApi):
     def get(self, request, account_id: int):
         params = PageParams.page(request.query_params, default=20, maximum=40)
         tweets = selectors.account_statuses(viewer_id=request.user.id, account_id=account_id, **params)
-        return self.paged(self.statuses(tweets), next_max_id=tweets[-1]["tweet_id"] if tweets else None,
-                          prev_min_id=tweets[0]["tweet_id"] if tweets else None)
+        return self.paged(self.statuses(tweets), next_max_id=tweets[-1].tweet_id if tweets else None,
+                          prev_min_id=tweets[0].tweet_id if tweets else None)
 
 
 class FollowRequestsApi(MastoApi):
@@ -427,7 +428,7 @@ class StatusCreateApi(MastoApi):
         return Response(self.statuses([_status_shown(request, tweet.id)])[0])
 
 
-def _status_shown(request, status_id: int) -> dict:
+def _status_shown(request, status_id: int) -> TweetEntry:
     """The public tweet object of a status the caller may see; else 404."""
     tweet = tweet_visible_to(tweet_id=status_id, viewer=cast(User, request.user))  # HasScope: a user
     if tweet is None:
@@ -446,7 +447,7 @@ class StatusApi(MastoApi):
         tweet = _status_shown(request, status_id)
         tweet_services.tweet_delete(tweet_id=status_id, actor=request.user)
         # Mastodon answers the deleted status with its source text, for "delete and redraft".
-        return Response({**self.statuses([tweet])[0], "text": tweet["content"]})
+        return Response({**self.statuses([tweet])[0], "text": tweet.content})
 
 
 class StatusContextApi(MastoApi):
@@ -502,7 +503,7 @@ class HomeTimelineApi(MastoApi):
             page = timeline_page_for_user(user_id=request.user.id, limit=params["limit"],
                                           cursor=params.get("max_id"), after=params.get("since_id"))
         return self.paged(self.statuses(page.tweets), next_max_id=page.next_cursor,
-                          prev_min_id=page.tweets[0]["tweet_id"] if page.tweets else None)
+                          prev_min_id=page.tweets[0].tweet_id if page.tweets else None)
 
 
 class MarkerPosition(serializers.Serializer):

@@ -1,9 +1,10 @@
 """Mastodon's entities, each built in one place: Account, Status, MediaAttachment,
 Relationship, Marker, Application, Token and the instance.
 
-They are made from the product's own objects (a ``social.User``, the public
-tweet object ``tweets.objects.public``) and never from rows of their own, so a
-tweet reads the same here as on ``/v1``. Ids are strings, as Mastodon's are.
+They are made from the product's own objects (a ``social.User``, a tweet's
+``tweets.objects.TweetEntry``) and never from rows of their own, so a tweet
+reads the same here as on ``/v1``. Times are ISO 8601 with milliseconds, as
+Mastodon writes them. Ids are strings, as Mastodon's are.
 ``base`` is the server's own URL (``https://host``), for the links Mastodon
 puts in its entities.
 """
@@ -12,16 +13,18 @@ from datetime import datetime
 from html import escape
 
 from django.conf import settings
-from twitter_text import extract_urls_with_indices
 
+from core.dates import iso_utc
 from media import services as media_services
 from social.models import Follow, User
+from tweets.objects import TweetEntry
+from tweets.text import MAX_WEIGHTED_LENGTH, URL_WEIGHT, Entity, entities_with_indices
 
 from .models import Marker
 
 
 def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_utc(moment, timespec="milliseconds")
 
 
 def account(user: User, *, base: str, statuses_count: int = 0, source: bool = False) -> dict:
@@ -68,46 +71,39 @@ def account(user: User, *, base: str, statuses_count: int = 0, source: bool = Fa
 _EVERYONE = {"id": "-99", "name": "", "color": "", "permissions": "0", "highlighted": False}
 
 
-# The mentions and hashtags a tweet stored (tweets.text found them) are linked where
-# they stand; anything else that looks like one is left as text.
-_ENTITY = re.compile(r"(?<![A-Za-z0-9_])[@\uFF20](?P<name>[A-Za-z0-9_]{1,15})(?![A-Za-z0-9_@])"
-                     r"|(?<![\w&])[#\uFF03](?P<tag>\w+)")
-
-
-def _linked(text: str, *, base: str, mentioned: dict[str, User], tags: set[str]) -> str:
-    """Escaped ``text`` with the tweet's own mentions and hashtags linked."""
-    out, last = [], 0
-    for match in _ENTITY.finditer(text):
-        out.append(escape(text[last:match.start()]))
-        last = match.end()
-        name, tag = match.group("name"), match.group("tag")
-        user = mentioned.get(name.lower()) if name else None
-        if user is not None:
-            out.append(f'<span class="h-card"><a href="{base}/@{user.username}" class="u-url mention">'
-                       f'@<span>{escape(user.username)}</span></a></span>')
-        elif tag and tag.casefold() in tags:
-            out.append(f'<a href="{base}/tags/{escape(tag.lower())}" class="mention hashtag" rel="tag">'
-                       f'#<span>{escape(tag)}</span></a>')
-        else:
-            out.append(escape(match.group(0)))
-    out.append(escape(text[last:]))
-    return "".join(out)
-
-
 def content_html(text: str, *, base: str, mentioned: dict[str, User], tags: set[str]) -> str:
-    """The tweet as Mastodon's sanitised HTML: escaped, URLs, mentions and hashtags linked,
-    paragraphs in ``<p>``, line breaks as ``<br />``."""
+    """The tweet as Mastodon's sanitised HTML: escaped, with its URLs, the mentions of users
+    in ``mentioned`` (by lower-cased name) and its hashtags in ``tags`` (casefolded) linked
+    where ``tweets.text`` finds them; paragraphs in ``<p>``, line breaks as ``<br />``."""
     parts, last = [], 0
-    for url in extract_urls_with_indices(text):
-        start, end = url["indices"]
-        parts.append(_linked(text[last:start], base=base, mentioned=mentioned, tags=tags))
-        href = url["url"] if "://" in url["url"] else f"http://{url['url']}"
-        parts.append(f'<a href="{escape(href)}" rel="nofollow noopener" target="_blank">{escape(url["url"])}</a>')
-        last = end
-    parts.append(_linked(text[last:], base=base, mentioned=mentioned, tags=tags))
+    for entity in entities_with_indices(text):
+        link = _link(entity, base=base, mentioned=mentioned, tags=tags)
+        if link is None:
+            continue
+        parts.append(escape(text[last:entity.start]))
+        parts.append(link)
+        last = entity.end
+    parts.append(escape(text[last:]))
     html = "".join(parts)
     paragraphs = [p for p in re.split(r"\n\s*\n", html) if p.strip()] or [""]
     return "".join(f"<p>{p.strip(chr(10)).replace(chr(10), '<br />')}</p>" for p in paragraphs)
+
+
+def _link(entity: Entity, *, base: str, mentioned: dict[str, User], tags: set[str]) -> str | None:
+    """The HTML link for ``entity``; None to leave it as text (a user not found, a tag not stored)."""
+    if entity.kind == "url":
+        href = entity.value if "://" in entity.value else f"http://{entity.value}"
+        return f'<a href="{escape(href)}" rel="nofollow noopener" target="_blank">{escape(entity.value)}</a>'
+    if entity.kind == "mention":
+        user = mentioned.get(entity.value.lower())
+        if user is None:
+            return None
+        return (f'<span class="h-card"><a href="{base}/@{user.username}" class="u-url mention">'
+                f'@<span>{escape(user.username)}</span></a></span>')
+    if entity.value.casefold() not in tags:
+        return None
+    return (f'<a href="{base}/tags/{escape(entity.value.lower())}" class="mention hashtag" rel="tag">'
+            f'#<span>{escape(entity.value)}</span></a>')
 
 
 def media_attachment(media_id: str, url: str, content_type: str) -> dict:
@@ -125,15 +121,15 @@ def media_attachment(media_id: str, url: str, content_type: str) -> dict:
     }
 
 
-def status(tweet: dict, *, author: User, base: str, mentioned: dict[str, User]) -> dict:
-    """A Status from the public tweet object, its author and the users it mentions
-    (by lower-cased username; those not found are left unlinked)."""
-    tweet_id = tweet["tweet_id"]
-    mentions = [mentioned[name.lower()] for name in tweet["mentions"] if name.lower() in mentioned]
-    tags = {tag.casefold() for tag in tweet["hashtags"]}
+def status(tweet: TweetEntry, *, author: User, base: str, mentioned: dict[str, User]) -> dict:
+    """A Status from a tweet's entry, its author and the users it mentions (by lower-cased
+    username; those not found are left unlinked)."""
+    tweet_id = str(tweet.tweet_id)
+    mentions = [mentioned[name.lower()] for name in tweet.mentions if name.lower() in mentioned]
+    tags = {tag.casefold() for tag in tweet.hashtags}
     return {
         "id": tweet_id,
-        "created_at": tweet["created_at"],
+        "created_at": _iso(tweet.created_at),
         "in_reply_to_id": None,
         "in_reply_to_account_id": None,
         "sensitive": False,
@@ -151,15 +147,15 @@ def status(tweet: dict, *, author: User, base: str, mentioned: dict[str, User]) 
         "muted": False,
         "bookmarked": False,
         "pinned": False,
-        "content": content_html(tweet["content"], base=base, mentioned=mentioned, tags=tags),
+        "content": content_html(tweet.content, base=base, mentioned=mentioned, tags=tags),
         "filtered": [],
         "reblog": None,
         "text": None,
         "account": account(author, base=base),
-        "media_attachments": [media_attachment(m["media_id"], m["url"], m["content_type"]) for m in tweet["media"]],
+        "media_attachments": [media_attachment(m.media_id, m.url, m.content_type) for m in tweet.media],
         "mentions": [{"id": str(u.id), "username": u.username, "url": f"{base}/@{u.username}", "acct": u.username}
                      for u in mentions],
-        "tags": [{"name": tag, "url": f"{base}/tags/{tag.lower()}"} for tag in tweet["hashtags"]],
+        "tags": [{"name": tag, "url": f"{base}/tags/{tag.lower()}"} for tag in tweet.hashtags],
         "emojis": [],
         "card": None,
         "poll": None,
@@ -226,8 +222,8 @@ def _media_configuration() -> dict:
 
 
 def _statuses_configuration() -> dict:
-    return {"max_characters": 280, "max_media_attachments": media_services.MAX_MEDIA_PER_TWEET,
-            "characters_reserved_per_url": 23}
+    return {"max_characters": MAX_WEIGHTED_LENGTH, "max_media_attachments": media_services.MAX_MEDIA_PER_TWEET,
+            "characters_reserved_per_url": URL_WEIGHT}
 
 
 # There are no polls here.

@@ -1,51 +1,36 @@
 """Reads only the Mastodon API needs: an account's own statuses, its statuses count,
 the users a page of statuses shows, and markers. The home timeline is not here: it
 is ``timelines.selectors.timeline_page_for_user``, the same read as ``/v1``'s."""
-from django.db.models.functions import Lower
-
 from social import selectors as social_selectors
 from social.models import User
-from tweets.models import Tweet
-from tweets.selectors import tweets_hydrate
+from tweets import selectors as tweets_selectors
+from tweets.objects import TweetEntry
 
 from .models import Marker
 
 
 def statuses_count(*, user_id: int) -> int:
-    return Tweet.objects.filter(author_id=user_id, deleted_at__isnull=True).count()
+    return tweets_selectors.statuses_count(author_id=user_id)
 
 
 def account_statuses(*, viewer_id: int, account_id: int, limit: int, max_id: int | None = None,
-                     since_id: int | None = None, min_id: int | None = None) -> list[dict]:
-    """The account's own tweets, newest first, as public tweet objects: all of them to
-    the account and (if it is private) its accepted followers, none to anyone else.
-    ``max_id``/``since_id``/``min_id`` as on the home timeline."""
-    user = social_selectors.user_get(user_id=account_id)
-    if not social_selectors.may_see_graph_of(viewer_id=viewer_id, user=user):
-        return []
-    tweets = Tweet.objects.filter(author_id=account_id, deleted_at__isnull=True)
-    if max_id is not None:
-        tweets = tweets.filter(id__lt=max_id)
-    if since_id is not None:
-        tweets = tweets.filter(id__gt=since_id)
-    if min_id is not None:
-        ids = list(tweets.filter(id__gt=min_id).order_by("id").values_list("id", flat=True)[:limit])[::-1]
-    else:
-        ids = list(tweets.order_by("-id").values_list("id", flat=True)[:limit])
-    return tweets_hydrate(tweet_ids=ids)
+                     since_id: int | None = None, min_id: int | None = None) -> list[TweetEntry]:
+    """The account's own tweets, newest first: all of them to the account and (if it is
+    private) its accepted followers, none to anyone else; ``NotFound`` for an account
+    suspended or unknown. ``max_id``/``since_id``/``min_id`` as on the home timeline."""
+    social_selectors.user_get(user_id=account_id)
+    return tweets_selectors.author_tweets_page(viewer_id=viewer_id, author_id=account_id, limit=limit,
+                                               max_id=max_id, since_id=since_id, min_id=min_id)
 
 
-def users_of(tweets: list[dict]) -> tuple[dict[int, User], dict[str, User]]:
+def users_of(tweets: list[TweetEntry]) -> tuple[dict[int, User], dict[str, User]]:
     """The authors of ``tweets`` by id and the users they mention by lower-cased name:
     two queries for a whole page."""
-    author_ids = {int(t["author"]["user_id"]) for t in tweets}
-    names = {name.lower() for t in tweets for name in t["mentions"]}
-    authors = User.objects.in_bulk(author_ids)
-    mentioned: dict[str, User] = {}
-    if names:
-        # The lower-cased name is what the unique index on usernames holds.
-        for user in User.objects.annotate(name=Lower("username")).filter(name__in=names, is_active=True):
-            mentioned[user.username.lower()] = user
+    author_ids = {t.author.user_id for t in tweets}
+    names = {name.lower() for t in tweets for name in t.mentions}
+    authors = social_selectors.users_in_bulk(user_ids=author_ids)
+    mentioned = ({user.username.lower(): user for user in social_selectors.active_users_named(names=names)}
+                 if names else {})
     return authors, mentioned
 
 

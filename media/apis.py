@@ -4,6 +4,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.dates import iso_utc
 from core.fields import StrictCharField
 
 from . import services
@@ -42,5 +43,5 @@ class MediaCreateApi(APIView):
         return Response({
             "media_id": str(media.id),
             "upload": {"url": upload["url"], "fields": upload["fields"]},
-            "expires_at": services.upload_expires_at(media).isoformat().replace("+00:00", "Z"),
+            "expires_at": iso_utc(services.upload_expires_at(media)),
         }, status=status.HTTP_201_CREATED)

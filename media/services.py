@@ -22,15 +22,15 @@ from .models import Media
 
 logger = logging.getLogger(__name__)
 
-MB = 1024 * 1024
 # The types a tweet may carry, each with its largest size and the key's extension.
 ALLOWED_TYPES = {
-    "image/jpeg": (5 * MB, "jpg"),
-    "image/png": (5 * MB, "png"),
-    "image/gif": (5 * MB, "gif"),
-    "image/webp": (5 * MB, "webp"),
-    "video/mp4": (512 * MB, "mp4"),
+    "image/jpeg": (settings.MEDIA_IMAGE_MAX_BYTES, "jpg"),
+    "image/png": (settings.MEDIA_IMAGE_MAX_BYTES, "png"),
+    "image/gif": (settings.MEDIA_IMAGE_MAX_BYTES, "gif"),
+    "image/webp": (settings.MEDIA_IMAGE_MAX_BYTES, "webp"),
+    "video/mp4": (settings.MEDIA_VIDEO_MAX_BYTES, "mp4"),
 }
+# The most media one tweet carries (POST /v1/tweets, Mastodon's max_media_attachments).
 MAX_MEDIA_PER_TWEET = 4
 
 

@@ -233,83 +233,83 @@ MUTANTS = [
     M("read.no-extra-entry", READS, 58, "pipe.lrange(key, 0, size)", "pipe.lrange(key, 0, size - 1)",
       "a read no longer fetches the entry past the window: a full complete list reads as incomplete"),
     # --- cached_ids: the floor and the merge of the windows --------------------------------------------
-    M("cached.floor-min", SELECTORS, 93, "floor = max(floors) if floors else None",
+    M("cached.floor-min", SELECTORS, 92, "floor = max(floors) if floors else None",
       "floor = min(floors) if floors else None",
       "the union vouches down to the lowest floor, not the highest"),
-    M("cached.floor-timeline-only", SELECTORS, 92, "floors = [w.floor for w in windows if w.floor is not None]",
+    M("cached.floor-timeline-only", SELECTORS, 91, "floors = [w.floor for w in windows if w.floor is not None]",
       "floors = [w.floor for w in windows[:1] if w.floor is not None]", "the pulled lists' floors are ignored"),
-    M("cached.filter-strict", SELECTORS, 97, "tid >= floor}", "tid > floor}", "the id at the floor is left out"),
-    M("cached.filter-dropped", SELECTORS, 97, "for tid in w.ids if floor is None or tid >= floor}", "for tid in w.ids}",
+    M("cached.filter-strict", SELECTORS, 96, "tid >= floor}", "tid > floor}", "the id at the floor is left out"),
+    M("cached.filter-dropped", SELECTORS, 96, "for tid in w.ids if floor is None or tid >= floor}", "for tid in w.ids}",
       "ids below the floor are kept"),
-    M("cached.single-window-always", SELECTORS, 94, "if len(windows) == 1:", "if len(windows) >= 1:",
+    M("cached.single-window-always", SELECTORS, 93, "if len(windows) == 1:", "if len(windows) >= 1:",
       "the pushed timeline alone, pulled lists ignored"),
-    M("cached.single-window-never", SELECTORS, 94, "if len(windows) == 1:", "if len(windows) == 0:",
+    M("cached.single-window-never", SELECTORS, 93, "if len(windows) == 1:", "if len(windows) == 0:",
       "no shortcut for a single window",
       equivalent="the general path gives the same ids for one window: its floor is its own last id, so "
                  "the filter keeps every id, and they are unique and sorted already"),
     # --- _Timeline._ids_older_than ---------------------------------------------------------------------
-    M("older-than.cursor-inclusive", SELECTORS, 151, "if cursor is None or tid < cursor]",
+    M("older-than.cursor-inclusive", SELECTORS, 150, "if cursor is None or tid < cursor]",
       "if cursor is None or tid <= cursor]",
       "the cursor tweet itself is on the next page"),
-    M("older-than.cursor-or-to-and", SELECTORS, 151, "if cursor is None or tid < cursor]",
+    M("older-than.cursor-or-to-and", SELECTORS, 150, "if cursor is None or tid < cursor]",
       "if cursor is not None and tid < cursor]", "the first page shows no cached id"),
-    M("older-than.whole-cache-continues", SELECTORS, 155,
+    M("older-than.whole-cache-continues", SELECTORS, 154,
       "        if floor is None:\n            return\n        before",
       "        before",
       "a complete cache still asks PostgreSQL"),
-    M("older-than.seam-max", SELECTORS, 157, "min(cursor, floor)", "max(cursor, floor)",
+    M("older-than.seam-max", SELECTORS, 156, "min(cursor, floor)", "max(cursor, floor)",
       "below the floor, PostgreSQL restarts at the floor instead of the cursor"),
-    M("older-than.seam-cursor-only", SELECTORS, 157, "before = floor if cursor is None else min(cursor, floor)",
+    M("older-than.seam-cursor-only", SELECTORS, 156, "before = floor if cursor is None else min(cursor, floor)",
       "before = floor if cursor is None else cursor", "PostgreSQL starts at the cursor even above the floor"),
-    M("older-than.seam-floor-only", SELECTORS, 157, "before = floor if cursor is None else min(cursor, floor)",
+    M("older-than.seam-floor-only", SELECTORS, 156, "before = floor if cursor is None else min(cursor, floor)",
       "before = floor", "PostgreSQL starts at the floor whatever the cursor"),
-    M("older-than.db-stops-early", SELECTORS, 162, "            if len(older) < size:\n                return",
+    M("older-than.db-stops-early", SELECTORS, 161, "            if len(older) < size:\n                return",
       "            if len(older) <= size:\n                return", "stops after a full PostgreSQL chunk"),
-    M("older-than.db-next-from-head", SELECTORS, 164, "before = older[-1]", "before = older[0]",
+    M("older-than.db-next-from-head", SELECTORS, 163, "before = older[-1]", "before = older[0]",
       "the next PostgreSQL chunk starts below the newest id of the last, not the oldest"),
-    M("older-than.cached-chunks-of-one", SELECTORS, 153,
+    M("older-than.cached-chunks-of-one", SELECTORS, 152,
       "yield from _chunked(ids, want)", "yield from _chunked(ids, 1)",
       "cached ids hydrated one at a time (a round trip each)"),
-    M("older-than.db-chunks-start-at-one", SELECTORS, 158, "        for size in _sizes(want):\n            older",
+    M("older-than.db-chunks-start-at-one", SELECTORS, 157, "        for size in _sizes(want):\n            older",
       "        for size in _sizes(1):\n            older", "PostgreSQL read 1, 2, 4 ... ids at a time"),
-    M("sizes.no-growth", SELECTORS, 185, "size = min(size * 2, 1000)", "size = min(size, 1000)",
+    M("sizes.no-growth", SELECTORS, 184, "size = min(size * 2, 1000)", "size = min(size, 1000)",
       "chunks never grow when hidden tweets thin a page out"),
     # --- _Timeline._ids_newer_than ----------------------------------------------------------------------
-    M("newer-than.since-at-floor", SELECTORS, 168, "if floor is not None and since < floor:",
+    M("newer-than.since-at-floor", SELECTORS, 167, "if floor is not None and since < floor:",
       "if floor is not None and since <= floor:", "PostgreSQL is also asked when since is the floor",
       equivalent="PostgreSQL is asked for ids strictly between since and the floor: with since == floor "
                  "there are none, so one empty query is all it adds"),
-    M("newer-than.and-to-or", SELECTORS, 168, "if floor is not None and since < floor:",
+    M("newer-than.and-to-or", SELECTORS, 167, "if floor is not None and since < floor:",
       "if floor is None or since < floor:", "PostgreSQL asked though the cache holds the whole timeline"),
-    M("newer-than.since-above-floor", SELECTORS, 168, "if floor is not None and since < floor:",
+    M("newer-than.since-above-floor", SELECTORS, 167, "if floor is not None and since < floor:",
       "if floor is not None and since > floor:", "PostgreSQL asked when since is above the floor, not below"),
-    M("newer-than.db-unbounded", SELECTORS, 172, "after=after, before=floor, limit=size",
+    M("newer-than.db-unbounded", SELECTORS, 171, "after=after, before=floor, limit=size",
       "after=after, before=None, limit=size",
       "the PostgreSQL part runs past the floor into the cached range"),
-    M("newer-than.db-skips-cache", SELECTORS, 175, "                if len(newer) < size:\n                    break",
+    M("newer-than.db-skips-cache", SELECTORS, 174, "                if len(newer) < size:\n                    break",
       "                if len(newer) < size:\n                    return", "the cached ids never follow PostgreSQL's"),
-    M("newer-than.db-next-from-head", SELECTORS, 177, "after = newer[-1]", "after = newer[0]",
+    M("newer-than.db-next-from-head", SELECTORS, 176, "after = newer[-1]", "after = newer[0]",
       "the next PostgreSQL chunk starts above the oldest id of the last, not the newest"),
-    M("newer-than.since-inclusive", SELECTORS, 178, "if tid > since]", "if tid >= since]",
+    M("newer-than.since-inclusive", SELECTORS, 177, "if tid > since]", "if tid >= since]",
       "the since tweet itself is shown"),
     # --- timeline_page_for_user -------------------------------------------------------------------------
-    M("page.first-page-prefix-too-small", SELECTORS, 217, "return 2 * limit + 20 if cursor",
+    M("page.first-page-prefix-too-small", SELECTORS, 216, "return 2 * limit + 20 if cursor",
       "return limit if cursor", "a first page reads only `limit` ids of each list"),
-    M("page.take-only-limit", SELECTORS, 250, "tweets = _take(older, limit + 1)",
+    M("page.take-only-limit", SELECTORS, 249, "tweets = _take(older, limit + 1)",
       "tweets = _take(older, limit)", "one tweet too few read to know whether older exist"),
-    M("page.has-older-ge", SELECTORS, 251, "has_older = len(tweets) > limit", "has_older = len(tweets) >= limit",
+    M("page.has-older-ge", SELECTORS, 250, "has_older = len(tweets) > limit", "has_older = len(tweets) >= limit",
       "a full last page gets a next_cursor"),
     M("page.next-cursor-always", SELECTORS, 269, "if tweets and has_older else None", "if tweets else None",
       "next_cursor set on the last page"),
-    M("page.since-has-older-always", SELECTORS, 259, "has_older = bool(_take(timeline.older_than(oldest, 1), 1))",
+    M("page.since-has-older-always", SELECTORS, 258, "has_older = bool(_take(timeline.older_than(oldest, 1), 1))",
       "has_older = True", "a since= page always says older tweets exist"),
-    M("page.since-empty-oldest", SELECTORS, 258, "else since + 1", "else since",
+    M("page.since-empty-oldest", SELECTORS, 257, "else since + 1", "else since",
       "an empty since= page looks for tweets older than since, not since + 1",
       equivalent="has_older only sets next_cursor on a page with tweets; on an empty page it is unused"),
-    M("page.since-not-reversed", SELECTORS, 257, "_take(newer, limit)[::-1]", "_take(newer, limit)",
+    M("page.since-not-reversed", SELECTORS, 256, "_take(newer, limit)[::-1]", "_take(newer, limit)",
       "a since= page oldest first"),
-    M("page.prev-cursor-last", SELECTORS, 264, "prev_cursor = tweets[0][\"tweet_id\"]",
-      "prev_cursor = tweets[-1][\"tweet_id\"]",
+    M("page.prev-cursor-last", SELECTORS, 264, "prev_cursor = str(tweets[0].tweet_id)",
+      "prev_cursor = str(tweets[-1].tweet_id)",
       "prev_cursor is the oldest tweet of the page"),
     M("page.prev-cursor-lost", SELECTORS, 266, "prev_cursor = str(since) if since is not None else None",
       "prev_cursor = None", "an empty since= page loses its prev_cursor"),
@@ -368,6 +368,28 @@ def check_mutants(mutants: list[Mutant]) -> list[str]:
         if m.original == m.replacement:
             problems.append(f"{m.name}: the replacement is the text itself")
     return problems
+
+
+def relocate(mutants: list[Mutant]) -> list[str]:
+    """Move each mutant whose text left its line, and now occurs once in its file, to that line, by
+    rewriting the line numbers in this file's table; what it moved, and what it could not."""
+    script = Path(__file__)
+    source = script.read_text()
+    report = []
+    for m in mutants:
+        text = (ROOT / m.file).read_text() if (ROOT / m.file).is_file() else ""
+        if not isinstance(_span(m, text), str):
+            continue
+        found = _occurrences(text, m.original)
+        if len(found) != 1:
+            report.append(f"{m.name}: its text occurs {len(found)} times in {m.file}: not moved")
+            continue
+        line = text[:found[0]].count("\n") + 1
+        entry = re.compile(rf'(M\("{re.escape(m.name)}", \w+, ){m.line},')
+        source, moved = entry.subn(rf"\g<1>{line},", source, count=1)
+        report.append(f"{m.name}: line {m.line} -> {line}" if moved else f"{m.name}: its entry was not found here")
+    script.write_text(source)
+    return report
 
 
 def dirty(files: set[str]) -> list[str]:
@@ -445,6 +467,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--check", action="store_true", help="check that every mutant finds its line, and exit")
+    parser.add_argument("--relocate", action="store_true",
+                        help="point each mutant whose text moved (and occurs once in its file) at its new line")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these mutants")
     parser.add_argument("--no-baseline", action="store_true", help="skip the unmutated run")
     parser.add_argument("--allow-dirty", action="store_true", help="run even if the mutated files have changes")
@@ -466,6 +490,9 @@ def main() -> int:
     if args.list:
         for m in mutants:
             print(f"{m.name:40} {f'{m.file}:{m.line}':46} {m.description}{'  [equivalent]' if m.equivalent else ''}")
+        return 0
+    if args.relocate:
+        print(*relocate(mutants) or ["Every mutant is on its line."], sep="\n")
         return 0
     problems = check_mutants(mutants)
     if problems:

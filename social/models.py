@@ -3,6 +3,10 @@
 Follower and following counts live on the user row and are only ever changed
 with ``F()`` updates inside the transaction that inserts or deletes the follow
 row, so they stay exact under concurrency; they decide who is a celebrity.
+
+Who may see an account's tweets and graph is decided here once, as QuerySet
+methods (``User.objects.seen_by``, ``Follow.objects.accepted``); raw SQL takes
+the same predicates from ``accepted_sql``.
 """
 from typing import ClassVar
 
@@ -15,7 +19,19 @@ from django.db.models.functions import Lower
 USERNAME_PATTERN = r"^[A-Za-z0-9_]{1,15}$"
 
 
-class UserManager(DjangoUserManager):
+class UserQuerySet(models.QuerySet):
+    def active(self):
+        """Users not suspended."""
+        return self.filter(is_active=True)
+
+    def seen_by(self, viewer_id: int):
+        """The accounts whose tweets and graph ``viewer_id`` may see: every public account; a
+        private one only by itself and its accepted followers (``seen_by_q``)."""
+        return self.filter(seen_by_q(viewer_id))
+
+
+# django-stubs cannot follow from_queryset on auth's generic UserManager; the methods are the queryset's above.
+class UserManager(DjangoUserManager.from_queryset(UserQuerySet)):  # type: ignore[misc]
     def get_by_natural_key(self, username):
         # Logging in is case-insensitive, as usernames are unique case-insensitively.
         return self.get(username__iexact=username)
@@ -51,10 +67,22 @@ class User(AbstractUser):
         return self.username
 
 
+class FollowQuerySet(models.QuerySet):
+    def accepted(self):
+        """Follows in force (a private account's requests not yet approved are not)."""
+        return self.filter(state=Follow.State.ACCEPTED)
+
+    def requested(self):
+        """Requests to follow a private account, awaiting its answer."""
+        return self.filter(state=Follow.State.REQUESTED)
+
+
 class Follow(models.Model):
     class State(models.TextChoices):
         ACCEPTED = "accepted"
         REQUESTED = "requested"
+
+    objects = FollowQuerySet.as_manager()
 
     follower = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
     followee = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
@@ -94,3 +122,19 @@ class AccountChange(models.Model):
 
     def __str__(self) -> str:
         return f"change to {self.user_id}"
+
+
+def seen_by_q(viewer_id: int, *, account: str = "") -> models.Q:
+    """The one rule of who sees an account's tweets and graph, as a filter: the account is
+    public, is the viewer, or is followed by the viewer (accepted). ``account``: the lookup
+    path from the filtered model to the user (``"author__"`` from a tweet)."""
+    followed = Follow.objects.accepted().filter(follower_id=viewer_id).values("followee_id")
+    return (models.Q(**{f"{account}is_private": False}) | models.Q(**{f"{account}id": viewer_id})
+            | models.Q(**{f"{account}id__in": followed}))
+
+
+def accepted_sql(alias: str = "") -> str:
+    """``Follow.objects.accepted()``'s predicate for raw SQL over the follow table (as ``alias``,
+    if given): a literal of the enum's own value, so a plan may use it like a constant."""
+    column = f"{alias}.state" if alias else "state"
+    return f"{column} = '{Follow.State.ACCEPTED.value}'"

@@ -1,11 +1,13 @@
 """Reads of users and the follow graph."""
+from django.db.models.functions import Lower
+
 from core.exceptions import Forbidden, NotFound
 
 from .models import Follow, User
 
 
 def user_get(*, user_id: int) -> User:
-    user = User.objects.filter(id=user_id, is_active=True).first()
+    user = User.objects.active().filter(id=user_id).first()
     if user is None:
         raise NotFound("No such user.")
     return user
@@ -25,11 +27,18 @@ def _users_page(*, edges, id_field: str, limit: int, cursor: int | None) -> tupl
     return users, (ids[-1] if has_more else None)
 
 
+def may_see_account(*, viewer_id: int, account_id: int, private: bool) -> bool:
+    """Whether ``viewer_id`` may see the tweets and graph of an account already read (whether it
+    is ``private`` included): ``User.objects.seen_by``'s rule, asked of PostgreSQL only for a
+    private account seen by someone else."""
+    if not private or viewer_id == account_id:
+        return True
+    return User.objects.filter(id=account_id).seen_by(viewer_id).exists()
+
+
 def may_see_graph_of(*, viewer_id: int, user: User) -> bool:
-    """Whether ``viewer_id`` may list whom ``user`` follows and who follows them: anyone
-    for a public account; for a private one, the account itself and its accepted followers."""
-    return (not user.is_private or viewer_id == user.id
-            or Follow.objects.filter(follower_id=viewer_id, followee=user, state=Follow.State.ACCEPTED).exists())
+    """Whether ``viewer_id`` may list whom ``user`` follows and who follows them (``may_see_account``)."""
+    return may_see_account(viewer_id=viewer_id, account_id=user.id, private=user.is_private)
 
 
 def _graph_owner(*, viewer_id: int, user_id: int) -> User:
@@ -41,27 +50,38 @@ def _graph_owner(*, viewer_id: int, user_id: int) -> User:
 
 def followers_page(*, viewer_id: int, user_id: int, limit: int, cursor: int | None):
     _graph_owner(viewer_id=viewer_id, user_id=user_id)
-    edges = Follow.objects.filter(followee_id=user_id, state=Follow.State.ACCEPTED)
+    edges = Follow.objects.accepted().filter(followee_id=user_id)
     return _users_page(edges=edges, id_field="follower_id", limit=limit, cursor=cursor)
 
 
 def following_page(*, viewer_id: int, user_id: int, limit: int, cursor: int | None):
     _graph_owner(viewer_id=viewer_id, user_id=user_id)
-    edges = Follow.objects.filter(follower_id=user_id, state=Follow.State.ACCEPTED)
+    edges = Follow.objects.accepted().filter(follower_id=user_id)
     return _users_page(edges=edges, id_field="followee_id", limit=limit, cursor=cursor)
 
 
 def follow_requests_page(*, user_id: int, limit: int, cursor: int | None):
-    edges = Follow.objects.filter(followee_id=user_id, state=Follow.State.REQUESTED)
+    edges = Follow.objects.requested().filter(followee_id=user_id)
     return _users_page(edges=edges, id_field="follower_id", limit=limit, cursor=cursor)
 
 
 def user_by_username(*, username: str) -> User:
     """The active user of that name (case-insensitively); ``NotFound`` otherwise."""
-    user = User.objects.filter(username__iexact=username, is_active=True).first()
+    user = User.objects.active().filter(username__iexact=username).first()
     if user is None:
         raise NotFound("No such user.")
     return user
+
+
+def users_in_bulk(*, user_ids: set[int]) -> dict[int, User]:
+    """The users of ``user_ids`` by id, suspended ones included (a page of tweets hides those itself)."""
+    return User.objects.in_bulk(user_ids)
+
+
+def active_users_named(*, names: set[str]) -> list[User]:
+    """The active users whose lower-cased username is in ``names``: one query over the unique
+    index on the lower-cased name."""
+    return list(User.objects.active().annotate(name=Lower("username")).filter(name__in=names))
 
 
 def follow_states(*, viewer_id: int, user_ids: list[int]) -> tuple[dict[int, str], dict[int, str]]:

@@ -23,7 +23,7 @@ from django.db.models import F
 from core.exceptions import ApplicationError, Forbidden, NotFound
 
 from . import cache, tokens
-from .models import AccountChange, Follow, User
+from .models import AccountChange, Follow, User, accepted_sql
 from .signals import authors_changed, follow_changed
 
 logger = logging.getLogger(__name__)
@@ -157,11 +157,11 @@ def _neighbour_counts_change(*, user_id: int, delta: int) -> None:
             # The neighbours' rows locked in id order, like every other count update.
             cursor.execute(
                 f"SELECT id FROM {users} WHERE id IN (SELECT {other_end} FROM {follows} "
-                f"WHERE {this_end} = %s AND state = 'accepted') ORDER BY id FOR NO KEY UPDATE",
+                f"WHERE {this_end} = %s AND {accepted_sql()}) ORDER BY id FOR NO KEY UPDATE",
                 [user_id])
             cursor.execute(
                 f"UPDATE {users} u SET {counted} = u.{counted} + %s FROM {follows} f "
-                f"WHERE f.{this_end} = %s AND f.state = 'accepted' AND u.id = f.{other_end}",
+                f"WHERE f.{this_end} = %s AND {accepted_sql('f')} AND u.id = f.{other_end}",
                 [delta, user_id])
 
 

@@ -48,4 +48,5 @@ class HomeTimelineApi(APIView):
         params = self.params if self.params is not None else TimelineParams.parse(request.query_params)
         page = timeline_page_for_user(user_id=request.user.id, limit=params["limit"], cursor=params.get("cursor"),
                                       since=params.get("since"), prefetched=self.prefetched)
-        return Response({"data": page.tweets, "next_cursor": page.next_cursor, "prev_cursor": page.prev_cursor})
+        return Response({"data": [tweet.to_public() for tweet in page.tweets],
+                         "next_cursor": page.next_cursor, "prev_cursor": page.prev_cursor})

@@ -7,8 +7,8 @@ the fan-out all ask PostgreSQL through these.
 from django.db import connections
 
 from core import db
-from social.models import Follow, User
-from tweets.models import Tweet
+from social.models import Follow, User, accepted_sql
+from tweets.models import Tweet, live_sql
 
 from . import store
 from .models import PendingFanout
@@ -23,7 +23,7 @@ _TIMELINE_IDS_SQL = f"""
 SELECT t.id
 FROM (
     SELECT f.followee_id AS author_id FROM {Follow._meta.db_table} f
-    WHERE f.follower_id = %(user_id)s AND f.state = 'accepted'
+    WHERE f.follower_id = %(user_id)s AND {accepted_sql("f")}
       -- a primary-key probe per followee, never a scan of the users; the
       -- cached list keeps suspended authors' tweets (hidden at read), so that
       -- they come back if the author is reinstated
@@ -32,7 +32,7 @@ FROM (
 ) a
 CROSS JOIN LATERAL (
     SELECT tw.id FROM {Tweet._meta.db_table} tw
-    WHERE tw.author_id = a.author_id AND tw.deleted_at IS NULL
+    WHERE tw.author_id = a.author_id AND {live_sql("tw")}
       AND tw.id > %(after)s AND tw.id < %(before)s
       AND (NOT %(pushed_only)s OR tw.pushed OR tw.author_id = %(user_id)s)
     ORDER BY tw.id {{order}}
@@ -63,13 +63,13 @@ def timeline_ids_from_db(*, user_id: int, before: int | None, limit: int, after:
 def author_ids_from_db(*, author_id: int, pushed: bool, limit: int, using: str = db.PRIMARY) -> list[int]:
     """The newest ``limit`` live ids among the author's pushed (or pulled) tweets, newest first."""
     return list(
-        Tweet.objects.using(using).filter(author_id=author_id, pushed=pushed, deleted_at__isnull=True)
+        Tweet.objects.using(using).live().by_author(author_id).filter(pushed=pushed)
         .order_by("-id").values_list("id", flat=True)[:limit]
     )
 
 
 def graph_from_db(*, user_id: int, using: str = db.PRIMARY) -> store.Graph:
-    rows = Follow.objects.using(using).filter(follower_id=user_id, state=Follow.State.ACCEPTED).values_list(
+    rows = Follow.objects.using(using).accepted().filter(follower_id=user_id).values_list(
         "followee_id", "followee__has_pulled_tweets")
     followees = {followee for followee, _ in rows}
     return store.Graph(followees=followees, pulled={followee for followee, pulls in rows if pulls})
@@ -79,7 +79,7 @@ def graph_from_db(*, user_id: int, using: str = db.PRIMARY) -> store.Graph:
 _FOLLOWERS_SQL = f"""
 SELECT ARRAY(
   SELECT follower_id FROM {Follow._meta.db_table}
-  WHERE followee_id = %(author_id)s AND state = 'accepted' AND follower_id > %(lo)s AND follower_id <= %(hi)s
+  WHERE followee_id = %(author_id)s AND {accepted_sql()} AND follower_id > %(lo)s AND follower_id <= %(hi)s
   ORDER BY follower_id
 )
 """
@@ -98,7 +98,7 @@ def followers_from_db(*, author_id: int, lo: int = 0, hi: int | None = None, usi
 # A fan-out's first question (the worker asks it for every tweet): is it still
 # pending, and by whom is the tweet, pushed or pulled, deleted meanwhile?
 _PENDING_FANOUT_SQL = f"""
-SELECT t.author_id, t.pushed, t.deleted_at IS NOT NULL
+SELECT t.author_id, t.pushed, NOT ({live_sql("t")})
 FROM {PendingFanout._meta.db_table} p JOIN {Tweet._meta.db_table} t ON t.id = p.tweet_id
 WHERE p.tweet_id = %s
 """

@@ -26,6 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from core import db
 from core import redis as core_redis
 from tweets.cache import Prefetched
+from tweets.objects import TweetEntry
 from tweets.selectors import hydrate_prefetch, tweets_hydrate
 
 from . import rebuilds, store
@@ -98,7 +99,7 @@ def _merged(windows: list[store.Window]) -> CachedIds:
 
 @dataclass(frozen=True)
 class TimelinePage:
-    tweets: list[dict]
+    tweets: list[TweetEntry]
     next_cursor: str | None
     prev_cursor: str | None
 
@@ -133,15 +134,15 @@ class _Timeline:
             self.database, lambda alias: timeline_ids_from_db(user_id=self.user_id, using=alias, **kwargs))
         return ids
 
-    def _hydrated(self, id_chunks: Iterator[list[int]]) -> Iterator[dict]:
+    def _hydrated(self, id_chunks: Iterator[list[int]]) -> Iterator[TweetEntry]:
         for chunk in id_chunks:
             yield from tweets_hydrate(tweet_ids=chunk, author_ids=self.authors, prefetched=self.cached.tweets)
 
-    def older_than(self, cursor: int | None, want: int) -> Iterator[dict]:
+    def older_than(self, cursor: int | None, want: int) -> Iterator[TweetEntry]:
         """Visible tweets older than ``cursor``, newest first."""
         return self._hydrated(self._ids_older_than(cursor, want))
 
-    def newer_than(self, since: int, want: int) -> Iterator[dict]:
+    def newer_than(self, since: int, want: int) -> Iterator[TweetEntry]:
         """Visible tweets newer than ``since``, oldest first."""
         return self._hydrated(self._ids_newer_than(since, want))
 
@@ -192,7 +193,7 @@ def _chunked(ids: list[int], first: int) -> Iterator[list[int]]:
         start += size
 
 
-def _take(tweets: Iterator[dict], n: int) -> list[dict]:
+def _take(tweets: Iterator[TweetEntry], n: int) -> list[TweetEntry]:
     taken = []
     for tweet in tweets:
         taken.append(tweet)
@@ -201,10 +202,10 @@ def _take(tweets: Iterator[dict], n: int) -> list[dict]:
     return taken
 
 
-def _while(tweets: Iterator[dict], keep) -> Iterator[dict]:
+def _while(tweets: Iterator[TweetEntry], keep) -> Iterator[TweetEntry]:
     """``tweets`` (in id order) up to the first whose id ``keep`` refuses."""
     for tweet in tweets:
-        if not keep(int(tweet["tweet_id"])):
+        if not keep(tweet.tweet_id):
             return
         yield tweet
 
@@ -253,17 +254,18 @@ def timeline_page_for_user(*, user_id: int, limit: int, cursor: int | None = Non
         if cursor is not None:
             newer = _while(newer, lambda tweet_id: tweet_id < cursor)
         tweets = _take(newer, limit)[::-1]
-        oldest = int(tweets[-1]["tweet_id"]) if tweets else since + 1
+        oldest = tweets[-1].tweet_id if tweets else since + 1
         has_older = bool(_take(timeline.older_than(oldest, 1), 1))
     PAGES.inc()
     if timeline.read_postgres:
         POSTGRES_PAGES.inc()
+    prev_cursor: str | None
     if tweets:
-        prev_cursor = tweets[0]["tweet_id"]
+        prev_cursor = str(tweets[0].tweet_id)
     else:
         prev_cursor = str(since) if since is not None else None
     return TimelinePage(
         tweets=tweets,
-        next_cursor=tweets[-1]["tweet_id"] if tweets and has_older else None,
+        next_cursor=str(tweets[-1].tweet_id) if tweets and has_older else None,
         prev_cursor=prev_cursor,
     )

@@ -22,7 +22,7 @@ class TweetAdmin(admin.ModelAdmin):
     @admin.action(description="Delete selected tweets (moderation)")
     def delete_for_moderation(self, request, queryset):
         deleted = 0
-        for tweet in queryset.filter(deleted_at__isnull=True):
+        for tweet in queryset.live():
             services.tweet_delete(tweet_id=tweet.id, actor=request.user)
             deleted += 1
         self.message_user(request, f"{deleted} tweet{'s' if deleted != 1 else ''} deleted.", messages.SUCCESS)

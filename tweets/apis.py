@@ -8,6 +8,7 @@ from core import schema
 from core.exceptions import NotFound
 from core.fields import ID_REGEX, NO_NUL, StrictCharField
 from core.pagination import IdField
+from media.services import MAX_MEDIA_PER_TWEET
 from social.authentication import CachedUserJWTAuthentication
 
 from . import objects, services, text
@@ -18,22 +19,23 @@ _TweetCreated = inline_serializer(
 
 
 # The request as OpenAPI states it, beyond what the serializer's fields say: text
-# (at most 280 by Twitter's weighted count, so at most 280 characters unless it
-# holds URLs) with something other than white space, or at least one media id.
+# (at most MAX_WEIGHTED_LENGTH by Twitter's weighted count, so at most that many
+# characters unless it holds URLs) with something other than white space, or at
+# least one media id.
 # That the media must be the poster's own finished uploads no schema can say: a
 # 400 names the id.
 _TWEET_CREATE_REQUEST = {
     "type": "object",
     "properties": {
         "content": {"type": "string", "maxLength": text.MAX_RAW_LENGTH, "pattern": NO_NUL,
-                    "description": "At most 280 by Twitter's weighted length (a URL counts 23, CJK and "
-                                   "emoji 2); may be blank only with media."},
-        "media_ids": {"type": "array", "maxItems": 4, "uniqueItems": True,
+                    "description": f"At most {text.MAX_WEIGHTED_LENGTH} by Twitter's weighted length (a URL "
+                                   f"counts {text.URL_WEIGHT}, CJK and emoji 2); may be blank only with media."},
+        "media_ids": {"type": "array", "maxItems": MAX_MEDIA_PER_TWEET, "uniqueItems": True,
                       "items": {"type": "string", "pattern": f"^{ID_REGEX}$"},
                       "description": "Your own uploads (POST /v1/media), uploaded and not attached yet."},
     },
     "anyOf": [
-        {"required": ["content"], "properties": {"content": {"pattern": r"\S", "maxLength": 280}}},
+        {"required": ["content"], "properties": {"content": {"pattern": r"\S", "maxLength": text.MAX_WEIGHTED_LENGTH}}},
         {"required": ["media_ids"], "properties": {"media_ids": {"minItems": 1}}},
     ],
 }
@@ -47,7 +49,8 @@ class TweetCreateApi(APIView):
     class TweetCreateInputSerializer(serializers.Serializer):
         content = StrictCharField(
             allow_blank=True, trim_whitespace=False, max_length=text.MAX_RAW_LENGTH, required=False, default="")
-        media_ids = serializers.ListField(child=IdField(), max_length=4, required=False, default=list)
+        media_ids = serializers.ListField(child=IdField(), max_length=MAX_MEDIA_PER_TWEET, required=False,
+                                          default=list)
 
     class IdempotencyKeyHeader(serializers.Serializer):
         # Printable ASCII, as for any HTTP token a client makes up (a UUID, say).
@@ -87,7 +90,7 @@ class TweetDetailApi(APIView):
         tweet = tweet_visible_to(tweet_id=tweet_id, viewer=request.user)
         if tweet is None:
             raise NotFound("No such tweet.")
-        return Response(tweet)
+        return Response(tweet.to_public())
 
     @extend_schema(responses={204: None, 403: schema.Detail, 404: schema.Detail})
     def delete(self, request, tweet_id: int):

@@ -1,7 +1,7 @@
-"""The tweet object cache: ``tweet id -> cached entry`` (``objects.cached_entry``), read with one MGET per chunk
+"""The tweet object cache: ``tweet id -> TweetEntry`` (``objects.TweetEntry.pack``), read with one MGET per chunk
 of a page (on a Redis Cluster, one MGET per hash slot, pipelined: a round trip per node).
 
-An entry carries its author's summary (``objects.cached_entry``); when that
+An entry carries its author's summary (``objects.Author``); when that
 changes, ``evict_authored_by`` drops the author's entries. A deleted tweet is
 cached as an empty tombstone, so timelines that still list its id skip it
 without asking PostgreSQL again. A read fills its misses from PostgreSQL
@@ -18,9 +18,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import redis as core_redis
 
-from . import objects
 from .metrics import TWEET_CACHE_HITS, TWEET_CACHE_MISSES
 from .models import Tweet
+from .objects import TweetEntry
 
 TOMBSTONE = b""
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
@@ -37,7 +37,7 @@ class Prefetched:
     """Cached entries read ahead in a caller's round trip (``prefetch``), as ``_get_many`` gives them."""
 
     asked: frozenset[int]
-    found: dict[int, dict | None]
+    found: dict[int, TweetEntry | None]
     older: list[int]
 
 
@@ -60,7 +60,8 @@ def prefetch(round_trip: core_redis.RoundTrip, tweet_ids: list[int]) -> core_red
     return round_trip.add_whole(queue, parse)
 
 
-def _get_many(tweet_ids: list[int], prefetched: Prefetched | None = None) -> tuple[dict[int, dict | None], list[int]]:
+def _get_many(tweet_ids: list[int], prefetched: Prefetched | None = None,
+              ) -> tuple[dict[int, TweetEntry | None], list[int]]:
     """Cached entries by id (a deleted tweet maps to ``None``; a miss is absent), and the ids
     whose entry is in an older layout (misses too, to be dropped before they are filled).
     Ids ``prefetched`` asked about are taken from it, the others read with an MGET."""
@@ -73,8 +74,8 @@ def _get_many(tweet_ids: list[int], prefetched: Prefetched | None = None) -> tup
     return found, older
 
 
-def _parsed(tweet_ids: list[int], raw: list) -> tuple[dict[int, dict | None], list[int]]:
-    found: dict[int, dict | None] = {}
+def _parsed(tweet_ids: list[int], raw: list) -> tuple[dict[int, TweetEntry | None], list[int]]:
+    found: dict[int, TweetEntry | None] = {}
     older: list[int] = []
     for tid, value in zip(tweet_ids, raw, strict=True):
         if value is None:
@@ -82,7 +83,7 @@ def _parsed(tweet_ids: list[int], raw: list) -> tuple[dict[int, dict | None], li
         if value == TOMBSTONE:
             found[tid] = None
             continue
-        entry = objects.unpack(tid, value)
+        entry = TweetEntry.unpack(tid, value)
         if entry is not None:
             found[tid] = entry
         else:
@@ -90,7 +91,7 @@ def _parsed(tweet_ids: list[int], raw: list) -> tuple[dict[int, dict | None], li
     return found, older
 
 
-def get_or_fill_many(tweet_ids: list[int], prefetched: Prefetched | None = None) -> dict[int, dict | None]:
+def get_or_fill_many(tweet_ids: list[int], prefetched: Prefetched | None = None) -> dict[int, TweetEntry | None]:
     """Cached entries by id, reading the misses from PostgreSQL in one query and caching them.
 
     A deleted tweet maps to ``None`` (and is cached as a tombstone); an unknown
@@ -114,7 +115,7 @@ def get_or_fill_many(tweet_ids: list[int], prefetched: Prefetched | None = None)
             evict(older)
         except _UNREACHABLE:
             redis_up = False
-        fetched = {tweet.id: None if tweet.is_deleted else objects.cached_entry(tweet)
+        fetched = {tweet.id: None if tweet.is_deleted else TweetEntry.of(tweet)
                    for tweet in Tweet.objects.filter(id__in=misses).select_related("author")}
         if redis_up:
             try:
@@ -125,7 +126,7 @@ def get_or_fill_many(tweet_ids: list[int], prefetched: Prefetched | None = None)
     return entries
 
 
-def fill_many(entries: dict[int, dict | None]) -> None:
+def fill_many(entries: dict[int, TweetEntry | None]) -> None:
     """Cache tweets read from PostgreSQL, without overwriting anything already cached.
 
     ``SET NX`` lets a tombstone written by a concurrent delete win over a fill
@@ -135,7 +136,7 @@ def fill_many(entries: dict[int, dict | None]) -> None:
         return
     pipe = core_redis.connection().pipeline(transaction=False)
     for tid, data in entries.items():
-        value = TOMBSTONE if data is None else objects.pack(data)
+        value = TOMBSTONE if data is None else data.pack()
         pipe.set(_key(tid), value, ex=settings.TWEET_CACHE_TTL_SECONDS, nx=True)
     pipe.execute()
 

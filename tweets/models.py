@@ -1,7 +1,33 @@
-"""Tweets: permanent rows keyed by Snowflake id, ordered by id and never by a timestamp."""
+"""Tweets: permanent rows keyed by Snowflake id, ordered by id and never by a timestamp.
+
+Which tweets a reader may see is decided here once, as ``TweetQuerySet``'s methods
+(``live``, ``by_author``, ``visible_to``); raw SQL takes the live predicate from
+``live_sql``.
+"""
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+
+from social.models import seen_by_q
+
+
+class TweetQuerySet(models.QuerySet):
+    def live(self):
+        """Tweets not deleted."""
+        return self.filter(deleted_at__isnull=True)
+
+    def by_author(self, author_id: int):
+        return self.filter(author_id=author_id)
+
+    def visible_to(self, viewer_id: int):
+        """The live tweets ``viewer_id`` may see: by an active author whose tweets the viewer
+        may see (``social.models.seen_by_q``)."""
+        return self.live().filter(seen_by_q(viewer_id, account="author__"), author__is_active=True)
+
+
+def live_sql(alias: str = "") -> str:
+    """``Tweet.objects.live()``'s predicate for raw SQL over the tweet table (as ``alias``, if given)."""
+    return f"{alias}.deleted_at IS NULL" if alias else "deleted_at IS NULL"
 
 
 class Tweet(models.Model):
@@ -20,6 +46,8 @@ class Tweet(models.Model):
     # pulled by readers from the author's list because the author was a
     # celebrity then (False). Crossing the threshold later changes nothing.
     pushed = models.BooleanField(default=True)
+
+    objects = TweetQuerySet.as_manager()
 
     class Meta:
         indexes = [

@@ -1,122 +1,204 @@
-"""The tweet object, defined once: its cached form, its public form and its OpenAPI description.
+"""The tweet, defined once: ``TweetEntry``, from which its cached form, its public form and its
+OpenAPI description all derive (and the Mastodon Status, in ``mastoapi.entities``).
 
-A cached entry is the tweet with its author's summary (``social.cache``'s: name,
-whether active or private), so a page is hydrated from the tweet cache alone,
-in one round trip. Every change to an author rewrites their summary and drops
-their tweets' entries (``tweets.receivers``), so a renamed user never shows
-under an old name for long, nor a suspended one's tweets at all. The public
-object is the entry's public fields. Every path that shows a tweet (the tweet
-endpoint, timeline pages, the benchmark's baseline) builds it with these two
-functions.
+An entry is the tweet with its author's summary (name, whether active or
+private), so a page is hydrated from the tweet cache alone, in one round trip.
+Every change to an author rewrites their summary and drops their tweets'
+entries (``tweets.receivers``), so a renamed user never shows under an old name
+for long, nor a suspended one's tweets at all. An entry keeps each medium's
+storage key, never its URL: the URL is made when the tweet is shown
+(``media.storage.public_url``), so a new ``MEDIA_CDN_URL`` applies to tweets
+cached before it. Every path that shows a tweet (the tweet endpoint, timeline
+pages, the Mastodon API, the benchmark's baseline) goes through ``TweetEntry``.
 """
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, TypedDict
+
 import orjson
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
+from core.dates import iso_utc
 from media import storage
-from social.cache import author_summary
+from social.models import User
 
 from . import snowflake
 from .models import Tweet
 
 
-def cached_entry(tweet: Tweet) -> dict:
-    """What the tweet cache holds for ``tweet``, its author's summary included (``tweet.author`` is read)."""
-    return {
-        "tweet_id": str(tweet.id),
-        "author_id": tweet.author_id,
-        "author": author_summary(tweet.author),
-        "content": tweet.content,
-        "created_at": _iso(tweet.created_at),
-        "timestamp": snowflake.timestamp_ms_of(tweet.id) // 1000,
-        "media": [
-            {"media_id": m["media_id"], "url": storage.public_url(m["key"]), "content_type": m["content_type"]}
-            for m in tweet.media
-        ],
-        "mentions": list(tweet.mentions),
-        "hashtags": list(tweet.hashtags),
-    }
+@dataclass(frozen=True, slots=True)
+class Author:
+    """The author's summary an entry carries: enough to show the tweet and to decide who sees it."""
+
+    user_id: int
+    username: str
+    display_name: str
+    active: bool
+    private: bool
+
+    @classmethod
+    def of(cls, user: User) -> Author:
+        return cls(user_id=user.id, username=user.username, display_name=user.display_name,
+                   active=user.is_active, private=user.is_private)
 
 
-# The cached entry as stored: a JSON array, with no field names, nothing derived from
-# the id (its time) and no trailing empty lists; a little over the text's own size.
-_PACKED = 1  # the layout's version, first in the array: anything else reads as a miss
+@dataclass(frozen=True, slots=True)
+class Media:
+    """An attached upload as the tweet stored it (``media.services.media_attach``)."""
+
+    media_id: str
+    key: str
+    content_type: str
+
+    @property
+    def url(self) -> str:
+        """Where readers fetch it, under the storage's public URL (``MEDIA_CDN_URL``) as configured now."""
+        return storage.public_url(self.key)
+
+
+# --- The public object (``/v1``) and its OpenAPI component, from one declaration ---------
+
+# Each field's annotation gives its JSON type; ``Annotated`` names the DRF field when a
+# string has a format (an ISO 8601 time, a URL).
+DateTime = Annotated[str, serializers.DateTimeField]
+Url = Annotated[str, serializers.URLField]
+
+
+class PublicTweetAuthor(TypedDict):
+    user_id: str
+    username: str
+    display_name: str
+
+
+class PublicTweetMedia(TypedDict):
+    media_id: str
+    url: Url
+    content_type: str
+
+
+class PublicTweet(TypedDict):
+    tweet_id: str
+    content: str
+    created_at: DateTime
+    timestamp: int
+    author: PublicTweetAuthor
+    media: list[PublicTweetMedia]
+    mentions: list[str]
+    hashtags: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class TweetEntry:
+    """A live tweet as it is cached and shown: the tweet, its author's summary, its media.
+
+    Its time is its id's (``snowflake.datetime_of``); ``pack``/``unpack`` are its
+    cached form, ``to_public`` the API's tweet object.
+    """
+
+    tweet_id: int
+    author: Author
+    content: str
+    media: tuple[Media, ...] = ()
+    mentions: tuple[str, ...] = ()
+    hashtags: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, tweet: Tweet) -> TweetEntry:
+        """The entry for ``tweet`` (``tweet.author`` is read)."""
+        return cls(
+            tweet_id=tweet.id,
+            author=Author.of(tweet.author),
+            content=tweet.content,
+            media=tuple(Media(media_id=m["media_id"], key=m["key"], content_type=m["content_type"])
+                        for m in tweet.media),
+            mentions=tuple(tweet.mentions),
+            hashtags=tuple(tweet.hashtags),
+        )
+
+    @property
+    def created_at(self) -> datetime:
+        return snowflake.datetime_of(self.tweet_id)
+
+    @property
+    def timestamp(self) -> int:
+        """Unix seconds."""
+        return snowflake.timestamp_ms_of(self.tweet_id) // 1000
+
+    def pack(self) -> bytes:
+        """The entry as the tweet cache stores it (``unpack`` reads it back): a JSON array,
+        with no field names, nothing derived from the id (its time) and no trailing empty
+        lists; a little over the text's own size."""
+        author = self.author
+        flags = (_ACTIVE if author.active else 0) | (_PRIVATE if author.private else 0)
+        packed = [_PACKED, author.user_id, author.username, author.display_name, flags, self.content,
+                  [[m.media_id, m.key, m.content_type] for m in self.media], self.mentions, self.hashtags]
+        while len(packed) > _FIXED and not packed[-1]:  # only the lists may be left off, never a blank field
+            packed.pop()
+        return orjson.dumps(packed)
+
+    @classmethod
+    def unpack(cls, tweet_id: int, raw: bytes) -> TweetEntry | None:
+        """The entry ``pack`` stored for ``tweet_id``; None if it is not in this layout."""
+        packed = orjson.loads(raw)
+        if not isinstance(packed, list) or not packed or packed[0] != _PACKED:
+            return None
+        _, author_id, username, display_name, flags, content, *lists = packed
+        media, mentions, hashtags = (*lists, [], [], [])[:3]
+        return cls(
+            tweet_id=tweet_id,
+            author=Author(user_id=author_id, username=username, display_name=display_name,
+                          active=bool(flags & _ACTIVE), private=bool(flags & _PRIVATE)),
+            content=content,
+            media=tuple(Media(media_id=m[0], key=m[1], content_type=m[2]) for m in media),
+            mentions=tuple(mentions),
+            hashtags=tuple(hashtags),
+        )
+
+    def to_public(self) -> PublicTweet:
+        """The API's tweet object (``TweetSchema`` describes it); media URLs are made now."""
+        author = self.author
+        return {
+            "tweet_id": str(self.tweet_id),
+            "content": self.content,
+            "created_at": iso_utc(self.created_at),
+            "timestamp": self.timestamp,
+            "author": {"user_id": str(author.user_id), "username": author.username,
+                       "display_name": author.display_name},
+            "media": [{"media_id": m.media_id, "url": m.url, "content_type": m.content_type} for m in self.media],
+            "mentions": list(self.mentions),
+            "hashtags": list(self.hashtags),
+        }
+
+
+# The packed layout's version, first in the array: anything else reads as a miss. Version 1
+# held each medium's URL, this one (2) its key.
+_PACKED = 2
+_FIXED = 6  # the version and the fields before the lists
 _ACTIVE, _PRIVATE = 1, 2
 
 
-def pack(entry: dict) -> bytes:
-    """A cached entry as the tweet cache stores it (``unpack`` reads it back)."""
-    author = entry["author"]
-    flags = (_ACTIVE if author["active"] else 0) | (_PRIVATE if author["private"] else 0)
-    media = [[m["media_id"], m["url"], m["content_type"]] for m in entry["media"]]
-    packed = [_PACKED, entry["author_id"], author["username"], author["display_name"], flags, entry["content"],
-              media, entry["mentions"], entry["hashtags"]]
-    while not packed[-1]:
-        packed.pop()
-    return orjson.dumps(packed)
+def _schema_field(annotation) -> serializers.Field:
+    """The DRF field that describes a value of ``annotation`` (a ``Public*`` field's type)."""
+    if typing.get_origin(annotation) is Annotated:
+        return typing.get_args(annotation)[1]()
+    if typing.get_origin(annotation) is list:
+        return serializers.ListField(child=_schema_field(typing.get_args(annotation)[0]))
+    if typing.is_typeddict(annotation):
+        return _schema(annotation)
+    return {str: serializers.CharField, int: serializers.IntegerField}[annotation]()
 
 
-def unpack(tweet_id: int, raw: bytes) -> dict | None:
-    """The cached entry ``pack`` stored for ``tweet_id``; None if it is not in this layout."""
-    packed = orjson.loads(raw)
-    if not isinstance(packed, list) or not packed or packed[0] != _PACKED:
-        return None
-    _, author_id, username, display_name, flags, content, *lists = packed
-    media, mentions, hashtags = (*lists, [], [], [])[:3]
-    ms = snowflake.timestamp_ms_of(tweet_id)
-    return {
-        "tweet_id": str(tweet_id),
-        "author_id": author_id,
-        "author": {"user_id": str(author_id), "username": username, "display_name": display_name,
-                   "active": bool(flags & _ACTIVE), "private": bool(flags & _PRIVATE)},
-        "content": content,
-        "created_at": _iso(snowflake.datetime_of(tweet_id)),
-        "timestamp": ms // 1000,
-        "media": [{"media_id": m[0], "url": m[1], "content_type": m[2]} for m in media],
-        "mentions": mentions,
-        "hashtags": hashtags,
-    }
+def _schema(typed: type) -> serializers.Serializer:
+    """``typed`` as an OpenAPI component named after it, less its ``Public`` prefix."""
+    hints = typing.get_type_hints(typed, include_extras=True)
+    return inline_serializer(typed.__name__.removeprefix("Public"),
+                             {name: _schema_field(hint) for name, hint in hints.items()})
 
 
-def _iso(moment) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def public(entry: dict) -> dict:
-    """The API's tweet object: a cached entry's public fields."""
-    author = entry["author"]
-    return {
-        "tweet_id": entry["tweet_id"],
-        "content": entry["content"],
-        "created_at": entry["created_at"],
-        "timestamp": entry["timestamp"],
-        "author": {
-            "user_id": author["user_id"],
-            "username": author["username"],
-            "display_name": author["display_name"],
-        },
-        "media": entry["media"],
-        "mentions": entry["mentions"],
-        "hashtags": entry["hashtags"],
-    }
-
-
-# The same object, described for the OpenAPI schema (documentation only).
-TweetSchema = inline_serializer("Tweet", {
-    "tweet_id": serializers.CharField(),
-    "content": serializers.CharField(),
-    "created_at": serializers.DateTimeField(),
-    "timestamp": serializers.IntegerField(),
-    "author": inline_serializer("TweetAuthor", {
-        "user_id": serializers.CharField(),
-        "username": serializers.CharField(),
-        "display_name": serializers.CharField(),
-    }),
-    "media": serializers.ListField(child=inline_serializer("TweetMedia", {
-        "media_id": serializers.CharField(),
-        "url": serializers.URLField(),
-        "content_type": serializers.CharField(),
-    })),
-    "mentions": serializers.ListField(child=serializers.CharField()),
-    "hashtags": serializers.ListField(child=serializers.CharField()),
-})
+# The public tweet object, described for the OpenAPI schema (documentation only):
+# components Tweet, TweetAuthor and TweetMedia.
+TweetSchema = _schema(PublicTweet)

@@ -1,6 +1,6 @@
 """What the tweets app does when the social graph announces a change (connected in ``TweetsConfig.ready()``).
 
-A cached tweet carries its author's summary (``objects.cached_entry``), so when
+A cached tweet carries its author's summary (``objects.TweetEntry``), so when
 an author's summary changes or the author is deleted, the cached entries of
 their tweets are dropped and the next read fills them afresh.
 """

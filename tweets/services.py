@@ -13,8 +13,9 @@ from media import services as media_services
 from social.authentication import ReaderUser
 from social.models import User
 
-from . import cache, objects, snowflake, text
+from . import cache, snowflake, text
 from .models import IdempotencyKey, Tweet
+from .objects import TweetEntry
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +143,8 @@ def tweet_create(*, author: User | ReaderUser, content: str, media_ids: Sequence
         raise ValidationError({"content": ["This text is too long or has too many dot-separated parts in a row."]})
     if content and not text.is_valid_length(content):  # twitter-text calls "" invalid; with media it is fine
         raise ValidationError(
-            {"content": [f"Tweets are at most 280 characters (this one counts {text.weighted_length(content)})."]}
+            {"content": [f"Tweets are at most {text.MAX_WEIGHTED_LENGTH} characters "
+                         f"(this one counts {text.weighted_length(content)})."]}
         )
     # Before minting: the HEADs of the uploads must not hold the author's row lock.
     claimed = media_services.media_claim(owner_id=author.id, media_ids=list(media_ids)) if media_ids else []
@@ -164,7 +166,7 @@ def tweet_create(*, author: User | ReaderUser, content: str, media_ids: Sequence
 
 def _warm_cache(tweet: Tweet) -> None:
     try:
-        cache.fill_many({tweet.id: objects.cached_entry(tweet)})
+        cache.fill_many({tweet.id: TweetEntry.of(tweet)})
     except Exception:  # noqa: BLE001 - only a warm-up: the tweet is committed, the 201 stands
         logger.warning("could not warm the cache for tweet %s", tweet.id, exc_info=True)
 
@@ -172,7 +174,7 @@ def _warm_cache(tweet: Tweet) -> None:
 @transaction.atomic
 def tweet_delete(*, tweet_id: int, actor: User) -> None:
     """Soft-delete a tweet (author or staff); timelines drop it on their next read."""
-    tweet = Tweet.objects.select_for_update().filter(id=tweet_id, deleted_at__isnull=True).first()
+    tweet = Tweet.objects.select_for_update().live().filter(id=tweet_id).first()
     if tweet is None:
         raise NotFound("No such tweet.")
     if tweet.author_id != actor.id and not actor.is_staff:

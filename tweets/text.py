@@ -14,13 +14,20 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
 
 import regex
 from twitter_text import extract_urls_with_indices, parse_tweet
+from twitter_text.config import config as _twitter_text_config
 from twitter_text.regexp.latin_accent_chars import latin_accent_chars
 
 __all__ = [
     "MAX_USERNAME_LENGTH",
+    "MAX_WEIGHTED_LENGTH",
+    "URL_WEIGHT",
+    "Entity",
+    "entities_with_indices",
     "extract_hashtags",
     "extract_mentions",
     "is_parseable",
@@ -30,6 +37,12 @@ __all__ = [
 
 # social.User.username and Tweet.mentions are both CharField(max_length=15).
 MAX_USERNAME_LENGTH = 15
+
+# The counting rules ``parse_tweet`` applies (twitter-text's defaults, v3): the most a
+# tweet may weigh, and what a URL weighs whatever its length.
+_COUNTING = _twitter_text_config["defaults"]
+MAX_WEIGHTED_LENGTH: int = _COUNTING["max_weighted_tweet_length"]
+URL_WEIGHT: int = _COUNTING["transformed_url_length"]
 
 _AT_SIGNS = "@\uFF20"  # @ and full-width ＠
 _HASH_SIGNS = "#\uFF03"  # # and full-width ＃
@@ -77,7 +90,7 @@ _END_HASHTAG = re.compile(r"[" + _HASH_SIGNS + r"]|://")
 # labels ("a.a.a.…": 300 characters cost a quarter of a second, 1,000 cost
 # three). No real host name has 16 labels in a row, so such text is refused
 # before the library's patterns see it, and so is raw text over 1,000
-# characters (a tweet weighs at most 280; only long URLs make it longer): the
+# characters (a tweet weighs at most MAX_WEIGHTED_LENGTH, 280; only long URLs make it longer): the
 # worst accepted input then costs about a tenth of a second.
 MAX_RAW_LENGTH = 1_000
 _LABEL_RUN = re.compile(r"(?:[^\s.]{1,63}\.){16}")
@@ -94,7 +107,7 @@ def weighted_length(content: str) -> int:
 
 
 def is_valid_length(content: str) -> bool:
-    """True when ``content`` is non-empty, weighs at most 280 and has no invalid characters.
+    """True when ``content`` is non-empty, weighs at most ``MAX_WEIGHTED_LENGTH`` and has no invalid characters.
 
     Whitespace is not stripped first: that is the caller's policy, not a counting rule.
     """
@@ -110,9 +123,9 @@ def extract_mentions(content: str) -> list[str]:
     characters are not mentions at all. Duplicates are dropped
     case-insensitively; the first spelling seen is returned.
     """
-    names = _extract(content, signs=_AT_SIGNS, pattern=_MENTION, end=_END_MENTION, group="name",
-                     keep=lambda match: not match.group("list"))
-    return _unique(names, key=str.lower)
+    if not any(sign in content for sign in _AT_SIGNS):
+        return []
+    return _unique((entity.value for entity in _mentions(content, _url_spans(content))), key=str.lower)
 
 
 def extract_hashtags(content: str) -> list[str]:
@@ -125,23 +138,58 @@ def extract_hashtags(content: str) -> list[str]:
     URL. Duplicates are dropped case-insensitively; the first spelling seen is
     returned unchanged.
     """
-    tags = _extract(content, signs=_HASH_SIGNS, pattern=_HASHTAG, end=_END_HASHTAG, group="tag")
-    return _unique(tags, key=_hashtag_key)
-
-
-def _extract(content: str, *, signs: str, pattern, end, group: str, keep=lambda match: True) -> list[str]:
-    """The ``group`` of every match of ``pattern`` that no ``end`` follows, that ``keep``
-    accepts and that lies outside every URL, in order (twitter-text's scan)."""
-    if not any(sign in content for sign in signs):
+    if not any(sign in content for sign in _HASH_SIGNS):
         return []
-    url_spans = _url_spans(content)
-    found: list[str] = []
+    return _unique((entity.value for entity in _hashtags(content, _url_spans(content))), key=_hashtag_key)
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """A mention, hashtag or URL where it stands in a text: ``start``/``end`` are code point
+    offsets of the whole of it (sign included), ``value`` the name or tag without its sign,
+    or the URL as written."""
+
+    kind: Literal["mention", "hashtag", "url"]
+    value: str
+    start: int
+    end: int
+
+
+def entities_with_indices(content: str) -> list[Entity]:
+    """Every mention, hashtag and URL of ``content`` in text order, each occurrence with its
+    offsets (twitter-text's ``extractEntitiesWithIndices``): the same mentions and hashtags
+    ``extract_mentions`` and ``extract_hashtags`` find, repeats included."""
+    urls = [Entity("url", url["url"], *url["indices"]) for url in extract_urls_with_indices(content)]
+    spans = [(url.start, url.end) for url in urls]
+    found = urls
+    if any(sign in content for sign in _AT_SIGNS):
+        found += _mentions(content, spans)
+    if any(sign in content for sign in _HASH_SIGNS):
+        found += _hashtags(content, spans)
+    return sorted(found, key=lambda entity: entity.start)
+
+
+def _mentions(content: str, url_spans: list[tuple[int, int]]) -> list[Entity]:
+    return _matches(content, kind="mention", pattern=_MENTION, end=_END_MENTION, group="name",
+                    url_spans=url_spans, keep=lambda match: not match.group("list"))
+
+
+def _hashtags(content: str, url_spans: list[tuple[int, int]]) -> list[Entity]:
+    return _matches(content, kind="hashtag", pattern=_HASHTAG, end=_END_HASHTAG, group="tag", url_spans=url_spans)
+
+
+def _matches(content: str, *, kind, pattern, end, group: str, url_spans: list[tuple[int, int]],
+             keep=lambda match: True) -> list[Entity]:
+    """Every match of ``pattern`` that no ``end`` follows, that ``keep`` accepts and that lies
+    outside every URL, in order (twitter-text's scan), from its sign to the end of ``group``."""
+    found: list[Entity] = []
     for match in pattern.finditer(content):
         if end.match(content, match.end()) or not keep(match):
             continue
-        if _overlaps(match.end("before"), match.end(group), url_spans):
+        start, stop = match.end("before"), match.end(group)
+        if _overlaps(start, stop, url_spans):
             continue
-        found.append(match.group(group))
+        found.append(Entity(kind, match.group(group), start, stop))
     return found
 
 

@@ -205,11 +205,14 @@ if FANOUT_BATCH_SIZE < 1 or FANOUT_SCRIPT_KEYS < 1:
 
 MAX_REQUEST_BODY_BYTES = 64 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+# The largest upload of each kind of media (media.services.ALLOWED_TYPES).
+MEDIA_IMAGE_MAX_BYTES = 5 * 1024 * 1024
+MEDIA_VIDEO_MAX_BYTES = 512 * 1024 * 1024
 # The one path whose body carries a file (Mastodon clients upload media through
-# the API): the largest media (a 512 MB video) plus the multipart envelope.
+# the API): the largest media (a video) plus the multipart envelope.
 # Django spools such a file to disk past FILE_UPLOAD_MAX_MEMORY_SIZE.
 UPLOAD_PATHS = ["/api/v2/media", "/api/v1/media"]
-MAX_UPLOAD_BODY_BYTES = 512 * 1024 * 1024 + MAX_REQUEST_BODY_BYTES
+MAX_UPLOAD_BODY_BYTES = max(MEDIA_IMAGE_MAX_BYTES, MEDIA_VIDEO_MAX_BYTES) + MAX_REQUEST_BODY_BYTES
 
 # --- Media (S3-compatible storage) -------------------------------------------
 

@@ -120,7 +120,7 @@ def test_seed_bench_fills_every_column_the_tweet_model_has_and_a_reuse_resets_th
     result = _seed(tmp_path, "--active=0.2")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert Tweet.objects.count() == 200
-    assert objects.cached_entry(Tweet.objects.first())["media"] == []
+    assert objects.TweetEntry.of(Tweet.objects.first()).media == ()
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     # The probes the growth plots need: readers of exact followee counts, authors of exact follower counts.
     for count, reader in manifest["followee_probes"].items():

@@ -12,6 +12,7 @@ from django.utils import timezone
 from media import services, storage
 from media.models import Media
 from tests.helpers import free_port, page
+from tweets import cache as tweet_cache
 from tweets.models import Tweet
 
 pytestmark = pytest.mark.django_db
@@ -141,6 +142,23 @@ def test_the_cdn_url_setting_moves_where_media_are_served_from(api, make_user, s
 
     key = Media.objects.get(id=int(media_id)).key
     assert client.get(f"/v1/tweets/{tweet_id}").json()["media"][0]["url"] == f"https://cdn.example.test/m/{key}"
+
+
+def test_a_new_cdn_url_reaches_tweets_already_cached_without_a_flush(api, make_user, settings, redis):
+    settings.MEDIA_CDN_URL = "https://old-cdn.example.test/"
+    client = api(make_user())
+    media_id = uploaded(client)
+    tweet_id = post_with_media(client, [media_id]).json()["tweet_id"]
+    key = Media.objects.get(id=int(media_id)).key
+    assert page(client)["data"][0]["media"][0]["url"] == f"https://old-cdn.example.test/{key}"
+    cached = redis.get(tweet_cache._key(int(tweet_id)))
+    assert cached and b"old-cdn" not in cached  # the entry holds the key, not the URL
+
+    settings.MEDIA_CDN_URL = "https://new-cdn.example.test/"
+
+    assert page(client)["data"][0]["media"][0]["url"] == f"https://new-cdn.example.test/{key}"
+    assert client.get(f"/v1/tweets/{tweet_id}").json()["media"][0]["url"] == f"https://new-cdn.example.test/{key}"
+    assert redis.get(tweet_cache._key(int(tweet_id))) == cached  # read from the same entry, not refilled
 
 
 # --- refusals at attach time: each one a 4xx, and nothing written --------------------------------

@@ -69,7 +69,7 @@ def main() -> None:
         social_services.follow_create(follower=reader, followee_id=author.id)
         redis.delete(store.timeline_key(reader.id))
         page, on_replica = _replica_queries(lambda: timeline_page_for_user(user_id=reader.id, limit=20))
-        assert [int(t["tweet_id"]) for t in page.tweets] == older[::-1]
+        assert [t.tweet_id for t in page.tweets] == older[::-1]
         print(f"rebuild after a follow, replica paused: {on_replica} replica queries (LSN checks only)")
 
         # Fan-out after a follow: the replica does not show the new tweet (nor the follow),
@@ -86,7 +86,7 @@ def main() -> None:
         graph, on_replica = _replica_queries(lambda: rebuilds.graph_rebuild(user_id=reader.id, state=state))
         assert author.id in graph.followees and on_replica >= 2
         page, on_replica = _replica_queries(lambda: timeline_page_for_user(user_id=reader.id, limit=20))
-        assert [int(t["tweet_id"]) for t in page.tweets] == [fresh, *older[::-1]]
+        assert [t.tweet_id for t in page.tweets] == [fresh, *older[::-1]]
         assert on_replica >= 2, "the rebuild read the replica"
         newest = tweet_services.tweet_create(author=author, content="fan-out from the replica")
         print(f"replica caught up: the rebuild sent it {on_replica} queries")
@@ -110,7 +110,7 @@ def main() -> None:
                        check=True, user=user, capture_output=True, timeout=60)
         redis.delete(store.timeline_key(reader.id))
         page = timeline_page_for_user(user_id=reader.id, limit=20)
-        assert int(page.tweets[0]["tweet_id"]) > newest.id
+        assert page.tweets[0].tweet_id > newest.id
         db.forget_replica_health()
         assert db.replica_or_primary() == db.PRIMARY
         print("scenario passed")

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _ids(page) -> list[int]:
-    return [int(t["tweet_id"]) for t in page.tweets]
+    return [t.tweet_id for t in page.tweets]
 
 
 @pytest.fixture

@@ -48,17 +48,17 @@ def test_a_tweet_filled_from_a_row_read_before_a_rename_is_dropped_by_the_replay
     social_services.follow_create(follower=reader, followee_id=author.id)
     tweet = tweet_services.tweet_create(author=author, content="x")
     tweet_cache.evict([tweet.id])
-    real = tweet_objects.author_summary
+    real = tweet_objects.Author.of
 
     def hooked(user):
         summary = real(user)  # the reader has read the old row from PostgreSQL
-        if user.id == author.id and summary["display_name"] == "Old":
+        if user.id == author.id and summary.display_name == "Old":
             social_services.user_update(user=User.objects.get(id=author.id), display_name="New")  # commit+evict
         return summary
 
-    monkeypatch.setattr(tweet_objects, "author_summary", hooked)
+    monkeypatch.setattr(tweet_objects.Author, "of", hooked)
     assert page(api(reader))["data"][0]["author"]["display_name"] == "Old"  # read before the rename
-    monkeypatch.setattr(tweet_objects, "author_summary", real)
+    monkeypatch.setattr(tweet_objects.Author, "of", real)
     social_services.account_changes_replay()
     assert page(api(reader))["data"][0]["author"]["display_name"] == "New"
 
@@ -142,10 +142,15 @@ def test_deeply_nested_json_is_a_400(make_user, api):
 def test_a_cached_entry_reads_back_as_it_was_packed_and_an_older_layout_is_a_miss(make_user, redis):
     author = make_user(display_name="Ann")
     tweet = tweet_services.tweet_create(author=author, content="hi @bob #tag")
-    entry = tweet_objects.cached_entry(tweet)
-    assert tweet_objects.unpack(tweet.id, tweet_objects.pack(entry)) == entry
-    assert len(tweet_objects.pack(entry)) < len(orjson.dumps(entry)) / 2
-    redis.set(tweet_cache._key(tweet.id), orjson.dumps(entry))  # the layout before entries were packed
+    entry = tweet_objects.TweetEntry.of(tweet)
+    assert tweet_objects.TweetEntry.unpack(tweet.id, entry.pack()) == entry
+    public = entry.to_public()
+    assert len(entry.pack()) < len(orjson.dumps(public)) / 2
+    redis.set(tweet_cache._key(tweet.id), orjson.dumps(public))  # the layout before entries were packed
+    assert tweet_cache._get_many([tweet.id]) == ({}, [tweet.id])
+    # The first packed layout, which held media URLs rather than keys.
+    redis.set(tweet_cache._key(tweet.id), orjson.dumps([1, author.id, author.username, "Ann", 1, "hi @bob #tag",
+                                                         [], ["bob"], ["tag"]]))
     assert tweet_cache._get_many([tweet.id]) == ({}, [tweet.id])
     assert tweet_cache.get_or_fill_many([tweet.id]) == {tweet.id: entry}  # filled again, packed
     assert tweet_cache._get_many([tweet.id]) == ({tweet.id: entry}, [])

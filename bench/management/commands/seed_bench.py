@@ -356,11 +356,11 @@ class Command(BaseCommand):
         from tweets import cache as tweet_cache
 
         since = snowflake.lowest_id_at(int((time.time() - settings.TWEET_CACHE_TTL_SECONDS) * 1000))
-        recent = Tweet.objects.filter(id__gte=since, deleted_at__isnull=True).select_related("author")
+        recent = Tweet.objects.live().filter(id__gte=since).select_related("author")
         batch = {}
         for tweet in tqdm(recent.iterator(chunk_size=_WARM_CHUNK), total=recent.count(),
                           desc="cache tweets posted within the tweet cache's TTL", unit="tweet"):
-            batch[tweet.id] = tweet_objects.cached_entry(tweet)
+            batch[tweet.id] = tweet_objects.TweetEntry.of(tweet)
             if len(batch) == _WARM_CHUNK:
                 tweet_cache.fill_many(batch)
                 batch = {}
