@@ -178,7 +178,7 @@ FANOUT_BATCH_SIZE = env.int("FANOUT_BATCH_SIZE", default=100_000)
 # so reads interleave with a long fan-out instead of waiting for all of it.
 FANOUT_SCRIPT_KEYS = env.int("FANOUT_SCRIPT_KEYS", default=1000)
 # A fan-out to at least this many followers first drops those whose timeline is
-# not cached (timelines/store.py, "Live timelines"): one bitmap read instead of a
+# not cached (timelines/store/live.py, the live-user set): one bitmap read instead of a
 # lookup for each follower who is not reading.
 FANOUT_LIVE_FILTER_MIN = env.int("FANOUT_LIVE_FILTER_MIN", default=1000)
 # The reconciler (beat, every FANOUT_RECONCILE_EVERY_SECONDS) restarts fan-outs
