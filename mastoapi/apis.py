@@ -19,11 +19,11 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core import throttling
 from core.exceptions import ApplicationError, NotFound
 from core.exceptions import exception_handler as core_exception_handler
 from core.fields import IdField, StrictCharField
 from core.parsers import SafeJSONParser
+from core.request_notes import notes_of
 from media import services as media_services
 from media import storage
 from social import selectors as social_selectors
@@ -85,7 +85,7 @@ class MastoApi(APIView):
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
-        decision = throttling.decision_of(request)
+        decision = notes_of(request).decision
         if decision is not None:
             response["X-RateLimit-Limit"] = str(decision.limit)
             response["X-RateLimit-Remaining"] = str(decision.remaining)
