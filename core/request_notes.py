@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, ClassVar
 from django.http import HttpRequest
 from rest_framework.request import Request
 
+from .rates import Decision
+
 if TYPE_CHECKING:
     from .redis import Reply, RoundTrip
-    from .throttling import Decision
 
 _ATTRIBUTE = "request_notes"
 

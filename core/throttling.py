@@ -34,7 +34,7 @@ from rest_framework import exceptions, status
 from rest_framework.throttling import BaseThrottle
 
 from . import redis as core_redis
-from .rates import Rate, parse_rate
+from .rates import Decision, Rate, parse_rate
 from .request_notes import CountedAhead, notes_of
 
 logger = logging.getLogger(__name__)
@@ -86,21 +86,6 @@ if out[1] == 1 then
 end
 return out
 """
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One request's answer from the limiter, and what its headers say."""
-
-    allowed: bool
-    limit: int
-    remaining: int  # requests left in the window after this one
-    reset: int  # unix time (seconds) at which the window ends and the counter starts afresh
-    retry_after: int  # seconds until a refused request may be tried again (0 when allowed)
-
-    def headers(self) -> dict[str, str]:
-        return {"X-RateLimit-Limit": str(self.limit), "X-RateLimit-Remaining": str(self.remaining),
-                "X-RateLimit-Reset": str(self.reset)}
 
 
 class RateLimiterUnavailable(exceptions.APIException):
