@@ -1,8 +1,7 @@
 """Reads only the Mastodon API needs: an account's own statuses, its statuses count,
 the users a page of statuses shows, and markers. The home timeline is not here: it
 is ``timelines.selectors.timeline_page_for_user``, the same read as ``/v1``'s."""
-from django.db.models.functions import Lower
-
+from social import cache as author_cache
 from social import selectors as social_selectors
 from social.models import User
 from tweets.models import Tweet
@@ -36,17 +35,11 @@ def account_statuses(*, viewer_id: int, account_id: int, limit: int, max_id: int
 
 
 def users_of(tweets: list[dict]) -> tuple[dict[int, User], dict[str, User]]:
-    """The authors of ``tweets`` by id and the users they mention by lower-cased name:
-    two queries for a whole page."""
-    author_ids = {int(t["author"]["user_id"]) for t in tweets}
+    """The authors of ``tweets`` by id and the active users they mention by lower-cased
+    name, from the author cache (``social.cache``): no query for a warm page."""
+    author_ids = sorted({int(t["author"]["user_id"]) for t in tweets})
     names = {name.lower() for t in tweets for name in t["mentions"]}
-    authors = User.objects.in_bulk(author_ids)
-    mentioned = {}
-    if names:
-        # The lower-cased name is what the unique index on usernames holds.
-        for user in User.objects.annotate(name=Lower("username")).filter(name__in=names, is_active=True):
-            mentioned[user.username.lower()] = user
-    return authors, mentioned
+    return author_cache.users_many(author_ids), author_cache.users_by_names(names)
 
 
 def markers_of(*, user_id: int, timelines: list[str]) -> list[Marker]:
