@@ -33,7 +33,7 @@ from tweets import services as tweet_services
 from tweets.selectors import tweet_visible_to
 
 from . import entities, oauth, selectors, services
-from .authentication import HasScope, MastodonAuthentication
+from .authentication import HasScope, MastodonAuthentication, MastodonReaderAuthentication
 
 
 class BadRequest(ApplicationError):
@@ -450,6 +450,7 @@ class HomeTimelineApi(MastoApi):
     just newer than it (no gap), ``since_id`` the newest page newer than it."""
 
     throttle_scope = "timeline"
+    authentication_classes = [MastodonReaderAuthentication]  # needs only the reader's id
     required_scopes = {"GET": "read:statuses"}
 
     def get(self, request):
