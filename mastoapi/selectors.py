@@ -39,7 +39,7 @@ def users_of(tweets: list[dict]) -> tuple[dict[int, User], dict[str, User]]:
     name, from the author cache (``social.cache``): no query for a warm page."""
     author_ids = sorted({int(t["author"]["user_id"]) for t in tweets})
     names = {name.lower() for t in tweets for name in t["mentions"]}
-    return author_cache.users_many(author_ids), author_cache.users_by_names(names)
+    return author_cache.users_and_names(user_ids=author_ids, names=names)
 
 
 def markers_of(*, user_id: int, timelines: list[str]) -> list[Marker]:

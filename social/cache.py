@@ -2,8 +2,8 @@
 when they joined and their follow counts), and who holds a username.
 
 Authentication of reads checks ``active`` here instead of in PostgreSQL, and the
-Mastodon API builds the accounts of a page's statuses from it (``users_many``,
-``users_by_names``); tweets carry their author's summary in their own entries.
+Mastodon API builds the accounts of a page's statuses from it
+(``users_and_names``); tweets carry their author's summary in their own entries.
 Reads fill misses with ``SET NX`` and every change overwrites the entry after
 commit (a follow count's too, ``counts_refresh``), so a fill made from a row read
 before the change can never outlive it. With Redis unreachable, reads are
@@ -148,20 +148,21 @@ def users_many(user_ids: list[int]) -> dict[int, User]:
     return {uid: _user(entry) for uid, entry in get_or_fill_many(user_ids).items()}
 
 
-def users_by_names(names: set[str]) -> dict[str, User]:
-    """The active users holding ``names`` (lower-cased), by name, as ``users_many`` gives them.
-    Warm: two round trips and no query; names not cached are looked up in one query."""
-    if not names:
-        return {}
-    names = sorted(names)
-    try:
-        cached = core_redis.mget([_name_key(name) for name in names])
-    except _UNREACHABLE:
-        cached = [None] * len(names)
-    ids = {name: int(value) for name, value in zip(names, cached, strict=True) if value is not None}
-    users = users_many(sorted({uid for uid in ids.values() if uid}))
+def users_and_names(*, user_ids: list[int], names: set[str]) -> tuple[dict[int, User], dict[str, User]]:
+    """The users of ``user_ids`` that exist, by id, and the active users holding ``names``
+    (lower-cased), by name, as ``users_many`` gives them. Warm: one round trip for the
+    names, one for the users, and no query; names not cached are looked up in one query."""
+    sorted_names = sorted(names)
+    cached: list = []
+    if sorted_names:
+        try:
+            cached = core_redis.mget([_name_key(name) for name in sorted_names])
+        except _UNREACHABLE:
+            cached = [None] * len(sorted_names)
+    ids = {name: int(value) for name, value in zip(sorted_names, cached, strict=True) if value is not None}
+    users = users_many(sorted(set(user_ids) | {uid for uid in ids.values() if uid}))
     found = {name: users[uid] for name, uid in ids.items() if uid in users and users[uid].username.lower() == name}
-    unknown = [name for name in names if name not in found and ids.get(name) != 0]
+    unknown = [name for name in sorted_names if name not in found and ids.get(name) != 0]
     if unknown:
         held = {}
         for user in User.objects.annotate(name=Lower("username")).filter(name__in=unknown).only(*_FIELDS):
@@ -176,7 +177,9 @@ def users_by_names(names: set[str]) -> dict[str, User]:
         except _UNREACHABLE:
             logger.warning("author cache unreachable: %d usernames read but not cached", len(unknown))
         found.update(held)
-    return {name: user for name, user in found.items() if user.is_active}
+    wanted = set(user_ids)
+    return ({uid: user for uid, user in users.items() if uid in wanted},
+            {name: user for name, user in found.items() if user.is_active})
 
 
 def evict_many(user_ids: set[int]) -> None:
