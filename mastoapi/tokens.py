@@ -9,9 +9,10 @@ stored in PostgreSQL) for ``TTL_SECONDS`` at most, so a token in use costs no qu
 A token revoked or deleted (``/oauth/revoke``, a refresh that replaces it, its
 user deleted, the admin) is marked revoked there once the deletion commits
 (``forget``, from the ``post_delete`` signal): a fill is ``SET NX``, so a lookup
-that read the row before the deletion cannot bring it back. A changed token is
-dropped, to be looked up again. Whether the user is still active is not cached
-here: the caller checks it (the author cache, or the user's row).
+that read the row before the deletion cannot bring it back. A row that changes
+(``pre_save``) has its old value's entry dropped, or marked revoked if the value
+itself changes (a refresh reusing the row). Whether the user is still active is
+not cached here: the caller checks it (the author cache, or the user's row).
 """
 import hashlib
 import logging

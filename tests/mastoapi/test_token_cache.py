@@ -6,6 +6,7 @@ import hashlib
 import pytest
 from django.conf import settings
 from django.test import Client
+from oauth2_provider.models import get_access_token_model
 from redis.connection import Connection
 from rest_framework.test import APIClient
 
@@ -78,6 +79,24 @@ def test_a_revoked_token_is_refused_though_it_was_cached(app_client, make_user, 
     assert r.status_code == 200
     r = bearer(token).get(path)
     assert r.status_code == 401 and r.json() == {"error": "The access token is invalid"}
+
+
+def test_a_token_row_that_changes_is_looked_up_again(app_client, make_user):
+    """Scopes narrowed on the stored row take effect at once; a row given another value (as
+    django-oauth-toolkit does on a refresh that does not rotate) no longer answers the old one."""
+    token = password_token(app_client, make_user(), "read write")
+    client = bearer(token)
+    assert client.get("/api/v1/timelines/home").status_code == 200
+    row = get_access_token_model().objects.get(token_checksum=hashlib.sha256(token.encode()).hexdigest())
+    row.scope = "write"
+    row.save()
+    r = client.get("/api/v1/timelines/home")
+    assert r.status_code == 403 and r.json() == {"error": "This action is outside the authorized scopes"}
+    row.scope = "read"
+    row.token_checksum = hashlib.sha256(b"anothervalue").hexdigest()
+    row.save()
+    assert client.get("/api/v1/timelines/home").status_code == 401
+    assert bearer("anothervalue").get("/api/v1/timelines/home").status_code == 200
 
 
 @pytest.mark.parametrize("path", ["/api/v1/timelines/home", "/api/v1/accounts/verify_credentials"])
