@@ -88,7 +88,7 @@ def get_or_fill_many(user_ids: list[int], prefetched: core_redis.Reply | None = 
         except _UNREACHABLE:
             logger.warning("author cache unreachable: reading %d users from PostgreSQL", len(user_ids))
             cached, reachable = [None] * len(user_ids), False
-    outdated = set()  # entries of an older layout, without the account fields: overwritten
+    outdated: set[int] = set()  # entries of an older layout, without the account fields: overwritten
     for uid, value in zip(user_ids, cached, strict=True):
         if value is not None:
             entry = orjson.loads(value)
