@@ -1,4 +1,5 @@
-"""Rate strings (``30/min``, ``900/15min``, ``20/hour``) as the rate-limit settings spell them.
+"""Rate strings (``30/min``, ``900/15min``, ``20/hour``) as the rate-limit settings spell them,
+and the ``Decision`` a limit gives one request (``core.throttling`` counts it).
 
 DRF's own parser takes ``N/period`` with one unit; these also take a multiple
 of the unit (``15min``, ``2h``), so the timeline's "900 per 15 minutes" is said
@@ -22,6 +23,21 @@ _RATE = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*", re.IGNORECASE)
 class Rate:
     limit: int  # requests allowed per window
     seconds: int  # the window's length
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One request's answer from the limiter, and what its headers say."""
+
+    allowed: bool
+    limit: int
+    remaining: int  # requests left in the window after this one
+    reset: int  # unix time (seconds) at which the window ends and the counter starts afresh
+    retry_after: int  # seconds until a refused request may be tried again (0 when allowed)
+
+    def headers(self) -> dict[str, str]:
+        return {"X-RateLimit-Limit": str(self.limit), "X-RateLimit-Remaining": str(self.remaining),
+                "X-RateLimit-Reset": str(self.reset)}
 
 
 @lru_cache(maxsize=64)

@@ -34,7 +34,8 @@ from rest_framework import exceptions, status
 from rest_framework.throttling import BaseThrottle
 
 from . import redis as core_redis
-from .rates import Rate, parse_rate
+from .rates import Decision, Rate, parse_rate
+from .request_notes import CountedAhead, notes_of
 
 logger = logging.getLogger(__name__)
 
@@ -85,21 +86,6 @@ if out[1] == 1 then
 end
 return out
 """
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One request's answer from the limiter, and what its headers say."""
-
-    allowed: bool
-    limit: int
-    remaining: int  # requests left in the window after this one
-    reset: int  # unix time (seconds) at which the window ends and the counter starts afresh
-    retry_after: int  # seconds until a refused request may be tried again (0 when allowed)
-
-    def headers(self) -> dict[str, str]:
-        return {"X-RateLimit-Limit": str(self.limit), "X-RateLimit-Remaining": str(self.remaining),
-                "X-RateLimit-Reset": str(self.reset)}
 
 
 class RateLimiterUnavailable(exceptions.APIException):
@@ -221,22 +207,35 @@ def _user_who(user_id: int) -> str:
     return f"u:{{{user_id}}}"  # the user's hash tag, as the user's other keys
 
 
-def _who(by: str, request) -> str | None:
-    if by == BY_USER and getattr(request.user, "is_authenticated", False):
-        return _user_who(request.user.id)
-    if by == BY_USERNAME:
+def who_for(scope: str, *, ip: str, user_id: int | None = None, username: object = None) -> list[str]:
+    """What ``scope``'s limit counts a request by, whichever door it came through (a DRF
+    view, the sign-in form): the user, the client's address ``ip`` and the ``username``
+    it names, case-folded and hashed (no name is kept in Redis as typed). A username
+    that is not a string is not counted (the login itself refuses it, without hashing);
+    a user scope reached without a user counts by address."""
+    who = []
+    for by in SCOPES[scope].by:
+        if by == BY_USERNAME:
+            if isinstance(username, str):
+                digest = hashlib.sha256(username.casefold().encode(errors="surrogatepass")).hexdigest()
+                who.append(f"name:{digest[:32]}")
+        elif by == BY_USER and user_id is not None:
+            who.append(_user_who(user_id))
+        else:
+            who.append(f"ip:{ip}")
+    return who
+
+
+def _who(scope: str, request) -> list[str]:
+    username = None
+    if BY_USERNAME in SCOPES[scope].by:
         # Read from the body before the view does, so a login flood stops here,
         # before the password hasher; a malformed body is the view's 400 as ever.
         data = request.data
-        name = data.get("username") if hasattr(data, "get") else None
-        if not isinstance(name, str):
-            return None  # the login itself refuses it, without hashing
-        return "name:" + hashlib.sha256(name.casefold().encode(errors="surrogatepass")).hexdigest()[:32]
-    return f"ip:{client_ip(request)}"  # BY_IP, or a user scope reached without a user
-
-
-_ATTRIBUTE = "_rate_limit_decision"
-_PREFETCHED = "_rate_limit_prefetched"
+        username = data.get("username") if hasattr(data, "get") else None
+    user = request.user
+    user_id = user.id if getattr(user, "is_authenticated", False) else None
+    return who_for(scope, ip=client_ip(request), user_id=user_id, username=username)
 
 
 def counted_by_user(scope: str) -> bool:
@@ -259,13 +258,7 @@ def prefetch(round_trip: core_redis.RoundTrip, *, request, scope: str, user_id: 
 
     reply = round_trip.add(lambda pipe: _script.queue(pipe, keys=keys, args=[rate.limit, rate.seconds * 1000]),
                            parse)
-    setattr(request._request, _PREFETCHED, (scope, reply))
-
-
-def decision_of(request) -> Decision | None:
-    """The limit counted for this request (a DRF or Django request), if any: for a view
-    that states the same headers in another form (the Mastodon API's ISO 8601 reset)."""
-    return getattr(getattr(request, "_request", request), _ATTRIBUTE, None)
+    notes_of(request).counted_ahead = CountedAhead(scope=scope, reply=reply)
 
 
 class RedisScopeThrottle(BaseThrottle):
@@ -278,20 +271,20 @@ class RedisScopeThrottle(BaseThrottle):
             return True
         rate = rate_for(scope)
         config = SCOPES[scope]
-        who = [w for w in (_who(by, request) for by in config.by) if w is not None]
-        prefetched = getattr(request._request, _PREFETCHED, None)
+        notes = notes_of(request)
+        ahead = notes.counted_ahead
         try:
-            if prefetched is not None and prefetched[0] == scope and prefetched[1].value is not None:
-                self.decision = prefetched[1].value
+            if ahead is not None and ahead.scope == scope and ahead.reply.value is not None:
+                self.decision = ahead.reply.value
             else:
-                self.decision = hit(scope=scope, who=who, rate=rate)
+                self.decision = hit(scope=scope, who=_who(scope, request), rate=rate)
         except RedisError as exc:
             if config.fail_closed:
                 logger.error("rate limit %s unavailable, refusing: %s", scope, exc)
                 raise RateLimiterUnavailable() from exc
             logger.warning("rate limit %s unavailable, not applied: %s", scope, exc)
             return True
-        setattr(request._request, _ATTRIBUTE, self.decision)  # for the headers, allowed or refused
+        notes.decision = self.decision  # for the headers, allowed or refused
         return self.decision.allowed
 
     def wait(self) -> int | None:
@@ -301,14 +294,14 @@ class RedisScopeThrottle(BaseThrottle):
 class RateLimitHeadersMiddleware:
     """Put ``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` on every response whose
     request a limit counted (a 429 too, beside DRF's ``Retry-After``); Redis is not asked again.
-    A header the view set itself (the Mastodon API's, from ``decision_of``) is kept."""
+    A header the view set itself (the Mastodon API's, from ``RequestNotes.decision``) is kept."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         response = self.get_response(request)
-        decision = getattr(request, _ATTRIBUTE, None)
+        decision = notes_of(request).decision
         if decision is not None:
             for name, value in decision.headers().items():
                 response.setdefault(name, value)

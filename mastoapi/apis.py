@@ -22,12 +22,12 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core import throttling
 from core.dates import iso_utc_from_unix
 from core.exceptions import ApplicationError, NotFound
 from core.exceptions import exception_handler as core_exception_handler
 from core.fields import IdField, StrictCharField
 from core.parsers import SafeJSONParser
+from core.request_notes import notes_of
 from media import services as media_services
 from media import storage
 from social import selectors as social_selectors
@@ -39,7 +39,7 @@ from tweets.objects import TweetEntry
 from tweets.selectors import tweet_visible_to
 
 from . import entities, oauth, selectors, services
-from .authentication import HasScope, MastodonAuthentication
+from .authentication import HasScope, MastodonAuthentication, MastodonReaderAuthentication
 from .serializers import CANT_BE_BLANK, OneOrMany, PageParams, Params, Words
 
 
@@ -101,7 +101,7 @@ class MastoApi(APIView):
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
-        decision = throttling.decision_of(request)
+        decision = notes_of(request).decision
         if decision is not None:
             response["X-RateLimit-Limit"] = str(decision.limit)
             response["X-RateLimit-Remaining"] = str(decision.remaining)
@@ -492,6 +492,7 @@ class HomeTimelineApi(MastoApi):
 
     http_method_names = serves("get")
     throttle_scope = "timeline"
+    authentication_classes = [MastodonReaderAuthentication]  # needs only the reader's id
     required_scopes = {"GET": "read:statuses"}
 
     def get(self, request):

@@ -7,3 +7,14 @@ class MastoapiConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "mastoapi"
     verbose_name = "Mastodon-compatible API"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_delete, pre_save
+        from oauth2_provider.models import get_access_token_model
+
+        from . import receivers
+
+        post_delete.connect(receivers.access_token_deleted_forget, sender=get_access_token_model(),
+                            dispatch_uid="mastoapi.access_token_deleted_forget")
+        pre_save.connect(receivers.access_token_changing_forget, sender=get_access_token_model(),
+                         dispatch_uid="mastoapi.access_token_changing_forget")

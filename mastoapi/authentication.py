@@ -1,24 +1,30 @@
 """Who is calling the Mastodon API, and with which scopes.
 
 A bearer token is either an OAuth access token django-oauth-toolkit issued
-(looked up by its checksum, as its own validator does) or a ``/v1`` JWT, which
-carries every scope: the same account either way. A suspended user's tokens
-are refused (401), as ``/v1`` refuses their JWTs. A client-credentials token
-has an app but no user: it reaches only what needs no account.
-"""
-import hashlib
-from dataclasses import dataclass
+(looked up by django-oauth-toolkit, the result cached in Redis: ``tokens``) or
+a ``/v1`` JWT, which carries every scope: the same account either way. A
+suspended user's tokens are refused (401), as ``/v1`` refuses their JWTs. A
+client-credentials token has an app but no user: it reaches only what needs no
+account.
 
-from django.utils import timezone
-from oauth2_provider.models import get_access_token_model
+``MastodonAuthentication`` answers the user's row; ``MastodonReaderAuthentication``,
+for views that need only the reader's id (the home timeline), answers a
+``ReaderUser`` checked in the author cache in the request's first Redis round
+trip, as ``/v1``'s reads do: with the token cached, no query at all.
+"""
+from dataclasses import dataclass
+from functools import cached_property
+
+from oauth2_provider.models import get_application_model
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
 
 from core.exceptions import ApplicationError
-from social.authentication import SafeJWTAuthentication
+from social.authentication import CachedUserJWTAuthentication, SafeJWTAuthentication, reader_first_round_trip
+from social.models import User
 
-from . import scopes
+from . import scopes, tokens
 
 
 @dataclass(frozen=True)
@@ -26,14 +32,22 @@ class Grant:
     """What a request's token allows (``request.auth``)."""
 
     scopes: frozenset[str]
-    token: object | None = None  # the OAuth AccessToken; None for a /v1 JWT
-    application: object | None = None
+    application_id: int | None = None  # None for a /v1 JWT
+
+    @cached_property
+    def application(self):
+        """The OAuth app the token was issued to (read when asked for), or None."""
+        if self.application_id is None:
+            return None
+        return get_application_model().objects.select_related("mastodon").filter(id=self.application_id).first()
 
 
 _INVALID = "The access token is invalid"
 
 
 class MastodonAuthentication(BaseAuthentication):
+    jwt_authentication = SafeJWTAuthentication
+
     def authenticate(self, request):
         parts = get_authorization_header(request).split()
         if not parts or parts[0].lower() != b"bearer":
@@ -45,21 +59,45 @@ class MastodonAuthentication(BaseAuthentication):
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed(_INVALID) from None
         if raw.count(".") == 2:  # a /v1 JWT (OAuth tokens here are opaque, without dots)
-            found = SafeJWTAuthentication().authenticate(request)
+            found = self.jwt_authentication().authenticate(request)
             if found is None:
                 raise exceptions.AuthenticationFailed(_INVALID)
             return found[0], Grant(scopes=frozenset(scopes.ALL))
-        checksum = hashlib.sha256(raw.encode()).hexdigest()
-        token = (get_access_token_model().objects.select_related("user", "application")
-                 .filter(token_checksum=checksum).first())
-        if token is None or token.expires <= timezone.now():
+        token, user = tokens.lookup(request, raw)
+        if token is None:
             raise exceptions.AuthenticationFailed(_INVALID)
-        if token.user is not None and not token.user.is_active:
+        grant = Grant(scopes=token.scopes, application_id=token.application_id)
+        if token.user_id is None:
+            return None, grant
+        return self.user_of(request, token.user_id, read=user), grant
+
+    def user_of(self, request, user_id: int, *, read=None):
+        """The token's user, as the view needs it (``read``: the row, if the lookup read it)."""
+        user = read if read is not None else User.objects.filter(id=user_id).first()
+        if user is None:
+            raise exceptions.AuthenticationFailed(_INVALID)
+        if not user.is_active:
             raise exceptions.AuthenticationFailed("Your login is currently disabled")
-        return token.user, Grant(scopes=frozenset(token.scope.split()), token=token, application=token.application)
+        return user
 
     def authenticate_header(self, request):
         return 'Bearer realm="Mastodon"'
+
+
+class MastodonReaderAuthentication(MastodonAuthentication):
+    """For views that need only the reader's id: ``social.authentication.reader_first_round_trip``
+    checks the user in the author cache (refreshed on every change to a user, so a
+    suspension is refused within seconds), with the view's first reads in the same trip."""
+
+    jwt_authentication = CachedUserJWTAuthentication
+
+    def user_of(self, request, user_id: int, *, read=None):
+        try:
+            return reader_first_round_trip(request, user_id)
+        except exceptions.AuthenticationFailed as exc:
+            if exc.get_codes() == "user_inactive":
+                raise exceptions.AuthenticationFailed("Your login is currently disabled") from None
+            raise exceptions.AuthenticationFailed(_INVALID) from None
 
 
 class NeedsUser(ApplicationError):

@@ -1,6 +1,7 @@
 """Reads only the Mastodon API needs: an account's own statuses, its statuses count,
 the users a page of statuses shows, and markers. The home timeline is not here: it
 is ``timelines.selectors.timeline_page_for_user``, the same read as ``/v1``'s."""
+from social import cache as author_cache
 from social import selectors as social_selectors
 from social.models import User
 from tweets import selectors as tweets_selectors
@@ -24,14 +25,11 @@ def account_statuses(*, viewer_id: int, account_id: int, limit: int, max_id: int
 
 
 def users_of(tweets: list[TweetEntry]) -> tuple[dict[int, User], dict[str, User]]:
-    """The authors of ``tweets`` by id and the users they mention by lower-cased name:
-    two queries for a whole page."""
-    author_ids = {t.author.user_id for t in tweets}
+    """The authors of ``tweets`` by id and the active users they mention by lower-cased
+    name, from the author cache (``social.cache``): no query for a warm page."""
+    author_ids = sorted({t.author.user_id for t in tweets})
     names = {name.lower() for t in tweets for name in t.mentions}
-    authors = social_selectors.users_in_bulk(user_ids=author_ids)
-    mentioned = ({user.username.lower(): user for user in social_selectors.active_users_named(names=names)}
-                 if names else {})
-    return authors, mentioned
+    return author_cache.users_and_names(user_ids=author_ids, names=names)
 
 
 def markers_of(*, user_id: int, timelines: list[str]) -> list[Marker]:

@@ -6,7 +6,6 @@ shows the code for the user to paste, or to the app's registered redirect URI,
 whatever its scheme (a phone app's ``myapp://``), as Mastodon allows. The
 sign-in form is Django's, counted against the same login limit as the API's.
 """
-import hashlib
 from urllib.parse import parse_qs, urlsplit
 
 from django.contrib.auth import views as auth_views
@@ -34,9 +33,7 @@ class LoginView(auth_views.LoginView):
     template_name = "mastoapi/login.html"
 
     def post(self, request, *args, **kwargs):
-        name = request.POST.get("username", "")
-        who = [f"ip:{throttling.client_ip(request)}",
-               "name:" + hashlib.sha256(name.casefold().encode(errors="surrogatepass")).hexdigest()[:32]]
+        who = throttling.who_for("login", ip=throttling.client_ip(request), username=request.POST.get("username"))
         decision = throttling.hit(scope="login", who=who, rate=throttling.rate_for("login"))
         if not decision.allowed:
             response = render(request, self.template_name, {"form": self.get_form(), "throttled": True}, status=429)

@@ -2,7 +2,9 @@
 
 ``SafeJWTAuthentication`` is simplejwt's, answering 401 (never 500) for a token
 naming no valid user. ``CachedUserJWTAuthentication`` checks the user in the
-author cache instead of PostgreSQL, for views that need only the reader's id.
+author cache instead of PostgreSQL, for views that need only the reader's id,
+in the request's first Redis round trip (``reader_first_round_trip``), which
+any authentication of such views may make.
 The two OpenAPI extensions document both as the bearer scheme they are.
 """
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
@@ -14,8 +16,10 @@ from rest_framework_simplejwt.settings import api_settings
 
 from core import redis as core_redis
 from core import throttling
+from core.request_notes import ReadsFirst, notes_of
 
 from . import cache as author_cache
+from .readers import ReaderUser
 
 
 class SafeJWTAuthentication(JWTAuthentication):
@@ -26,30 +30,47 @@ class SafeJWTAuthentication(JWTAuthentication):
             raise exceptions.AuthenticationFailed("Token contained no recognizable user identification") from None
 
 
-class ReaderUser:
-    """The authenticated user of a read-only view: an id, known to exist and be active."""
+def reader_first_round_trip(request, user_id: int) -> ReaderUser:
+    """Check ``user_id`` in the author cache, for a view that needs only the reader's id:
+    ``ReaderUser(user_id)``, or 401 for a user deleted or suspended.
 
-    is_authenticated = True
-    is_anonymous = False
-    is_active = True
+    The author cache holds ``active`` and is refreshed after every change to a
+    user, so a suspended user is refused as with a database lookup, one Redis
+    GET instead of one query per request. That GET is the request's first round
+    trip (``core.redis.RoundTrip``), and with it go the view's rate limit, when
+    counted by user (``core.throttling.prefetch``), and the first reads the view
+    declares (``core.request_notes.ReadsFirst``): all noted in the request's
+    ``RequestNotes`` for the throttle and the view.
+    """
+    round_trip = core_redis.RoundTrip()
+    summary = author_cache.prefetch(round_trip, user_id)
+    view = request.parser_context.get("view") if request.parser_context else None
+    scope = getattr(view, "throttle_scope", None)
+    if scope and throttling.counted_by_user(scope):
+        throttling.prefetch(round_trip, request=request, scope=scope, user_id=user_id)
+    if isinstance(view, ReadsFirst):
+        first_reads = view.first_reads()
+        first_reads.queue(round_trip, request=request, user_id=user_id)
+        notes_of(request).first_reads = first_reads
+    try:
+        round_trip.execute()
+    except RedisError:
+        pass  # each part asks again on its own, and falls back as it does without Redis
+    return reader_of(user_id, author_cache.get_or_fill_many([user_id], prefetched=summary).get(user_id))
 
-    def __init__(self, user_id: int):
-        self.id = self.pk = user_id
+
+def reader_of(user_id: int, summary: dict | None) -> ReaderUser:
+    """``ReaderUser(user_id)`` if the author summary says the user exists and is active; else 401."""
+    if summary is None:
+        raise exceptions.AuthenticationFailed("User not found", code="user_not_found")
+    if not summary["active"]:
+        raise exceptions.AuthenticationFailed("User is inactive", code="user_inactive")
+    return ReaderUser(user_id)
 
 
 class CachedUserJWTAuthentication(SafeJWTAuthentication):
-    """JWT authentication that checks the user in the author cache instead of PostgreSQL.
-
-    For views that need only the user's id (timeline reads): the author cache
-    holds ``active`` and is refreshed after every change to a user, so a
-    suspended user is refused as with a database lookup, one Redis GET instead
-    of one query per request (the largest item in the read path's profile).
-
-    The view's rate limit, when counted by user, is asked for in the same round
-    trip (``core.throttling.prefetch``), and so may the view's own first Redis
-    reads: its ``prefetch(round_trip, request, user_id)`` queues them on the
-    ``core.redis.RoundTrip`` before it is made (the cached timeline).
-    """
+    """JWT authentication that checks the user in the author cache instead of PostgreSQL,
+    for views that need only the user's id (timeline reads): ``reader_first_round_trip``."""
 
     def authenticate(self, request):
         header = self.get_header(request)
@@ -57,25 +78,11 @@ class CachedUserJWTAuthentication(SafeJWTAuthentication):
         if raw_token is None:
             return None
         validated_token = self.get_validated_token(raw_token)
-        user_id = self._user_id(validated_token)
-        round_trip = core_redis.RoundTrip()
-        summary = author_cache.prefetch(round_trip, user_id)
-        view = request.parser_context.get("view") if request.parser_context else None
-        scope = getattr(view, "throttle_scope", None)
-        if scope and throttling.counted_by_user(scope):
-            throttling.prefetch(round_trip, request=request, scope=scope, user_id=user_id)
-        if view is not None and hasattr(view, "prefetch"):
-            view.prefetch(round_trip, request, user_id)
-        try:
-            round_trip.execute()
-        except RedisError:
-            pass  # each part asks again on its own, and falls back as it does without Redis
-        summaries = author_cache.get_or_fill_many([user_id], prefetched=summary)
-        return self._reader(user_id, summaries.get(user_id)), validated_token
+        return reader_first_round_trip(request, self._user_id(validated_token)), validated_token
 
     def get_user(self, validated_token):
         user_id = self._user_id(validated_token)
-        return self._reader(user_id, author_cache.get_or_fill_many([user_id]).get(user_id))
+        return reader_of(user_id, author_cache.get_or_fill_many([user_id]).get(user_id))
 
     @staticmethod
     def _user_id(validated_token) -> int:
@@ -88,14 +95,6 @@ class CachedUserJWTAuthentication(SafeJWTAuthentication):
         if not 0 < user_id < 1 << 63:
             raise exceptions.AuthenticationFailed("Token contained no recognizable user identification")
         return user_id
-
-    @staticmethod
-    def _reader(user_id: int, summary: dict | None) -> ReaderUser:
-        if summary is None:
-            raise exceptions.AuthenticationFailed("User not found", code="user_not_found")
-        if not summary["active"]:
-            raise exceptions.AuthenticationFailed("User is inactive", code="user_inactive")
-        return ReaderUser(user_id)
 
 
 class SafeJWTScheme(SimpleJWTScheme):

@@ -1,20 +1,25 @@
-"""The author cache: each user's summary (``id -> username, display name, active, private``).
+"""The author cache: the public face of a user (``id -> username, display name, active``,
+when they joined and their follow counts), and who holds a username.
 
-Two things read it: the reader's authentication (``CachedUserJWTAuthentication``
-checks that the token's user exists and is active without a query), and the
-tweet cache, whose entries embed ``author_summary`` so that a page is hydrated
-from tweet entries alone, never from here. Reads fill misses with ``SET NX``
-and every change overwrites the entry after commit, so a fill made from a row
-read before the change can never outlive it; rewriting or dropping entries is
-announced (``signals.authors_changed``), which drops the authors' cached
-tweets. With Redis unreachable, reads are answered from PostgreSQL alone,
-filling nothing.
+Authentication of reads checks ``active`` here instead of in PostgreSQL, and the
+Mastodon API builds the accounts of a page's statuses from it
+(``users_and_names``); tweets carry their author's summary in their own entries.
+Reads fill misses with ``SET NX`` and every change overwrites the entry after
+commit (a follow count's too, ``counts_refresh``), so a fill made from a row read
+before the change can never outlive it. With Redis unreachable, reads are
+answered from PostgreSQL alone, filling nothing.
+
+A username is found through ``<prefix>un:<lower-cased name>`` (the user's id, or
+0 for no such user, briefly): an entry is believed only while the user it names
+still has that name, so a rename or a deletion needs no invalidation here.
 """
 import logging
 from collections.abc import Collection
+from datetime import datetime
 
 import orjson
 from django.conf import settings
+from django.db.models.functions import Lower
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -24,6 +29,7 @@ from .metrics import AUTHOR_CACHE_HITS, AUTHOR_CACHE_MISSES
 from .models import User
 
 TTL_SECONDS = 24 * 3600
+NO_SUCH_NAME_TTL_SECONDS = 60  # how long a name that no one holds may stay unlinked once someone takes it
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
 
 logger = logging.getLogger(__name__)
@@ -41,6 +47,20 @@ def author_summary(user: User) -> dict:
         "active": user.is_active,
         "private": user.is_private,
     }
+
+
+def _name_key(name: str) -> str:
+    return f"{settings.REDIS_KEY_PREFIX}un:{name}"
+
+
+_FIELDS = ("id", "username", "display_name", "is_active", "is_private", "date_joined", "followers_count",
+           "following_count")
+
+
+def _entry(user: User) -> dict:
+    """What the cache holds for ``user``: the author summary, with what an account shows besides."""
+    return {**author_summary(user), "joined": user.date_joined.isoformat(), "followers": user.followers_count,
+            "following": user.following_count}
 
 
 def _encode(summary: dict) -> bytes:
@@ -69,22 +89,25 @@ def get_or_fill_many(user_ids: list[int], prefetched: core_redis.Reply | None = 
         except _UNREACHABLE:
             logger.warning("author cache unreachable: reading %d users from PostgreSQL", len(user_ids))
             cached, reachable = [None] * len(user_ids), False
+    outdated: set[int] = set()  # entries of an older layout, without the account fields: overwritten
     for uid, value in zip(user_ids, cached, strict=True):
         if value is not None:
-            found[uid] = orjson.loads(value)
+            entry = orjson.loads(value)
+            if "joined" in entry:
+                found[uid] = entry
+            else:
+                outdated.add(uid)
     misses = [uid for uid in user_ids if uid not in found]
     AUTHOR_CACHE_HITS.inc(len(user_ids) - len(misses))
     if misses:
         AUTHOR_CACHE_MISSES.inc(len(misses))
         fills = {}
-        for user in User.objects.filter(id__in=misses).only(
-            "id", "username", "display_name", "is_active", "is_private"
-        ):
-            found[user.id] = fills[user.id] = author_summary(user)
+        for user in User.objects.filter(id__in=misses).only(*_FIELDS):
+            found[user.id] = fills[user.id] = _entry(user)
         if reachable and fills:
             pipe = core_redis.connection().pipeline(transaction=False)
             for uid, summary in fills.items():
-                pipe.set(_key(uid), _encode(summary), ex=TTL_SECONDS, nx=True)
+                pipe.set(_key(uid), _encode(summary), ex=TTL_SECONDS, nx=uid not in outdated)
             try:
                 pipe.execute()
             except _UNREACHABLE:
@@ -102,8 +125,62 @@ def refresh_many(users: list[User]) -> None:
     if users:
         pipe = core_redis.connection().pipeline(transaction=False)
         for user in users:
-            pipe.set(_key(user.id), _encode(author_summary(user)), ex=TTL_SECONDS)
+            pipe.set(_key(user.id), _encode(_entry(user)), ex=TTL_SECONDS)
         pipe.execute()
+
+
+def counts_refresh(*, user_ids: list[int]) -> None:
+    """Overwrite the entries of ``user_ids`` with their follow counts as committed now
+    (call after commit of a follow change: one query, one round trip)."""
+    refresh_many(list(User.objects.filter(id__in=user_ids).only(*_FIELDS)))
+
+
+def _user(entry: dict) -> User:
+    """A ``User`` with the fields an entry holds, and only those: for showing, never for saving."""
+    return User(id=int(entry["user_id"]), username=entry["username"], display_name=entry["display_name"],
+                is_active=entry["active"], is_private=entry["private"],
+                date_joined=datetime.fromisoformat(entry["joined"]), followers_count=entry["followers"],
+                following_count=entry["following"])
+
+
+def users_many(user_ids: list[int]) -> dict[int, User]:
+    """The users of ``user_ids`` that exist, by id, as the cache knows them (``get_or_fill_many``'s
+    entries as unsaved ``User`` objects holding the public fields)."""
+    return {uid: _user(entry) for uid, entry in get_or_fill_many(user_ids).items()}
+
+
+def users_and_names(*, user_ids: list[int], names: set[str]) -> tuple[dict[int, User], dict[str, User]]:
+    """The users of ``user_ids`` that exist, by id, and the active users holding ``names``
+    (lower-cased), by name, as ``users_many`` gives them. Warm: one round trip for the
+    names, one for the users, and no query; names not cached are looked up in one query."""
+    sorted_names = sorted(names)
+    cached: list = []
+    if sorted_names:
+        try:
+            cached = core_redis.mget([_name_key(name) for name in sorted_names])
+        except _UNREACHABLE:
+            cached = [None] * len(sorted_names)
+    ids = {name: int(value) for name, value in zip(sorted_names, cached, strict=True) if value is not None}
+    users = users_many(sorted(set(user_ids) | {uid for uid in ids.values() if uid}))
+    found = {name: users[uid] for name, uid in ids.items() if uid in users and users[uid].username.lower() == name}
+    unknown = [name for name in sorted_names if name not in found and ids.get(name) != 0]
+    if unknown:
+        held = {}
+        for user in User.objects.annotate(name=Lower("username")).filter(name__in=unknown).only(*_FIELDS):
+            held[user.username.lower()] = user
+        try:
+            pipe = core_redis.connection().pipeline(transaction=False)
+            for name in unknown:
+                user = held.get(name)
+                pipe.set(_name_key(name), user.id if user else 0,
+                         ex=TTL_SECONDS if user else NO_SUCH_NAME_TTL_SECONDS)
+            pipe.execute()
+        except _UNREACHABLE:
+            logger.warning("author cache unreachable: %d usernames read but not cached", len(unknown))
+        found.update(held)
+    wanted = set(user_ids)
+    return ({uid: user for uid, user in users.items() if uid in wanted},
+            {name: user for name, user in found.items() if user.is_active})
 
 
 def evict_many(user_ids: Collection[int]) -> None:

@@ -1,5 +1,4 @@
 """Reads of users and the follow graph."""
-from django.db.models.functions import Lower
 
 from core.exceptions import Forbidden, NotFound
 
@@ -71,17 +70,6 @@ def user_by_username(*, username: str) -> User:
     if user is None:
         raise NotFound("No such user.")
     return user
-
-
-def users_in_bulk(*, user_ids: set[int]) -> dict[int, User]:
-    """The users of ``user_ids`` by id, suspended ones included (a page of tweets hides those itself)."""
-    return User.objects.in_bulk(user_ids)
-
-
-def active_users_named(*, names: set[str]) -> list[User]:
-    """The active users whose lower-cased username is in ``names``: one query over the unique
-    index on the lower-cased name."""
-    return list(User.objects.active().annotate(name=Lower("username")).filter(name__in=names))
 
 
 def follow_states(*, viewer_id: int, user_ids: list[int]) -> tuple[dict[int, str], dict[int, str]]:

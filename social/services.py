@@ -145,6 +145,8 @@ def _counts_change(*, users: dict[int, User], follower_id: int, followee_id: int
         if users[other].is_active:
             field = "following_count" if user_id == follower_id else "followers_count"
             User.objects.filter(id=user_id).update(**{field: F(field) + delta})
+    # Accounts shown from the author cache (the Mastodon API's) carry these counts.
+    transaction.on_commit(lambda: cache.counts_refresh(user_ids=[follower_id, followee_id]), robust=True)
 
 
 def _neighbour_counts_change(*, user_id: int, delta: int) -> None:

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from core.exceptions import Forbidden, NotFound
 from media import services as media_services
-from social.authentication import ReaderUser
 from social.models import User
+from social.readers import ReaderUser
 
 from . import cache, snowflake, text
 from .models import IdempotencyKey, Tweet

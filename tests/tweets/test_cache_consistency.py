@@ -23,7 +23,7 @@ def test_a_profile_read_before_an_update_never_overwrites_it_in_the_cache(make_u
     reader, author = make_user(), make_user(display_name="Old")
     social_services.follow_create(follower=reader, followee_id=author.id)
     tweet_services.tweet_create(author=author, content="x")
-    author_cache.evict(author.id)
+    author_cache.evict_many({author.id, reader.id})  # the follow cached both (their counts changed)
     real = author_cache.author_summary
     fired = []
 

@@ -1,0 +1,98 @@
+"""OAuth access tokens as the Mastodon API checks them: django-oauth-toolkit's lookup, cached in Redis.
+
+A token is looked up by django-oauth-toolkit itself (its DRF ``OAuth2Authentication``:
+the validator's ``validate_bearer_token``, by checksum, expiry and app included),
+and what the API needs of it (the user's id, the scopes, the app's id, the expiry)
+is kept at ``<REDIS_KEY_PREFIX>tok:<sha256 of the token>`` (its checksum, as
+stored in PostgreSQL) for ``TTL_SECONDS`` at most, so a token in use costs no query.
+
+A token revoked or deleted (``/oauth/revoke``, a refresh that replaces it, its
+user deleted, the admin) is marked revoked there once the deletion commits
+(``forget``, from the ``post_delete`` signal): a fill is ``SET NX``, so a lookup
+that read the row before the deletion cannot bring it back. A row that changes
+(``pre_save``) has its old value's entry dropped, or marked revoked if the value
+itself changes (a refresh reusing the row). Whether the user is still active is
+not cached here: the caller checks it (the author cache, or the user's row).
+"""
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+
+import orjson
+from django.conf import settings
+from oauth2_provider.contrib.rest_framework import OAuth2Authentication
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from core import redis as core_redis
+
+logger = logging.getLogger(__name__)
+
+TTL_SECONDS = 600  # bounds how long a revocation Redis could not record is still honoured
+_REVOKED = b"-"
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
+
+
+@dataclass(frozen=True)
+class Token:
+    """What an access token grants, as the API needs it."""
+
+    user_id: int | None  # None for a client-credentials token (an app, no user)
+    scopes: frozenset[str]
+    application_id: int | None
+    expires: float  # unix time
+
+    def pack(self) -> bytes:
+        return orjson.dumps({"user": self.user_id, "scopes": " ".join(sorted(self.scopes)),
+                             "app": self.application_id, "expires": self.expires})
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> "Token":
+        data = orjson.loads(raw)
+        return cls(user_id=data["user"], scopes=frozenset(data["scopes"].split()), application_id=data["app"],
+                   expires=data["expires"])
+
+
+def _key(checksum: str) -> str:
+    return f"{settings.REDIS_KEY_PREFIX}tok:{checksum}"
+
+
+def lookup(request, raw_token: str) -> tuple[Token | None, object | None]:
+    """The token ``raw_token`` (sent by ``request``) grants, if it is valid: (the token
+    or None, the user row when django-oauth-toolkit was asked and read it, else None).
+    Cached: one GET and no query; else django-oauth-toolkit's lookup, then cached."""
+    key = _key(hashlib.sha256(raw_token.encode()).hexdigest())
+    try:
+        cached = core_redis.connection().get(key)
+        reachable = True
+    except _UNREACHABLE:
+        logger.warning("token cache unreachable: asking PostgreSQL")
+        cached, reachable = None, False
+    if cached == _REVOKED:
+        return None, None
+    if cached is not None:
+        token = Token.unpack(cached)
+        return (token if token.expires > time.time() else None), None
+    found = OAuth2Authentication().authenticate(request)
+    if found is None:
+        return None, None
+    user, access_token = found
+    token = Token(user_id=user.id if user is not None else None, scopes=frozenset(access_token.scope.split()),
+                  application_id=access_token.application_id, expires=access_token.expires.timestamp())
+    ttl = min(TTL_SECONDS, int(token.expires - time.time()))
+    if reachable and ttl > 0:
+        try:
+            core_redis.connection().set(key, token.pack(), ex=ttl, nx=True)
+        except _UNREACHABLE:
+            logger.warning("token cache unreachable: a token read but not cached")
+    return token, user
+
+
+def forget(checksum: str, *, revoked: bool) -> None:
+    """Drop the cached token of ``checksum``; ``revoked``: mark it so, that no lookup
+    begun before the deletion fills it again (call after commit)."""
+    if revoked:
+        core_redis.connection().set(_key(checksum), _REVOKED, ex=TTL_SECONDS)
+    else:
+        core_redis.connection().delete(_key(checksum))

@@ -1,0 +1,150 @@
+"""A warm Mastodon home page costs no SQL query, as ``/v1``'s does: the OAuth token is found in
+Redis, the reader is checked in the author cache, and the accounts of the page come from there too.
+What is cached must not outlive what it copies: a revoked token, a suspended user, a follow count."""
+import hashlib
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from oauth2_provider.models import get_access_token_model
+from redis.connection import Connection
+from rest_framework.test import APIClient
+
+from core import throttling
+from social import services as social_services
+from tests.factories import PASSWORD
+from tests.helpers import post
+from tests.mastoapi.conftest import password_token
+
+pytestmark = pytest.mark.django_db(transaction=True)  # caches are refreshed once changes commit
+
+
+def bearer(token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def _redis_round_trips(monkeypatch) -> list:
+    sent = []
+    real = Connection.send_packed_command
+
+    def counted(self, command, check_health=True):
+        sent.append(command)
+        return real(self, command, check_health)
+
+    monkeypatch.setattr(Connection, "send_packed_command", counted)
+    return sent
+
+
+def test_a_warm_mastodon_home_page_costs_no_query(app_client, make_user, api, monkeypatch,
+                                                  django_assert_num_queries):
+    reader, author, mentioned = make_user(), make_user(), make_user()
+    social_services.follow_create(follower=reader, followee_id=author.id)
+    post(api(author), f"hello @{mentioned.username} #tag")
+    post(api(author), "and again")
+    client = bearer(password_token(app_client, reader))
+    first = client.get("/api/v1/timelines/home")
+    assert first.status_code == 200
+    client.get("/api/v1/timelines/home")  # the token, the page and its accounts are all cached now
+    sent = _redis_round_trips(monkeypatch)
+    with django_assert_num_queries(0):
+        warm = client.get("/api/v1/timelines/home")
+    assert warm.status_code == 200 and warm.json() == first.json()
+    statuses = warm.json()
+    assert [s["account"]["id"] for s in statuses] == [str(author.id)] * 2
+    assert statuses[0]["account"]["followers_count"] == 1 and statuses[0]["account"]["following_count"] == 0
+    assert statuses[1]["mentions"] == [{"id": str(mentioned.id), "username": mentioned.username,
+                                        "url": f"http://testserver/@{mentioned.username}",
+                                        "acct": mentioned.username}]
+    # The token's GET; the reader's author-cache entry with the rate limit; the cached timeline; the
+    # page's tweets; the mentioned names; the authors and the mentioned users.
+    assert len(sent) == 6
+
+
+def test_a_token_is_cached_under_its_checksum_with_what_it_grants(app_client, make_user, redis):
+    user = make_user()
+    token = password_token(app_client, user, "read write")
+    assert bearer(token).get("/api/v1/timelines/home").status_code == 200
+    cached = redis.get(f"{settings.REDIS_KEY_PREFIX}tok:{hashlib.sha256(token.encode()).hexdigest()}")
+    assert cached is not None and b'"user":%d' % user.id in cached and b'"scopes":"read write"' in cached
+
+
+@pytest.mark.parametrize("path", ["/api/v1/timelines/home", "/api/v1/accounts/verify_credentials"])
+def test_a_revoked_token_is_refused_though_it_was_cached(app_client, make_user, path):
+    token = password_token(app_client, make_user())
+    assert bearer(token).get(path).status_code == 200
+    r = APIClient().post("/oauth/revoke", {"client_id": app_client["client_id"],
+                                           "client_secret": app_client["client_secret"], "token": token})
+    assert r.status_code == 200
+    r = bearer(token).get(path)
+    assert r.status_code == 401 and r.json() == {"error": "The access token is invalid"}
+
+
+def test_a_token_row_that_changes_is_looked_up_again(app_client, make_user):
+    """Scopes narrowed on the stored row take effect at once; a row given another value (as
+    django-oauth-toolkit does on a refresh that does not rotate) no longer answers the old one."""
+    token = password_token(app_client, make_user(), "read write")
+    client = bearer(token)
+    assert client.get("/api/v1/timelines/home").status_code == 200
+    row = get_access_token_model().objects.get(token_checksum=hashlib.sha256(token.encode()).hexdigest())
+    row.scope = "write"
+    row.save()
+    r = client.get("/api/v1/timelines/home")
+    assert r.status_code == 403 and r.json() == {"error": "This action is outside the authorized scopes"}
+    row.scope = "read"
+    row.token_checksum = hashlib.sha256(b"anothervalue").hexdigest()
+    row.save()
+    assert client.get("/api/v1/timelines/home").status_code == 401
+    assert bearer("anothervalue").get("/api/v1/timelines/home").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/v1/timelines/home", "/api/v1/accounts/verify_credentials"])
+def test_a_suspended_users_cached_token_is_refused(app_client, make_user, path):
+    user = make_user()
+    token = password_token(app_client, user)
+    assert bearer(token).get(path).status_code == 200
+    social_services.user_suspend(user_id=user.id)
+    r = bearer(token).get(path)
+    assert r.status_code == 401 and r.json() == {"error": "Your login is currently disabled"}
+
+
+def test_follow_counts_on_a_status_follow_the_graph(app_client, make_user, api):
+    reader, author, other = make_user(), make_user(), make_user()
+    social_services.follow_create(follower=reader, followee_id=author.id)
+    post(api(author), "hello")
+    client = bearer(password_token(app_client, reader))
+    assert client.get("/api/v1/timelines/home").json()[0]["account"]["followers_count"] == 1
+    social_services.follow_create(follower=other, followee_id=author.id)
+    assert client.get("/api/v1/timelines/home").json()[0]["account"]["followers_count"] == 2
+    social_services.follow_delete(follower=reader, followee_id=author.id)
+    social_services.follow_create(follower=reader, followee_id=author.id)
+    assert client.get("/api/v1/timelines/home").json()[0]["account"]["followers_count"] == 2
+
+
+def test_a_mention_of_a_renamed_user_is_linked_by_the_new_name_only(app_client, make_user, api):
+    reader, author, mentioned = make_user(), make_user(), make_user(username="firstname")
+    social_services.follow_create(follower=reader, followee_id=author.id)
+    post(api(author), "hello @firstname")
+    client = bearer(password_token(app_client, reader))
+    assert client.get("/api/v1/timelines/home").json()[0]["mentions"][0]["id"] == str(mentioned.id)
+    mentioned.username = "renamed"
+    mentioned.save(update_fields=["username"])
+    social_services.authors_cache_refresh(users=[mentioned])
+    post(api(author), "hello @Renamed")
+    statuses = client.get("/api/v1/timelines/home").json()
+    assert statuses[0]["mentions"][0]["id"] == str(mentioned.id) and statuses[1]["mentions"] == []
+
+
+def test_the_sign_in_form_and_the_token_endpoint_share_one_login_limit(app_client, make_user, settings):
+    settings.RATE_LIMIT_LOGIN = "2/min"
+    user = make_user()
+    browser = Client()
+    assert browser.post("/oauth/login", {"username": user.username.upper(), "password": "wrong"}).status_code == 200
+    body = {"grant_type": "password", "client_id": app_client["client_id"],
+            "client_secret": app_client["client_secret"], "username": user.username, "password": PASSWORD}
+    assert APIClient(REMOTE_ADDR="10.0.0.9").post("/oauth/token", body).status_code == 200
+    # Both counted against the same username, however it was cased, from two addresses.
+    assert APIClient(REMOTE_ADDR="10.0.0.8").post("/oauth/token", body).status_code == 429
+    assert throttling.who_for("login", ip="1.2.3.4", username="Bob") == throttling.who_for(
+        "login", ip="1.2.3.4", username="bob")
