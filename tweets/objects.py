@@ -1,5 +1,7 @@
-"""The tweet, defined once: ``TweetEntry``, from which its cached form, its public form and its
-OpenAPI description all derive (and the Mastodon Status, in ``mastoapi.entities``).
+"""The tweet, defined once: ``TweetEntry``, from which its cached form (``pack``) and its
+public form (``to_public``) derive, and the Mastodon Status too (``mastoapi.entities``); the
+public form's type, the ``PublicTweet`` TypedDicts, is also its OpenAPI description
+(``TweetSchema``).
 
 An entry is the tweet with its author's summary (name, whether active or
 private), so a page is hydrated from the tweet cache alone, in one round trip.
