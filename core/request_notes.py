@@ -39,7 +39,8 @@ class FirstReads(ABC):
 class ReadsFirst:
     """A view whose first Redis reads go in its request's first round trip: it names
     the ``FirstReads`` it declares, which an authentication that makes such a trip
-    (``social.authentication.CachedUserJWTAuthentication``) queues there."""
+    (``social.authentication.reader_first_round_trip``: ``/v1``'s reads, and the
+    Mastodon API's ``MastodonReaderAuthentication``) queues there."""
 
     first_reads: ClassVar[type[FirstReads]]
 
