@@ -1,7 +1,8 @@
 """OAuth access tokens as the Mastodon API checks them: django-oauth-toolkit's lookup, cached in Redis.
 
-A token is looked up by django-oauth-toolkit itself (its DRF ``OAuth2Authentication``:
-the validator's ``validate_bearer_token``, by checksum, expiry and app included),
+A token is looked up by django-oauth-toolkit itself (the configured validator's
+``validate_bearer_token``: by checksum, expiry and app included; given the token
+from the header alone, so the request's body is never read to authenticate it),
 and what the API needs of it (the user's id, the scopes, the app's id, the expiry)
 is kept at ``<REDIS_KEY_PREFIX>tok:<sha256 of the token>`` (its checksum, as
 stored in PostgreSQL) for ``TTL_SECONDS`` at most, so a token in use costs no query.
@@ -21,7 +22,9 @@ from dataclasses import dataclass
 
 import orjson
 from django.conf import settings
-from oauth2_provider.contrib.rest_framework import OAuth2Authentication
+from oauth2_provider.models import AccessToken
+from oauth2_provider.settings import oauth2_settings
+from oauthlib.common import Request as OAuthRequest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -74,10 +77,12 @@ def lookup(request, raw_token: str) -> tuple[Token | None, object | None]:
     if cached is not None:
         token = Token.unpack(cached)
         return (token if token.expires > time.time() else None), None
-    found = OAuth2Authentication().authenticate(request)
-    if found is None:
+    oauth_request = OAuthRequest(request.build_absolute_uri(), http_method=request.method)
+    if not oauth2_settings.OAUTH2_VALIDATOR_CLASS().validate_bearer_token(raw_token, [], oauth_request):
         return None, None
-    user, access_token = found
+    # A valid token: the validator has put the row on the request.
+    access_token: AccessToken = oauth_request.access_token
+    user = access_token.user
     token = Token(user_id=user.id if user is not None else None, scopes=frozenset(access_token.scope.split()),
                   application_id=access_token.application_id, expires=access_token.expires.timestamp())
     ttl = min(TTL_SECONDS, int(token.expires - time.time()))

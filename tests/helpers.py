@@ -6,6 +6,7 @@ from typing import NoReturn
 
 import pytest
 from celery import current_app
+from redis.connection import Connection
 
 from stack.common import free_port  # noqa: F401 - the tests' name for it
 
@@ -226,3 +227,16 @@ def stop_stack(proc, timeout: float = 60) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def redis_round_trips(monkeypatch) -> list:
+    """Record every request sent to Redis (a command, or a whole pipeline): one round trip each."""
+    sent = []
+    real = Connection.send_packed_command
+
+    def counted(self, command, check_health=True):
+        sent.append(command)
+        return real(self, command, check_health)
+
+    monkeypatch.setattr(Connection, "send_packed_command", counted)
+    return sent

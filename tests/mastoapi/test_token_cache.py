@@ -7,13 +7,12 @@ import pytest
 from django.conf import settings
 from django.test import Client
 from oauth2_provider.models import get_access_token_model
-from redis.connection import Connection
 from rest_framework.test import APIClient
 
 from core import throttling
 from social import services as social_services
 from tests.factories import PASSWORD
-from tests.helpers import post
+from tests.helpers import post, redis_round_trips
 from tests.mastoapi.conftest import password_token
 
 pytestmark = pytest.mark.django_db(transaction=True)  # caches are refreshed once changes commit
@@ -24,17 +23,6 @@ def bearer(token: str) -> APIClient:
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     return client
 
-
-def _redis_round_trips(monkeypatch) -> list:
-    sent = []
-    real = Connection.send_packed_command
-
-    def counted(self, command, check_health=True):
-        sent.append(command)
-        return real(self, command, check_health)
-
-    monkeypatch.setattr(Connection, "send_packed_command", counted)
-    return sent
 
 
 def test_a_warm_mastodon_home_page_costs_no_query(app_client, make_user, api, monkeypatch,
@@ -47,7 +35,7 @@ def test_a_warm_mastodon_home_page_costs_no_query(app_client, make_user, api, mo
     first = client.get("/api/v1/timelines/home")
     assert first.status_code == 200
     client.get("/api/v1/timelines/home")  # the token, the page and its accounts are all cached now
-    sent = _redis_round_trips(monkeypatch)
+    sent = redis_round_trips(monkeypatch)
     with django_assert_num_queries(0):
         warm = client.get("/api/v1/timelines/home")
     assert warm.status_code == 200 and warm.json() == first.json()

@@ -1,12 +1,11 @@
 """The home timeline over HTTP: push, rebuild, scrolling, deletes, bad input, query cost."""
 import pytest
 from django.test import override_settings
-from redis.connection import Connection
 
 from core import redis as core_redis
 from social import cache as author_cache
 from social import services as social_services
-from tests.helpers import cached, post, scroll, scroll_pages
+from tests.helpers import cached, post, redis_round_trips, scroll, scroll_pages
 from timelines import store
 from tweets import cache as tweet_cache
 
@@ -141,18 +140,6 @@ def test_a_page_costs_a_bounded_number_of_queries(make_user, api, django_assert_
         assert len(client.get("/v1/timeline/home", {"limit": limit}).json()["data"]) == limit
 
 
-def _redis_round_trips(monkeypatch) -> list:
-    """Record every request sent to Redis (a command, or a whole pipeline): one round trip each."""
-    sent = []
-    real = Connection.send_packed_command
-
-    def counted(self, command, check_health=True):
-        sent.append(command)
-        return real(self, command, check_health)
-
-    monkeypatch.setattr(Connection, "send_packed_command", counted)
-    return sent
-
 
 @pytest.mark.parametrize("case", ["no celebrity", "a celebrity followed", "a celebrity's tweet on the page",
                                   "a celebrity's tweet posted since"])
@@ -172,7 +159,7 @@ def test_a_warm_page_costs_two_redis_round_trips_three_after_a_celebritys_post(m
             client.get("/v1/timeline/home", {"limit": limit})
         if case == "a celebrity's tweet posted since":
             pulled.insert(0, int(post(api(celebrity), "pulled since")))
-        sent = _redis_round_trips(monkeypatch)
+        sent = redis_round_trips(monkeypatch)
         with django_assert_num_queries(0):
             page = client.get("/v1/timeline/home", {"limit": limit}).json()["data"]
     assert [int(t["tweet_id"]) for t in page] == sorted(pushed + pulled, reverse=True)[:limit]
