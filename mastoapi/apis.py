@@ -27,13 +27,14 @@ from core.exceptions import ApplicationError, NotFound
 from core.exceptions import exception_handler as core_exception_handler
 from core.fields import IdField, StrictCharField
 from core.parsers import SafeJSONParser
-from core.request_notes import notes_of
+from core.redis import Reply
+from core.request_notes import FirstReads, ReadsFirst, notes_of
 from media import services as media_services
 from media import storage
 from social import selectors as social_selectors
 from social import services as social_services
 from social.models import User
-from timelines.selectors import timeline_page_for_user
+from timelines.selectors import timeline_page_for_user, timeline_prefetch
 from tweets import services as tweet_services
 from tweets.objects import TweetEntry
 from tweets.selectors import tweet_visible_to
@@ -485,7 +486,27 @@ class MediaCreateApi(MastoApi):
 # --- The home timeline and its read position -----------------------------------------
 
 
-class HomeTimelineApi(MastoApi):
+class HomeTimelineFirstReads(FirstReads):
+    """The cached timeline's page, asked for in the reader's first round trip after the
+    token's, with the rate limit (as ``/v1``'s home timeline does)."""
+
+    params: dict | None = None  # the query, once validated
+    page: Reply | None = None  # the cached timeline's reply
+
+    @staticmethod
+    def parse(query) -> dict:
+        return PageParams.page(query, default=20, maximum=40)
+
+    def queue(self, round_trip, *, request, user_id: int) -> None:
+        try:
+            self.params = self.parse(request.query_params)
+        except serializers.ValidationError:
+            return  # the view answers the 422
+        self.page = timeline_prefetch(round_trip, user_id=user_id, limit=self.params["limit"],
+                                      cursor=self.params.get("max_id"), since=self.params.get("min_id"))
+
+
+class HomeTimelineApi(ReadsFirst, MastoApi):
     """Mastodon's home timeline over the same read as ``/v1/timeline/home``, past the
     cache to the very first tweet: ``max_id`` reads older than it, ``min_id`` the page
     just newer than it (no gap), ``since_id`` the newest page newer than it."""
@@ -494,15 +515,19 @@ class HomeTimelineApi(MastoApi):
     throttle_scope = "timeline"
     authentication_classes = [MastodonReaderAuthentication]  # needs only the reader's id
     required_scopes = {"GET": "read:statuses"}
+    first_reads = HomeTimelineFirstReads
 
     def get(self, request):
-        params = PageParams.page(request.query_params, default=20, maximum=40)
-        if "min_id" in params:
-            page = timeline_page_for_user(user_id=request.user.id, limit=params["limit"], since=params["min_id"],
-                                          cursor=params.get("max_id"))
-        else:
-            page = timeline_page_for_user(user_id=request.user.id, limit=params["limit"],
-                                          cursor=params.get("max_id"), after=params.get("since_id"))
+        reads = notes_of(request).first_reads
+        if not isinstance(reads, HomeTimelineFirstReads) or reads.params is None:
+            reads = HomeTimelineFirstReads()  # the query invalid (a 422 here), or nothing queued
+            reads.params = reads.parse(request.query_params)
+        params = reads.params
+        # The prefetched state depends on max_id, min_id and limit only; since_id filters what it gives.
+        page = timeline_page_for_user(user_id=request.user.id, limit=params["limit"], cursor=params.get("max_id"),
+                                      since=params.get("min_id"),
+                                      after=None if "min_id" in params else params.get("since_id"),
+                                      prefetched=reads.page)
         return self.paged(self.statuses(page.tweets), next_max_id=page.next_cursor,
                           prev_min_id=page.tweets[0].tweet_id if page.tweets else None)
 
