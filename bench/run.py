@@ -297,7 +297,6 @@ class Bench:
     def measure_growth(self) -> None:
         """How a read's cost grows: with the reader's followees, and with the page's depth."""
         from bench import store_probes
-        from timelines import store
 
         with self.phase("growth", "read latency against followees and page depth (1 connection)"):
             rows = []
@@ -310,7 +309,7 @@ class Bench:
 
             users = self.manifest["active"][:2000]
             floors = store_probes.cached_floors(user_ids=users)
-            middles = {u: ids[len(ids) // 2] for u, ids in store.heads(user_ids=users, count=800).items()
+            middles = {u: ids[len(ids) // 2] for u, ids in store_probes.heads(user_ids=users, count=800).items()
                        if len(ids) >= 100}
             headers = {u: {"Authorization": f"Bearer {self.token(u)}"} for u in set(floors) | set(middles)}
 
@@ -485,8 +484,8 @@ class Bench:
     def _mix_once(self, read_rate: float, k: int) -> dict:
         from django.contrib.postgres.aggregates import ArrayAgg
 
+        from bench import store_probes
         from social.models import Follow
-        from timelines import store
 
         active = set(self.manifest["active"])
         authors = (Follow.objects.filter(followee__followers_count__range=(20, self.p["threshold"] // 10))
@@ -521,7 +520,7 @@ class Bench:
                 pending += [(t, at, watched[a]) for t, at, a in fresh]
                 still = []
                 for tweet_id, at, followers in pending:
-                    if all(tweet_id in ids for ids in store.heads(user_ids=followers, count=21).values()):
+                    if all(tweet_id in ids for ids in store_probes.heads(user_ids=followers, count=21).values()):
                         delays.append(1000 * (time.monotonic() - at))
                     elif time.monotonic() - at < 30:
                         still.append((tweet_id, at, followers))
@@ -558,7 +557,7 @@ class Bench:
     def measure_memory(self) -> None:
         with self.phase("memory", "Redis memory: per cached entry, per active user, by key family"):
             from bench import store_probes
-            from timelines import store
+            from core import redis as core_redis
 
             active = self.manifest["active"]
             sample = random.Random(7).sample(active, min(2000, len(active)))
@@ -566,7 +565,7 @@ class Bench:
             pairs = [(u.timeline_bytes, u.timeline_entries) for u in usage if u.timeline_bytes and u.timeline_entries]
             total_bytes, total_entries = sum(s for s, _ in pairs), sum(n for _, n in pairs)
             per_user_keys = sum(u.graph_bytes + u.generation_bytes for u in usage)
-            used_memory = store.used_memory()
+            used_memory = core_redis.used_memory()
             families = memory.by_family(host=HOST, port=self.redis_port, active_users=len(active))
             self.results["memory"] = {
                 "timelines_sampled": len(pairs),

@@ -9,6 +9,15 @@ from core import redis as core_redis
 from timelines.store import SENTINEL, keys
 
 
+def heads(*, user_ids: list[int], count: int) -> dict[int, list[int]]:
+    """The newest ``count`` ids of each of ``user_ids``' cached timelines ([] where none); one round trip."""
+    pipe = core_redis.connection().pipeline(transaction=False)
+    for uid in user_ids:
+        pipe.lrange(keys.timeline_key(uid), 0, count - 1)
+    return {uid: [int(x) for x in raw if x != SENTINEL]
+            for uid, raw in zip(user_ids, pipe.execute(), strict=True)}
+
+
 def cached_floors(*, user_ids: list[int]) -> dict[int, int]:
     """The oldest id of each of ``user_ids``' cached timelines that does not hold its whole
     range (pages older than it come from PostgreSQL); one round trip."""

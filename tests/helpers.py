@@ -1,7 +1,10 @@
 """Helpers shared by several test files (fixtures that need no arguments live in conftest.py)."""
 import os
+import signal
+import subprocess
 import threading
 import time
+from collections.abc import Callable
 from typing import NoReturn
 
 import pytest
@@ -205,10 +208,6 @@ def on_one_redis_server(test):
     """Mark a test that breaks the one-server Redis client (its breaker, its pool, its
     address): under ``TEST_REDIS_CLUSTER=1`` it is skipped, as a cluster's client has
     none of these; the cluster's own faults are tested in ``test_redis_cluster.py``."""
-    import os
-
-    import pytest
-
     return pytest.mark.skipif(os.environ.get("TEST_REDIS_CLUSTER", "").lower() in ("1", "true", "yes"),
                               reason="breaks the one-server Redis client")(test)
 
@@ -216,10 +215,6 @@ def on_one_redis_server(test):
 def stop_stack(proc, timeout: float = 60) -> None:
     """Stop a stack started with ``python -m stack run`` in a session of its own: SIGTERM,
     and if it has not stopped after ``timeout`` seconds, SIGKILL its whole process group."""
-    import os
-    import signal
-    import subprocess
-
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -229,13 +224,15 @@ def stop_stack(proc, timeout: float = 60) -> None:
             proc.wait()
 
 
-def redis_round_trips(monkeypatch) -> list:
-    """Record every request sent to Redis (a command, or a whole pipeline): one round trip each."""
+def redis_round_trips(monkeypatch, note: Callable[[Connection, object], object] = lambda connection, command: command
+                      ) -> list:
+    """Record every request sent to Redis (a command, or a whole pipeline; on a cluster, a
+    pipeline's share for one node): one round trip each, noted as ``note`` says (the command)."""
     sent = []
     real = Connection.send_packed_command
 
     def counted(self, command, check_health=True):
-        sent.append(command)
+        sent.append(note(self, command))
         return real(self, command, check_health)
 
     monkeypatch.setattr(Connection, "send_packed_command", counted)

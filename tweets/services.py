@@ -63,7 +63,8 @@ def _mint_for_author(*, author_id: int) -> tuple[int, bool, User]:
             raise Forbidden("This account is suspended.")
         tweet_id = snowflake.next_id(after=found[0] or 0)
         row = record(tweet_id)
-        assert row is not None  # the row is locked, active, and its last id is below this one
+        if row is None:  # the row is locked, active, and its last id is below this one
+            raise RuntimeError(f"user {author_id}'s row vanished under its lock")
     followers, *fields = row
     # The row as read, its other fields deferred (read on access, never made up);
     # from_db takes the values in the model's field order.
@@ -91,7 +92,8 @@ def tweet_post(
     if key_id is None:
         tweet_id = IdempotencyKey.objects.values_list("tweet_id", flat=True).get(user_id=author.id,
                                                                                   key=idempotency_key)
-        assert tweet_id is not None  # set in the transaction that took the key
+        if tweet_id is None:  # set in the transaction that took the key
+            raise RuntimeError(f"the Idempotency-Key {idempotency_key!r} points at no tweet")
         return Tweet.objects.get(id=tweet_id), False
     tweet = tweet_create(author=author, content=content, media_ids=media_ids)
     IdempotencyKey.objects.filter(id=key_id).update(tweet_id=tweet.id)

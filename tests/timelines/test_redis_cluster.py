@@ -14,7 +14,6 @@ import time
 import pytest
 from django.db import connection as db_connection
 from redis.cluster import RedisCluster
-from redis.connection import Connection
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -23,7 +22,7 @@ from core import throttling
 from core.rates import Rate
 from social.models import Follow
 from stack.redis_cluster import start_redis_cluster
-from tests.helpers import ids, post, scroll
+from tests.helpers import ids, post, redis_round_trips, scroll
 from timelines import services as tl_services
 from timelines import store
 from tweets import cache as tweet_cache
@@ -43,18 +42,6 @@ def on_cluster(settings, cluster):
     assert isinstance(core_redis.connection(), RedisCluster)
     return cluster
 
-
-def _round_trips(monkeypatch) -> list:
-    """Every request written to a Redis connection (a command, or a pipeline's share for one node)."""
-    sent = []
-    real = Connection.send_packed_command
-
-    def counted(self, command, check_health=True):
-        sent.append(self.port)
-        return real(self, command, check_health)
-
-    monkeypatch.setattr(Connection, "send_packed_command", counted)
-    return sent
 
 
 def _truth(user) -> list[str]:
@@ -96,7 +83,7 @@ def test_a_fanout_batch_is_one_round_trip_per_node(on_cluster, make_user, monkey
     keys = [store.timeline_key(uid) for uid in users]
     assert len(core_redis.slot_groups(keys)) > 100  # the keys lie in many slots, on every node
     assert store.insert(user_ids=users, tweet_id=4) == len(users)  # loads the script on every node
-    sent = _round_trips(monkeypatch)
+    sent = redis_round_trips(monkeypatch, lambda connection, command: connection.port)
     assert store.insert(user_ids=users, tweet_id=5) == len(users)
     assert len(sent) == len(set(sent)) == 3
     assert all(store.read(user_id=uid).window.ids == [5, 4] for uid in users[:20])
@@ -108,7 +95,7 @@ def test_a_page_hydrates_with_one_multiget_per_node(on_cluster, make_user, api, 
     api(reader).post(f"/v1/users/{author.id}/follow")
     posted = [post(api(author), f"t{i}") for i in range(30)]
     cached = tweet_cache.get_or_fill_many([int(i) for i in posted])
-    sent = _round_trips(monkeypatch)
+    sent = redis_round_trips(monkeypatch, lambda connection, command: connection.port)
     assert tweet_cache.get_or_fill_many([int(i) for i in posted]) == cached
     assert len(sent) == len(set(sent)) <= 3
 

@@ -141,15 +141,6 @@ def test_an_unfollow_keeps_the_list_and_a_follow_drops_it(redis):
     assert store.read(user_id=1).window is None
 
 
-def test_inspection_reads_heads_without_touching_ttls(redis):
-    store.merge(user_id=1, ids=[30, 20, 10], complete=False, generation=0)  # older pages in PostgreSQL
-    store.merge(user_id=2, ids=[25], complete=True, generation=0)  # the whole timeline
-    redis.expire(store.timeline_key(1), 100)
-    assert store.heads(user_ids=[1, 2, 3], count=2) == {1: [30, 20], 2: [25], 3: []}
-    assert store.used_memory() > 0
-    assert redis.ttl(store.timeline_key(1)) <= 100, "inspection leaves the idle TTL alone"
-
-
 def _pulled_copy_read(author_id: int) -> int:
     """Read ``author_id``'s pulled list as a page does (the pull sequence in the first
     round trip, the list in the next), so the process keeps a copy; the sequence read."""

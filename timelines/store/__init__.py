@@ -28,10 +28,8 @@ from .reads import (
     author_read,
     author_read_prefetch,
     author_touch,
-    heads,
     read,
     read_prefetch,
-    used_memory,
 )
 from .windows import SENTINEL, Window
 from .writes import (
@@ -52,7 +50,7 @@ from .writes import (
 __all__ = [
     "SENTINEL", "Graph", "HomeState", "Window", "author_insert", "author_key", "author_known", "author_merge",
     "author_read", "author_read_prefetch", "author_touch", "backfill", "claim_once", "evict", "exists",
-    "existing", "generation", "generation_advance", "graph_save", "heads", "index_live", "insert", "live_only",
+    "existing", "generation", "generation_advance", "graph_save", "index_live", "insert", "live_only",
     "mark_live", "merge", "progress_done", "progress_init", "progress_pending", "puller_add", "read",
-    "read_prefetch", "remove", "timeline_key", "timeline_keys", "used_memory",
+    "read_prefetch", "remove", "timeline_key", "timeline_keys",
 ]

@@ -13,7 +13,7 @@ from core import redis as core_redis
 
 from . import graph as graphs
 from . import keys, live, process_cache
-from .windows import SENTINEL, Window, read_size, window
+from .windows import Window, read_size, window
 
 
 @dataclass(frozen=True)
@@ -118,21 +118,3 @@ def _author_read_commands(*, author_ids: list[int], prefix: int | None, seq: int
         return read
 
     return queue, parse
-
-
-# --- Inspection ------------------------------------------------------------------------
-# Reads that look without touching: no TTL is refreshed and nothing is rebuilt.
-
-
-def heads(*, user_ids: list[int], count: int) -> dict[int, list[int]]:
-    """The newest ``count`` ids of each of ``user_ids``' cached timelines ([] where none); one round trip."""
-    pipe = core_redis.connection().pipeline(transaction=False)
-    for uid in user_ids:
-        pipe.lrange(keys.timeline_key(uid), 0, count - 1)
-    return {uid: [int(x) for x in raw if x != SENTINEL]
-            for uid, raw in zip(user_ids, pipe.execute(), strict=True)}
-
-
-def used_memory() -> int:
-    """The bytes the Redis servers holding the timelines use (``used_memory``, summed over a cluster's masters)."""
-    return core_redis.used_memory()
