@@ -14,9 +14,13 @@ count's too, the neighbours' of a suspended or reinstated user included)
 rewrites the entry after commit from the row as committed then, with a script
 that writes only over an entry of the same or an older version
 (``refresh_many``). So whatever order fills and refreshes reach Redis in, an
-entry read before a change never replaces one read after it, and the newest
-refresh leaves the newest row. With Redis unreachable, reads are answered from
-PostgreSQL alone, filling nothing.
+entry read before a change never replaces one read after it while that one is
+cached, and once every change's refresh has run the entry holds the row as last
+committed. (Only an entry dropped in
+between, by its TTL or ``evict_many``, forgets the version it held: a fill that
+read the row earlier may then land; the change's ``AccountChange`` replay
+rewrites a name, privacy or suspension within seconds.) With Redis unreachable,
+reads are answered from PostgreSQL alone, filling nothing.
 
 A username is found through ``<prefix>un:<lower-cased name>`` (the user's id, or
 0 for no such user, briefly): an entry is believed only while the user it names
@@ -156,12 +160,10 @@ def refresh_many(users: list[User]) -> None:
                 raise reply
 
 
-def refresh_from_db(*, user_ids: Collection[int]) -> set[int]:
+def refresh_from_db(*, user_ids: Collection[int]) -> None:
     """Rewrite the entries of ``user_ids`` from their rows as committed now (call after
-    commit: one query, one round trip). Returns the ids whose row exists."""
-    users = list(User.objects.filter(id__in=user_ids).only(*FIELDS))
-    refresh_many(users)
-    return {user.id for user in users}
+    commit: one query, one round trip)."""
+    refresh_many(list(User.objects.filter(id__in=user_ids).only(*FIELDS)))
 
 
 def _user(entry: dict) -> User:

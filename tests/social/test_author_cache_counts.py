@@ -47,10 +47,9 @@ def test_a_batch_of_approvals_rewrites_the_cache_once(make_user, monkeypatch):
 
     def counted(*, user_ids):
         calls.append(set(user_ids))
-        return real(user_ids=user_ids)
+        real(user_ids=user_ids)
 
     monkeypatch.setattr(author_cache, "refresh_from_db", counted)
-    owner.is_private = False
     User.objects.filter(id=owner.id).update(is_private=False)
 
     assert social_services.follow_requests_accept_pending(followee_id=owner.id) == 3
