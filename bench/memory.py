@@ -19,6 +19,7 @@ FAMILIES = {
     "tl": "tl: timelines",
     "tw": "tw: tweet cache",
     "u": "u: author cache",
+    "u2": "u: author cache",
     "fgp": "fgp: follow graphs",
     "tlg": "tlg: generations",
     "rl": "rl: rate limits",

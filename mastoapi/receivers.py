@@ -6,16 +6,26 @@ from . import tokens
 
 
 def access_token_deleted_forget(sender, instance, **kwargs) -> None:
-    transaction.on_commit(lambda: tokens.forget(instance.token_checksum, revoked=True), robust=True)
+    checksum = instance.token_checksum
+    transaction.on_commit(lambda: tokens.forget(checksum), robust=True)
 
 
 def access_token_changing_forget(sender, instance, **kwargs) -> None:
     """A stored token about to change (its scopes, its expiry, or its value: django-oauth-toolkit
-    reuses the row when refresh tokens are not rotated): the old value's entry is forgotten,
-    marked revoked if the value changes."""
+    reuses the row when refresh tokens are not rotated): once it commits, its entry holds what
+    the saved row grants (overwritten, not dropped: a lookup that read the row before the change
+    must not fill the old grant back), and an old value's entry is marked revoked."""
     if instance._state.adding or instance.pk is None:
         return
     old = sender.objects.filter(pk=instance.pk).values_list("token_checksum", flat=True).first()
-    if old is not None:
-        replaced = old != instance.token_checksum
-        transaction.on_commit(lambda: tokens.forget(old, revoked=replaced), robust=True)
+    if old is None:
+        return
+    # Taken now: these are the values this save writes, whatever happens to the instance later.
+    new, token = instance.token_checksum, tokens.granted(instance)
+
+    def refresh() -> None:
+        if old != new:
+            tokens.forget(old)
+        tokens.remember(new, token)
+
+    transaction.on_commit(refresh, robust=True)

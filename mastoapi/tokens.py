@@ -11,9 +11,12 @@ A token revoked or deleted (``/oauth/revoke``, a refresh that replaces it, its
 user deleted, the admin) is marked revoked there once the deletion commits
 (``forget``, from the ``post_delete`` signal): a fill is ``SET NX``, so a lookup
 that read the row before the deletion cannot bring it back. A row that changes
-(``pre_save``) has its old value's entry dropped, or marked revoked if the value
-itself changes (a refresh reusing the row). Whether the user is still active is
-not cached here: the caller checks it (the author cache, or the user's row).
+(``pre_save``) has its entry overwritten once the change commits with what the
+saved row grants (``remember``, a plain ``SET``), so a lookup that read the row
+before the change cannot fill the old scopes or expiry back either; if the value
+itself changes (a refresh reusing the row), the old value's entry is marked
+revoked and the new one's written. Whether the user is still active is not
+cached here: the caller checks it (the author cache, or the user's row).
 """
 import hashlib
 import logging
@@ -57,6 +60,12 @@ class Token:
                    expires=data["expires"])
 
 
+def granted(access_token: AccessToken) -> Token:
+    """What a stored access token grants."""
+    return Token(user_id=access_token.user_id, scopes=frozenset(access_token.scope.split()),
+                 application_id=access_token.application_id, expires=access_token.expires.timestamp())
+
+
 def _key(checksum: str) -> str:
     return f"{settings.REDIS_KEY_PREFIX}tok:{checksum}"
 
@@ -83,8 +92,7 @@ def lookup(request, raw_token: str) -> tuple[Token | None, object | None]:
     # A valid token: the validator has put the row on the request.
     access_token: AccessToken = oauth_request.access_token
     user = access_token.user
-    token = Token(user_id=user.id if user is not None else None, scopes=frozenset(access_token.scope.split()),
-                  application_id=access_token.application_id, expires=access_token.expires.timestamp())
+    token = granted(access_token)
     ttl = min(TTL_SECONDS, int(token.expires - time.time()))
     if reachable and ttl > 0:
         try:
@@ -94,10 +102,18 @@ def lookup(request, raw_token: str) -> tuple[Token | None, object | None]:
     return token, user
 
 
-def forget(checksum: str, *, revoked: bool) -> None:
-    """Drop the cached token of ``checksum``; ``revoked``: mark it so, that no lookup
-    begun before the deletion fills it again (call after commit)."""
-    if revoked:
-        core_redis.connection().set(_key(checksum), _REVOKED, ex=TTL_SECONDS)
+def forget(checksum: str) -> None:
+    """Mark the token of ``checksum`` revoked, that no lookup begun before the deletion
+    fills it again (call after commit)."""
+    core_redis.connection().set(_key(checksum), _REVOKED, ex=TTL_SECONDS)
+
+
+def remember(checksum: str, token: Token) -> None:
+    """Overwrite the cached token of ``checksum`` with what its row grants now, whatever
+    a lookup that read it earlier filled (call after commit of the change). One that
+    has expired is marked revoked instead: a lookup would refuse it anyway."""
+    ttl = min(TTL_SECONDS, int(token.expires - time.time()))
+    if ttl > 0:
+        core_redis.connection().set(_key(checksum), token.pack(), ex=ttl)
     else:
-        core_redis.connection().delete(_key(checksum))
+        forget(checksum)

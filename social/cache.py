@@ -4,10 +4,23 @@ when they joined and their follow counts), and who holds a username.
 Authentication of reads checks ``active`` here instead of in PostgreSQL, and the
 Mastodon API builds the accounts of a page's statuses from it
 (``users_and_names``); tweets carry their author's summary in their own entries.
-Reads fill misses with ``SET NX`` and every change overwrites the entry after
-commit (a follow count's too, ``counts_refresh``), so a fill made from a row read
-before the change can never outlive it. With Redis unreachable, reads are
-answered from PostgreSQL alone, filling nothing.
+An entry lives at ``<prefix>u2:<id>`` (``u2``: the layout with the account
+fields; entries of an older layout are simply never read). Each carries the
+row's ``cache_version``, which a PostgreSQL trigger (migration 0006) bumps in
+every UPDATE that changes a field the entry holds, by the services, the admin or
+plain SQL alike; as concurrent writers of one row queue on its lock, the version
+grows in commit order. Reads fill misses with ``SET NX``; every change (a follow
+count's too, the neighbours' of a suspended or reinstated user included)
+rewrites the entry after commit from the row as committed then, with a script
+that writes only over an entry of the same or an older version
+(``refresh_many``). So whatever order fills and refreshes reach Redis in, an
+entry read before a change never replaces one read after it while that one is
+cached, and once every change's refresh has run the entry holds the row as last
+committed. (Only an entry dropped in
+between, by its TTL or ``evict_many``, forgets the version it held: a fill that
+read the row earlier may then land; the change's ``AccountChange`` replay
+rewrites a name, privacy or suspension within seconds.) With Redis unreachable,
+reads are answered from PostgreSQL alone, filling nothing.
 
 A username is found through ``<prefix>un:<lower-cased name>`` (the user's id, or
 0 for no such user, briefly): an entry is believed only while the user it names
@@ -21,6 +34,7 @@ import orjson
 from django.conf import settings
 from django.db.models.functions import Lower
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import redis as core_redis
@@ -36,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 
 def _key(user_id: int) -> str:
-    return f"{settings.REDIS_KEY_PREFIX}u:{user_id}"
+    return f"{settings.REDIS_KEY_PREFIX}u2:{user_id}"
 
 
 def author_summary(user: User) -> dict:
@@ -53,14 +67,28 @@ def _name_key(name: str) -> str:
     return f"{settings.REDIS_KEY_PREFIX}un:{name}"
 
 
-_FIELDS = ("id", "username", "display_name", "is_active", "is_private", "date_joined", "followers_count",
-           "following_count")
+FIELDS = ("id", "username", "display_name", "is_active", "is_private", "date_joined", "followers_count",
+          "following_count", "cache_version")
+
+# Overwrite an entry unless it holds a newer version of the row (ARGV: the entry, its
+# version, the TTL). An equal version is the same committed row: rewriting it is harmless.
+_SET_IF_NOT_OLDER = core_redis.Script("""
+local current = redis.call('GET', KEYS[1])
+if current then
+    local ok, entry = pcall(cjson.decode, current)
+    if ok and type(entry) == 'table' and tonumber(entry['v']) and tonumber(entry['v']) > tonumber(ARGV[2]) then
+        return 0
+    end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return 1
+""")
 
 
 def _entry(user: User) -> dict:
     """What the cache holds for ``user``: the author summary, with what an account shows besides."""
     return {**author_summary(user), "joined": user.date_joined.isoformat(), "followers": user.followers_count,
-            "following": user.following_count}
+            "following": user.following_count, "v": user.cache_version}
 
 
 def _encode(summary: dict) -> bytes:
@@ -89,25 +117,20 @@ def get_or_fill_many(user_ids: list[int], prefetched: core_redis.Reply | None = 
         except _UNREACHABLE:
             logger.warning("author cache unreachable: reading %d users from PostgreSQL", len(user_ids))
             cached, reachable = [None] * len(user_ids), False
-    outdated: set[int] = set()  # entries of an older layout, without the account fields: overwritten
     for uid, value in zip(user_ids, cached, strict=True):
         if value is not None:
-            entry = orjson.loads(value)
-            if "joined" in entry:
-                found[uid] = entry
-            else:
-                outdated.add(uid)
+            found[uid] = orjson.loads(value)
     misses = [uid for uid in user_ids if uid not in found]
     AUTHOR_CACHE_HITS.inc(len(user_ids) - len(misses))
     if misses:
         AUTHOR_CACHE_MISSES.inc(len(misses))
         fills = {}
-        for user in User.objects.filter(id__in=misses).only(*_FIELDS):
+        for user in User.objects.filter(id__in=misses).only(*FIELDS):
             found[user.id] = fills[user.id] = _entry(user)
         if reachable and fills:
             pipe = core_redis.connection().pipeline(transaction=False)
             for uid, summary in fills.items():
-                pipe.set(_key(uid), _encode(summary), ex=TTL_SECONDS, nx=uid not in outdated)
+                pipe.set(_key(uid), _encode(summary), ex=TTL_SECONDS, nx=True)
             try:
                 pipe.execute()
             except _UNREACHABLE:
@@ -116,7 +139,8 @@ def get_or_fill_many(user_ids: list[int], prefetched: core_redis.Reply | None = 
 
 
 def refresh(user: User) -> None:
-    """Overwrite the cached summary with ``user``'s current fields (call after commit)."""
+    """Overwrite the cached summary with ``user``'s row (read from PostgreSQL, with
+    its ``cache_version``), unless the entry holds a newer version of it."""
     refresh_many([user])
 
 
@@ -125,14 +149,21 @@ def refresh_many(users: list[User]) -> None:
     if users:
         pipe = core_redis.connection().pipeline(transaction=False)
         for user in users:
-            pipe.set(_key(user.id), _encode(_entry(user)), ex=TTL_SECONDS)
-        pipe.execute()
+            _SET_IF_NOT_OLDER.queue(pipe, keys=[_key(user.id)],
+                                    args=[_encode(_entry(user)), user.cache_version, TTL_SECONDS])
+        replies = pipe.execute(raise_on_error=False)
+        again = [user for user, reply in zip(users, replies, strict=True) if isinstance(reply, NoScriptError)]
+        for user in again:  # a server that did not know the script yet (restarted, failed over)
+            _SET_IF_NOT_OLDER(keys=[_key(user.id)], args=[_encode(_entry(user)), user.cache_version, TTL_SECONDS])
+        for reply in replies:
+            if isinstance(reply, Exception) and not isinstance(reply, NoScriptError):
+                raise reply
 
 
-def counts_refresh(*, user_ids: list[int]) -> None:
-    """Overwrite the entries of ``user_ids`` with their follow counts as committed now
-    (call after commit of a follow change: one query, one round trip)."""
-    refresh_many(list(User.objects.filter(id__in=user_ids).only(*_FIELDS)))
+def refresh_from_db(*, user_ids: Collection[int]) -> None:
+    """Rewrite the entries of ``user_ids`` from their rows as committed now (call after
+    commit: one query, one round trip)."""
+    refresh_many(list(User.objects.filter(id__in=user_ids).only(*FIELDS)))
 
 
 def _user(entry: dict) -> User:
@@ -166,7 +197,7 @@ def users_and_names(*, user_ids: list[int], names: set[str]) -> tuple[dict[int, 
     unknown = [name for name in sorted_names if name not in found and ids.get(name) != 0]
     if unknown:
         held = {}
-        for user in User.objects.annotate(name=Lower("username")).filter(name__in=unknown).only(*_FIELDS):
+        for user in User.objects.annotate(name=Lower("username")).filter(name__in=unknown).only(*FIELDS):
             held[user.username.lower()] = user
         try:
             pipe = core_redis.connection().pipeline(transaction=False)

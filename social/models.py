@@ -55,6 +55,9 @@ class User(AbstractUser):
     # later one posted at or above the threshold, is pulled by readers instead
     # of fanned out, so followers must merge this author's pulled tweets.
     has_pulled_tweets = models.BooleanField(default=False)
+    # Bumped by a trigger (migration 0006) in every UPDATE that changes a field the
+    # author cache holds, whoever writes it: the cache keeps the newest version it saw.
+    cache_version = models.BigIntegerField(default=0)
 
     objects: ClassVar[UserManager] = UserManager()
 

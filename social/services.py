@@ -71,10 +71,41 @@ def user_update(*, user: User, display_name: str | None = None, is_private: bool
 
 
 def author_cache_refresh_after_commit(user: User) -> None:
-    """Rewrite ``user``'s author-cache entry once the change commits. If Redis fails then,
+    """Rewrite ``user``'s author-cache entry once the change commits, from the row as
+    committed then (with the version the cache orders entries by). If Redis fails then,
     the answer still stands (it is committed): the error is logged, and the trigger's
     ``AccountChange`` row is replayed within seconds (``account_changes_replay``)."""
-    transaction.on_commit(lambda: authors_cache_refresh(users=[user]), robust=True)
+    user_id = user.id
+    transaction.on_commit(
+        lambda: authors_cache_refresh(users=list(User.objects.filter(id=user_id).only(*cache.FIELDS))),
+        robust=True)
+
+
+class _CountsRefresh:
+    """The users whose follow counts a transaction changed: their author-cache entries
+    are rewritten once it commits, in one query and one round trip however many
+    follows it changed (``_counts_refresh_after_commit``)."""
+
+    def __init__(self, user_ids: Set[int]):
+        self.user_ids = set(user_ids)
+
+    def __call__(self) -> None:
+        cache.refresh_from_db(user_ids=self.user_ids)
+
+
+def _counts_refresh_after_commit(user_ids: Set[int]) -> None:
+    """Accounts shown from the author cache (the Mastodon API's) carry the follow counts:
+    have ``user_ids``' entries rewritten after commit, joining the transaction's pending
+    rewrite if it has one. Django drops a callback whose savepoint rolls back, and the
+    ids added to it since were all added inside that savepoint, so none is lost."""
+    if not user_ids:
+        return
+    pending = next((func for _, func, _ in transaction.get_connection().run_on_commit
+                    if isinstance(func, _CountsRefresh)), None)
+    if pending is not None:
+        pending.user_ids.update(user_ids)
+    else:
+        transaction.on_commit(_CountsRefresh(user_ids), robust=True)
 
 
 @transaction.atomic
@@ -114,7 +145,7 @@ def _user_set_active(*, user_id: int, active: bool, actor: User | None) -> bool:
     if changed:
         user.is_active = active
         user.save(update_fields=["is_active"])
-        _neighbour_counts_change(user_id=user.id, delta=1 if active else -1)
+        _counts_refresh_after_commit(_neighbour_counts_change(user_id=user.id, delta=1 if active else -1))
         logger.info("user %s (%s) %s by %s", user.id, user.username, "reinstated" if active else "suspended",
                     actor.username if actor is not None else "an operator")
     # Also when nothing changed: a repeat heals a cache whose refresh failed after the first commit.
@@ -145,14 +176,15 @@ def _counts_change(*, users: dict[int, User], follower_id: int, followee_id: int
         if users[other].is_active:
             field = "following_count" if user_id == follower_id else "followers_count"
             User.objects.filter(id=user_id).update(**{field: F(field) + delta})
-    # Accounts shown from the author cache (the Mastodon API's) carry these counts.
-    transaction.on_commit(lambda: cache.counts_refresh(user_ids=[follower_id, followee_id]), robust=True)
+    _counts_refresh_after_commit({follower_id, followee_id})
 
 
-def _neighbour_counts_change(*, user_id: int, delta: int) -> None:
+def _neighbour_counts_change(*, user_id: int, delta: int) -> set[int]:
     """Take a user's accepted edges out of (-1) or back into (+1) the counts of the users
-    at their other end: suspended users vanish from the counts others see."""
+    at their other end: suspended users vanish from the counts others see. Returns the
+    ids of those users (their counts changed)."""
     users, follows = User._meta.db_table, Follow._meta.db_table
+    neighbours: set[int] = set()
     with connection.cursor() as cursor:
         for counted, this_end, other_end in (("followers_count", "follower_id", "followee_id"),
                                              ("following_count", "followee_id", "follower_id")):
@@ -161,10 +193,12 @@ def _neighbour_counts_change(*, user_id: int, delta: int) -> None:
                 f"SELECT id FROM {users} WHERE id IN (SELECT {other_end} FROM {follows} "
                 f"WHERE {this_end} = %s AND {accepted_sql()}) ORDER BY id FOR NO KEY UPDATE",
                 [user_id])
+            neighbours.update(row[0] for row in cursor.fetchall())
             cursor.execute(
                 f"UPDATE {users} u SET {counted} = u.{counted} + %s FROM {follows} f "
                 f"WHERE f.{this_end} = %s AND {accepted_sql('f')} AND u.id = f.{other_end}",
                 [delta, user_id])
+    return neighbours
 
 
 def _following_full(*, follower_id: int) -> bool:
@@ -254,8 +288,8 @@ def follow_request_approve(*, followee: User, follower_id: int) -> None:
 
 def _request_accept(*, users: dict[int, User], follower_id: int, followee_id: int) -> bool:
     """Turn a pending request into an accepted follow (both users locked); False if none is pending."""
-    updated = Follow.objects.filter(
-        follower_id=follower_id, followee_id=followee_id, state=Follow.State.REQUESTED
+    updated = Follow.objects.requested().filter(
+        follower_id=follower_id, followee_id=followee_id
     ).update(state=Follow.State.ACCEPTED)
     if updated:
         _counts_change(users=users, follower_id=follower_id, followee_id=followee_id, delta=1)
@@ -266,9 +300,7 @@ def _request_accept(*, users: dict[int, User], follower_id: int, followee_id: in
 @transaction.atomic
 def follow_request_reject(*, followee: User, follower_id: int) -> None:
     _lock_users(follower_id, followee.id)
-    deleted, _ = Follow.objects.filter(
-        follower_id=follower_id, followee=followee, state=Follow.State.REQUESTED
-    ).delete()
+    deleted, _ = Follow.objects.requested().filter(follower_id=follower_id, followee=followee).delete()
     if not deleted:
         raise NotFound("No pending follow request from that user.")
 
@@ -284,7 +316,7 @@ def follow_requests_accept_pending(*, followee_id: int, batch_size: int = 100) -
     approved = 0
     while True:
         with transaction.atomic():
-            batch = list(Follow.objects.filter(followee_id=followee_id, state=Follow.State.REQUESTED)
+            batch = list(Follow.objects.requested().filter(followee_id=followee_id)
                          .order_by("follower_id").values_list("follower_id", flat=True)[:batch_size])
             if not batch:
                 return approved

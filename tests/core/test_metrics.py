@@ -105,7 +105,7 @@ def test_a_post_its_fan_out_and_reads_move_their_series(make_user, api, anon):
 
 def test_author_cache_misses_are_counted(make_user, api, anon, redis, settings):
     reader = make_user()
-    redis.delete(f"{settings.REDIS_KEY_PREFIX}u:{reader.id}")
+    redis.delete(f"{settings.REDIS_KEY_PREFIX}u2:{reader.id}")
     before = Scrape(anon)
     ids(api(reader))  # the reader's authentication reads the author cache
     after = Scrape(anon)

@@ -2,14 +2,17 @@
 Redis, the reader is checked in the author cache, and the accounts of the page come from there too.
 What is cached must not outlive what it copies: a revoked token, a suspended user, a follow count."""
 import hashlib
+import threading
 
 import pytest
 from django.conf import settings
-from django.test import Client
+from django.db import connection, connections
+from django.test import Client, RequestFactory
 from oauth2_provider.models import get_access_token_model
 from rest_framework.test import APIClient
 
 from core import throttling
+from mastoapi import tokens
 from social import services as social_services
 from tests.factories import PASSWORD
 from tests.helpers import post, redis_round_trips
@@ -86,6 +89,38 @@ def test_a_token_row_that_changes_is_looked_up_again(app_client, make_user):
     row.save()
     assert client.get("/api/v1/timelines/home").status_code == 401
     assert bearer("anothervalue").get("/api/v1/timelines/home").status_code == 200
+
+
+def test_a_lookup_that_read_a_token_row_before_it_changed_does_not_cache_the_old_grant(app_client, make_user):
+    """The lookup reads the row, the row's scopes are narrowed and committed, then the lookup
+    fills the cache: the narrowed scopes stand."""
+    token = password_token(app_client, make_user(), "read write")
+    checksum = hashlib.sha256(token.encode()).hexdigest()
+    changed = threading.Event()
+
+    def narrow():
+        try:
+            row = get_access_token_model().objects.get(token_checksum=checksum)
+            row.scope = "write"
+            row.save()
+        finally:
+            connections.close_all()
+        changed.set()
+
+    def wrapper(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if "oauth2_provider_accesstoken" in sql and sql.lstrip().startswith("SELECT") and not changed.is_set():
+            t = threading.Thread(target=narrow)
+            t.start()
+            t.join()
+        return result
+
+    with connection.execute_wrapper(wrapper):
+        found, _ = tokens.lookup(RequestFactory().get("/api/v1/timelines/home"), token)
+    assert changed.is_set() and found is not None and found.scopes == {"read", "write"}  # as read
+
+    r = bearer(token).get("/api/v1/timelines/home")
+    assert r.status_code == 403 and r.json() == {"error": "This action is outside the authorized scopes"}
 
 
 @pytest.mark.parametrize("path", ["/api/v1/timelines/home", "/api/v1/accounts/verify_credentials"])

@@ -232,7 +232,7 @@ class TimelineOracle(RuleBasedStateMachine):
     @step()
     def flush_tweet_and_author_caches(self):
         self._delete_keys("tw:*")
-        self._delete_keys("u:*")
+        self._delete_keys("u2:*")
 
     @step()
     def flush_every_key(self):
