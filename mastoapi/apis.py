@@ -27,14 +27,14 @@ from core.exceptions import ApplicationError, NotFound
 from core.exceptions import exception_handler as core_exception_handler
 from core.fields import IdField, StrictCharField
 from core.parsers import SafeJSONParser
-from core.redis import Reply
-from core.request_notes import FirstReads, ReadsFirst, notes_of
+from core.request_notes import ReadsFirst, notes_of
 from media import services as media_services
 from media import storage
 from social import selectors as social_selectors
 from social import services as social_services
 from social.models import User
-from timelines.selectors import timeline_page_for_user, timeline_prefetch
+from timelines.apis import HomeTimelineFirstReads
+from timelines.selectors import timeline_page_for_user
 from tweets import services as tweet_services
 from tweets.objects import TweetEntry
 from tweets.selectors import tweet_visible_to
@@ -486,24 +486,16 @@ class MediaCreateApi(MastoApi):
 # --- The home timeline and its read position -----------------------------------------
 
 
-class HomeTimelineFirstReads(FirstReads):
-    """The cached timeline's page, asked for in the reader's first round trip after the
-    token's, with the rate limit (as ``/v1``'s home timeline does)."""
+class MastodonHomeFirstReads(HomeTimelineFirstReads):
+    """``/v1``'s first reads of the home timeline, with Mastodon's parameters: ``max_id``
+    is the cursor and ``min_id`` the since (``since_id`` only filters what they give)."""
 
-    params: dict | None = None  # the query, once validated
-    page: Reply | None = None  # the cached timeline's reply
+    cursor_param = "max_id"
+    since_param = "min_id"
 
     @staticmethod
     def parse(query) -> dict:
         return PageParams.page(query, default=20, maximum=40)
-
-    def queue(self, round_trip, *, request, user_id: int) -> None:
-        try:
-            self.params = self.parse(request.query_params)
-        except serializers.ValidationError:
-            return  # the view answers the 422
-        self.page = timeline_prefetch(round_trip, user_id=user_id, limit=self.params["limit"],
-                                      cursor=self.params.get("max_id"), since=self.params.get("min_id"))
 
 
 class HomeTimelineApi(ReadsFirst, MastoApi):
@@ -515,19 +507,15 @@ class HomeTimelineApi(ReadsFirst, MastoApi):
     throttle_scope = "timeline"
     authentication_classes = [MastodonReaderAuthentication]  # needs only the reader's id
     required_scopes = {"GET": "read:statuses"}
-    first_reads = HomeTimelineFirstReads
+    first_reads = MastodonHomeFirstReads
 
     def get(self, request):
-        reads = notes_of(request).first_reads
-        if not isinstance(reads, HomeTimelineFirstReads) or reads.params is None:
-            reads = HomeTimelineFirstReads()  # the query invalid (a 422 here), or nothing queued
-            reads.params = reads.parse(request.query_params)
-        params = reads.params
+        params, prefetched = MastodonHomeFirstReads.of(request)  # an invalid query: a 422
         # The prefetched state depends on max_id, min_id and limit only; since_id filters what it gives.
         page = timeline_page_for_user(user_id=request.user.id, limit=params["limit"], cursor=params.get("max_id"),
                                       since=params.get("min_id"),
                                       after=None if "min_id" in params else params.get("since_id"),
-                                      prefetched=reads.page)
+                                      prefetched=prefetched)
         return self.paged(self.statuses(page.tweets), next_max_id=page.next_cursor,
                           prev_min_id=page.tweets[0].tweet_id if page.tweets else None)
 
