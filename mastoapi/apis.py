@@ -25,7 +25,7 @@ from rest_framework.views import APIView
 from core.dates import iso_utc_from_unix
 from core.exceptions import ApplicationError, NotFound
 from core.exceptions import exception_handler as core_exception_handler
-from core.fields import IdField, StrictCharField
+from core.fields import IdField, StrictCharField, idempotency_key
 from core.parsers import SafeJSONParser
 from core.request_notes import ReadsFirst, notes_of
 from media import services as media_services
@@ -407,10 +407,6 @@ class StatusCreateApi(MastoApi):
         scheduled_at = serializers.JSONField(required=False, allow_null=True)
         quoted_status_id = serializers.JSONField(required=False, allow_null=True)
 
-    class IdempotencyKey(serializers.Serializer):
-        key = serializers.RegexField(r"^[\x21-\x7e]{1,255}$", required=False, error_messages={
-            "invalid": "Idempotency-Key must be 1-255 printable ASCII characters."})
-
     def post(self, request):
         params = self.Input.of(request.data)
         for name in _UNSUPPORTED:
@@ -418,12 +414,9 @@ class StatusCreateApi(MastoApi):
                 raise BadRequest(f"{name} is not supported by this server.")
         if params.get("visibility") == "direct":
             raise BadRequest("Direct messages are not supported by this server.")
-        key = self.IdempotencyKey(data={"key": request.headers["Idempotency-Key"]}
-                                  if "Idempotency-Key" in request.headers else {})
-        key.is_valid(raise_exception=True)
         tweet, _ = tweet_services.tweet_post(author=request.user, content=params.get("status") or "",
                                              media_ids=params["media_ids"],
-                                             idempotency_key=key.validated_data.get("key"))
+                                             idempotency_key=idempotency_key(request))
         # A replayed key answers the status it posted, as it reads now: one deleted
         # since is gone (404, as its GET answers), and nothing is posted again.
         return Response(self.statuses([_status_shown(request, tweet.id)])[0])
