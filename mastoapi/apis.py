@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.dates import iso_utc_from_unix
-from core.exceptions import ApplicationError, NotFound
+from core.exceptions import ApplicationError, NotFound, as_drf_validation_error
 from core.exceptions import exception_handler as core_exception_handler
 from core.fields import IdField, StrictCharField, idempotency_key
 from core.parsers import SafeJSONParser
@@ -62,7 +62,7 @@ def mastodon_exception_handler(exc, context):
     """The product's exception handler, its body reshaped as Mastodon's ``{"error": ...}``;
     invalid input (DRF's or a service's ``ValidationError``) is a 422, "Validation failed"."""
     if isinstance(exc, DjangoValidationError):
-        exc = exceptions.ValidationError(getattr(exc, "message_dict", None) or {"detail": exc.messages})
+        exc = as_drf_validation_error(exc)
     response = core_exception_handler(exc, context)
     if response is None:
         return None
