@@ -22,7 +22,6 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.dates import iso_utc_from_unix
 from core.exceptions import ApplicationError, NotFound, as_drf_validation_error
 from core.exceptions import exception_handler as core_exception_handler
 from core.fields import IdField, StrictCharField, idempotency_key
@@ -76,10 +75,6 @@ def mastodon_exception_handler(exc, context):
     return response
 
 
-def _iso(unix_seconds: int) -> str:
-    return iso_utc_from_unix(unix_seconds, timespec="milliseconds")
-
-
 def serves(*methods: str) -> list[str]:
     """``http_method_names`` for a view that serves ``methods`` (HEAD with GET, and OPTIONS)."""
     return [*methods, *(["head"] if "get" in methods else []), "options"]
@@ -106,7 +101,7 @@ class MastoApi(APIView):
         if decision is not None:
             response["X-RateLimit-Limit"] = str(decision.limit)
             response["X-RateLimit-Remaining"] = str(decision.remaining)
-            response["X-RateLimit-Reset"] = _iso(decision.reset)
+            response["X-RateLimit-Reset"] = entities.mastodon_time(decision.reset)
         return response
 
     @property
