@@ -31,7 +31,7 @@ from media import services as media_services
 from media import storage
 from social import selectors as social_selectors
 from social import services as social_services
-from social.models import User
+from social.models import DISPLAY_NAME_MAX_LENGTH, User
 from timelines.apis import HomeTimelineFirstReads
 from timelines.selectors import timeline_page_for_user
 from tweets import services as tweet_services
@@ -246,7 +246,7 @@ class UpdateCredentialsApi(MastoApi):
     required_scopes = {"PATCH": "write:accounts"}
 
     class Input(Params):
-        display_name = StrictCharField(max_length=50, required=False, allow_blank=True)
+        display_name = StrictCharField(max_length=DISPLAY_NAME_MAX_LENGTH, required=False, allow_blank=True)
         locked = serializers.BooleanField(required=False)
 
     def patch(self, request):
