@@ -40,7 +40,18 @@ from tweets.selectors import tweet_visible_to
 
 from . import entities, oauth, selectors, services
 from .authentication import HasScope, MastodonAuthentication, MastodonReaderAuthentication
-from .serializers import CANT_BE_BLANK, OneOrMany, PageParams, Params, Words
+from .serializers import (
+    ACCOUNTS_LIMIT,
+    ACCOUNTS_LIMIT_MAX,
+    CANT_BE_BLANK,
+    RELATIONSHIPS_MAX,
+    STATUSES_LIMIT,
+    STATUSES_LIMIT_MAX,
+    OneOrMany,
+    PageParams,
+    Params,
+    Words,
+)
 
 
 class BadRequest(ApplicationError):
@@ -322,7 +333,7 @@ class RelationshipsApi(MastoApi):
 
     def get(self, request):
         ids = self.Input.of(request.query_params)["id"]
-        return Response(self.relationships(list(dict.fromkeys(ids))[:40]))
+        return Response(self.relationships(list(dict.fromkeys(ids))[:RELATIONSHIPS_MAX]))
 
 
 class AccountListApi(MastoApi):
@@ -335,7 +346,7 @@ class AccountListApi(MastoApi):
     page = staticmethod(social_selectors.followers_page)
 
     def get(self, request, account_id: int):
-        params = PageParams.page(request.query_params, default=40, maximum=80)
+        params = PageParams.page(request.query_params, default=ACCOUNTS_LIMIT, maximum=ACCOUNTS_LIMIT_MAX)
         users, next_cursor = self.page(viewer_id=request.user.id, user_id=account_id, limit=params["limit"],
                                        cursor=params.get("max_id"))
         return self.paged([self.account(u) for u in users], next_max_id=next_cursor)
@@ -346,7 +357,7 @@ class AccountStatusesApi(MastoApi):
     required_scopes = {"GET": "read:statuses"}
 
     def get(self, request, account_id: int):
-        params = PageParams.page(request.query_params, default=20, maximum=40)
+        params = PageParams.page(request.query_params, default=STATUSES_LIMIT, maximum=STATUSES_LIMIT_MAX)
         tweets = selectors.account_statuses(viewer_id=request.user.id, account_id=account_id, **params)
         return self.paged(self.statuses(tweets), next_max_id=tweets[-1].tweet_id if tweets else None,
                           prev_min_id=tweets[0].tweet_id if tweets else None)
@@ -357,7 +368,7 @@ class FollowRequestsApi(MastoApi):
     required_scopes = {"GET": "read:follows"}
 
     def get(self, request):
-        params = PageParams.page(request.query_params, default=40, maximum=80)
+        params = PageParams.page(request.query_params, default=ACCOUNTS_LIMIT, maximum=ACCOUNTS_LIMIT_MAX)
         users, next_cursor = social_selectors.follow_requests_page(
             user_id=request.user.id, limit=params["limit"], cursor=params.get("max_id"))
         return self.paged([self.account(u) for u in users], next_max_id=next_cursor)
@@ -483,7 +494,7 @@ class MastodonHomeFirstReads(HomeTimelineFirstReads):
 
     @staticmethod
     def parse(query) -> dict:
-        return PageParams.page(query, default=20, maximum=40)
+        return PageParams.page(query, default=STATUSES_LIMIT, maximum=STATUSES_LIMIT_MAX)
 
 
 class HomeTimelineApi(ReadsFirst, MastoApi):
