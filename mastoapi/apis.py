@@ -430,7 +430,7 @@ class StatusCreateApi(MastoApi):
 
 def _status_shown(request, status_id: int) -> TweetEntry:
     """The public tweet object of a status the caller may see; else 404."""
-    tweet = tweet_visible_to(tweet_id=status_id, viewer=cast(User, request.user))  # HasScope: a user
+    tweet = tweet_visible_to(tweet_id=status_id, viewer_id=request.user.id)  # HasScope: a user
     if tweet is None:
         raise NotFound("Record not found")
     return tweet

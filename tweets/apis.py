@@ -79,7 +79,7 @@ class TweetCreateApi(APIView):
 class TweetDetailApi(APIView):
     @extend_schema(responses={200: objects.TweetSchema, 404: schema.Detail})
     def get(self, request, tweet_id: int):
-        tweet = tweet_visible_to(tweet_id=tweet_id, viewer=request.user)
+        tweet = tweet_visible_to(tweet_id=tweet_id, viewer_id=request.user.id)
         if tweet is None:
             raise NotFound("No such tweet.")
         return Response(tweet.to_public())
