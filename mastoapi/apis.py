@@ -420,9 +420,16 @@ class StatusCreateApi(MastoApi):
                 raise BadRequest(f"{name} is not supported by this server.")
         if params.get("visibility") == "direct":
             raise BadRequest("Direct messages are not supported by this server.")
-        tweet, _ = tweet_services.tweet_post(author=request.user, content=params.get("status") or "",
-                                             media_ids=params["media_ids"],
-                                             idempotency_key=idempotency_key(request))
+        try:
+            tweet, _ = tweet_services.tweet_post(author=request.user, content=params.get("status") or "",
+                                                 media_ids=params["media_ids"],
+                                                 idempotency_key=idempotency_key(request))
+        except DjangoValidationError as exc:
+            # The service names /v1's field, ``content``; a Mastodon client sent ``status``.
+            if not hasattr(exc, "error_dict"):
+                raise
+            raise DjangoValidationError({"status" if field == "content" else field: errors
+                                         for field, errors in exc.error_dict.items()}) from None
         # A replayed key answers the status it posted, as it reads now: one deleted
         # since is gone (404, as its GET answers), and nothing is posted again.
         return Response(self.statuses([_status_shown(request, tweet.id)])[0])
