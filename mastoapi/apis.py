@@ -201,7 +201,23 @@ def _oauth_error(body: dict) -> dict:
     return {"error": error, "error_description": str(description)}
 
 
-class TokenApi(MastoApi):
+def oauth_exception_handler(exc, context):
+    """Mastodon's handler, with a body that does not parse (malformed JSON, say) as OAuth's
+    ``invalid_request``: read by the rate limit or the view, it is refused before oauthlib sees it."""
+    response = mastodon_exception_handler(exc, context)
+    if response is not None and isinstance(exc, exceptions.ParseError | exceptions.UnsupportedMediaType):
+        response.data = _oauth_error({"error": "invalid_request", "error_description": str(exc.detail)})
+    return response
+
+
+class OAuthErrors:
+    """For OAuth's endpoints: every refusal of the request's body is an OAuth error."""
+
+    def get_exception_handler(self):
+        return oauth_exception_handler
+
+
+class TokenApi(OAuthErrors, MastoApi):
     """OAuth's token endpoint: its body is django-oauth-toolkit's to read, and its errors
     are OAuth's (RFC 6749: ``{"error": "invalid_grant", "error_description": ...}``)."""
 
@@ -217,7 +233,7 @@ class TokenApi(MastoApi):
         return Response(_oauth_error(body), status=status)
 
 
-class RevokeApi(MastoApi):
+class RevokeApi(OAuthErrors, MastoApi):
     http_method_names = serves("post")
     authentication_classes = []
     permission_classes = [AllowAny]

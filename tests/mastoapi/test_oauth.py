@@ -65,6 +65,13 @@ def test_the_token_endpoint_takes_json_too(app_client, make_user):
     assert r.status_code == 200 and r.json()["scope"] == "read"  # Mastodon's default scope
 
 
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke"])
+def test_malformed_json_is_an_oauth_invalid_request(path, db):
+    r = APIClient().post(path, "{not json", content_type="application/json")
+    assert r.status_code == 400 and set(r.json()) == {"error", "error_description"}
+    assert r.json()["error"] == "invalid_request" and "JSON parse error" in r.json()["error_description"]
+
+
 @pytest.mark.parametrize("change, error", [
     ({"password": "wrong"}, "invalid_grant"),
     ({"client_secret": "wrong"}, "invalid_client"),
