@@ -132,10 +132,11 @@ class MastoApi(APIView):
         outgoing, incoming = social_selectors.follow_states(viewer_id=viewer.id, user_ids=user_ids)
         return [entities.relationship(i, outgoing=outgoing.get(i), incoming=incoming.get(i)) for i in user_ids]
 
-    def paged(self, items: list, *, next_max_id=None, prev_min_id=None) -> Response:
-        """``items`` with the ``Link`` header Mastodon clients page by."""
+    def paged(self, items: list, *, limit: int, next_max_id=None, prev_min_id=None) -> Response:
+        """``items`` with the ``Link`` header Mastodon clients page by: a ``limit`` the query
+        named is carried on as the page used it (``limit``, clamped), not as it was asked."""
         url = self.request.build_absolute_uri(self.request.path)
-        keep = {"limit": self.request.query_params["limit"]} if "limit" in self.request.query_params else {}
+        keep = {"limit": limit} if "limit" in self.request.query_params else {}
         links = []
         if next_max_id is not None:
             links.append(f'<{url}?{urlencode({**keep, "max_id": next_max_id})}>; rel="next"')
@@ -365,7 +366,7 @@ class AccountListApi(MastoApi):
         params = PageParams.page(request.query_params, default=ACCOUNTS_LIMIT, maximum=ACCOUNTS_LIMIT_MAX)
         users, next_cursor = self.page(viewer_id=request.user.id, user_id=account_id, limit=params["limit"],
                                        cursor=params.get("max_id"))
-        return self.paged([self.account(u) for u in users], next_max_id=next_cursor)
+        return self.paged([self.account(u) for u in users], limit=params["limit"], next_max_id=next_cursor)
 
 
 class AccountStatusesApi(MastoApi):
@@ -375,7 +376,8 @@ class AccountStatusesApi(MastoApi):
     def get(self, request, account_id: int):
         params = PageParams.page(request.query_params, default=STATUSES_LIMIT, maximum=STATUSES_LIMIT_MAX)
         tweets = selectors.account_statuses(viewer_id=request.user.id, account_id=account_id, **params)
-        return self.paged(self.statuses(tweets), next_max_id=tweets[-1].tweet_id if tweets else None,
+        return self.paged(self.statuses(tweets), limit=params["limit"],
+                          next_max_id=tweets[-1].tweet_id if tweets else None,
                           prev_min_id=tweets[0].tweet_id if tweets else None)
 
 
@@ -387,7 +389,7 @@ class FollowRequestsApi(MastoApi):
         params = PageParams.page(request.query_params, default=ACCOUNTS_LIMIT, maximum=ACCOUNTS_LIMIT_MAX)
         users, next_cursor = social_selectors.follow_requests_page(
             user_id=request.user.id, limit=params["limit"], cursor=params.get("max_id"))
-        return self.paged([self.account(u) for u in users], next_max_id=next_cursor)
+        return self.paged([self.account(u) for u in users], limit=params["limit"], next_max_id=next_cursor)
 
 
 class FollowRequestAnswerApi(MastoApi):
@@ -538,7 +540,7 @@ class HomeTimelineApi(ReadsFirst, MastoApi):
                                       since=params.get("min_id"),
                                       after=None if "min_id" in params else params.get("since_id"),
                                       prefetched=prefetched)
-        return self.paged(self.statuses(page.tweets), next_max_id=page.next_cursor,
+        return self.paged(self.statuses(page.tweets), limit=params["limit"], next_max_id=page.next_cursor,
                           prev_min_id=page.tweets[0].tweet_id if page.tweets else None)
 
 

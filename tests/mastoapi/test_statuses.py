@@ -163,6 +163,11 @@ def test_the_home_timeline_pages_with_mastodon_semantics(masto, make_user, api):
     assert len(client.get("/api/v1/timelines/home").json()) == 20
     assert len(client.get("/api/v1/timelines/home", {"limit": 100}).json()) == 40
     assert many
+    # The Link header carries the limit the page used, not the one asked for.
+    r = client.get("/api/v1/timelines/home", {"limit": 1000})
+    assert len(r.json()) == 40 and _link(r, "next")["limit"] == "40" and _link(r, "prev")["limit"] == "40"
+    r = client.get("/api/v1/timelines/home", {"limit": -3})
+    assert len(r.json()) == 3 and _link(r, "next") == {"limit": "3", "max_id": r.json()[-1]["id"]}
 
 
 @pytest.mark.parametrize("params", [{"max_id": "abc"}, {"since_id": "-1"}, {"min_id": "0"},
