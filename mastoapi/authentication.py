@@ -43,6 +43,15 @@ class Grant:
 
 
 _INVALID = "The access token is invalid"
+OUTSIDE_SCOPES = "This action is outside the authorized scopes"
+
+
+def scope_admits(grant: Grant, request, view) -> bool:
+    """Whether ``grant``'s scopes cover the view's ``required_scopes`` for the request's
+    method (HEAD as GET); a method the view names no scope for needs none."""
+    method = "GET" if request.method == "HEAD" else request.method
+    required = getattr(view, "required_scopes", {}).get(method)
+    return not required or scopes.covers(grant.scopes, required)
 
 
 class MastodonAuthentication(BaseAuthentication):
@@ -87,7 +96,8 @@ class MastodonAuthentication(BaseAuthentication):
 class MastodonReaderAuthentication(MastodonAuthentication):
     """For views that need only the reader's id: ``social.authentication.reader_first_round_trip``
     checks the user in the author cache (refreshed on every change to a user, so a
-    suspension is refused within seconds), with the view's first reads in the same trip."""
+    suspension is refused within seconds), with the view's first reads in the same trip.
+    An OAuth token outside the view's scopes is refused (403) before that trip."""
 
     jwt_authentication = CachedUserJWTAuthentication
 
@@ -104,17 +114,6 @@ class MastodonReaderAuthentication(MastodonAuthentication):
             if exc.get_codes() == "user_inactive":
                 raise exceptions.AuthenticationFailed("Your login is currently disabled") from None
             raise exceptions.AuthenticationFailed(_INVALID) from None
-
-
-OUTSIDE_SCOPES = "This action is outside the authorized scopes"
-
-
-def scope_admits(grant: Grant, request, view) -> bool:
-    """Whether ``grant``'s scopes cover the view's ``required_scopes`` for the request's
-    method (HEAD as GET); a method the view names no scope for needs none."""
-    method = "GET" if request.method == "HEAD" else request.method
-    required = getattr(view, "required_scopes", {}).get(method)
-    return not required or scopes.covers(grant.scopes, required)
 
 
 class NeedsUser(ApplicationError):
