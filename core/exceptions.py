@@ -56,6 +56,11 @@ def error_json(detail: str, status_code: int, /, **extra) -> JsonResponse:
     return JsonResponse({"detail": detail, **extra}, status=status_code)
 
 
+def as_drf_validation_error(exc: DjangoValidationError) -> exceptions.ValidationError:
+    """A service's Django ``ValidationError`` as DRF's: its fields' messages, or ``detail``."""
+    return exceptions.ValidationError(getattr(exc, "message_dict", None) or {"detail": exc.messages})
+
+
 def exception_handler(exc, context):
     if isinstance(exc, exceptions.Throttled):
         # Every DRF throttle's refusal passes here: counted by the view's scope
@@ -65,7 +70,7 @@ def exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
         return Response({"detail": exc.message}, status=exc.status_code)
     if isinstance(exc, DjangoValidationError):
-        exc = exceptions.ValidationError(getattr(exc, "message_dict", None) or {"detail": exc.messages})
+        exc = as_drf_validation_error(exc)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

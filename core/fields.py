@@ -1,4 +1,7 @@
-"""Serializer fields shared by the apps, and the one definition of an id's shape."""
+"""Serializer fields shared by the apps, the one definition of an id's shape, and the
+``Idempotency-Key`` header's."""
+import re
+
 from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -84,3 +87,19 @@ class IdField(serializers.CharField):
         if not value.isascii() or not value.isdigit() or len(value) > 19 or not 0 < int(value) <= MAX_ID:
             self.fail("invalid")
         return int(value)
+
+
+# Printable ASCII, as for any HTTP token a client makes up (a UUID, say).
+IDEMPOTENCY_KEY_REGEX = r"^[\x21-\x7e]{1,255}$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_REGEX)
+
+
+def idempotency_key(request) -> str | None:
+    """The request's ``Idempotency-Key`` header, None without one; a malformed key is
+    DRF's ``ValidationError`` under ``key`` (a 400 on ``/v1``, a 422 on the Mastodon API)."""
+    if "Idempotency-Key" not in request.headers:
+        return None
+    key = request.headers["Idempotency-Key"]
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise serializers.ValidationError({"key": ["Idempotency-Key must be 1-255 printable ASCII characters."]})
+    return key

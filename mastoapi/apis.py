@@ -22,26 +22,36 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.dates import iso_utc_from_unix
-from core.exceptions import ApplicationError, NotFound
+from core.exceptions import ApplicationError, NotFound, as_drf_validation_error
 from core.exceptions import exception_handler as core_exception_handler
-from core.fields import IdField, StrictCharField
+from core.fields import IdField, StrictCharField, idempotency_key
 from core.parsers import SafeJSONParser
-from core.redis import Reply
-from core.request_notes import FirstReads, ReadsFirst, notes_of
+from core.request_notes import ReadsFirst, notes_of
 from media import services as media_services
 from media import storage
 from social import selectors as social_selectors
 from social import services as social_services
-from social.models import User
-from timelines.selectors import timeline_page_for_user, timeline_prefetch
+from social.models import DISPLAY_NAME_MAX_LENGTH, User
+from timelines.apis import HomeTimelineFirstReads
+from timelines.selectors import timeline_page_for_user
 from tweets import services as tweet_services
 from tweets.objects import TweetEntry
 from tweets.selectors import tweet_visible_to
 
 from . import entities, oauth, selectors, services
 from .authentication import HasScope, MastodonAuthentication, MastodonReaderAuthentication
-from .serializers import CANT_BE_BLANK, OneOrMany, PageParams, Params, Words
+from .serializers import (
+    ACCOUNTS_LIMIT,
+    ACCOUNTS_LIMIT_MAX,
+    CANT_BE_BLANK,
+    RELATIONSHIPS_MAX,
+    STATUSES_LIMIT,
+    STATUSES_LIMIT_MAX,
+    OneOrMany,
+    PageParams,
+    Params,
+    Words,
+)
 
 
 class BadRequest(ApplicationError):
@@ -62,7 +72,7 @@ def mastodon_exception_handler(exc, context):
     """The product's exception handler, its body reshaped as Mastodon's ``{"error": ...}``;
     invalid input (DRF's or a service's ``ValidationError``) is a 422, "Validation failed"."""
     if isinstance(exc, DjangoValidationError):
-        exc = exceptions.ValidationError(getattr(exc, "message_dict", None) or {"detail": exc.messages})
+        exc = as_drf_validation_error(exc)
     response = core_exception_handler(exc, context)
     if response is None:
         return None
@@ -74,10 +84,6 @@ def mastodon_exception_handler(exc, context):
     else:
         response.data = {"error": _message(response.data)}
     return response
-
-
-def _iso(unix_seconds: int) -> str:
-    return iso_utc_from_unix(unix_seconds, timespec="milliseconds")
 
 
 def serves(*methods: str) -> list[str]:
@@ -106,7 +112,7 @@ class MastoApi(APIView):
         if decision is not None:
             response["X-RateLimit-Limit"] = str(decision.limit)
             response["X-RateLimit-Remaining"] = str(decision.remaining)
-            response["X-RateLimit-Reset"] = _iso(decision.reset)
+            response["X-RateLimit-Reset"] = entities.mastodon_time(decision.reset)
         return response
 
     @property
@@ -126,10 +132,11 @@ class MastoApi(APIView):
         outgoing, incoming = social_selectors.follow_states(viewer_id=viewer.id, user_ids=user_ids)
         return [entities.relationship(i, outgoing=outgoing.get(i), incoming=incoming.get(i)) for i in user_ids]
 
-    def paged(self, items: list, *, next_max_id=None, prev_min_id=None) -> Response:
-        """``items`` with the ``Link`` header Mastodon clients page by."""
+    def paged(self, items: list, *, limit: int, next_max_id=None, prev_min_id=None) -> Response:
+        """``items`` with the ``Link`` header Mastodon clients page by: a ``limit`` the query
+        named is carried on as the page used it (``limit``, clamped), not as it was asked."""
         url = self.request.build_absolute_uri(self.request.path)
-        keep = {"limit": self.request.query_params["limit"]} if "limit" in self.request.query_params else {}
+        keep = {"limit": limit} if "limit" in self.request.query_params else {}
         links = []
         if next_max_id is not None:
             links.append(f'<{url}?{urlencode({**keep, "max_id": next_max_id})}>; rel="next"')
@@ -195,7 +202,23 @@ def _oauth_error(body: dict) -> dict:
     return {"error": error, "error_description": str(description)}
 
 
-class TokenApi(MastoApi):
+def oauth_exception_handler(exc, context):
+    """Mastodon's handler, with a body that does not parse (malformed JSON, say) as OAuth's
+    ``invalid_request``: read by the rate limit or the view, it is refused before oauthlib sees it."""
+    response = mastodon_exception_handler(exc, context)
+    if response is not None and isinstance(exc, exceptions.ParseError | exceptions.UnsupportedMediaType):
+        response.data = _oauth_error({"error": "invalid_request", "error_description": str(exc.detail)})
+    return response
+
+
+class OAuthErrors:
+    """For OAuth's endpoints: every refusal of the request's body is an OAuth error."""
+
+    def get_exception_handler(self):
+        return oauth_exception_handler
+
+
+class TokenApi(OAuthErrors, MastoApi):
     """OAuth's token endpoint: its body is django-oauth-toolkit's to read, and its errors
     are OAuth's (RFC 6749: ``{"error": "invalid_grant", "error_description": ...}``)."""
 
@@ -211,7 +234,7 @@ class TokenApi(MastoApi):
         return Response(_oauth_error(body), status=status)
 
 
-class RevokeApi(MastoApi):
+class RevokeApi(OAuthErrors, MastoApi):
     http_method_names = serves("post")
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -251,7 +274,7 @@ class UpdateCredentialsApi(MastoApi):
     required_scopes = {"PATCH": "write:accounts"}
 
     class Input(Params):
-        display_name = StrictCharField(max_length=50, required=False, allow_blank=True)
+        display_name = StrictCharField(max_length=DISPLAY_NAME_MAX_LENGTH, required=False, allow_blank=True)
         locked = serializers.BooleanField(required=False)
 
     def patch(self, request):
@@ -327,7 +350,7 @@ class RelationshipsApi(MastoApi):
 
     def get(self, request):
         ids = self.Input.of(request.query_params)["id"]
-        return Response(self.relationships(list(dict.fromkeys(ids))[:40]))
+        return Response(self.relationships(list(dict.fromkeys(ids))[:RELATIONSHIPS_MAX]))
 
 
 class AccountListApi(MastoApi):
@@ -340,10 +363,10 @@ class AccountListApi(MastoApi):
     page = staticmethod(social_selectors.followers_page)
 
     def get(self, request, account_id: int):
-        params = PageParams.page(request.query_params, default=40, maximum=80)
+        params = PageParams.page(request.query_params, default=ACCOUNTS_LIMIT, maximum=ACCOUNTS_LIMIT_MAX)
         users, next_cursor = self.page(viewer_id=request.user.id, user_id=account_id, limit=params["limit"],
                                        cursor=params.get("max_id"))
-        return self.paged([self.account(u) for u in users], next_max_id=next_cursor)
+        return self.paged([self.account(u) for u in users], limit=params["limit"], next_max_id=next_cursor)
 
 
 class AccountStatusesApi(MastoApi):
@@ -351,9 +374,10 @@ class AccountStatusesApi(MastoApi):
     required_scopes = {"GET": "read:statuses"}
 
     def get(self, request, account_id: int):
-        params = PageParams.page(request.query_params, default=20, maximum=40)
+        params = PageParams.page(request.query_params, default=STATUSES_LIMIT, maximum=STATUSES_LIMIT_MAX)
         tweets = selectors.account_statuses(viewer_id=request.user.id, account_id=account_id, **params)
-        return self.paged(self.statuses(tweets), next_max_id=tweets[-1].tweet_id if tweets else None,
+        return self.paged(self.statuses(tweets), limit=params["limit"],
+                          next_max_id=tweets[-1].tweet_id if tweets else None,
                           prev_min_id=tweets[0].tweet_id if tweets else None)
 
 
@@ -362,10 +386,10 @@ class FollowRequestsApi(MastoApi):
     required_scopes = {"GET": "read:follows"}
 
     def get(self, request):
-        params = PageParams.page(request.query_params, default=40, maximum=80)
+        params = PageParams.page(request.query_params, default=ACCOUNTS_LIMIT, maximum=ACCOUNTS_LIMIT_MAX)
         users, next_cursor = social_selectors.follow_requests_page(
             user_id=request.user.id, limit=params["limit"], cursor=params.get("max_id"))
-        return self.paged([self.account(u) for u in users], next_max_id=next_cursor)
+        return self.paged([self.account(u) for u in users], limit=params["limit"], next_max_id=next_cursor)
 
 
 class FollowRequestAnswerApi(MastoApi):
@@ -407,10 +431,6 @@ class StatusCreateApi(MastoApi):
         scheduled_at = serializers.JSONField(required=False, allow_null=True)
         quoted_status_id = serializers.JSONField(required=False, allow_null=True)
 
-    class IdempotencyKey(serializers.Serializer):
-        key = serializers.RegexField(r"^[\x21-\x7e]{1,255}$", required=False, error_messages={
-            "invalid": "Idempotency-Key must be 1-255 printable ASCII characters."})
-
     def post(self, request):
         params = self.Input.of(request.data)
         for name in _UNSUPPORTED:
@@ -418,12 +438,16 @@ class StatusCreateApi(MastoApi):
                 raise BadRequest(f"{name} is not supported by this server.")
         if params.get("visibility") == "direct":
             raise BadRequest("Direct messages are not supported by this server.")
-        key = self.IdempotencyKey(data={"key": request.headers["Idempotency-Key"]}
-                                  if "Idempotency-Key" in request.headers else {})
-        key.is_valid(raise_exception=True)
-        tweet, _ = tweet_services.tweet_post(author=request.user, content=params.get("status") or "",
-                                             media_ids=params["media_ids"],
-                                             idempotency_key=key.validated_data.get("key"))
+        try:
+            tweet, _ = tweet_services.tweet_post(author=request.user, content=params.get("status") or "",
+                                                 media_ids=params["media_ids"],
+                                                 idempotency_key=idempotency_key(request))
+        except DjangoValidationError as exc:
+            # The service names /v1's field, ``content``; a Mastodon client sent ``status``.
+            if not hasattr(exc, "error_dict"):
+                raise
+            raise DjangoValidationError({"status" if field == "content" else field: errors
+                                         for field, errors in exc.error_dict.items()}) from None
         # A replayed key answers the status it posted, as it reads now: one deleted
         # since is gone (404, as its GET answers), and nothing is posted again.
         return Response(self.statuses([_status_shown(request, tweet.id)])[0])
@@ -431,7 +455,7 @@ class StatusCreateApi(MastoApi):
 
 def _status_shown(request, status_id: int) -> TweetEntry:
     """The public tweet object of a status the caller may see; else 404."""
-    tweet = tweet_visible_to(tweet_id=status_id, viewer=cast(User, request.user))  # HasScope: a user
+    tweet = tweet_visible_to(tweet_id=status_id, viewer_id=request.user.id)  # HasScope: a user
     if tweet is None:
         raise NotFound("Record not found")
     return tweet
@@ -486,24 +510,16 @@ class MediaCreateApi(MastoApi):
 # --- The home timeline and its read position -----------------------------------------
 
 
-class HomeTimelineFirstReads(FirstReads):
-    """The cached timeline's page, asked for in the reader's first round trip after the
-    token's, with the rate limit (as ``/v1``'s home timeline does)."""
+class MastodonHomeFirstReads(HomeTimelineFirstReads):
+    """``/v1``'s first reads of the home timeline, with Mastodon's parameters: ``max_id``
+    is the cursor and ``min_id`` the since (``since_id`` only filters what they give)."""
 
-    params: dict | None = None  # the query, once validated
-    page: Reply | None = None  # the cached timeline's reply
+    cursor_param = "max_id"
+    since_param = "min_id"
 
     @staticmethod
     def parse(query) -> dict:
-        return PageParams.page(query, default=20, maximum=40)
-
-    def queue(self, round_trip, *, request, user_id: int) -> None:
-        try:
-            self.params = self.parse(request.query_params)
-        except serializers.ValidationError:
-            return  # the view answers the 422
-        self.page = timeline_prefetch(round_trip, user_id=user_id, limit=self.params["limit"],
-                                      cursor=self.params.get("max_id"), since=self.params.get("min_id"))
+        return PageParams.page(query, default=STATUSES_LIMIT, maximum=STATUSES_LIMIT_MAX)
 
 
 class HomeTimelineApi(ReadsFirst, MastoApi):
@@ -515,20 +531,16 @@ class HomeTimelineApi(ReadsFirst, MastoApi):
     throttle_scope = "timeline"
     authentication_classes = [MastodonReaderAuthentication]  # needs only the reader's id
     required_scopes = {"GET": "read:statuses"}
-    first_reads = HomeTimelineFirstReads
+    first_reads = MastodonHomeFirstReads
 
     def get(self, request):
-        reads = notes_of(request).first_reads
-        if not isinstance(reads, HomeTimelineFirstReads) or reads.params is None:
-            reads = HomeTimelineFirstReads()  # the query invalid (a 422 here), or nothing queued
-            reads.params = reads.parse(request.query_params)
-        params = reads.params
+        params, prefetched = MastodonHomeFirstReads.of(request)  # an invalid query: a 422
         # The prefetched state depends on max_id, min_id and limit only; since_id filters what it gives.
         page = timeline_page_for_user(user_id=request.user.id, limit=params["limit"], cursor=params.get("max_id"),
                                       since=params.get("min_id"),
                                       after=None if "min_id" in params else params.get("since_id"),
-                                      prefetched=reads.page)
-        return self.paged(self.statuses(page.tweets), next_max_id=page.next_cursor,
+                                      prefetched=prefetched)
+        return self.paged(self.statuses(page.tweets), limit=params["limit"], next_max_id=page.next_cursor,
                           prev_min_id=page.tweets[0].tweet_id if page.tweets else None)
 
 

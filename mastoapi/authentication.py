@@ -43,6 +43,15 @@ class Grant:
 
 
 _INVALID = "The access token is invalid"
+OUTSIDE_SCOPES = "This action is outside the authorized scopes"
+
+
+def scope_admits(grant: Grant, request, view) -> bool:
+    """Whether ``grant``'s scopes cover the view's ``required_scopes`` for the request's
+    method (HEAD as GET); a method the view names no scope for needs none."""
+    method = "GET" if request.method == "HEAD" else request.method
+    required = getattr(view, "required_scopes", {}).get(method)
+    return not required or scopes.covers(grant.scopes, required)
 
 
 class MastodonAuthentication(BaseAuthentication):
@@ -69,9 +78,9 @@ class MastodonAuthentication(BaseAuthentication):
         grant = Grant(scopes=token.scopes, application_id=token.application_id)
         if token.user_id is None:
             return None, grant
-        return self.user_of(request, token.user_id, read=user), grant
+        return self.user_of(request, token.user_id, read=user, grant=grant), grant
 
-    def user_of(self, request, user_id: int, *, read=None):
+    def user_of(self, request, user_id: int, *, grant: Grant, read=None):
         """The token's user, as the view needs it (``read``: the row, if the lookup read it)."""
         user = read if read is not None else User.objects.filter(id=user_id).first()
         if user is None:
@@ -87,11 +96,18 @@ class MastodonAuthentication(BaseAuthentication):
 class MastodonReaderAuthentication(MastodonAuthentication):
     """For views that need only the reader's id: ``social.authentication.reader_first_round_trip``
     checks the user in the author cache (refreshed on every change to a user, so a
-    suspension is refused within seconds), with the view's first reads in the same trip."""
+    suspension is refused within seconds), with the view's first reads in the same trip.
+    An OAuth token outside the view's scopes is refused (403) before that trip."""
 
     jwt_authentication = CachedUserJWTAuthentication
 
-    def user_of(self, request, user_id: int, *, read=None):
+    def user_of(self, request, user_id: int, *, grant: Grant, read=None):
+        # The round trip counts the rate limit and makes the view's first reads, which write
+        # (a timeline read refreshes its TTL and marks its owner live): a token the view's
+        # scopes refuse is refused before any of that, with HasScope's 403.
+        view = request.parser_context.get("view") if request.parser_context else None
+        if not scope_admits(grant, request, view):
+            raise exceptions.PermissionDenied(OUTSIDE_SCOPES)
         try:
             return reader_first_round_trip(request, user_id)
         except exceptions.AuthenticationFailed as exc:
@@ -112,10 +128,8 @@ class HasScope(BasePermission):
         grant = request.auth
         if not isinstance(grant, Grant):
             raise exceptions.NotAuthenticated(_INVALID)
-        method = "GET" if request.method == "HEAD" else request.method
-        required = getattr(view, "required_scopes", {}).get(method)
-        if required and not scopes.covers(grant.scopes, required):
-            raise exceptions.PermissionDenied("This action is outside the authorized scopes")
+        if not scope_admits(grant, request, view):
+            raise exceptions.PermissionDenied(OUTSIDE_SCOPES)
         if request.user is None and not getattr(view, "app_token_allowed", False):
             raise NeedsUser("This method requires an authenticated user")
         return True

@@ -14,7 +14,7 @@ from html import escape
 
 from django.conf import settings
 
-from core.dates import iso_utc
+from core.dates import iso_utc, iso_utc_from_unix
 from media import services as media_services
 from social.models import Follow, User
 from tweets.objects import TweetEntry
@@ -23,8 +23,12 @@ from tweets.text import MAX_WEIGHTED_LENGTH, URL_WEIGHT, Entity, entities_with_i
 from .models import Marker
 
 
-def _iso(moment: datetime) -> str:
-    return iso_utc(moment, timespec="milliseconds")
+def mastodon_time(moment: datetime | float) -> str:
+    """A time as Mastodon writes it: ISO 8601 in UTC with milliseconds (``moment`` a
+    timezone-aware datetime, or Unix seconds)."""
+    if isinstance(moment, datetime):
+        return iso_utc(moment, timespec="milliseconds")
+    return iso_utc_from_unix(moment, timespec="milliseconds")
 
 
 def account(user: User, *, base: str, statuses_count: int = 0, source: bool = False) -> dict:
@@ -40,7 +44,7 @@ def account(user: User, *, base: str, statuses_count: int = 0, source: bool = Fa
         # No search engine or full-text search indexes anyone here.
         "indexable": False,
         "group": False,
-        "created_at": _iso(user.date_joined.replace(hour=0, minute=0, second=0, microsecond=0)),
+        "created_at": mastodon_time(user.date_joined.replace(hour=0, minute=0, second=0, microsecond=0)),
         "note": "",
         "url": url,
         "uri": f"{base}/users/{user.username}",
@@ -129,7 +133,7 @@ def status(tweet: TweetEntry, *, author: User, base: str, mentioned: dict[str, U
     tags = {tag.casefold() for tag in tweet.hashtags}
     return {
         "id": tweet_id,
-        "created_at": _iso(tweet.created_at),
+        "created_at": mastodon_time(tweet.created_at),
         "in_reply_to_id": None,
         "in_reply_to_account_id": None,
         "sensitive": False,
@@ -186,7 +190,7 @@ def relationship(user_id: int, *, outgoing: str | None, incoming: str | None) ->
 
 
 def marker(row: Marker) -> dict:
-    return {"last_read_id": str(row.last_read_id), "version": row.version, "updated_at": _iso(row.updated_at)}
+    return {"last_read_id": str(row.last_read_id), "version": row.version, "updated_at": mastodon_time(row.updated_at)}
 
 
 def application(app, *, scopes: list[str], website: str, client_secret: str | None = None) -> dict:

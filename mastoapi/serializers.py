@@ -78,6 +78,13 @@ class Params(serializers.Serializer):
         return dict(serializer.validated_data)
 
 
+# Mastodon's page sizes, the default and the most a ``limit`` may ask for: statuses
+# and accounts; and the most relationships one request asks about.
+STATUSES_LIMIT, STATUSES_LIMIT_MAX = 20, 40
+ACCOUNTS_LIMIT, ACCOUNTS_LIMIT_MAX = 40, 80
+RELATIONSHIPS_MAX = 40
+
+
 class PageParams(pagination.PageParams):
     """Mastodon's page parameters: ``max_id``, ``since_id``, ``min_id`` and ``limit``, which
     Mastodon clamps (to 1 at least and the view's maximum at most) rather than refuses."""

@@ -14,7 +14,7 @@ from core.fields import StrictBooleanField, StrictCharField, StrictRegexField
 from core.pagination import PageParams
 
 from . import selectors, services, tokens
-from .models import USERNAME_PATTERN, User
+from .models import DISPLAY_NAME_MAX_LENGTH, USERNAME_PATTERN, User
 
 
 class UserOutputSerializer(serializers.ModelSerializer):
@@ -66,7 +66,7 @@ class RegisterApi(APIView):
         username = StrictRegexField(USERNAME_PATTERN, max_length=15, error_messages={
             "invalid": "1-15 letters, digits or underscores."})
         password = NewPasswordField()
-        display_name = StrictCharField(max_length=50, required=False, allow_blank=True, default="")
+        display_name = StrictCharField(max_length=DISPLAY_NAME_MAX_LENGTH, required=False, allow_blank=True, default="")
 
     @extend_schema(request=RegisterInputSerializer, responses={201: inline_serializer(
         "Registered", {"user_id": serializers.CharField(), "username": serializers.CharField()}),
@@ -86,7 +86,7 @@ class UserDetailApi(APIView):
 
 class UserMeApi(APIView):
     class UserUpdateInputSerializer(serializers.Serializer):
-        display_name = StrictCharField(max_length=50, required=False, allow_blank=True)
+        display_name = StrictCharField(max_length=DISPLAY_NAME_MAX_LENGTH, required=False, allow_blank=True)
         is_private = StrictBooleanField(required=False)
 
     @extend_schema(responses={200: UserOutputSerializer})

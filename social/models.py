@@ -17,6 +17,7 @@ from django.db import models
 from django.db.models.functions import Lower
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_]{1,15}$"
+DISPLAY_NAME_MAX_LENGTH = 50  # the column's, and so every API's, limit
 
 
 class UserQuerySet(models.QuerySet):
@@ -44,7 +45,7 @@ class User(AbstractUser):
         validators=[RegexValidator(USERNAME_PATTERN, "1-15 letters, digits or underscores.")],
         help_text="1-15 of A-Z, a-z, 0-9 and _; unique regardless of case.",
     )
-    display_name = models.CharField(max_length=50, blank=True, default="")
+    display_name = models.CharField(max_length=DISPLAY_NAME_MAX_LENGTH, blank=True, default="")
     is_private = models.BooleanField(default=False)
     followers_count = models.PositiveIntegerField(default=0)
     following_count = models.PositiveIntegerField(default=0)

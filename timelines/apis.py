@@ -30,19 +30,41 @@ TimelinePage = inline_serializer("TimelinePage", {
 
 
 class HomeTimelineFirstReads(FirstReads):
-    """The cached timeline's first page, asked for in the reader's first round trip with
-    the rate limit (a warm first page then costs two round trips in all)."""
+    """The cached timeline's page, asked for in the reader's first round trip with the
+    rate limit (a warm first page then costs two round trips in all).
 
+    A home timeline view names its query's parser (``parse``) and which of its
+    parameters are the cursor (older than) and the since (just newer than):
+    ``/v1``'s are ``cursor`` and ``since``; the Mastodon API's subclass reads its own.
+    """
+
+    cursor_param = "cursor"
+    since_param = "since"
     params: dict | None = None  # the query, once validated
     page: core_redis.Reply | None = None  # the cached timeline's reply
 
+    @staticmethod
+    def parse(query) -> dict:
+        return TimelineParams.parse(query)
+
     def queue(self, round_trip, *, request, user_id: int) -> None:
         try:
-            self.params = TimelineParams.parse(request.query_params)
+            self.params = self.parse(request.query_params)
         except serializers.ValidationError:
-            return  # the view answers the 400
+            return  # the view refuses the query
         self.page = timeline_prefetch(round_trip, user_id=user_id, limit=self.params["limit"],
-                                      cursor=self.params.get("cursor"), since=self.params.get("since"))
+                                      cursor=self.params.get(self.cursor_param),
+                                      since=self.params.get(self.since_param))
+
+    @classmethod
+    def of(cls, request) -> tuple[dict, core_redis.Reply | None]:
+        """The request's validated query and the cached timeline's reply, as queued in its
+        first round trip; with nothing queued (or the query invalid), the query parsed
+        afresh (its ``ValidationError`` raised for the view to answer) and no reply."""
+        reads = notes_of(request).first_reads
+        if isinstance(reads, cls) and reads.params is not None:
+            return reads.params, reads.page
+        return cls.parse(request.query_params), None
 
 
 class HomeTimelineApi(ReadsFirst, APIView):
@@ -52,12 +74,8 @@ class HomeTimelineApi(ReadsFirst, APIView):
 
     @extend_schema(parameters=[TimelineParams], responses={200: TimelinePage})
     def get(self, request):
-        reads = notes_of(request).first_reads
-        if not isinstance(reads, HomeTimelineFirstReads) or reads.params is None:
-            reads = HomeTimelineFirstReads()  # the query invalid (a 400 here), or nothing queued
-            reads.params = TimelineParams.parse(request.query_params)
-        params = reads.params
+        params, prefetched = HomeTimelineFirstReads.of(request)  # an invalid query: a 400
         page = timeline_page_for_user(user_id=request.user.id, limit=params["limit"], cursor=params.get("cursor"),
-                                      since=params.get("since"), prefetched=reads.page)
+                                      since=params.get("since"), prefetched=prefetched)
         return Response({"data": [tweet.to_public() for tweet in page.tweets],
                          "next_cursor": page.next_cursor, "prev_cursor": page.prev_cursor})

@@ -6,7 +6,7 @@ from rest_framework.views import APIView
 
 from core import schema
 from core.exceptions import NotFound
-from core.fields import ID_REGEX, NO_NUL, StrictCharField
+from core.fields import ID_REGEX, IDEMPOTENCY_KEY_REGEX, NO_NUL, StrictCharField, idempotency_key
 from core.pagination import IdField
 from media.services import MAX_MEDIA_PER_TWEET
 from social.authentication import CachedUserJWTAuthentication
@@ -52,15 +52,10 @@ class TweetCreateApi(APIView):
         media_ids = serializers.ListField(child=IdField(), max_length=MAX_MEDIA_PER_TWEET, required=False,
                                           default=list)
 
-    class IdempotencyKeyHeader(serializers.Serializer):
-        # Printable ASCII, as for any HTTP token a client makes up (a UUID, say).
-        key = serializers.RegexField(r"^[\x21-\x7e]{1,255}$", required=False, error_messages={
-            "invalid": "Idempotency-Key must be 1-255 printable ASCII characters."})
-
     @extend_schema(
         request={"application/json": _TWEET_CREATE_REQUEST},
         parameters=[OpenApiParameter(
-            "Idempotency-Key", str, OpenApiParameter.HEADER, required=False, pattern=r"^[\x21-\x7e]{1,255}$",
+            "Idempotency-Key", str, OpenApiParameter.HEADER, required=False, pattern=IDEMPOTENCY_KEY_REGEX,
             description="Retry-safe posting: the same key within 24 h answers the first tweet "
                         "again (200, header Idempotent-Replayed: true) and creates nothing.")],
         responses={
@@ -72,11 +67,8 @@ class TweetCreateApi(APIView):
     def post(self, request):
         data = self.TweetCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        header = self.IdempotencyKeyHeader(data={"key": request.headers["Idempotency-Key"]}
-                                           if "Idempotency-Key" in request.headers else {})
-        header.is_valid(raise_exception=True)
         tweet, created = services.tweet_post(
-            author=request.user, idempotency_key=header.validated_data.get("key"), **data.validated_data)
+            author=request.user, idempotency_key=idempotency_key(request), **data.validated_data)
         return Response(
             {"tweet_id": str(tweet.id), "timestamp": int(tweet.created_at.timestamp())},
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
@@ -87,7 +79,7 @@ class TweetCreateApi(APIView):
 class TweetDetailApi(APIView):
     @extend_schema(responses={200: objects.TweetSchema, 404: schema.Detail})
     def get(self, request, tweet_id: int):
-        tweet = tweet_visible_to(tweet_id=tweet_id, viewer=request.user)
+        tweet = tweet_visible_to(tweet_id=tweet_id, viewer_id=request.user.id)
         if tweet is None:
             raise NotFound("No such tweet.")
         return Response(tweet.to_public())

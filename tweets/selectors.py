@@ -4,7 +4,6 @@ Who may see what is ``models.TweetQuerySet``'s (``live``, ``visible_to``) and, f
 entry already read from the cache, ``social.selectors.may_see_account``: the same rule.
 """
 from core import redis as core_redis
-from social.models import User
 from social.selectors import may_see_account
 
 from . import cache
@@ -42,14 +41,14 @@ def hydrate_prefetch(round_trip: core_redis.RoundTrip, *, tweet_ids: list[int]) 
     return cache.prefetch(round_trip, tweet_ids)
 
 
-def tweet_visible_to(*, tweet_id: int, viewer: User) -> TweetEntry | None:
-    """The tweet's entry, or ``None`` if it is deleted, suspended or private to ``viewer``."""
+def tweet_visible_to(*, tweet_id: int, viewer_id: int) -> TweetEntry | None:
+    """The tweet's entry, or ``None`` if it is deleted, suspended or private to ``viewer_id``."""
     found = _shown([tweet_id], None)
     if not found:
         return None
     entry = found[0]
     author = entry.author
-    if not may_see_account(viewer_id=viewer.id, account_id=author.user_id, private=author.private):
+    if not may_see_account(viewer_id=viewer_id, account_id=author.user_id, private=author.private):
         return None
     return entry
 

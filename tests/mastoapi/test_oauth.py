@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import re
+import time
 
 import pytest
 from django.test import Client
@@ -11,6 +12,7 @@ from rest_framework.test import APIClient
 from social import services as social_services
 from tests.factories import PASSWORD
 from tests.helpers import form_fields
+from timelines.store import keys
 
 from .conftest import password_token
 
@@ -63,6 +65,13 @@ def test_the_token_endpoint_takes_json_too(app_client, make_user):
     assert r.status_code == 200 and r.json()["scope"] == "read"  # Mastodon's default scope
 
 
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke"])
+def test_malformed_json_is_an_oauth_invalid_request(path, db):
+    r = APIClient().post(path, "{not json", content_type="application/json")
+    assert r.status_code == 400 and set(r.json()) == {"error", "error_description"}
+    assert r.json()["error"] == "invalid_request" and "JSON parse error" in r.json()["error_description"]
+
+
 @pytest.mark.parametrize("change, error", [
     ({"password": "wrong"}, "invalid_grant"),
     ({"client_secret": "wrong"}, "invalid_client"),
@@ -99,6 +108,26 @@ def test_scopes_are_checked_per_endpoint(app_client, make_user):
     follower = bearer(password_token(app_client, user, scope="follow"))
     other = make_user()
     assert follower.post(f"/api/v1/accounts/{other.id}/follow").json()["following"] is True
+
+
+def test_a_token_outside_the_scope_leaves_the_timeline_untouched(app_client, make_user, redis, settings):
+    """The home timeline's first reads refresh the timeline's TTL, mark its owner live and
+    count the rate limit: a token without ``read:statuses`` is refused before any of it."""
+    settings.RATE_LIMIT_TIMELINE = "1/min"
+    user = make_user()
+    timeline = keys.timeline_key(user.id)
+    redis.rpush(timeline, "1")
+    redis.expire(timeline, 100)
+    live = keys.live_key(int(time.time()) // keys.ttl_seconds())
+    granular = bearer(password_token(app_client, user, scope="read:accounts"))
+    r = granular.get("/api/v1/timelines/home")
+    assert r.status_code == 403 and r.json() == {"error": "This action is outside the authorized scopes"}
+    assert granular.head("/api/v1/timelines/home").status_code == 403
+    assert 0 < redis.ttl(timeline) <= 100  # not refreshed to TIMELINE_INACTIVE_DAYS
+    assert redis.getbit(live, user.id) == 0
+    reader = bearer(password_token(app_client, user, scope="read"))
+    assert reader.get("/api/v1/timelines/home").status_code == 200  # the refused reads used none of the limit
+    assert redis.ttl(timeline) > 100 and redis.getbit(live, user.id) == 1
 
 
 def test_client_credentials_give_an_app_token_without_a_user(app_client, db):

@@ -50,8 +50,8 @@ def test_the_same_idempotency_key_posts_once(masto, make_user):
 
 
 @pytest.mark.parametrize("body, message", [
-    ({"status": ""}, "Validation failed"),
-    ({"status": "x" * 281}, "Validation failed"),
+    ({"status": ""}, "Validation failed: status: "),  # Mastodon's parameter, not /v1's content
+    ({"status": "x" * 281}, "Validation failed: status: Tweets are at most 280"),
     ({"status": "x", "in_reply_to_id": "1"}, "in_reply_to_id is not supported"),
     ({"status": "x", "visibility": "direct"}, "Direct messages"),
     ({"status": "x", "media_ids[]": "nope"}, "Validation failed"),
@@ -163,6 +163,11 @@ def test_the_home_timeline_pages_with_mastodon_semantics(masto, make_user, api):
     assert len(client.get("/api/v1/timelines/home").json()) == 20
     assert len(client.get("/api/v1/timelines/home", {"limit": 100}).json()) == 40
     assert many
+    # The Link header carries the limit the page used, not the one asked for.
+    r = client.get("/api/v1/timelines/home", {"limit": 1000})
+    assert len(r.json()) == 40 and _link(r, "next")["limit"] == "40" and _link(r, "prev")["limit"] == "40"
+    r = client.get("/api/v1/timelines/home", {"limit": -3})
+    assert len(r.json()) == 3 and _link(r, "next") == {"limit": "3", "max_id": r.json()[-1]["id"]}
 
 
 @pytest.mark.parametrize("params", [{"max_id": "abc"}, {"since_id": "-1"}, {"min_id": "0"},
