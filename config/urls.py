@@ -19,7 +19,7 @@ urlpatterns = [
     path("v1/", include("tweets.urls")),
     path("v1/", include("timelines.urls")),
     path("v1/", include("media.urls")),
-    # The Mastodon-compatible client API (/api/v1, /api/v2, /oauth): docs/mastodon-api.md.
+    # The Mastodon-compatible client API (/api/v1, /api/v2, /oauth): docs/subsystems/mastodon-api.md.
     path("", include("mastoapi.urls")),
 ]
 

@@ -308,7 +308,7 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# --- The Mastodon-compatible API (mastoapi/, docs/mastodon-api.md) -----------
+# --- The Mastodon-compatible API (mastoapi/, docs/subsystems/mastodon-api.md) -----------
 
 # OAuth 2 by django-oauth-toolkit: Mastodon's tokens do not expire (a user
 # revokes them), so an access token lives ten years and no refresh token is
