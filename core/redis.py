@@ -24,7 +24,7 @@ What differs on a cluster, and the helpers that hide it:
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from django.conf import settings
 from redis.cluster import RedisCluster
@@ -32,6 +32,7 @@ from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 
 _clusters: dict[tuple, RedisCluster] = {}
+T = TypeVar("T")
 
 
 def is_cluster() -> bool:
@@ -103,11 +104,12 @@ def used_memory() -> int:
     return int(client.info("memory")["used_memory"])
 
 
-class Reply:
-    """What one caller of a ``RoundTrip`` gets back: ``value``, once the trip is ``made``."""
+class Reply(Generic[T]):
+    """What one caller of a ``RoundTrip`` gets back: ``value``, once the trip is ``made``
+    (what the caller's ``parse`` made of its replies)."""
 
     made = False
-    value: Any = None
+    value: T | None = None
 
 
 class RoundTrip:
@@ -121,16 +123,16 @@ class RoundTrip:
 
     def __init__(self, client=None):
         self.pipe = (client or connection()).pipeline(transaction=False)
-        self._parts: list[tuple[int, Callable[[list], object], Reply]] = []
+        self._parts: list[tuple[int, Callable[[list], Any], Reply[Any]]] = []
 
-    def add(self, queue: Callable[[Any], None], parse: Callable[[list], object]) -> Reply:
+    def add(self, queue: Callable[[Any], None], parse: Callable[[list], T]) -> Reply[T]:
         before = len(self.pipe)
         queue(self.pipe)
-        reply = Reply()
+        reply: Reply[T] = Reply()
         self._parts.append((len(self.pipe) - before, parse, reply))
         return reply
 
-    def add_whole(self, queue: Callable[[Any], None], parse: Callable[[list], object]) -> Reply:
+    def add_whole(self, queue: Callable[[Any], None], parse: Callable[[list], T]) -> Reply[T | None]:
         """``add``, where a command that failed makes the reply's value None (the caller reads again itself)."""
         return self.add(queue, lambda replies: None if any(isinstance(r, Exception) for r in replies)
                         else parse(replies))

@@ -51,7 +51,7 @@ class CountedAhead:
     the reply whose value is that count's ``Decision`` (None if the trip failed)."""
 
     scope: str
-    reply: Reply
+    reply: Reply[Decision | None]
 
 
 @dataclass

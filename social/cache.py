@@ -95,13 +95,14 @@ def _encode(summary: dict) -> bytes:
     return orjson.dumps(summary)
 
 
-def prefetch(round_trip: core_redis.RoundTrip, user_id: int) -> core_redis.Reply:
+def prefetch(round_trip: core_redis.RoundTrip, user_id: int) -> core_redis.Reply[bytes | Exception | None]:
     """Ask for ``user_id``'s summary within a round trip made by the caller; then
     ``get_or_fill_many([user_id], prefetched=...)`` reads it from the reply."""
     return round_trip.add(lambda pipe: pipe.get(_key(user_id)), lambda replies: replies[0])
 
 
-def get_or_fill_many(user_ids: list[int], prefetched: core_redis.Reply | None = None) -> dict[int, dict]:
+def get_or_fill_many(user_ids: list[int], prefetched: core_redis.Reply[bytes | Exception | None] | None = None
+                     ) -> dict[int, dict]:
     """Author summaries by id, from the cache, filling misses from PostgreSQL in one query
     (with Redis unreachable: all from PostgreSQL, filling nothing). ``prefetched``: the
     one user's cached value, already asked for (``prefetch``); unless the trip failed."""

@@ -11,6 +11,7 @@ from social.authentication import CachedUserJWTAuthentication
 from tweets.objects import TweetSchema
 
 from .selectors import timeline_page_for_user, timeline_prefetch
+from .store import HomeState
 
 
 class TimelineParams(PageParams):
@@ -41,7 +42,7 @@ class HomeTimelineFirstReads(FirstReads):
     cursor_param = "cursor"
     since_param = "since"
     params: dict | None = None  # the query, once validated
-    page: core_redis.Reply | None = None  # the cached timeline's reply
+    page: core_redis.Reply[HomeState | None] | None = None  # the cached timeline's reply
 
     @staticmethod
     def parse(query) -> dict:
@@ -57,7 +58,7 @@ class HomeTimelineFirstReads(FirstReads):
                                       since=self.params.get(self.since_param))
 
     @classmethod
-    def of(cls, request) -> tuple[dict, core_redis.Reply | None]:
+    def of(cls, request) -> tuple[dict, core_redis.Reply[HomeState | None] | None]:
         """The request's validated query and the cached timeline's reply, as queued in its
         first round trip; with nothing queued (or the query invalid), the query parsed
         afresh (its ``ValidationError`` raised for the view to answer) and no reply."""

@@ -217,14 +217,15 @@ def _prefix(*, limit: int, cursor: int | None, since: int | None) -> int | None:
 
 
 def timeline_prefetch(round_trip: core_redis.RoundTrip, *, user_id: int, limit: int, cursor: int | None = None,
-                      since: int | None = None) -> core_redis.Reply:
+                      since: int | None = None) -> core_redis.Reply[store.HomeState | None]:
     """Ask for the cached state ``timeline_page_for_user`` starts from, with the same arguments,
     within a round trip the caller makes (with the reader's authentication and rate limit)."""
     return store.read_prefetch(round_trip, user_id=user_id, prefix=_prefix(limit=limit, cursor=cursor, since=since))
 
 
 def timeline_page_for_user(*, user_id: int, limit: int, cursor: int | None = None, since: int | None = None,
-                           after: int | None = None, prefetched: core_redis.Reply | None = None) -> TimelinePage:
+                           after: int | None = None, prefetched: core_redis.Reply[store.HomeState | None] | None = None
+                           ) -> TimelinePage:
     """One page of the home timeline, newest first.
 
     With ``cursor``: the newest ``limit`` tweets older than it. With ``since``:

@@ -41,7 +41,7 @@ class Prefetched:
     older: list[int]
 
 
-def prefetch(round_trip: core_redis.RoundTrip, tweet_ids: list[int]) -> core_redis.Reply:
+def prefetch(round_trip: core_redis.RoundTrip, tweet_ids: list[int]) -> core_redis.Reply[Prefetched | None]:
     """Ask for the cached entries of ``tweet_ids`` within a round trip the caller makes; the
     reply's value is a ``Prefetched`` for ``get_or_fill_many`` (None if a command failed)."""
     keys = [_key(tid) for tid in tweet_ids]

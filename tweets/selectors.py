@@ -35,7 +35,8 @@ def tweets_hydrate(*, tweet_ids: list[int], author_ids: set[int] | None = None,
     return _shown(tweet_ids, author_ids, prefetched)
 
 
-def hydrate_prefetch(round_trip: core_redis.RoundTrip, *, tweet_ids: list[int]) -> core_redis.Reply:
+def hydrate_prefetch(round_trip: core_redis.RoundTrip, *, tweet_ids: list[int]
+                     ) -> core_redis.Reply[cache.Prefetched | None]:
     """Read the cached entries ``tweets_hydrate`` will want for ``tweet_ids`` within a round trip
     the caller makes; the reply's value is its ``prefetched`` (None: they are read then)."""
     return cache.prefetch(round_trip, tweet_ids)

@@ -44,7 +44,8 @@ def read(*, user_id: int, prefix: int | None = None) -> HomeState:
     return _executed(_read_commands(user_id=user_id, prefix=prefix))
 
 
-def read_prefetch(round_trip: core_redis.RoundTrip, *, user_id: int, prefix: int | None = None) -> core_redis.Reply:
+def read_prefetch(round_trip: core_redis.RoundTrip, *, user_id: int, prefix: int | None = None
+                  ) -> core_redis.Reply[HomeState | None]:
     """``read`` within a round trip the caller makes; the reply's value is the ``HomeState``
     (None if a command failed: read again)."""
     return round_trip.add_whole(*_read_commands(user_id=user_id, prefix=prefix))
