@@ -59,11 +59,11 @@ def reader_first_round_trip(request, user_id: int) -> ReaderUser:
     return reader_of(user_id, author_cache.get_or_fill_many([user_id], prefetched=summary).get(user_id))
 
 
-def reader_of(user_id: int, summary: dict | None) -> ReaderUser:
-    """``ReaderUser(user_id)`` if the author summary says the user exists and is active; else 401."""
-    if summary is None:
+def reader_of(user_id: int, cached: author_cache.CachedUser | None) -> ReaderUser:
+    """``ReaderUser(user_id)`` if the author cache says the user exists and is active; else 401."""
+    if cached is None:
         raise exceptions.AuthenticationFailed("User not found", code="user_not_found")
-    if not summary["active"]:
+    if not cached.active:
         raise exceptions.AuthenticationFailed("User is inactive", code="user_inactive")
     return ReaderUser(user_id)
 

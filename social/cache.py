@@ -26,8 +26,11 @@ A username is found through ``<prefix>un:<lower-cased name>`` (the user's id, or
 0 for no such user, briefly): an entry is believed only while the user it names
 still has that name, so a rename or a deletion needs no invalidation here.
 """
+from __future__ import annotations
+
 import logging
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
@@ -53,16 +56,6 @@ def _key(user_id: int) -> str:
     return f"{settings.REDIS_KEY_PREFIX}u2:{user_id}"
 
 
-def author_summary(user: User) -> dict:
-    return {
-        "user_id": str(user.id),
-        "username": user.username,
-        "display_name": user.display_name,
-        "active": user.is_active,
-        "private": user.is_private,
-    }
-
-
 def _name_key(name: str) -> str:
     return f"{settings.REDIS_KEY_PREFIX}un:{name}"
 
@@ -85,14 +78,45 @@ return 1
 """)
 
 
-def _entry(user: User) -> dict:
-    """What the cache holds for ``user``: the author summary, with what an account shows besides."""
-    return {**author_summary(user), "joined": user.date_joined.isoformat(), "followers": user.followers_count,
-            "following": user.following_count, "v": user.cache_version}
+@dataclass(frozen=True, slots=True)
+class CachedUser:
+    """A user as the cache holds them: what authenticating a reader and showing an account need."""
+
+    user_id: int
+    username: str
+    display_name: str
+    active: bool
+    private: bool
+    joined: datetime
+    followers: int
+    following: int
+    version: int  # the row's cache_version, which the refresh script compares
+
+    def pack(self) -> bytes:
+        return orjson.dumps({"user_id": str(self.user_id), "username": self.username,
+                             "display_name": self.display_name, "active": self.active, "private": self.private,
+                             "joined": self.joined.isoformat(), "followers": self.followers,
+                             "following": self.following, "v": self.version})
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> CachedUser:
+        entry = orjson.loads(raw)
+        return cls(user_id=int(entry["user_id"]), username=entry["username"], display_name=entry["display_name"],
+                   active=entry["active"], private=entry["private"], joined=datetime.fromisoformat(entry["joined"]),
+                   followers=entry["followers"], following=entry["following"], version=entry["v"])
+
+    def to_user(self) -> User:
+        """A ``User`` with the fields the entry holds, and only those: for showing, never for saving."""
+        return User(id=self.user_id, username=self.username, display_name=self.display_name, is_active=self.active,
+                    is_private=self.private, date_joined=self.joined, followers_count=self.followers,
+                    following_count=self.following)
 
 
-def _encode(summary: dict) -> bytes:
-    return orjson.dumps(summary)
+def entry_of(user: User) -> CachedUser:
+    """What the cache holds for ``user``'s row (read with at least ``FIELDS``)."""
+    return CachedUser(user_id=user.id, username=user.username, display_name=user.display_name,
+                      active=user.is_active, private=user.is_private, joined=user.date_joined,
+                      followers=user.followers_count, following=user.following_count, version=user.cache_version)
 
 
 def prefetch(round_trip: core_redis.RoundTrip, user_id: int) -> core_redis.Reply[bytes | Exception | None]:
@@ -102,13 +126,13 @@ def prefetch(round_trip: core_redis.RoundTrip, user_id: int) -> core_redis.Reply
 
 
 def get_or_fill_many(user_ids: list[int], prefetched: core_redis.Reply[bytes | Exception | None] | None = None
-                     ) -> dict[int, dict]:
-    """Author summaries by id, from the cache, filling misses from PostgreSQL in one query
+                     ) -> dict[int, CachedUser]:
+    """Cached users by id, from the cache, filling misses from PostgreSQL in one query
     (with Redis unreachable: all from PostgreSQL, filling nothing). ``prefetched``: the
     one user's cached value, already asked for (``prefetch``); unless the trip failed."""
     if not user_ids:
         return {}
-    found = {}
+    found: dict[int, CachedUser] = {}
     if prefetched is not None and prefetched.made and not isinstance(prefetched.value, Exception):
         cached, reachable = [prefetched.value], True
     else:
@@ -120,18 +144,18 @@ def get_or_fill_many(user_ids: list[int], prefetched: core_redis.Reply[bytes | E
             cached, reachable = [None] * len(user_ids), False
     for uid, value in zip(user_ids, cached, strict=True):
         if value is not None:
-            found[uid] = orjson.loads(value)
+            found[uid] = CachedUser.unpack(value)
     misses = [uid for uid in user_ids if uid not in found]
     AUTHOR_CACHE_HITS.inc(len(user_ids) - len(misses))
     if misses:
         AUTHOR_CACHE_MISSES.inc(len(misses))
         fills = {}
         for user in User.objects.filter(id__in=misses).only(*FIELDS):
-            found[user.id] = fills[user.id] = _entry(user)
+            found[user.id] = fills[user.id] = entry_of(user)
         if reachable and fills:
             pipe = core_redis.connection().pipeline(transaction=False)
-            for uid, summary in fills.items():
-                pipe.set(_key(uid), _encode(summary), ex=TTL_SECONDS, nx=True)
+            for uid, entry in fills.items():
+                pipe.set(_key(uid), entry.pack(), ex=TTL_SECONDS, nx=True)
             try:
                 pipe.execute()
             except _UNREACHABLE:
@@ -151,11 +175,11 @@ def refresh_many(users: list[User]) -> None:
         pipe = core_redis.connection().pipeline(transaction=False)
         for user in users:
             _SET_IF_NOT_OLDER.queue(pipe, keys=[_key(user.id)],
-                                    args=[_encode(_entry(user)), user.cache_version, TTL_SECONDS])
+                                    args=[entry_of(user).pack(), user.cache_version, TTL_SECONDS])
         replies = pipe.execute(raise_on_error=False)
         again = [user for user, reply in zip(users, replies, strict=True) if isinstance(reply, NoScriptError)]
         for user in again:  # a server that did not know the script yet (restarted, failed over)
-            _SET_IF_NOT_OLDER(keys=[_key(user.id)], args=[_encode(_entry(user)), user.cache_version, TTL_SECONDS])
+            _SET_IF_NOT_OLDER(keys=[_key(user.id)], args=[entry_of(user).pack(), user.cache_version, TTL_SECONDS])
         for reply in replies:
             if isinstance(reply, Exception) and not isinstance(reply, NoScriptError):
                 raise reply
@@ -167,18 +191,10 @@ def refresh_from_db(*, user_ids: Collection[int]) -> None:
     refresh_many(list(User.objects.filter(id__in=user_ids).only(*FIELDS)))
 
 
-def _user(entry: dict) -> User:
-    """A ``User`` with the fields an entry holds, and only those: for showing, never for saving."""
-    return User(id=int(entry["user_id"]), username=entry["username"], display_name=entry["display_name"],
-                is_active=entry["active"], is_private=entry["private"],
-                date_joined=datetime.fromisoformat(entry["joined"]), followers_count=entry["followers"],
-                following_count=entry["following"])
-
-
 def users_many(user_ids: list[int]) -> dict[int, User]:
     """The users of ``user_ids`` that exist, by id, as the cache knows them (``get_or_fill_many``'s
     entries as unsaved ``User`` objects holding the public fields)."""
-    return {uid: _user(entry) for uid, entry in get_or_fill_many(user_ids).items()}
+    return {uid: entry.to_user() for uid, entry in get_or_fill_many(user_ids).items()}
 
 
 def users_and_names(*, user_ids: list[int], names: set[str]) -> tuple[dict[int, User], dict[str, User]]:

@@ -91,7 +91,8 @@ def test_an_entry_of_an_older_layout_is_never_overwritten_with_a_row_read_before
     is a SET NX like any other, so it cannot land over the suspension's own refresh."""
     user = make_user()
     old_key = f"{settings.REDIS_KEY_PREFIX}u:{user.id}"
-    old_entry = orjson.dumps(author_cache.author_summary(user))
+    old_entry = orjson.dumps({"user_id": str(user.id), "username": user.username, "display_name": user.display_name,
+                              "active": True, "private": False})
     core_redis.connection().set(old_key, old_entry)
     suspended = threading.Event()
 
@@ -111,9 +112,9 @@ def test_an_entry_of_an_older_layout_is_never_overwritten_with_a_row_read_before
         return result
 
     with connection.execute_wrapper(wrapper):
-        assert author_cache.get_or_fill_many([user.id])[user.id]["active"] is True  # as read
+        assert author_cache.get_or_fill_many([user.id])[user.id].active is True  # as read
 
     assert suspended.is_set()
-    assert author_cache.get_or_fill_many([user.id])[user.id]["active"] is False
+    assert author_cache.get_or_fill_many([user.id])[user.id].active is False
     assert core_redis.connection().get(old_key) == old_entry  # not read, not written
 

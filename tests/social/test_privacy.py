@@ -236,7 +236,7 @@ def test_a_replay_waits_while_redis_is_unreachable(make_user, monkeypatch):
     assert AccountChange.objects.filter(user_id=user.id).exists()  # kept for the next run
     monkeypatch.undo()
     assert social_services.account_changes_replay() >= 1
-    assert author_cache.get_or_fill_many([user.id])[user.id]["private"] is True
+    assert author_cache.get_or_fill_many([user.id])[user.id].private is True
 
 
 def test_a_suspension_made_in_sql_stops_the_user_and_their_tweets_once_replayed(make_user):

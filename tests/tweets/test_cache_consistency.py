@@ -24,19 +24,19 @@ def test_a_profile_read_before_an_update_never_overwrites_it_in_the_cache(make_u
     social_services.follow_create(follower=reader, followee_id=author.id)
     tweet_services.tweet_create(author=author, content="x")
     author_cache.evict_many({author.id, reader.id})  # the follow cached both (their counts changed)
-    real = author_cache.author_summary
+    real = author_cache.entry_of
     fired = []
 
     def hooked(user):
-        summary = real(user)  # reader has read the old row from PostgreSQL
+        entry = real(user)  # reader has read the old row from PostgreSQL
         if not fired:
             fired.append(1)
             social_services.user_update(user=User.objects.get(id=author.id), display_name="New")  # commit+evict
-        return summary
+        return entry
 
-    monkeypatch.setattr(author_cache, "author_summary", hooked)
+    monkeypatch.setattr(author_cache, "entry_of", hooked)
     page(api(reader))
-    monkeypatch.setattr(author_cache, "author_summary", real)
+    monkeypatch.setattr(author_cache, "entry_of", real)
     assert page(api(reader))["data"][0]["author"]["display_name"] == "New"
 
 
@@ -84,7 +84,7 @@ def test_a_suspension_reaches_the_cache_after_commit(make_user, api):
         t = threading.Thread(target=lambda: author_cache.get_or_fill_many([author.id]))
         t.start()
         t.join()
-    assert author_cache.get_or_fill_many([author.id])[author.id]["active"] is False
+    assert author_cache.get_or_fill_many([author.id])[author.id].active is False
 
 
 @override_settings(TIMELINE_MAX_ENTRIES=3, TIMELINE_TRIM_SLACK=0)
