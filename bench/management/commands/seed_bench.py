@@ -330,10 +330,10 @@ class Command(BaseCommand):
         password = make_password(BENCH_PASSWORD)
         columns = ["id", "password", "is_superuser", "username", "first_name", "last_name", "email", "is_staff",
                    "is_active", "date_joined", "display_name", "is_private", "followers_count", "following_count",
-                   "last_tweet_id", "has_pulled_tweets"]
+                   "last_tweet_id", "has_pulled_tweets", "cache_version"]
         self._copy(User, columns, len(ids), lambda s: "".join(
             f"{u}\t{password}\tf\tb{u}\t\t\t\tf\tt\t2024-01-01T00:00:00Z\tBench user {u}\tf\t"
-            f"{followers_count[u]}\t{following_count[u]}\t{last_tweet[u]}\t{'t' if has_pulled[u] else 'f'}\n"
+            f"{followers_count[u]}\t{following_count[u]}\t{last_tweet[u]}\t{'t' if has_pulled[u] else 'f'}\t0\n"
             for u in ids[s].tolist()))
 
     def _copy(self, model, columns: list[str], total: int, rows) -> None:
