@@ -49,6 +49,10 @@ class Token:
     application_id: int | None
     expires: float  # unix time
 
+    def cache_seconds(self) -> int:
+        """How long the cache may keep it: ``TTL_SECONDS`` at most, and never past its expiry."""
+        return min(TTL_SECONDS, int(self.expires - time.time()))
+
     def pack(self) -> bytes:
         return orjson.dumps({"user": self.user_id, "scopes": " ".join(sorted(self.scopes)),
                              "app": self.application_id, "expires": self.expires})
@@ -93,7 +97,7 @@ def lookup(request, raw_token: str) -> tuple[Token | None, object | None]:
     access_token: AccessToken = oauth_request.access_token
     user = access_token.user
     token = granted(access_token)
-    ttl = min(TTL_SECONDS, int(token.expires - time.time()))
+    ttl = token.cache_seconds()
     if reachable and ttl > 0:
         try:
             core_redis.connection().set(key, token.pack(), ex=ttl, nx=True)
@@ -112,7 +116,7 @@ def remember(checksum: str, token: Token) -> None:
     """Overwrite the cached token of ``checksum`` with what its row grants now, whatever
     a lookup that read it earlier filled (call after commit of the change). One that
     has expired is marked revoked instead: a lookup would refuse it anyway."""
-    ttl = min(TTL_SECONDS, int(token.expires - time.time()))
+    ttl = token.cache_seconds()
     if ttl > 0:
         core_redis.connection().set(_key(checksum), token.pack(), ex=ttl)
     else:
