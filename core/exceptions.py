@@ -9,7 +9,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DatabaseError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -75,8 +75,11 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
-    elif isinstance(exc, (DatabaseError, RedisConnectionError, RedisTimeoutError)):
-        # A store that is down is a temporary condition, not a bug in the request.
+    elif isinstance(exc, (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)):
+        # A store that is down (no connection, a connection lost, a statement timed
+        # out) is a temporary condition, not a bug in the request. Any other database
+        # error (an IntegrityError, a ProgrammingError, a DataError) is a bug: it goes
+        # on to Django's 500 and its log, never to "try again".
         logger.exception("backing store unavailable")
         return Response(
             {"detail": "Service temporarily unavailable, try again shortly."},

@@ -2,6 +2,7 @@
 from django.conf import settings
 
 from .exceptions import error_json
+from .parsers import UNSTORABLE_MESSAGE, text_is_clean
 
 
 class BodySizeLimitMiddleware:
@@ -25,4 +26,19 @@ class BodySizeLimitMiddleware:
                 # connection ends here rather than let it reuse a broken one.
                 response["Connection"] = "close"
             return response
+        return self.get_response(request)
+
+
+class QueryStringGuardMiddleware:
+    """Refuse a query string that decodes to text no field may hold (``%00``) with 400,
+    before a view filters by it or the admin searches for it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        query = request.META.get("QUERY_STRING", "")
+        if ("%00" in query or "\x00" in query) and not all(
+                text_is_clean(text) for key, values in request.GET.lists() for text in (key, *values)):
+            return error_json(UNSTORABLE_MESSAGE, 400)
         return self.get_response(request)

@@ -25,7 +25,7 @@ from rest_framework.views import APIView
 from core.exceptions import ApplicationError, NotFound, as_drf_validation_error
 from core.exceptions import exception_handler as core_exception_handler
 from core.fields import IdField, StrictCharField, idempotency_key
-from core.parsers import SafeJSONParser
+from core.parsers import SafeFormParser, SafeJSONParser, SafeMultiPartParser
 from core.request_notes import ReadsFirst, notes_of
 from media import services as media_services
 from media import storage
@@ -96,7 +96,7 @@ class MastoApi(APIView):
     schema = None
     authentication_classes = [MastodonAuthentication]
     permission_classes = [HasScope]
-    parser_classes = [SafeJSONParser, FormParser, MultiPartParser]
+    parser_classes = [SafeJSONParser, SafeFormParser, SafeMultiPartParser]
     required_scopes: dict[str, str] = {}
     # Each view names the methods it serves (``serves``); any other is a 405. A view
     # reuses another's code through a function or a mixin, never by inheriting it,
@@ -439,18 +439,21 @@ class StatusCreateApi(MastoApi):
         if params.get("visibility") == "direct":
             raise BadRequest("Direct messages are not supported by this server.")
         try:
-            tweet, _ = tweet_services.tweet_post(author=request.user, content=params.get("status") or "",
-                                                 media_ids=params["media_ids"],
-                                                 idempotency_key=idempotency_key(request))
+            tweet, created = tweet_services.tweet_post(author=request.user, content=params.get("status") or "",
+                                                       media_ids=params["media_ids"],
+                                                       idempotency_key=idempotency_key(request))
         except DjangoValidationError as exc:
             # The service names /v1's field, ``content``; a Mastodon client sent ``status``.
             if not hasattr(exc, "error_dict"):
                 raise
             raise DjangoValidationError({"status" if field == "content" else field: errors
                                          for field, errors in exc.error_dict.items()}) from None
-        # A replayed key answers the status it posted, as it reads now: one deleted
-        # since is gone (404, as its GET answers), and nothing is posted again.
-        return Response(self.statuses([_status_shown(request, tweet.id)])[0])
+        if created:
+            return Response(self.statuses([_status_shown(request, tweet.id)])[0])
+        # A replayed key answers the status it posted, nothing is posted again, as /v1
+        # does: also when it was deleted since (shown as posted, to its author alone).
+        shown = tweet_visible_to(tweet_id=tweet.id, viewer_id=request.user.id) or TweetEntry.of(tweet)
+        return Response(self.statuses([shown])[0], headers={"Idempotent-Replayed": "true"})
 
 
 def _status_shown(request, status_id: int) -> TweetEntry:

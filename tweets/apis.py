@@ -57,11 +57,13 @@ class TweetCreateApi(APIView):
         parameters=[OpenApiParameter(
             "Idempotency-Key", str, OpenApiParameter.HEADER, required=False, pattern=IDEMPOTENCY_KEY_REGEX,
             description="Retry-safe posting: the same key within 24 h answers the first tweet "
-                        "again (200, header Idempotent-Replayed: true) and creates nothing.")],
+                        "again (200, header Idempotent-Replayed: true) and creates nothing; the same "
+                        "key with a different content or media_ids is refused (422).")],
         responses={
             (201, "application/json"): _TweetCreated,
             (200, "application/json"): _TweetCreated,
             409: schema.Detail,
+            422: schema.Detail,
         },
     )
     def post(self, request):

@@ -71,6 +71,9 @@ class IdempotencyKey(models.Model):
     created_at = models.DateTimeField()
     # Null only inside the posting transaction that took the key.
     tweet_id = models.BigIntegerField(null=True)
+    # What was posted under the key (``tweets.services.request_fingerprint``): the same
+    # key with another request is refused, not answered with this tweet.
+    fingerprint = models.CharField(max_length=64, default="", blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_per_user")]

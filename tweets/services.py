@@ -1,4 +1,6 @@
 """Every write to tweets: posting (once per idempotency key) and deleting."""
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
@@ -8,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from core.exceptions import Forbidden, NotFound
+from core.exceptions import ApplicationError, Forbidden, NotFound
 from media import services as media_services
 from social.models import User
 from social.readers import ReaderUser
@@ -88,10 +90,14 @@ def tweet_post(
     """
     if idempotency_key is None:
         return tweet_create(author=author, content=content, media_ids=media_ids), True
-    key_id = _idempotency_key_take(user_id=author.id, key=idempotency_key)
+    fingerprint = request_fingerprint(content=content, media_ids=media_ids)
+    key_id = _idempotency_key_take(user_id=author.id, key=idempotency_key, fingerprint=fingerprint)
     if key_id is None:
-        tweet_id = IdempotencyKey.objects.values_list("tweet_id", flat=True).get(user_id=author.id,
-                                                                                  key=idempotency_key)
+        tweet_id, taken_for = IdempotencyKey.objects.values_list("tweet_id", "fingerprint").get(
+            user_id=author.id, key=idempotency_key)
+        if taken_for and taken_for != fingerprint:
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was already used for a different tweet; use a new key for a new one.")
         if tweet_id is None:  # set in the transaction that took the key
             raise RuntimeError(f"the Idempotency-Key {idempotency_key!r} points at no tweet")
         return Tweet.objects.get(id=tweet_id), False
@@ -100,17 +106,29 @@ def tweet_post(
     return tweet, True
 
 
-def _idempotency_key_take(*, user_id: int, key: str) -> int | None:
-    """Take ``key`` for a new post (inserting it, or renewing an expired one): its row id,
-    or None while the key still answers an earlier tweet."""
+class IdempotencyKeyReused(ApplicationError):
+    """The same ``Idempotency-Key`` came with another request (Stripe's answer: 422)."""
+
+    status_code = 422
+
+
+def request_fingerprint(*, content: str, media_ids: Sequence[int]) -> str:
+    """What identifies a post request, whichever API sent it: its text and its media, in order."""
+    canonical = json.dumps([content, [int(m) for m in media_ids]], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _idempotency_key_take(*, user_id: int, key: str, fingerprint: str) -> int | None:
+    """Take ``key`` for a new post of the request ``fingerprint`` (inserting it, or renewing
+    an expired one): its row id, or None while the key still answers an earlier tweet."""
     now = timezone.now()
     table = IdempotencyKey._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (user_id, key, created_at, tweet_id) VALUES (%s, %s, %s, NULL) "
-            f"ON CONFLICT (user_id, key) DO UPDATE SET created_at = EXCLUDED.created_at, tweet_id = NULL "
-            f"WHERE {table}.created_at < %s RETURNING id",
-            [user_id, key, now, now - timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS)],
+            f"INSERT INTO {table} (user_id, key, created_at, tweet_id, fingerprint) VALUES (%s, %s, %s, NULL, %s) "
+            f"ON CONFLICT (user_id, key) DO UPDATE SET created_at = EXCLUDED.created_at, tweet_id = NULL, "
+            f"fingerprint = EXCLUDED.fingerprint WHERE {table}.created_at < %s RETURNING id",
+            [user_id, key, now, fingerprint, now - timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS)],
         )
         row = cursor.fetchone()
     return row[0] if row else None
@@ -175,11 +193,15 @@ def _warm_cache(tweet: Tweet) -> None:
 
 @transaction.atomic
 def tweet_delete(*, tweet_id: int, actor: User) -> None:
-    """Soft-delete a tweet (author or staff); timelines drop it on their next read."""
+    """Soft-delete a tweet (author or staff); timelines drop it on their next read.
+    A tweet the actor may not see is not found, as its GET answers: a refusal would
+    tell that it exists."""
     tweet = Tweet.objects.select_for_update().live().filter(id=tweet_id).first()
     if tweet is None:
         raise NotFound("No such tweet.")
     if tweet.author_id != actor.id and not actor.is_staff:
+        if not Tweet.objects.visible_to(actor.id).filter(id=tweet_id).exists():
+            raise NotFound("No such tweet.")
         raise Forbidden("Only the author or a moderator may delete this tweet.")
     tweet.deleted_at = timezone.now()
     tweet.save(update_fields=["deleted_at"])

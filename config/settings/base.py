@@ -48,6 +48,7 @@ MIDDLEWARE = [
     "core.metrics.RequestMetricsMiddleware",  # first: times and logs every request, refusals included
     "mastoapi.middleware.MastodonErrorBodyMiddleware",  # the guards' errors in Mastodon's shape on its paths
     "core.middleware.BodySizeLimitMiddleware",
+    "core.middleware.QueryStringGuardMiddleware",  # no NUL in any query string
     "core.throttling.RateLimitHeadersMiddleware",  # X-RateLimit-* on every limited response
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

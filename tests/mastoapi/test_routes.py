@@ -1,9 +1,12 @@
 """Every route serves the methods it declares and no other, and two answers that
 once went wrong: a DELETE sent to a status's context, and a replayed
-``Idempotency-Key`` whose status was deleted since."""
+``Idempotency-Key`` whose status was deleted since (a 500, then a 404; now as /v1),
+and a key reused for another request."""
 import pytest
 from django.urls import get_resolver, reverse
 from rest_framework.test import APIClient
+
+from tweets.models import Tweet
 
 # Transactions commit, as in production: fan-out and backfills run after commit.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -17,14 +20,27 @@ def test_delete_on_a_statuses_context_is_a_405_and_deletes_nothing(masto, make_u
     assert client.get(f"/api/v1/statuses/{status['id']}").status_code == 200
 
 
-def test_replaying_the_key_of_a_deleted_status_is_a_404_and_posts_nothing(masto, make_user):
+def test_replaying_the_key_of_a_deleted_status_answers_it_as_posted_and_posts_nothing(masto, make_user):
+    """As /v1 does: the key's post went through, so the replay says so (to its author alone)."""
     user = make_user()
     client = masto(user)
     status = client.post("/api/v1/statuses", {"status": "gone soon"}, HTTP_IDEMPOTENCY_KEY="k-del").json()
     assert client.delete(f"/api/v1/statuses/{status['id']}").status_code == 200
     r = client.post("/api/v1/statuses", {"status": "gone soon"}, HTTP_IDEMPOTENCY_KEY="k-del")
-    assert r.status_code == 404 and r.json() == {"error": "Record not found"}, r.content
+    assert r.status_code == 200 and r.headers["Idempotent-Replayed"] == "true", r.content
+    assert r.json()["id"] == status["id"] and r.json()["content"] == status["content"]
     assert client.get(f"/api/v1/accounts/{user.id}/statuses").json() == []
+
+
+def test_a_key_is_one_request_across_both_apis(masto, api, make_user):
+    """The Mastodon API and /v1 share a user's keys: the same post replays, another is a 422."""
+    author = make_user()
+    first = api(author).post("/v1/tweets", {"content": "hello"}, format="json", HTTP_IDEMPOTENCY_KEY="both")
+    same = masto(author).post("/api/v1/statuses", {"status": "hello"}, HTTP_IDEMPOTENCY_KEY="both")
+    assert same.status_code == 200 and same.json()["id"] == first.json()["tweet_id"], same.content
+    other = masto(author).post("/api/v1/statuses", {"status": "bye"}, HTTP_IDEMPOTENCY_KEY="both")
+    assert other.status_code == 422 and set(other.json()) == {"error"}, other.content
+    assert Tweet.objects.filter(author=author).count() == 1
 
 
 def _routes():

@@ -1,4 +1,6 @@
 """Statuses, media, the home timeline, markers and the instance, through the Mastodon API."""
+import json
+
 import pytest
 import requests
 from django.test import override_settings
@@ -239,3 +241,13 @@ def test_what_this_server_has_none_of_is_an_empty_list(masto, make_user, anon):
     assert client.get(f"/api/v1/statuses/{status['id']}/context").json() == {"ancestors": [], "descendants": []}
     assert client.get("/api/v1/statuses/999999999/context").status_code == 404
     assert client.get("/api/v1/preferences").json()["posting:default:visibility"] == "public"
+
+
+def test_a_status_with_a_lone_surrogate_or_nul_is_a_400_and_posts_nothing(masto, make_user):
+    user = make_user()
+    client = masto(user)
+    for text in ("a\ud800b", "a\u0000b"):
+        r = client.post("/api/v1/statuses", json.dumps({"status": text}), content_type="application/json")
+        assert r.status_code == 400 and set(r.json()) == {"error"}, (r.status_code, r.content)
+    assert client.post("/api/v1/statuses", {"status": "a\u0000b"}).status_code == 400  # as a form
+    assert client.get(f"/api/v1/accounts/{user.id}/statuses").json() == []

@@ -30,11 +30,17 @@ def test_the_same_key_again_answers_the_first_tweet_and_creates_nothing(api, mak
 
 
 @pytest.mark.django_db
-def test_a_replay_answers_the_first_tweet_even_with_another_body(api, make_user):
-    client = api(make_user())
+def test_the_same_key_with_another_request_is_a_422_and_posts_nothing(api, make_user):
+    author = make_user()
+    client = api(author)
     first = post(client, "first", key="same")
-    assert post(client, "second", key="same").json()["tweet_id"] == first.json()["tweet_id"]
-    assert Tweet.objects.get(id=int(first.json()["tweet_id"])).content == "first"
+
+    # Checked before anything else: another media list is refused before its ids are looked at.
+    for changed in ({"content": "second"}, {"content": "first", "media_ids": ["12345"]}):
+        r = client.post("/v1/tweets", changed, format="json", HTTP_IDEMPOTENCY_KEY="same")
+        assert r.status_code == 422 and "Idempotency-Key" in r.json()["detail"], r.content
+    assert list(Tweet.objects.filter(author=author).values_list("content", flat=True)) == ["first"]
+    assert post(client, "first", key="same").json() == first.json()  # the same request still replays
 
 
 @pytest.mark.django_db

@@ -90,6 +90,15 @@ def test_a_private_authors_tweet_is_hidden_from_non_followers(make_user, api):
     assert api(author).get(f"/v1/tweets/{tweet_id}").status_code == 200
 
 
+def test_deleting_a_tweet_the_caller_cannot_see_is_a_404_as_its_get(make_user, api):
+    """A 403 would tell a stranger that a private account's tweet exists."""
+    author, stranger = make_user(is_private=True), make_user()
+    tweet_id = post(api(author), "secret")
+    r = api(stranger).delete(f"/v1/tweets/{tweet_id}")
+    assert r.status_code == 404 and r.json() == api(stranger).get(f"/v1/tweets/{int(tweet_id) + 1}").json()
+    assert api(author).get(f"/v1/tweets/{tweet_id}").status_code == 200
+
+
 def test_concurrent_posts_get_distinct_ids_increasing_per_author(make_user):
     authors = [make_user() for _ in range(6)]
     results: dict[int, list[int]] = {a.id: [] for a in authors}
