@@ -7,7 +7,8 @@ from celery.beat import PersistentScheduler
 from celery.signals import task_postrun, task_prerun, worker_process_init, worker_process_shutdown
 from prometheus_client import multiprocess
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+# Production unless told otherwise, as manage.py and the web server: development is opt-in.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 app = Celery("timeline")
 app.config_from_object("django.conf:settings", namespace="CELERY")

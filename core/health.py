@@ -16,6 +16,7 @@ from django.views.decorators.http import require_safe
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from . import proxies
 from .brokers import broker_address
 from .exceptions import error_json
 
@@ -77,7 +78,8 @@ def readyz(request, checks=None):
             failing.append(name)
     if failing:
         return error_json(f"Not reachable: {', '.join(failing)}.", 503, status="unavailable", failing=failing)
-    return JsonResponse({"status": "ok"})
+    warning = proxies.one_address_warning()
+    return JsonResponse({"status": "ok", **({"warnings": [warning]} if warning else {})})
 
 
 def not_found(request, exception=None):

@@ -49,6 +49,7 @@ MIDDLEWARE = [
     "mastoapi.middleware.MastodonErrorBodyMiddleware",  # the guards' errors in Mastodon's shape on its paths
     "core.middleware.BodySizeLimitMiddleware",
     "core.middleware.QueryStringGuardMiddleware",  # no NUL in any query string
+    "core.proxies.ClientAddressWatchMiddleware",  # /readyz warns when every client has one address
     "core.throttling.RateLimitHeadersMiddleware",  # X-RateLimit-* on every limited response
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -23,7 +23,13 @@ DEBUG = False
 
 # No fallback: a known key would let anyone forge tokens. `make run` creates a
 # random one per checkout (.data/secret_key) when none is set.
-SECRET_KEY = env("SECRET_KEY")
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set. These are the production settings, which manage.py, the Celery app and "
+        "the web server use unless told otherwise: set SECRET_KEY to a long random string (python -c "
+        "'import secrets; print(secrets.token_urlsafe(50))'), or on a developer's machine opt in to the "
+        "development settings with DJANGO_SETTINGS_MODULE=config.settings.local.")
 SECRET_KEY_MIN_LENGTH = 50  # and 5 distinct characters: Django's own deploy check (security.W009)
 if SECRET_KEY == DEV_SECRET_KEY:
     raise ImproperlyConfigured(

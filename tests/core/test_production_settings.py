@@ -18,11 +18,12 @@ HTTPS_SETTINGS = ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_S
                   "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD", "TRUST_X_FORWARDED_PROTO")
 
 
-def _run(args: list[str], **env) -> subprocess.CompletedProcess:
+def _run(args: list[str], **env: str | None) -> subprocess.CompletedProcess:
     """``args`` under production settings, with nothing of this run's environment that they read."""
     environ = {k: v for k, v in os.environ.items()
                if not k.startswith(("DJANGO_", "PYTEST_")) and k not in {"SECRET_KEY", *HTTPS_SETTINGS}}
     environ |= {"DJANGO_SETTINGS_MODULE": "config.settings.production", **env}
+    environ = {k: v for k, v in environ.items() if v is not None}  # None: leave the variable unset
     return subprocess.run([sys.executable, *args], cwd=REPO, env=environ, capture_output=True, text=True,
                           timeout=120)
 
@@ -37,6 +38,25 @@ def test_production_settings_refuse_a_known_or_weak_secret_key(key):
     assert result.returncode != 0
     assert "ImproperlyConfigured: SECRET_KEY is" in result.stderr
     assert "long random string" in result.stderr
+
+
+@pytest.mark.parametrize("entry", [["manage.py", "shell", "-c", "from django.conf import settings as s; "
+                                                            "print(s.SETTINGS_MODULE, s.DEBUG)"],
+                                   ["-c", "import config.celery_app; from django.conf import settings as s; "
+                                          "print(s.SETTINGS_MODULE, s.DEBUG)"]],
+                         ids=["manage.py", "celery-app"])
+def test_every_entry_point_defaults_to_production_settings(entry):
+    """A plain ``manage.py`` or ``celery -A config.celery_app`` (``honcho start worker``) runs
+    with DEBUG off and refuses to start without a real key: development is opt-in."""
+    started = _run(entry, SECRET_KEY=secrets.token_urlsafe(50), DJANGO_SETTINGS_MODULE=None)
+    assert started.returncode == 0 and started.stdout.split()[-2:] == ["config.settings.production", "False"], (
+        started.stdout + started.stderr)
+    keyless = _run(entry, DJANGO_SETTINGS_MODULE=None)
+    assert keyless.returncode != 0 and "SECRET_KEY is not set" in keyless.stderr, keyless.stderr
+    assert "DJANGO_SETTINGS_MODULE=config.settings.local" in keyless.stderr
+    opted_in = _run(entry, DJANGO_SETTINGS_MODULE="config.settings.local")
+    assert opted_in.returncode == 0 and opted_in.stdout.split()[-2:] == ["config.settings.local", "True"], (
+        opted_in.stdout + opted_in.stderr)
 
 
 def test_the_example_environment_sets_no_secret_key():
@@ -112,3 +132,18 @@ def test_docker_compose_names_its_allowed_hosts():
     hosts = compose["x-app"]["environment"]["ALLOWED_HOSTS"]
     assert "*" not in hosts
     assert hosts == "${ALLOWED_HOSTS:-localhost,127.0.0.1}"
+
+
+def test_docker_compose_publishes_no_default_secret_and_gives_the_app_its_own_storage_user():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    app, services = compose["x-app"]["environment"], compose["services"]
+    minio = services["s3"]["environment"]
+    for value in (app["SECRET_KEY"], app["AWS_SECRET_ACCESS_KEY"], minio["MINIO_ROOT_PASSWORD"]):
+        assert value.startswith("${") and ":?" in value, value  # required, never a default
+    assert app["AWS_ACCESS_KEY_ID"] != minio["MINIO_ROOT_USER"]
+    assert "MINIO_ROOT_PASSWORD" not in str(app)  # the app never holds the administrator's password
+    setup = services["s3-setup"]["command"][0]
+    assert f"arn:aws:s3:::{app['AWS_STORAGE_BUCKET_NAME']}/*" in setup and '"arn:aws:s3:::*' not in setup
+    for name in ("s3", "web"):
+        for port in services[name]["ports"]:
+            assert port.startswith("${BIND_ADDRESS:-127.0.0.1}:"), (name, port)

@@ -2,6 +2,8 @@
 import pytest
 from django.core.management import call_command
 
+from core import proxies
+
 pytestmark = pytest.mark.django_db
 
 
@@ -18,8 +20,37 @@ def test_schema_and_docs_are_served(anon):
 
 
 def test_probes(anon):
+    proxies.forget()
     assert anon.get("/healthz").json() == {"status": "ok"}
     assert anon.get("/readyz").json() == {"status": "ok"}
+
+
+def _requests_from(client, count: int, **meta) -> None:
+    for _ in range(count):
+        assert client.get("/v1/users/me", **meta).status_code == 401
+
+
+def test_readyz_warns_when_every_client_seems_to_have_the_proxys_address(anon, settings):
+    """Behind a proxy RATE_LIMIT_TRUSTED_PROXIES does not name, every client shares one per-IP budget."""
+    proxies.forget()
+    _requests_from(anon, proxies.SAMPLE - 1, HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert "warnings" not in anon.get("/readyz").json()  # too few to tell
+    _requests_from(anon, 1, HTTP_X_FORWARDED_FOR="198.51.100.8")
+    body = anon.get("/readyz").json()
+    assert body["status"] == "ok" and "RATE_LIMIT_TRUSTED_PROXIES" in body["warnings"][0], body
+
+    settings.RATE_LIMIT_TRUSTED_PROXIES = 1  # the proxy's header names the clients now
+    _requests_from(anon, proxies.SAMPLE // 2, HTTP_X_FORWARDED_FOR="198.51.100.7")
+    _requests_from(anon, proxies.SAMPLE // 2, HTTP_X_FORWARDED_FOR="198.51.100.8")
+    assert "warnings" not in anon.get("/readyz").json()
+
+
+def test_readyz_warns_of_one_outside_address_but_not_of_a_developers_loopback(anon):
+    proxies.forget()
+    _requests_from(anon, proxies.SAMPLE)  # 127.0.0.1, no proxy header: someone trying it out locally
+    assert "warnings" not in anon.get("/readyz").json()
+    _requests_from(anon, proxies.SAMPLE, REMOTE_ADDR="203.0.113.5")
+    assert "203.0.113.5" in anon.get("/readyz").json()["warnings"][0]
 
 
 def test_readyz_names_what_is_down(anon, settings):
