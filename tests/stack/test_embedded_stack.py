@@ -124,20 +124,31 @@ def test_metrics_from_any_web_worker_include_the_celery_workers_fan_out(embedded
     series, written only in the Celery worker's child, are in every web worker's /metrics."""
     base, proc = embedded_stack
     user_ids, headers = _register(base, "carol", "dave")
-    requests.post(f"{base}/v1/users/{user_ids['carol']}/follow", headers=headers["dave"])
-    requests.get(f"{base}/v1/timeline/home", headers=headers["dave"])  # dave's timeline is cached
+    r = requests.post(f"{base}/v1/users/{user_ids['carol']}/follow", headers=headers["dave"])
+    assert r.status_code == 200, r.text
+    r = requests.get(f"{base}/v1/timeline/home", headers=headers["dave"])  # dave's timeline is cached
+    assert r.status_code == 200, r.text
     before = _series(base)
     r = requests.post(f"{base}/v1/tweets", json={"content": "counted in another process"}, headers=headers["carol"])
     assert r.status_code == 201, r.text
+    tweet_id = r.json()["tweet_id"]
+
+    # Fan-outs of earlier tests may still be draining and move the series too: wait for
+    # this tweet's delivery itself first, then for the series it moved.
+    def delivered():
+        page = requests.get(f"{base}/v1/timeline/home", headers=headers["dave"], timeout=5).json()
+        return page if [t["tweet_id"] for t in page["data"]] == [tweet_id] else None
+
+    _wait_until(delivered, 30, "carol's tweet in dave's timeline", proc)
 
     def observed():
         series = _series(base)
-        done = (_total(series, "timeline_fanout_lag_seconds_count", mode="push")
-                > _total(before, "timeline_fanout_lag_seconds_count", mode="push"))
+        done = all(_total(series, name, **labels) > _total(before, name, **labels)
+                   for name, labels in (("timeline_fanout_lag_seconds_count", {"mode": "push"}),
+                                        ("timeline_fanout_deliveries_total", {})))
         return series if done else None
 
     after = _wait_until(observed, 30, "the Celery worker's fan-out in /metrics", proc)
-    assert _total(after, "timeline_fanout_deliveries_total") > _total(before, "timeline_fanout_deliveries_total")
     assert _total(after, "timeline_celery_broker_up") == 1
     # Fresh connections land on either web worker: every answer carries every process's series.
     for _ in range(6):
