@@ -106,6 +106,25 @@ def test_only_staff_may_suspend_and_only_known_users(make_user):
     assert User.objects.get(id=alice.id).is_active is True
 
 
+def test_a_moderator_is_one_who_may_change_users_and_only_a_superuser_acts_on_staff(make_user, moderator_user,
+                                                                                   staff):
+    alice, colleague, staffer = make_user(), make_user(), make_user()
+    User.objects.filter(id__in=[colleague.id, staffer.id]).update(is_staff=True)
+
+    with pytest.raises(Forbidden):  # staff, but without social.change_user
+        social_services.user_suspend(user_id=alice.id, actor=User.objects.get(id=staffer.id))
+    for target in (colleague, staff, moderator_user):
+        with pytest.raises(Forbidden):
+            social_services.user_suspend(user_id=target.id, actor=moderator_user)
+        with pytest.raises(Forbidden):
+            social_services.user_reinstate(user_id=target.id, actor=moderator_user)
+    assert not User.objects.filter(is_active=False).exists()
+
+    assert social_services.user_suspend(user_id=alice.id, actor=moderator_user) is True
+    assert social_services.user_suspend(user_id=colleague.id, actor=staff) is True
+    assert list(User.objects.filter(is_active=False).order_by("id")) == [alice, colleague]
+
+
 def _command(*args) -> str:
     out = io.StringIO()
     call_command("suspend_user", *args, stdout=out)
