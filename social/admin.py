@@ -10,14 +10,16 @@ tweet id, the pulled-tweets flag, privacy) is shown read-only.
 
 Only a superuser manages privileges: the password form, staff and superuser
 status, groups and permissions are shown to superusers alone, and only they
-may add users or change an account that is staff or superuser (their own
-included). Anyone else, such as a member of the "moderator" group (migration
+may add users, change an account that is staff or superuser (their own
+included) or change a group. Anyone else, such as a member of the "moderator" group (migration
 0007), sees a page without those fields, gets a 403 from the password form,
 and may view but not change a staff or superuser account.
 """
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, UserChangeForm
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from django.utils.html import format_html
@@ -153,6 +155,25 @@ class FollowAdmin(ReadOnlyAdmin):
     list_display = ["follower", "followee", "state", "created_at"]
     list_filter = ["state"]
     raw_id_fields = ["follower", "followee"]
+
+
+class GroupAdmin(DjangoGroupAdmin):
+    """Groups carry permissions: only a superuser adds, changes or deletes one (anyone
+    else given ``auth.change_group`` could grant their own group everything)."""
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
+admin.site.register(Group, GroupAdmin)
 
 
 # simplejwt's pages would show every refresh token in full, letting a moderator

@@ -353,6 +353,28 @@ def test_a_moderator_cannot_add_users(moderator, moderator_user):
     assert not User.objects.filter(username="sockpuppet").exists()
 
 
+def test_only_a_superuser_changes_a_group(make_user, superuser):
+    """Not even a staff member given auth.change_group: they could grant their own group everything."""
+    staffer = make_user()
+    User.objects.filter(id=staffer.id).update(is_staff=True)
+    staffer.user_permissions.add(*Permission.objects.filter(content_type__app_label="auth",
+                                                            codename__endswith="_group"))
+    group = Group.objects.create(name="helpers")
+    staffer.groups.add(group)
+    url = f"/admin/auth/group/{group.id}/change/"
+    client = _logged_in(staffer)
+    everything = [str(p) for p in Permission.objects.values_list("id", flat=True)]
+
+    assert client.post(url, {"name": "helpers", "permissions": everything}).status_code == 403
+    assert client.post("/admin/auth/group/add/", {"name": "mine", "permissions": everything}).status_code == 403
+    assert client.post(f"/admin/auth/group/{group.id}/delete/", {"post": "yes"}).status_code == 403
+    assert list(Group.objects.filter(name__in=["helpers", "mine"]).values_list("name", flat=True)) == ["helpers"]
+    assert not group.permissions.exists()
+
+    assert superuser.post(url, {"name": "helpers", "permissions": everything[:1]}).status_code == 302
+    assert group.permissions.count() == 1
+
+
 # --- Tweets and media: read-only, deleted through the service ---------------------------------
 
 
