@@ -120,7 +120,8 @@ def user_suspend(*, user_id: int, actor: User | None = None) -> bool:
     flight finishes first, under its lock on the user), so reinstating them
     does not bring old sessions back. Nothing else is deleted: cached timelines
     keep the ids, so ``user_reinstate`` brings the tweets back. ``actor`` is the
-    staff member acting, or ``None`` for an operator at the command line.
+    moderator acting (with ``social.change_user``; only a superuser may act on a
+    staff or superuser account), or ``None`` for an operator at the command line.
     """
     changed = _user_set_active(user_id=user_id, active=False, actor=actor)
     tokens.refresh_tokens_revoke_all(user_id=user_id)
@@ -134,13 +135,15 @@ def user_reinstate(*, user_id: int, actor: User | None = None) -> bool:
 
 @transaction.atomic
 def _user_set_active(*, user_id: int, active: bool, actor: User | None) -> bool:
-    if actor is not None and not actor.is_staff:
+    if actor is not None and not actor.has_perm("social.change_user"):
         raise Forbidden("Only a moderator may suspend or reinstate a user.")
     # The row lock queues this behind any follow or post holding the user, and
     # only ``is_active`` is written, so nothing they commit is overwritten.
     user = User.objects.select_for_update(no_key=True).filter(id=user_id).first()
     if user is None:
         raise NotFound("No such user.")
+    if actor is not None and not actor.is_superuser and (user.is_staff or user.is_superuser):
+        raise Forbidden("Only a superuser may suspend or reinstate a staff or superuser account.")
     changed = user.is_active != active
     if changed:
         user.is_active = active

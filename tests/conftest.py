@@ -136,6 +136,27 @@ def staff(db):
 
 
 @pytest.fixture
+def moderator_user(db):
+    """A moderator as operations make one: staff, in the "moderator" group of social's
+    migration 0007 (made again as that migration makes it if a transactional test's
+    flush removed it), not a superuser; password ``PASSWORD``."""
+    import importlib
+    from types import SimpleNamespace
+
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    from social.models import User
+
+    migration = importlib.import_module("social.migrations.0007_moderator_group")
+    if not Group.objects.filter(name=migration.GROUP).exists():
+        migration.moderator_group_create(apps, SimpleNamespace(connection=connection))
+    user = User.objects.create_user(username="mod", password=PASSWORD, is_staff=True)
+    user.groups.add(Group.objects.get(name=migration.GROUP))
+    return user
+
+
+@pytest.fixture
 def api():
     """``api(user)`` -> an APIClient authenticated as ``user`` with a real JWT."""
     return client_for

@@ -193,13 +193,13 @@ def _warm_cache(tweet: Tweet) -> None:
 
 @transaction.atomic
 def tweet_delete(*, tweet_id: int, actor: User) -> None:
-    """Soft-delete a tweet (author or staff); timelines drop it on their next read.
-    A tweet the actor may not see is not found, as its GET answers: a refusal would
-    tell that it exists."""
+    """Soft-delete a tweet (its author, or a moderator: ``tweets.delete_tweet``); timelines
+    drop it on their next read. A tweet the actor may not see is not found, as its GET
+    answers: a refusal would tell that it exists."""
     tweet = Tweet.objects.select_for_update().live().filter(id=tweet_id).first()
     if tweet is None:
         raise NotFound("No such tweet.")
-    if tweet.author_id != actor.id and not actor.is_staff:
+    if tweet.author_id != actor.id and not actor.has_perm("tweets.delete_tweet"):
         if not Tweet.objects.visible_to(actor.id).filter(id=tweet_id).exists():
             raise NotFound("No such tweet.")
         raise Forbidden("Only the author or a moderator may delete this tweet.")

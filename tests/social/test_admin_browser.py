@@ -1,9 +1,12 @@
 """The moderators' admin in a real browser (headless Chromium driven by Playwright).
 
-A moderator logs in through the admin's login page, finds a user's tweets from
-the user's page and deletes one, then suspends another user by unticking
-"Active"; the effects are then checked over HTTP through the API, as clients
-see them. The web server is pytest-django's ``live_server`` (a thread serving
+A moderator (a member of the "moderator" group, staff but not superuser) and a
+superuser each log in through the admin's login page, find a user's tweets from
+the user's page and delete one with the list's action and another from its own
+page, then suspend another user by unticking "Active"; the effects are then
+checked over HTTP through the API, as clients see them. The moderator's pages
+show no password, staff, superuser, group or permission field, and a
+superuser's page has nothing to save. The web server is pytest-django's ``live_server`` (a thread serving
 the test database). The browser runs in a thread of its own: Playwright's sync
 API keeps an event loop in the thread it runs in, and Django refuses database
 calls from a thread with a running event loop.
@@ -71,9 +74,16 @@ def _token(base: str, user) -> requests.Response:
                          timeout=10)
 
 
-def test_a_moderator_deletes_a_tweet_and_suspends_a_user_in_the_admin(live_server, staff, make_user, api):
+PRIVILEGE_FIELDS = ("#id_is_staff", "#id_is_superuser", "select[name=groups]", "select[name=user_permissions]",
+                    "a[href='../password/']")
+
+
+@pytest.mark.parametrize("role", ["moderator", "superuser"])
+def test_a_moderator_deletes_tweets_and_suspends_a_user_in_the_admin(live_server, moderator_user, staff, make_user,
+                                                                      api, role):
     if reason := _browser_missing():
         tool_missing(reason)
+    acting = moderator_user if role == "moderator" else staff
     base = live_server.url
     author, chatty, reader = make_user(), make_user(), make_user()
     for followee in (author, chatty):
@@ -81,6 +91,7 @@ def test_a_moderator_deletes_a_tweet_and_suspends_a_user_in_the_admin(live_serve
     by_author = tweet_services.tweet_create(author=author, content="to be hidden with its author").id
     kept = post(api(chatty), "this one stays")
     doomed = post(api(chatty), "this one goes")
+    also_doomed = post(api(chatty), "this one goes from its page")
     author_refresh = _token(base, author).json()["refresh"]
     reader_headers = {"Authorization": f"Bearer {_token(base, reader).json()['access']}"}
 
@@ -89,11 +100,11 @@ def test_a_moderator_deletes_a_tweet_and_suspends_a_user_in_the_admin(live_serve
         assert r.status_code == 200, r.text
         return [t["tweet_id"] for t in r.json()["data"]]
 
-    assert home() == [doomed, kept, str(by_author)]
+    assert home() == [also_doomed, doomed, kept, str(by_author)]
 
     def moderate(page):
         page.goto(f"{base}/admin/login/?next=/admin/")
-        page.fill("#id_username", staff.username)
+        page.fill("#id_username", acting.username)
         page.fill("#id_password", PASSWORD)
         page.click("input[type=submit]")
         page.wait_for_selector("text=Site administration")
@@ -107,11 +118,28 @@ def test_a_moderator_deletes_a_tweet_and_suspends_a_user_in_the_admin(live_serve
         page.click("button[name=index]")
         page.wait_for_selector("text=1 tweet deleted.")
 
+        # Delete another from its own page: read-only, with a Delete link and a confirmation.
+        page.goto(f"{base}/admin/tweets/tweet/{also_doomed}/change/")
+        assert page.locator("input[name=_save]").count() == 0
+        assert page.locator("textarea[name=content]").count() == 0
+        page.click("a.deletelink")
+        page.click("input[type=submit]")  # "Yes, I'm sure"
+        page.wait_for_selector(".messagelist .success")
+
         # Suspend the author: untick "Active" on their page and save.
         page.goto(f"{base}/admin/social/user/{author.id}/change/")
+        present = [selector for selector in PRIVILEGE_FIELDS if page.locator(selector).count()]
+        if role == "moderator":
+            assert present == [], present
+        else:
+            assert present == list(PRIVILEGE_FIELDS)
         page.uncheck("#id_is_active")
         page.click("input[name=_save]")
         page.wait_for_selector(".messagelist .success")
+
+        # A superuser's page: only a superuser may save it.
+        page.goto(f"{base}/admin/social/user/{staff.id}/change/")
+        assert page.locator("input[name=_save]").count() == (0 if role == "moderator" else 1)
 
     _in_browser(moderate)
 
@@ -119,7 +147,8 @@ def test_a_moderator_deletes_a_tweet_and_suspends_a_user_in_the_admin(live_serve
     assert _token(base, author).status_code == 401
     assert requests.post(f"{base}/v1/auth/token/refresh", json={"refresh": author_refresh},
                          timeout=10).status_code == 401
-    # The deleted tweet is a 404 and, with the suspended author's, absent from the follower's timeline.
-    r = requests.get(f"{base}/v1/tweets/{doomed}", headers=reader_headers, timeout=10)
-    assert r.status_code == 404, r.text
+    # The deleted tweets are 404s and, with the suspended author's, absent from the follower's timeline.
+    for deleted in (doomed, also_doomed):
+        r = requests.get(f"{base}/v1/tweets/{deleted}", headers=reader_headers, timeout=10)
+        assert r.status_code == 404, r.text
     assert home() == [kept]

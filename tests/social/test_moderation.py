@@ -106,6 +106,25 @@ def test_only_staff_may_suspend_and_only_known_users(make_user):
     assert User.objects.get(id=alice.id).is_active is True
 
 
+def test_a_moderator_is_one_who_may_change_users_and_only_a_superuser_acts_on_staff(make_user, moderator_user,
+                                                                                   staff):
+    alice, colleague, staffer = make_user(), make_user(), make_user()
+    User.objects.filter(id__in=[colleague.id, staffer.id]).update(is_staff=True)
+
+    with pytest.raises(Forbidden):  # staff, but without social.change_user
+        social_services.user_suspend(user_id=alice.id, actor=User.objects.get(id=staffer.id))
+    for target in (colleague, staff, moderator_user):
+        with pytest.raises(Forbidden):
+            social_services.user_suspend(user_id=target.id, actor=moderator_user)
+        with pytest.raises(Forbidden):
+            social_services.user_reinstate(user_id=target.id, actor=moderator_user)
+    assert not User.objects.filter(is_active=False).exists()
+
+    assert social_services.user_suspend(user_id=alice.id, actor=moderator_user) is True
+    assert social_services.user_suspend(user_id=colleague.id, actor=staff) is True
+    assert list(User.objects.filter(is_active=False).order_by("id")) == [alice, colleague]
+
+
 def _command(*args) -> str:
     out = io.StringIO()
     call_command("suspend_user", *args, stdout=out)
@@ -124,3 +143,40 @@ def test_the_suspend_user_command(make_user, anon):
 
     with pytest.raises(CommandError, match="No such user: nobody"):
         _command("nobody")
+
+
+def _moderator_command(*args) -> str:
+    out = io.StringIO()
+    call_command("moderator", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_the_moderator_command_makes_and_unmakes_a_moderator(make_user, moderator_user, staff):
+    from django.contrib.auth.models import Permission
+
+    alice, bob = make_user(username="alice"), make_user()
+
+    assert _moderator_command("ALICE") == "alice is a moderator.\n"
+
+    alice = User.objects.get(id=alice.id)
+    assert alice.is_staff and not alice.is_superuser
+    assert list(alice.groups.values_list("name", flat=True)) == ["moderator"]
+    assert alice.has_perm("social.change_user") and alice.has_perm("tweets.delete_tweet")
+    assert not alice.has_perm("social.add_user") and not alice.has_perm("tweets.change_tweet")
+    assert social_services.user_suspend(user_id=bob.id, actor=alice) is True
+
+    assert _moderator_command("alice", "--remove") == "alice is no longer a moderator.\n"
+    alice = User.objects.get(id=alice.id)
+    assert not alice.is_staff and not alice.groups.exists()
+    with pytest.raises(Forbidden):
+        social_services.user_reinstate(user_id=bob.id, actor=alice)
+    # Staff for other reasons stay staff: a superuser, or one with permissions of their own.
+    moderator_user.user_permissions.add(Permission.objects.get(codename="view_media"))
+    _moderator_command(staff.username)
+    for user in (staff, moderator_user):
+        said = _moderator_command(user.username, "--remove")
+        assert said == f"{user.username} is no longer a moderator (still staff).\n"
+        assert User.objects.get(id=user.id).is_staff
+
+    with pytest.raises(CommandError, match="No such user: nobody"):
+        _moderator_command("nobody")

@@ -68,13 +68,15 @@ def test_unknown_or_malformed_tweet_ids_are_404(make_user, api, path):
     assert api(make_user()).get(path).status_code == 404
 
 
-def test_only_the_author_or_staff_may_delete(make_user, api):
-    author, other, moderator = make_user(), make_user(), make_user()
-    moderator.is_staff = True
-    moderator.save()
+def test_only_the_author_or_a_moderator_may_delete(make_user, api, moderator_user):
+    author, other, staff = make_user(), make_user(), make_user()
+    staff.is_staff = True  # staff, but not given tweets.delete_tweet (the "moderator" group has it)
+    staff.save()
+    moderator = moderator_user
     first = post(api(author), "one")
     second = post(api(author), "two")
     assert api(other).delete(f"/v1/tweets/{first}").status_code == 403
+    assert api(staff).delete(f"/v1/tweets/{first}").status_code == 403
     assert api(other).get(f"/v1/tweets/{first}").status_code == 200
     assert api(author).delete(f"/v1/tweets/{first}").status_code == 204
     assert api(other).get(f"/v1/tweets/{first}").status_code == 404
