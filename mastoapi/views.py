@@ -33,10 +33,9 @@ class LoginView(auth_views.LoginView):
     template_name = "mastoapi/login.html"
 
     def post(self, request, *args, **kwargs):
-        who = throttling.who_for("login", ip=throttling.client_ip(request), username=request.POST.get("username"))
-        decision = throttling.hit(scope="login", who=who, rate=throttling.rate_for("login"))
-        if not decision.allowed:
-            response = render(request, self.template_name, {"form": self.get_form(), "throttled": True}, status=429)
-            response["Retry-After"] = str(decision.retry_after)
-            return response
-        return super().post(request, *args, **kwargs)
+        def refuse(message: str, status: int):
+            # An empty form (a bound one would check the password to show its errors).
+            return render(request, self.template_name, {"form": self.get_form_class()(request), "refusal": message,
+                                                        "next": self.get_redirect_url()}, status=status)
+
+        return throttling.sign_in_form_refusal(request, refuse) or super().post(request, *args, **kwargs)

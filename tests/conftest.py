@@ -6,6 +6,7 @@ import os
 import uuid
 
 import pytest
+from django.contrib.auth.hashers import MD5PasswordHasher
 from django.db import connection
 from django.test import override_settings
 from rest_framework.test import APIClient
@@ -113,6 +114,22 @@ def celery_worker():
 def redis():
     """The product's Redis client (a ``RedisCluster`` under ``TEST_REDIS_CLUSTER=1``)."""
     return core_redis.connection()
+
+
+@pytest.fixture
+def hashings(monkeypatch):
+    """Every use of the password hasher (the tests' MD5 one, which also hashes OAuth
+    client secrets), counted; the hashing stays real."""
+    calls = []
+    for name in ("verify", "encode"):
+        real = getattr(MD5PasswordHasher, name)
+
+        def counted(self, *args, _real=real, _name=name, **kwargs):
+            calls.append(_name)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(MD5PasswordHasher, name, counted)
+    return calls
 
 
 @pytest.fixture

@@ -274,6 +274,19 @@ for _name in ("RATE_LIMIT_TWEETS", "RATE_LIMIT_FOLLOWS", "RATE_LIMIT_TIMELINE", 
         parse_rate(globals()[_name])
     except ValueError as _exc:
         raise ImproperlyConfigured(f"{_name}: {_exc}") from None
+# OAuth requests that authenticate a client (/oauth/token, /oauth/revoke), per
+# client IP and, separately, per client id, counted before the client secret is
+# hashed; app registrations (POST /api/v1/apps) per client IP, apart from sign-ups.
+RATE_LIMIT_OAUTH_CLIENT = env("RATE_LIMIT_OAUTH_CLIENT", default="30/min")
+RATE_LIMIT_APP_REGISTER = env("RATE_LIMIT_APP_REGISTER", default="20/hour")
+for _name in ("RATE_LIMIT_OAUTH_CLIENT", "RATE_LIMIT_APP_REGISTER"):
+    try:
+        parse_rate(globals()[_name])
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"{_name}: {_exc}") from None
+# How long (seconds) each process answers /readyz from its last checks, so a flood
+# of probes opens no more than one PostgreSQL connection per process per period.
+READYZ_CACHE_SECONDS = env.float("READYZ_CACHE_SECONDS", default=1.0)
 # How many proxies of ours stand in front of the app, each appending to
 # X-Forwarded-For: the client's IP for the per-IP limits is then the entry that
 # many from the right. 0 (the default): the header is ignored, REMOTE_ADDR counts.

@@ -1,0 +1,36 @@
+"""The one spelling of a username that a login resolves, counts and looks up.
+
+A login names an account by a username typed in any case and, through a form or
+a JSON body, in any Unicode form (a full-width ``ａｌｉｃｅ`` is NFKC's ``alice``,
+as Django's sign-in forms and ``AbstractUser.normalize_username`` normalise it).
+``canonical`` maps every spelling that reaches one account to one string: NFKC,
+then lower case, which is what the users' unique index holds (``lower(username)``)
+and what ``social.models.UserManager.get_by_natural_key`` looks up, exactly. The
+login limit (``core.throttling``) counts by the same string, so no other spelling
+of a name reaches its account past that name's counter.
+
+``canonical(canonical(x)) == canonical(x)`` for every string (checked over every
+code point by ``tests/core/test_rate_limits.py``): normalising twice, at the
+limit and again at the lookup, changes nothing.
+"""
+import unicodedata
+
+
+class NotOneUsername(ValueError):
+    """The request named the username otherwise than as exactly one string."""
+
+
+def canonical(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).lower()
+
+
+def one_username(values: list[object]) -> str | None:
+    """The username of a request whose ``username`` field held ``values`` (every value
+    given, a form's repeated fields and files included): None when there is none, the
+    canonical name when there is exactly one string; ``NotOneUsername`` otherwise (a
+    number, a list, null, a file, two fields)."""
+    if not values:
+        return None
+    if len(values) > 1 or not isinstance(values[0], str):
+        raise NotOneUsername("username must be given once, as a string.")
+    return canonical(values[0])
