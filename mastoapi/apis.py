@@ -11,6 +11,7 @@ invalid input is a 422 as Mastodon's validation failures are. Rate limits are
 the ``/v1`` scopes, with ``X-RateLimit-Reset`` as an ISO 8601 time, as Mastodon
 sends it.
 """
+from collections.abc import Sequence
 from typing import cast
 from urllib.parse import urlencode
 
@@ -20,6 +21,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from core import throttling
@@ -229,7 +231,7 @@ class OAuthErrors:
     client check's limit (``oauth_client``, before the client secret is hashed) comes
     first, and a request it refuses counts against no other limit."""
 
-    throttle_classes = [throttling.OAuthClientThrottle, throttling.RedisScopeThrottle]
+    throttle_classes: Sequence[type[BaseThrottle]] = [throttling.OAuthClientThrottle, throttling.RedisScopeThrottle]
 
     def get_exception_handler(self):
         return oauth_exception_handler
