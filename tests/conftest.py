@@ -14,6 +14,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from core import breaker
 from core import redis as core_redis
+from mastoapi.hashers import ClientSecretHasher
 from stack.s3 import start_s3
 from tests.factories import PASSWORD, UserFactory
 from tests.helpers import free_port
@@ -118,17 +119,18 @@ def redis():
 
 @pytest.fixture
 def hashings(monkeypatch):
-    """Every use of the password hasher (the tests' MD5 one, which also hashes OAuth
-    client secrets), counted; the hashing stays real."""
+    """Every use of a password hasher (the tests' MD5 one for passwords, and the OAuth
+    client secrets' own), counted; the hashing stays real."""
     calls = []
-    for name in ("verify", "encode"):
-        real = getattr(MD5PasswordHasher, name)
+    for hasher in (MD5PasswordHasher, ClientSecretHasher):
+        for name in ("verify", "encode"):
+            real = getattr(hasher, name)
 
-        def counted(self, *args, _real=real, _name=name, **kwargs):
-            calls.append(_name)
-            return _real(self, *args, **kwargs)
+            def counted(self, *args, _real=real, _name=name, **kwargs):
+                calls.append(_name)
+                return _real(self, *args, **kwargs)
 
-        monkeypatch.setattr(MD5PasswordHasher, name, counted)
+            monkeypatch.setattr(hasher, name, counted)
     return calls
 
 

@@ -7,11 +7,13 @@ import time
 from urllib.parse import urlencode
 
 import pytest
+from django.contrib.auth.hashers import make_password
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from oauth2_provider.models import get_application_model
 from rest_framework.test import APIClient
 
+from mastoapi.hashers import ClientSecretHasher
 from social import services as social_services
 from tests.factories import PASSWORD
 from tests.helpers import form_fields
@@ -452,3 +454,19 @@ def test_the_consent_form_is_checked_as_the_request_was(https_app, signed_in):
     assert r.status_code == 400 and "Location" not in r
     r = signed_in.post("/oauth/authorize", {**fields, "allow": "Authorize"})
     assert r.status_code == 302 and r["Location"].startswith("https://app.example/cb?code=")
+
+
+def test_client_secrets_are_stored_as_salted_sha256_and_checked_as_stored(app_client, hashings):
+    """Stored with the default password hasher (PBKDF2, 1,000,000 rounds in production),
+    each client check cost half a second of CPU; the secret is random, so SHA-256 is as safe."""
+    Application = get_application_model()
+    secret = app_client["client_secret"]
+    stored = Application.objects.get(client_id=app_client["client_id"]).client_secret
+    assert stored.startswith("client_secret_sha256$") and secret not in stored
+    assert ClientSecretHasher().verify(secret, stored) and not ClientSecretHasher().verify(secret[:-1] + "!", stored)
+    grant = {"grant_type": "client_credentials", "client_id": app_client["client_id"], "client_secret": secret}
+    assert APIClient().post("/oauth/token", grant).status_code == 200
+    assert APIClient().post("/oauth/token", {**grant, "client_secret": "wrong"}).status_code == 401
+    # A secret stored before, with the password hasher, still authenticates.
+    Application.objects.filter(client_id=app_client["client_id"]).update(client_secret=make_password(secret))
+    assert APIClient().post("/oauth/token", grant).status_code == 200
