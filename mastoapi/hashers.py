@@ -26,7 +26,8 @@ class ClientSecretHasher(BasePasswordHasher):
     algorithm = "client_secret_sha256"
 
     def encode(self, password, salt):
-        self._check_encode_args(password, salt)
+        if password is None or not salt or "$" in salt:
+            raise ValueError("A client secret and a salt without '$' are needed.")
         digest = hashlib.sha256(f"{salt}${password}".encode()).hexdigest()
         return f"{self.algorithm}${salt}${digest}"
 
