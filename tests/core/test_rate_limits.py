@@ -288,6 +288,19 @@ def test_the_admin_sign_in_fails_closed_without_redis(client, make_user, limiter
     assert "_auth_user_id" not in client.session
 
 
+def test_the_mastodon_sign_in_form_fails_closed_without_redis_and_refuses_two_usernames(
+        client, make_user, limiter_down, hashings):
+    """It asked Redis without a guard: an unreachable limiter was a 500."""
+    make_user(username="dave")
+    hashed = len(hashings)
+    r = client.post("/oauth/login", {"username": "dave", "password": PASSWORD})
+    assert r.status_code == 503 and r["Retry-After"] == "5" and b'id="refusal"' in r.content
+    r = client.post("/oauth/login", "username=dave&username=eve&password=x",
+                    content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 400 and b"username must be given once" in r.content
+    assert len(hashings) == hashed and "_auth_user_id" not in client.session
+
+
 # --- registration: per IP -----------------------------------------------------------------
 
 
