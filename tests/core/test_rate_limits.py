@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -218,6 +219,7 @@ def test_a_username_that_is_not_one_string_is_a_400_before_anything_is_counted_o
     ("ALICE", 429), ("Alice", 429),
     ("ａｌｉｃｅ", 429),  # full-width: NFKC's "alice", as Django's sign-in forms read it
     ("alıce", 401),  # dotless i: PostgreSQL's upper() made it ALICE, the limit's casefold() did not
+    (" alice ", 429),  # DRF's field strips it before the login
 ])
 def test_every_spelling_that_reaches_an_account_meets_its_username_limit(make_user, anon, settings, spelling, answer):
     settings.RATE_LIMIT_LOGIN = "3/min"
@@ -229,7 +231,7 @@ def test_every_spelling_that_reaches_an_account_meets_its_username_limit(make_us
     assert login(anon, spelling, ip="198.51.100.9").status_code == answer
 
 
-@pytest.mark.parametrize("spelling", ["alice", "ALICE", "ａｌｉｃｅ", "Ａｌｉｃｅ"])
+@pytest.mark.parametrize("spelling", ["alice", "ALICE", "ａｌｉｃｅ", "Ａｌｉｃｅ", " alice\t"])
 def test_logins_look_up_the_name_the_limit_counts(make_user, anon, spelling):
     user = make_user(username="Alice")
     r = login(anon, spelling)
@@ -238,13 +240,17 @@ def test_logins_look_up_the_name_the_limit_counts(make_user, anon, spelling):
     assert usernames.canonical(spelling) == "alice"
 
 
-def test_canonical_usernames_are_stable_under_a_second_normalisation():
-    """The limit normalises, and the lookup normalises again: that must change nothing."""
+def test_canonical_usernames_are_the_same_however_the_login_cleaned_the_name():
+    """The limit reads the name as sent; the login looks up what its field made of it
+    (DRF strips it; Django's forms strip it and apply NFKC) and normalises again."""
     for code in range(sys.maxunicode + 1):
         if 0xD800 <= code < 0xE000:
             continue
-        once = usernames.canonical(chr(code))
-        assert usernames.canonical(once) == once, hex(code)
+        for sent in (chr(code), f"{chr(code)}alice{chr(code)}"):
+            once = usernames.canonical(sent)
+            assert usernames.canonical(once) == once, hex(code)
+            assert usernames.canonical(sent.strip()) == once, hex(code)
+            assert usernames.canonical(unicodedata.normalize("NFKC", sent.strip())) == once, hex(code)
 
 
 # --- the admin's sign-in page: the login limit ---------------------------------------------
