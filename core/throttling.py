@@ -284,8 +284,10 @@ def oauth_client_ids(request) -> tuple[str, ...]:
     if kind == "Basic":
         try:
             decoded = base64.b64decode(credentials).decode(settings.DEFAULT_CHARSET or "utf-8")
-        except (TypeError, ValueError):  # binascii.Error and UnicodeDecodeError are ValueErrors
-            decoded = ""
+        except ValueError:  # binascii.Error, UnicodeDecodeError, and a header not ASCII (which
+            # django-oauth-toolkit does not catch: it was a 500)
+            raise exceptions.ParseError("The Authorization header's Basic credentials are not base64 of "
+                                        "client_id:client_secret.") from None
         if ":" in decoded:
             ids.append(unquote_plus(decoded.split(":", 1)[0]))
     values = _values(request.data, "client_id")

@@ -330,6 +330,16 @@ def test_a_client_id_in_http_basic_counts_too(app_client, settings):
     assert_oauth_refused(answers[2])
 
 
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke"])
+@pytest.mark.parametrize("credentials", ["é", "/w=="])  # not ASCII (it was a 500), not UTF-8
+def test_basic_credentials_that_do_not_decode_are_an_invalid_request(db, path, credentials, hashings):
+    r = APIClient().post(path, {"grant_type": "client_credentials", "token": "x"},
+                         HTTP_AUTHORIZATION=f"Basic {credentials}")
+    assert r.status_code == 400, r.content
+    assert r.json()["error"] == "invalid_request" and "Basic credentials" in r.json()["error_description"]
+    assert hashings == []
+
+
 def test_token_requests_count_against_the_client_limit_and_are_refused_before_the_login_limit(
         app_client, make_user, settings, redis):
     settings.RATE_LIMIT_OAUTH_CLIENT = "2/min"
