@@ -221,15 +221,15 @@ def who_for(scope: str, *, ip: str, user_id: int | None = None, username: str | 
             client_ids: tuple[str, ...] = ()) -> list[str]:
     """What ``scope``'s limit counts a request by, whichever door it came through (a DRF
     view, a sign-in form): the user, the client's address ``ip``, the ``username`` it
-    names, already ``core.usernames.canonical`` (the name login looks up), hashed (no
-    name is kept in Redis as typed), and the OAuth ``client_ids`` it authenticates as,
-    hashed too. A request naming no username (no client) is counted by the rest; a user
+    names, as ``core.usernames.canonical`` spells it (the name login looks up), hashed
+    (no name is kept in Redis as typed), and the OAuth ``client_ids`` it authenticates
+    as, hashed too. A request naming no username (no client) is counted by the rest; a user
     scope reached without a user counts by address."""
     who = []
     for by in SCOPES[scope].by:
         if by == BY_USERNAME:
             if username is not None:
-                who.append(f"name:{_digest(username)}")
+                who.append(f"name:{_digest(usernames.canonical(username))}")
         elif by == BY_CLIENT:
             who += [f"client:{_digest(client_id)}" for client_id in dict.fromkeys(client_ids)]
         elif by == BY_USER and user_id is not None:
@@ -264,7 +264,7 @@ def _values(data, field: str) -> list:
 
 
 def login_username(data) -> str | None:
-    """The canonical username a login body names (None when it names none);
+    """The username a login body names (None when it names none);
     ``NotOneValue`` unless it is exactly one string."""
     try:
         return usernames.one_username(_values(data, "username"))

@@ -29,10 +29,10 @@ def canonical(name: str) -> str:
 def one_username(values: list[object]) -> str | None:
     """The username of a request whose ``username`` field held ``values`` (every value
     given, a form's repeated fields and files included): None when there is none, the
-    canonical name when there is exactly one string; ``NotOneUsername`` otherwise (a
-    number, a list, null, a file, two fields)."""
+    string when there is exactly one; ``NotOneUsername`` otherwise (a number, a list,
+    null, a file, two fields)."""
     if not values:
         return None
     if len(values) > 1 or not isinstance(values[0], str):
         raise NotOneUsername("username must be given once, as a string.")
-    return canonical(values[0])
+    return values[0]
