@@ -18,9 +18,15 @@ does not push it further). Rates are read from the settings at each request.
 Redis unreachable: the user-keyed scopes (posting, follows, timeline reads) fail
 open, answered without a limit and without headers, since refusing every post
 and read for a Redis blip would be the bigger harm and the user is authenticated
-anyway; the anonymous ones (login, registration) fail closed with 503 and
-``Retry-After``: without the counter, a password-guessing or sign-up flood would
-meet no limit at all.
+anyway; the anonymous ones (logins, registrations, OAuth client checks, app
+registrations) fail closed with 503 and ``Retry-After``: without the counter, a
+password-guessing, client-secret-hashing or sign-up flood would meet no limit at all.
+
+A login is counted by the username it names as ``core.usernames.canonical``
+spells it, the spelling the login looks up; a username (an OAuth client id)
+given otherwise than as exactly one string is a 400 before anything is counted
+(``NotOneValue``), since what the view would read from it is not what the limit
+could count.
 """
 import base64
 import hashlib
