@@ -97,16 +97,13 @@ def authorization_problem(params) -> AuthorizationProblem | None:
 
 
 class AuthorizeView(AuthorizationView):
-    def get(self, request, *args, **kwargs):
-        return self._refuse(authorization_problem(request.GET)) or super().get(request, *args, **kwargs)
-
-    def post(self, request, *args, **kwargs):
-        return self._refuse(authorization_problem(request.POST)) or super().post(request, *args, **kwargs)
-
-    def _refuse(self, problem: AuthorizationProblem | None):
-        if problem is None:
-            return None
-        return render(self.request, "mastoapi/authorize_error.html", {"problem": problem}, status=400)
+    def dispatch(self, request, *args, **kwargs):
+        # Before the sign-in too: nobody signs in to be told the request was bad.
+        if request.method in ("GET", "HEAD", "POST"):
+            problem = authorization_problem(request.POST if request.method == "POST" else request.GET)
+            if problem is not None:
+                return render(request, "mastoapi/authorize_error.html", {"problem": problem}, status=400)
+        return super().dispatch(request, *args, **kwargs)
 
     def redirect(self, redirect_to, application):
         if application is None:  # the redirect URI was not checked against an app

@@ -457,6 +457,13 @@ def test_an_app_registered_before_the_redirect_uri_rules_cannot_use_a_forbidden_
     assert r.status_code == 400 and b"authorizationForm" not in r.content
 
 
+def test_a_bad_request_is_an_error_page_before_the_sign_in_too(https_app, db):
+    r = Client().get(_authorize(https_app, scope="read admin:read"))
+    assert r.status_code == 400 and "Location" not in r and b"invalid_scope" in r.content
+    r = Client().get(_authorize(https_app))
+    assert r.status_code == 302 and r["Location"].startswith("/oauth/login")
+
+
 def test_the_consent_form_is_checked_as_the_request_was(https_app, signed_in):
     page = signed_in.get(_authorize(https_app))
     fields = {k: v[0] for k, v in form_fields(page.content.decode(), "authorizationForm").items()}
