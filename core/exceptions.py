@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .metrics import rate_limit_refused
+from .request_notes import notes_of
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +64,11 @@ def as_drf_validation_error(exc: DjangoValidationError) -> exceptions.Validation
 
 def exception_handler(exc, context):
     if isinstance(exc, exceptions.Throttled):
-        # Every DRF throttle's refusal passes here: counted by the view's scope
-        # (DRF's ``throttle_scope``), or by the view's name when it has none.
-        view = context.get("view")
-        rate_limit_refused(scope=getattr(view, "throttle_scope", None) or type(view).__name__)
+        # Every DRF throttle's refusal passes here: counted by the scope that refused it
+        # (a view may have two), else the view's (DRF's ``throttle_scope``), else its name.
+        view, request = context.get("view"), context.get("request")
+        refused = notes_of(request).refused_scope if request is not None else None
+        rate_limit_refused(scope=refused or getattr(view, "throttle_scope", None) or type(view).__name__)
     if isinstance(exc, ApplicationError):
         return Response({"detail": exc.message}, status=exc.status_code)
     if isinstance(exc, DjangoValidationError):

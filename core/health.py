@@ -3,8 +3,17 @@
 Every readiness check is bounded by its own timeout (``CHECK_TIMEOUT_SECONDS``
 for connecting and for the answer), so a dependency that is down, or a host
 that drops packets, makes ``/readyz`` answer 503 in seconds rather than hang.
+
+Each process answers ``/readyz`` from the checks it last made, for
+``READYZ_CACHE_SECONDS`` (1 s): the PostgreSQL check opens a connection of its
+own, and a flood of probes would otherwise open one per request and compete for
+the server's connections with real requests. One check runs at a time in a
+process; requests that arrive meanwhile wait for its answer instead of making
+their own.
 """
 import socket
+import threading
+import time
 
 import psycopg
 import redis
@@ -61,21 +70,38 @@ def _check_broker() -> None:
         pass
 
 
+_answers_lock = threading.Lock()
+# The probes' names -> (time.monotonic() when checked, the names of those failing).
+_answers: dict[tuple[str, ...], tuple[float, list[str]]] = {}
+
+
+def _failing(probes: dict) -> list[str]:
+    key = tuple(probes)
+    with _answers_lock:  # one check at a time: the others wait for, and take, its answer
+        cached = _answers.get(key)
+        if cached is not None and time.monotonic() - cached[0] < settings.READYZ_CACHE_SECONDS:
+            return cached[1]
+        failing = []
+        for name, check in probes.items():
+            try:
+                check()
+            except Exception:  # noqa: BLE001 - any failure means "not ready"
+                failing.append(name)
+        _answers[key] = (time.monotonic(), failing)
+        return failing
+
+
 @csrf_exempt
 @require_safe
 def readyz(request, checks=None):
-    """200 when every dependency answers; 503 naming each that does not.
+    """200 when every dependency answers; 503 naming each that does not (as checked
+    at most ``READYZ_CACHE_SECONDS`` ago by this process).
 
     ``checks`` adds ``{name: callable}`` probes of dependencies this app cannot
     know (the URL conf passes object storage's).
     """
-    failing = []
-    probes = {"postgres": _check_postgres, "redis": _check_redis, "broker": _check_broker, **(checks or {})}
-    for name, check in probes.items():
-        try:
-            check()
-        except Exception:  # noqa: BLE001 - any failure means "not ready"
-            failing.append(name)
+    failing = _failing({"postgres": _check_postgres, "redis": _check_redis, "broker": _check_broker,
+                        **(checks or {})})
     if failing:
         return error_json(f"Not reachable: {', '.join(failing)}.", 503, status="unavailable", failing=failing)
     warning = proxies.one_address_warning()

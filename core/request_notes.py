@@ -58,6 +58,7 @@ class CountedAhead:
 class RequestNotes:
     counted_ahead: CountedAhead | None = None  # the throttle's counter, from the first round trip
     decision: Decision | None = None  # the throttle's verdict on this request, for the headers
+    refused_scope: str | None = None  # the scope whose limit refused it, if one did (for the metric)
     first_reads: FirstReads | None = None  # the view's declared first reads, queued with it
 
 

@@ -3,8 +3,10 @@
 A view names its scope (``throttle_scope = "tweet_create"``); ``RedisScopeThrottle``
 (the default throttle class of every view) looks the scope up in ``SCOPES``: the
 setting that holds its rate, what it counts by (the user, the client's IP, the
-username a login names) and whether it fails open or closed. A view without a
-scope is not limited and costs nothing.
+username a login names, the OAuth client a request authenticates as) and whether
+it fails open or closed. A view without a scope is not limited and costs nothing.
+A view with a second limit adds a throttle class fixed to its scope
+(``OAuthClientThrottle``).
 
 Each limit is a fixed-window counter per key, ``<REDIS_KEY_PREFIX>rl:<scope>:<who>``,
 that expires with its window. One Lua call per request reads every counter the
@@ -16,30 +18,42 @@ does not push it further). Rates are read from the settings at each request.
 Redis unreachable: the user-keyed scopes (posting, follows, timeline reads) fail
 open, answered without a limit and without headers, since refusing every post
 and read for a Redis blip would be the bigger harm and the user is authenticated
-anyway; the anonymous ones (login, registration) fail closed with 503 and
-``Retry-After``: without the counter, a password-guessing or sign-up flood would
-meet no limit at all.
+anyway; the anonymous ones (logins, registrations, OAuth client checks, app
+registrations) fail closed with 503 and ``Retry-After``: without the counter, a
+password-guessing, client-secret-hashing or sign-up flood would meet no limit at all.
+
+A login is counted by the username it names as ``core.usernames.canonical``
+spells it, the spelling the login looks up; a username (an OAuth client id)
+given otherwise than as exactly one string is a 400 before anything is counted
+(``NotOneValue``), since what the view would read from it is not what the limit
+could count.
 """
+import base64
 import hashlib
 import ipaddress
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import unquote_plus
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpResponse
 from redis.exceptions import RedisError
 from rest_framework import exceptions, status
 from rest_framework.throttling import BaseThrottle
 
 from . import redis as core_redis
+from . import usernames
+from .metrics import rate_limit_refused
 from .rates import Decision, Rate, parse_rate
 from .request_notes import CountedAhead, notes_of
 
 logger = logging.getLogger(__name__)
 
-BY_USER, BY_IP, BY_USERNAME = "user", "ip", "username"
+BY_USER, BY_IP, BY_USERNAME, BY_CLIENT = "user", "ip", "username", "client"
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,8 @@ SCOPES = {
     "timeline": Scope("RATE_LIMIT_TIMELINE", (BY_USER,)),
     "login": Scope("RATE_LIMIT_LOGIN", (BY_IP, BY_USERNAME), fail_closed=True),
     "register": Scope("RATE_LIMIT_REGISTER", (BY_IP,), fail_closed=True),
+    "oauth_client": Scope("RATE_LIMIT_OAUTH_CLIENT", (BY_IP, BY_CLIENT), fail_closed=True),
+    "app_register": Scope("RATE_LIMIT_APP_REGISTER", (BY_IP,), fail_closed=True),
 }
 
 # KEYS: one counter per limit; ARGV: limit_1, window_ms_1, limit_2, window_ms_2, ...
@@ -207,18 +223,21 @@ def _user_who(user_id: int) -> str:
     return f"u:{{{user_id}}}"  # the user's hash tag, as the user's other keys
 
 
-def who_for(scope: str, *, ip: str, user_id: int | None = None, username: object = None) -> list[str]:
+def who_for(scope: str, *, ip: str, user_id: int | None = None, username: str | None = None,
+            client_ids: tuple[str, ...] = ()) -> list[str]:
     """What ``scope``'s limit counts a request by, whichever door it came through (a DRF
-    view, the sign-in form): the user, the client's address ``ip`` and the ``username``
-    it names, case-folded and hashed (no name is kept in Redis as typed). A username
-    that is not a string is not counted (the login itself refuses it, without hashing);
-    a user scope reached without a user counts by address."""
+    view, a sign-in form): the user, the client's address ``ip``, the ``username`` it
+    names, as ``core.usernames.canonical`` spells it (the name login looks up), hashed
+    (no name is kept in Redis as typed), and the OAuth ``client_ids`` it authenticates
+    as, hashed too. A request naming no username (no client) is counted by the rest; a user
+    scope reached without a user counts by address."""
     who = []
     for by in SCOPES[scope].by:
         if by == BY_USERNAME:
-            if isinstance(username, str):
-                digest = hashlib.sha256(username.casefold().encode(errors="surrogatepass")).hexdigest()
-                who.append(f"name:{digest[:32]}")
+            if username is not None:
+                who.append(f"name:{_digest(usernames.canonical(username))}")
+        elif by == BY_CLIENT:
+            who += [f"client:{_digest(client_id)}" for client_id in dict.fromkeys(client_ids)]
         elif by == BY_USER and user_id is not None:
             who.append(_user_who(user_id))
         else:
@@ -226,16 +245,77 @@ def who_for(scope: str, *, ip: str, user_id: int | None = None, username: object
     return who
 
 
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode(errors="surrogatepass")).hexdigest()[:32]
+
+
+class NotOneValue(exceptions.ValidationError):
+    """A field the limit counts by was given otherwise than as exactly one string (a
+    number, a list, null, a file, twice): refused (400) before anything is counted or
+    checked, since the limit could not count it as the login or the client check reads it."""
+
+    def __init__(self, field: str):
+        super().__init__({field: [f"{field} must be given once, as a string."]}, code="not_one_value")
+        self.field = field
+
+
+def _values(data, field: str) -> list:
+    """Every value ``field`` has in a request's body: a form's repeated fields and its
+    files (DRF's ``request.data`` holds both), or a JSON object's one value."""
+    if hasattr(data, "getlist"):
+        return data.getlist(field)
+    if isinstance(data, dict) and field in data:
+        return [data[field]]
+    return []
+
+
+def login_username(data) -> str | None:
+    """The username a login body names (None when it names none);
+    ``NotOneValue`` unless it is exactly one string."""
+    try:
+        return usernames.one_username(_values(data, "username"))
+    except usernames.NotOneUsername:
+        raise NotOneValue("username") from None
+
+
+def oauth_client_ids(request) -> tuple[str, ...]:
+    """The client ids an OAuth request authenticates as, each of which
+    django-oauth-toolkit may check a client secret for: HTTP Basic's, then the body's
+    ``client_id`` (tried when Basic fails). ``NotOneValue`` for a body ``client_id``
+    that is not exactly one string."""
+    ids = []
+    # Read as django-oauth-toolkit reads it (OAuth2Validator._authenticate_basic_auth):
+    # whatever it would check a secret for is counted.
+    kind, _, credentials = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if kind == "Basic":
+        try:
+            decoded = base64.b64decode(credentials).decode(settings.DEFAULT_CHARSET or "utf-8")
+        except ValueError:  # binascii.Error, UnicodeDecodeError, and a header not ASCII (which
+            # django-oauth-toolkit does not catch: it was a 500)
+            raise exceptions.ParseError("The Authorization header's Basic credentials are not base64 of "
+                                        "client_id:client_secret.") from None
+        if ":" in decoded:
+            ids.append(unquote_plus(decoded.split(":", 1)[0]))
+    values = _values(request.data, "client_id")
+    if values:
+        if len(values) > 1 or not isinstance(values[0], str):
+            raise NotOneValue("client_id")
+        ids.append(values[0])
+    return tuple(ids)
+
+
 def _who(scope: str, request) -> list[str]:
-    username = None
-    if BY_USERNAME in SCOPES[scope].by:
-        # Read from the body before the view does, so a login flood stops here,
-        # before the password hasher; a malformed body is the view's 400 as ever.
-        data = request.data
-        username = data.get("username") if hasattr(data, "get") else None
+    by = SCOPES[scope].by
+    # Read from the body before the view does, so a flood stops here, before the
+    # password hasher; a malformed body is the view's 400 as ever. A username (a
+    # client id) that is not one string is refused here: the view would read it
+    # otherwise than the limit can count it (a number as its digits, the last of
+    # two fields, a file skipped).
+    username = login_username(request.data) if BY_USERNAME in by else None
+    client_ids = oauth_client_ids(request) if BY_CLIENT in by else ()
     user = request.user
     user_id = user.id if getattr(user, "is_authenticated", False) else None
-    return who_for(scope, ip=client_ip(request), user_id=user_id, username=username)
+    return who_for(scope, ip=client_ip(request), user_id=user_id, username=username, client_ids=client_ids)
 
 
 def counted_by_user(scope: str) -> bool:
@@ -262,11 +342,14 @@ def prefetch(round_trip: core_redis.RoundTrip, *, request, scope: str, user_id: 
 
 
 class RedisScopeThrottle(BaseThrottle):
-    """The limits of the view's ``throttle_scope`` (none without one), kept in Redis."""
+    """The limits of the view's ``throttle_scope`` (none without one), kept in Redis;
+    a subclass that names its own ``scope`` applies that one instead."""
+
+    scope: str | None = None
 
     def allow_request(self, request, view) -> bool:
         self.decision = None
-        scope = getattr(view, "throttle_scope", None)
+        scope = self.scope or getattr(view, "throttle_scope", None)
         if not scope:
             return True
         rate = rate_for(scope)
@@ -284,11 +367,59 @@ class RedisScopeThrottle(BaseThrottle):
                 raise RateLimiterUnavailable() from exc
             logger.warning("rate limit %s unavailable, not applied: %s", scope, exc)
             return True
-        notes.decision = self.decision  # for the headers, allowed or refused
+        # For the headers, allowed or refused: the binding limit's, when a view has two.
+        if notes.decision is None or not self.decision.allowed or self.decision.remaining < notes.decision.remaining:
+            notes.decision = self.decision
+        if not self.decision.allowed:
+            notes.refused_scope = scope
         return self.decision.allowed
 
     def wait(self) -> int | None:
         return self.decision.retry_after if self.decision is not None else None
+
+
+class OAuthClientThrottle(RedisScopeThrottle):
+    """``oauth_client``: OAuth requests that authenticate a client (``/oauth/token``,
+    ``/oauth/revoke``), per IP and per client id, before django-oauth-toolkit hashes
+    the client secret offered (PBKDF2, as a password is)."""
+
+    scope = "oauth_client"
+
+
+def check_in_turn(view, request) -> None:
+    """DRF's ``check_throttles`` for a view with several throttles, stopping at the first
+    that refuses: a request refused by one limit counts against none after it."""
+    for throttle in view.get_throttles():
+        if not throttle.allow_request(request, view):
+            view.throttled(request, throttle.wait())
+
+
+def sign_in_form_refusal(request, refuse: Callable[[str, int], HttpResponse]) -> HttpResponse | None:
+    """Count a sign-in form's POST (the Mastodon sign-in page, the admin's) against the
+    login limit, by the same keys as the API's logins, before the form checks the
+    password: None when it may go on, else ``refuse(message, status)``'s page: 400 for a
+    username not given once, 429 (with ``Retry-After``) over the limit, 503 when Redis
+    cannot be asked (the login limit fails closed)."""
+    try:
+        username = usernames.one_username(request.POST.getlist("username"))
+    except usernames.NotOneUsername as exc:
+        return refuse(str(exc), status.HTTP_400_BAD_REQUEST)
+    try:
+        decision = hit(scope="login", who=who_for("login", ip=client_ip(request), username=username),
+                       rate=rate_for("login"))
+    except RedisError as exc:
+        logger.error("rate limit login unavailable, refusing: %s", exc)
+        response = refuse(str(RateLimiterUnavailable.default_detail), status.HTTP_503_SERVICE_UNAVAILABLE)
+        response["Retry-After"] = str(RateLimiterUnavailable.wait)
+        return response
+    notes_of(request).decision = decision
+    if decision.allowed:
+        return None
+    rate_limit_refused(scope="login")
+    response = refuse(f"Too many sign-in attempts; try again in {decision.retry_after} seconds.",
+                      status.HTTP_429_TOO_MANY_REQUESTS)
+    response["Retry-After"] = str(decision.retry_after)
+    return response
 
 
 class RateLimitHeadersMiddleware:

@@ -11,6 +11,7 @@ invalid input is a 422 as Mastodon's validation failures are. Rate limits are
 the ``/v1`` scopes, with ``X-RateLimit-Reset`` as an ISO 8601 time, as Mastodon
 sends it.
 """
+from collections.abc import Sequence
 from typing import cast
 from urllib.parse import urlencode
 
@@ -20,8 +21,10 @@ from rest_framework import exceptions, serializers
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
+from core import throttling
 from core.exceptions import ApplicationError, NotFound, as_drf_validation_error
 from core.exceptions import exception_handler as core_exception_handler
 from core.fields import IdField, StrictCharField, idempotency_key
@@ -152,7 +155,7 @@ class AppCreateApi(MastoApi):
     http_method_names = serves("post")
     authentication_classes = []
     permission_classes = [AllowAny]
-    throttle_scope = "register"  # per client IP, as registrations
+    throttle_scope = "app_register"  # per client IP, apart from account registrations
 
     class Input(Params):
         client_name = StrictCharField(max_length=255, error_messages=CANT_BE_BLANK)
@@ -203,19 +206,38 @@ def _oauth_error(body: dict) -> dict:
 
 
 def oauth_exception_handler(exc, context):
-    """Mastodon's handler, with a body that does not parse (malformed JSON, say) as OAuth's
-    ``invalid_request``: read by the rate limit or the view, it is refused before oauthlib sees it."""
+    """Mastodon's handler, with OAuth's body (RFC 6749) for what is refused before oauthlib
+    sees the request: a body that does not parse (malformed JSON, say) or a username or
+    client id not given as one string, read by the rate limit or the view, is a 400
+    ``invalid_request``; a rate limit's refusal (429) or a limiter that cannot be asked
+    (503) is ``temporarily_unavailable``, its ``Retry-After`` kept."""
     response = mastodon_exception_handler(exc, context)
-    if response is not None and isinstance(exc, exceptions.ParseError | exceptions.UnsupportedMediaType):
-        response.data = _oauth_error({"error": "invalid_request", "error_description": str(exc.detail)})
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ParseError | exceptions.UnsupportedMediaType | throttling.NotOneValue):
+        if isinstance(exc, throttling.NotOneValue):
+            response.status_code = 400
+            description = f"{exc.field} must be given once, as a string."
+        else:
+            description = str(exc.detail)
+        response.data = _oauth_error({"error": "invalid_request", "error_description": description})
+    elif isinstance(exc, exceptions.Throttled | throttling.RateLimiterUnavailable):
+        response.data = _oauth_error({"error": "temporarily_unavailable", "error_description": str(exc.detail)})
     return response
 
 
 class OAuthErrors:
-    """For OAuth's endpoints: every refusal of the request's body is an OAuth error."""
+    """For OAuth's endpoints: every refusal of the request's body is an OAuth error; the
+    client check's limit (``oauth_client``, before the client secret is hashed) comes
+    first, and a request it refuses counts against no other limit."""
+
+    throttle_classes: Sequence[type[BaseThrottle]] = [throttling.OAuthClientThrottle, throttling.RedisScopeThrottle]
 
     def get_exception_handler(self):
         return oauth_exception_handler
+
+    def check_throttles(self, request):
+        throttling.check_in_turn(self, request)
 
 
 class TokenApi(OAuthErrors, MastoApi):
@@ -225,7 +247,9 @@ class TokenApi(OAuthErrors, MastoApi):
     http_method_names = serves("post")
     authentication_classes = []
     permission_classes = [AllowAny]
-    throttle_scope = "login"  # per client IP and per username, before the password is checked
+    # Per client IP and per username, before the password is checked; first, the client
+    # check's own limit (``OAuthErrors``).
+    throttle_scope = "login"
 
     def post(self, request):
         status, body = oauth.token_response(request)

@@ -1,5 +1,7 @@
-"""The writes only the Mastodon API has: registering a client app and moving a read
-position (marker). Everything else it does is a call to the product's own services."""
+"""The writes only the Mastodon API has: registering a client app (and which redirect
+URIs it may register) and moving a read position (marker). Everything else it does
+is a call to the product's own services."""
+import re
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -16,6 +18,42 @@ from .models import AppProfile, Marker
 
 OOB = "urn:ietf:wg:oauth:2.0:oob"
 TIMELINES = ("home",)
+# Plain http only back to the user's own machine (a desktop app's loopback callback, RFC 8252 §7.3).
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+# Schemes a browser runs, reads local files with or shows inline rather than hand to an app.
+BROWSER_SCHEMES = frozenset({"javascript", "vbscript", "data", "file", "blob", "filesystem", "about",
+                             "view-source", "urn"})
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
+
+
+def redirect_uri_problem(uri: str) -> str | None:
+    """Why ``uri`` may not be an app's redirect URI (Mastodon's wording), or None: an
+    https URI, http back to a loopback host, an app's own scheme (``com.example.app:/cb``,
+    ``myapp://callback``) or ``urn:ietf:wg:oauth:2.0:oob`` (the code shown to paste), with
+    no fragment. Refused: schemes a browser runs or reads itself (``javascript:``,
+    ``data:``, ``file:``, ...), plain http to any other host."""
+    if uri == OOB:
+        return None
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in uri):
+        return "Redirect URI must not contain spaces or control characters."
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if not _SCHEME.fullmatch(scheme) or not (parts.netloc or parts.path):
+        return "Redirect URI must be an absolute URI."
+    if "#" in uri:
+        return "Redirect URI cannot contain a fragment."
+    try:
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if scheme == "https":
+        return None if host else "Redirect URI must be an absolute URI."
+    if scheme == "http":
+        return None if host in LOOPBACK_HOSTS else (
+            "Redirect URI must use https (plain http only to 127.0.0.1, [::1] or localhost).")
+    if scheme in BROWSER_SCHEMES:
+        return f"Redirect URI cannot use the {scheme}: scheme."
+    return None
 
 
 @transaction.atomic
@@ -26,8 +64,9 @@ def app_register(*, name: str, redirect_uris: list[str], scopes: list[str], webs
     if unknown:
         raise ValidationError({"scopes": [f"Unknown scope: {', '.join(unknown)}."]})
     for uri in redirect_uris:
-        if uri != OOB and not (urlsplit(uri).scheme and (urlsplit(uri).netloc or urlsplit(uri).path)):
-            raise ValidationError({"redirect_uris": [f"{uri!r} is not an absolute URI."]})
+        problem = redirect_uri_problem(uri)
+        if problem is not None:
+            raise ValidationError(problem)  # Mastodon's "Validation failed: Redirect URI ..."
     Application = get_application_model()
     secret = generate_client_secret()
     app = Application.objects.create(

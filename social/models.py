@@ -16,6 +16,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
 
+from core import usernames
+
 USERNAME_PATTERN = r"^[A-Za-z0-9_]{1,15}$"
 DISPLAY_NAME_MAX_LENGTH = 50  # the column's, and so every API's, limit
 
@@ -34,8 +36,12 @@ class UserQuerySet(models.QuerySet):
 # django-stubs cannot follow from_queryset on auth's generic UserManager; the methods are the queryset's above.
 class UserManager(DjangoUserManager.from_queryset(UserQuerySet)):  # type: ignore[misc]
     def get_by_natural_key(self, username):
-        # Logging in is case-insensitive, as usernames are unique case-insensitively.
-        return self.get(username__iexact=username)
+        """The account a login names: ``core.usernames.canonical`` (NFKC, lower case)
+        looked up in the unique index on ``lower(username)``, exactly the name the login
+        limit counted (``core.throttling``); anything but a string names no account."""
+        if not isinstance(username, str):
+            raise self.model.DoesNotExist
+        return self.alias(username_lower=Lower("username")).get(username_lower=usernames.canonical(username))
 
 
 class User(AbstractUser):

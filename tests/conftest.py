@@ -6,6 +6,7 @@ import os
 import uuid
 
 import pytest
+from django.contrib.auth.hashers import MD5PasswordHasher
 from django.db import connection
 from django.test import override_settings
 from rest_framework.test import APIClient
@@ -13,6 +14,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from core import breaker
 from core import redis as core_redis
+from mastoapi.hashers import ClientSecretHasher
 from stack.s3 import start_s3
 from tests.factories import PASSWORD, UserFactory
 from tests.helpers import free_port
@@ -113,6 +115,23 @@ def celery_worker():
 def redis():
     """The product's Redis client (a ``RedisCluster`` under ``TEST_REDIS_CLUSTER=1``)."""
     return core_redis.connection()
+
+
+@pytest.fixture
+def hashings(monkeypatch):
+    """Every use of a password hasher (the tests' MD5 one for passwords, and the OAuth
+    client secrets' own), counted; the hashing stays real."""
+    calls = []
+    for hasher in (MD5PasswordHasher, ClientSecretHasher):
+        for name in ("verify", "encode"):
+            real = getattr(hasher, name)
+
+            def counted(self, *args, _real=real, _name=name, **kwargs):
+                calls.append(_name)
+                return _real(self, *args, **kwargs)
+
+            monkeypatch.setattr(hasher, name, counted)
+    return calls
 
 
 @pytest.fixture

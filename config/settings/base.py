@@ -145,6 +145,16 @@ if REDIS_CLUSTER:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 AUTH_USER_MODEL = "social.User"
+# Django's hashers, in Django's order (passwords are hashed with the first), and last
+# the OAuth client secrets' (never a password's: mastoapi/hashers.py).
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+    "mastoapi.hashers.ClientSecretHasher",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -276,6 +286,19 @@ for _name in ("RATE_LIMIT_TWEETS", "RATE_LIMIT_FOLLOWS", "RATE_LIMIT_TIMELINE", 
         parse_rate(globals()[_name])
     except ValueError as _exc:
         raise ImproperlyConfigured(f"{_name}: {_exc}") from None
+# OAuth requests that authenticate a client (/oauth/token, /oauth/revoke), per
+# client IP and, separately, per client id, counted before the client secret is
+# hashed; app registrations (POST /api/v1/apps) per client IP, apart from sign-ups.
+RATE_LIMIT_OAUTH_CLIENT = env("RATE_LIMIT_OAUTH_CLIENT", default="30/min")
+RATE_LIMIT_APP_REGISTER = env("RATE_LIMIT_APP_REGISTER", default="20/hour")
+for _name in ("RATE_LIMIT_OAUTH_CLIENT", "RATE_LIMIT_APP_REGISTER"):
+    try:
+        parse_rate(globals()[_name])
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"{_name}: {_exc}") from None
+# How long (seconds) each process answers /readyz from its last checks, so a flood
+# of probes opens no more than one PostgreSQL connection per process per period.
+READYZ_CACHE_SECONDS = env.float("READYZ_CACHE_SECONDS", default=1.0)
 # How many proxies of ours stand in front of the app, each appending to
 # X-Forwarded-For: the client's IP for the per-IP limits is then the entry that
 # many from the right. 0 (the default): the header is ignored, REMOTE_ADDR counts.
@@ -335,6 +358,9 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
     "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    # Client secrets are random (128 characters): salted SHA-256 keeps them safe at rest
+    # and checks them in microseconds, not PBKDF2's half second (mastoapi/hashers.py).
+    "CLIENT_SECRET_HASHER": "client_secret_sha256",
 }
 # Where Mastodon's API departs from RFC 9700 on purpose, and its clients rely on
 # it: the password grant (Mastodon.py's log_in, the `toot` CLI), http redirect

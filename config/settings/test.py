@@ -18,8 +18,12 @@ CELERY_TASK_QUEUES = celery_task_queues(CELERY_TASK_DEFAULT_QUEUE, CELERY_BROKER
 # consume real broker messages with a real worker.
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", "mastoapi.hashers.ClientSecretHasher"]
 # Limits no ordinary test reaches (tests of the limits set small ones through
 # the ``settings`` fixture); the throttles still run, and count, on every request.
 RATE_LIMIT_TWEETS = RATE_LIMIT_FOLLOWS = RATE_LIMIT_TIMELINE = "1000000/min"
 RATE_LIMIT_LOGIN = RATE_LIMIT_REGISTER = "1000000/min"
+RATE_LIMIT_OAUTH_CLIENT = RATE_LIMIT_APP_REGISTER = "1000000/min"
+# Each /readyz checks afresh (tests change a dependency's address between two
+# probes); the test of the cache sets a period.
+READYZ_CACHE_SECONDS = 0

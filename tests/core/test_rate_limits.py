@@ -4,12 +4,12 @@ import os
 import subprocess
 import sys
 import time
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import redis as redis_py
-from django.contrib.auth.hashers import MD5PasswordHasher
 from django.core.exceptions import ImproperlyConfigured
 from django.test import RequestFactory
 from prometheus_client import REGISTRY
@@ -17,7 +17,7 @@ from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-from core import throttling
+from core import throttling, usernames
 from core.rates import Rate, parse_rate
 from social import services as social_services
 from social.models import User
@@ -157,21 +157,6 @@ def test_views_without_a_scope_carry_no_limit_headers(make_user, api, settings):
 # --- login: per username and per IP, before the password is checked -----------------------
 
 
-@pytest.fixture
-def hashings(monkeypatch):
-    """Every use of the password hasher (the tests' MD5 one), counted; the hashing stays real."""
-    calls = []
-    for name in ("verify", "encode"):
-        real = getattr(MD5PasswordHasher, name)
-
-        def counted(self, *args, _real=real, _name=name, **kwargs):
-            calls.append(_name)
-            return _real(self, *args, **kwargs)
-
-        monkeypatch.setattr(MD5PasswordHasher, name, counted)
-    return calls
-
-
 def test_logins_are_limited_per_username_whatever_its_case_and_the_ip(make_user, anon, settings):
     settings.RATE_LIMIT_LOGIN = "3/min"
     make_user(username="Alice")
@@ -213,6 +198,115 @@ def test_odd_login_bodies_are_answered_as_before_and_never_hashed(anon, settings
     assert hashings == []
 
 
+@pytest.mark.parametrize("username", [1234567890123, ["victim"], None, {"name": "victim"}, True])
+def test_a_username_that_is_not_one_string_is_a_400_before_anything_is_counted_or_hashed(
+        make_user, anon, settings, hashings, redis, username):
+    """A JSON number was read by the login as its digits (a user named ``1234567890123``
+    signed in) while the limit counted no username at all: only the per-IP limit held."""
+    settings.RATE_LIMIT_LOGIN = "1/min"
+    make_user(username="1234567890123")
+    make_user(username="victim")
+    hashed = len(hashings)
+    for n in range(3):
+        r = anon.post(TOKEN, {"username": username, "password": PASSWORD}, format="json", REMOTE_ADDR=f"192.0.2.{n}")
+        assert r.status_code == 400, r.content
+        assert r.json() == {"username": ["username must be given once, as a string."]}
+    assert len(hashings) == hashed
+    assert not list(redis.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}rl:login:*"))  # refused before counting
+
+
+@pytest.mark.parametrize(("spelling", "answer"), [
+    ("ALICE", 429), ("Alice", 429),
+    ("ａｌｉｃｅ", 429),  # full-width: NFKC's "alice", as Django's sign-in forms read it
+    ("alıce", 401),  # dotless i: PostgreSQL's upper() made it ALICE, the limit's casefold() did not
+    (" alice ", 429),  # DRF's field strips it before the login
+])
+def test_every_spelling_that_reaches_an_account_meets_its_username_limit(make_user, anon, settings, spelling, answer):
+    settings.RATE_LIMIT_LOGIN = "3/min"
+    make_user(username="alice")
+    for n in range(3):
+        assert login(anon, "alice", "wrong", ip=f"198.51.100.{n}").status_code == 401
+    # The right password, from a fresh IP: refused if the spelling is alice's, and
+    # otherwise it names no account at all (it never signs in past alice's counter).
+    assert login(anon, spelling, ip="198.51.100.9").status_code == answer
+
+
+@pytest.mark.parametrize("spelling", ["alice", "ALICE", "ａｌｉｃｅ", "Ａｌｉｃｅ", " alice\t"])
+def test_logins_look_up_the_name_the_limit_counts(make_user, anon, spelling):
+    user = make_user(username="Alice")
+    r = login(anon, spelling)
+    assert r.status_code == 200, r.content
+    assert User.objects.get_by_natural_key(spelling) == user
+    assert usernames.canonical(spelling) == "alice"
+
+
+def test_canonical_usernames_are_the_same_however_the_login_cleaned_the_name():
+    """The limit reads the name as sent; the login looks up what its field made of it
+    (DRF strips it; Django's forms strip it and apply NFKC) and normalises again."""
+    for code in range(sys.maxunicode + 1):
+        if 0xD800 <= code < 0xE000:
+            continue
+        for sent in (chr(code), f"{chr(code)}alice{chr(code)}"):
+            once = usernames.canonical(sent)
+            assert usernames.canonical(once) == once, hex(code)
+            assert usernames.canonical(sent.strip()) == once, hex(code)
+            assert usernames.canonical(unicodedata.normalize("NFKC", sent.strip())) == once, hex(code)
+
+
+# --- the admin's sign-in page: the login limit ---------------------------------------------
+
+
+def test_the_admin_sign_in_counts_against_the_login_limit_of_the_api(client, make_user, anon, settings, hashings):
+    settings.RATE_LIMIT_LOGIN = "3/min"
+    make_user(username="root")
+    assert login(anon, "root", "wrong", ip="198.51.100.1").status_code == 401
+    assert login(anon, "ROOT", "wrong", ip="198.51.100.2").status_code == 401
+    page = client.post("/admin/login/", {"username": "root", "password": "wrong"}, REMOTE_ADDR="198.51.100.3")
+    assert page.status_code == 200 and b"errornote" in page.content
+    hashed = len(hashings)
+    refused = client.post("/admin/login/", {"username": "Root", "password": PASSWORD}, REMOTE_ADDR="198.51.100.4")
+    assert refused.status_code == 429
+    assert b"Too many sign-in attempts" in refused.content and 1 <= int(refused["Retry-After"]) <= 60
+    assert "_auth_user_id" not in client.session
+    assert len(hashings) == hashed  # refused before the password was checked
+    # The API's login meets the counter the admin's attempts filled.
+    assert_refused(login(anon, "root", ip="198.51.100.5"), limit=3, window=60)
+
+
+def test_the_admin_sign_in_is_limited_per_ip(client, make_user, settings):
+    settings.RATE_LIMIT_LOGIN = "2/min"
+    codes = [client.post("/admin/login/", {"username": f"nobody{n}", "password": "x"},
+                         REMOTE_ADDR="203.0.113.50").status_code for n in range(3)]
+    assert codes == [200, 200, 429]
+
+
+def test_the_admin_sign_in_refuses_two_usernames(client, settings, hashings):
+    r = client.post("/admin/login/", "username=a&username=b&password=x",
+                    content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 400 and b"username must be given once" in r.content
+    assert hashings == []
+
+
+def test_the_admin_sign_in_fails_closed_without_redis(client, make_user, limiter_down):
+    make_user(username="root")
+    r = client.post("/admin/login/", {"username": "root", "password": PASSWORD})
+    assert r.status_code == 503 and r["Retry-After"] == "5"
+    assert "_auth_user_id" not in client.session
+
+
+def test_the_mastodon_sign_in_form_fails_closed_without_redis_and_refuses_two_usernames(
+        client, make_user, limiter_down, hashings):
+    """It asked Redis without a guard: an unreachable limiter was a 500."""
+    make_user(username="dave")
+    hashed = len(hashings)
+    r = client.post("/oauth/login", {"username": "dave", "password": PASSWORD})
+    assert r.status_code == 503 and r["Retry-After"] == "5" and b'id="refusal"' in r.content
+    r = client.post("/oauth/login", "username=dave&username=eve&password=x",
+                    content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 400 and b"username must be given once" in r.content
+    assert len(hashings) == hashed and "_auth_user_id" not in client.session
+
+
 # --- registration: per IP -----------------------------------------------------------------
 
 
@@ -227,6 +321,21 @@ def test_registrations_are_limited_per_ip(anon, settings):
     assert int(refused["Retry-After"]) > 60
     assert not User.objects.filter(username="newcomer2").exists()
     assert register(anon, "newcomer3", ip="192.0.2.200").status_code == 201
+
+
+def test_app_registrations_have_a_limit_of_their_own(anon, settings):
+    """Registering an app and an account shared one bucket: a client's app registration
+    used up a sign-up, and the other way round."""
+    settings.RATE_LIMIT_REGISTER = "1/hour"
+    settings.RATE_LIMIT_APP_REGISTER = "2/hour"
+    assert register(anon, "newcomer").status_code == 201
+    apps = [anon.post("/api/v1/apps", {"client_name": "x", "redirect_uris": "urn:ietf:wg:oauth:2.0:oob"},
+                      REMOTE_ADDR="192.0.2.1") for _ in range(3)]
+    assert [r.status_code for r in apps] == [200, 200, 429]
+    assert int(apps[2]["Retry-After"]) > 60
+    assert register(anon, "another").status_code == 429  # the sign-ups' own window, closed by the first
+    assert anon.post("/api/v1/apps", {"client_name": "x", "redirect_uris": "urn:ietf:wg:oauth:2.0:oob"},
+                     REMOTE_ADDR="192.0.2.2").status_code == 200
 
 
 # --- the client's IP ------------------------------------------------------------------------

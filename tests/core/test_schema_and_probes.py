@@ -1,6 +1,12 @@
 """The OpenAPI schema, the docs page, health probes and the admin."""
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from django.core.management import call_command
+from django.test import Client
+
+from core import health
 
 from core import proxies
 
@@ -64,3 +70,38 @@ def test_the_admin_login_page_and_its_static_files_are_served(client):
     page = client.get("/admin/login/")
     assert page.status_code == 200
     assert client.get("/static/admin/css/base.css").status_code == 200
+
+
+def test_readyz_answers_a_flood_from_one_check_per_period(anon, settings, monkeypatch):
+    """Each /readyz opened a PostgreSQL connection of its own: a flood of probes competed
+    with real requests for the server's connections. Now each process checks at most
+    once per READYZ_CACHE_SECONDS, and concurrent probes wait for that one check."""
+    settings.READYZ_CACHE_SECONDS = 60  # longer than the flood takes on a busy machine
+    monkeypatch.setattr(health, "_answers", {})  # none left by an earlier test's probes
+    opened = []
+    real = health.psycopg.connect
+
+    def counted(*args, **kwargs):
+        opened.append(1)
+        time.sleep(0.05)  # the others arrive while it is connecting
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(health.psycopg, "connect", counted)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: Client().get("/readyz"), range(40)))
+    assert {r.status_code for r in answers} == {200}, [r.json() for r in answers if r.status_code != 200][:1]
+    assert len(opened) == 1
+    settings.READYZ_CACHE_SECONDS = 0.2
+    time.sleep(0.25)
+    assert anon.get("/readyz").status_code == 200
+    assert len(opened) == 2  # the period over, it checks afresh
+
+
+def test_readyz_checks_again_once_its_period_is_over(anon, settings, monkeypatch):
+    settings.READYZ_CACHE_SECONDS = 0.3
+    monkeypatch.setattr(health, "_answers", {})
+    assert anon.get("/readyz").status_code == 200
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    assert anon.get("/readyz").status_code == 200  # answered from the check just made
+    time.sleep(0.35)
+    assert anon.get("/readyz").json()["failing"] == ["broker"]
