@@ -6,9 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from core import health
-
-from core import proxies
+from core import health, proxies
 
 pytestmark = pytest.mark.django_db
 
