@@ -55,6 +55,7 @@ SCOPES = {
     "timeline": Scope("RATE_LIMIT_TIMELINE", (BY_USER,)),
     "login": Scope("RATE_LIMIT_LOGIN", (BY_IP, BY_USERNAME), fail_closed=True),
     "register": Scope("RATE_LIMIT_REGISTER", (BY_IP,), fail_closed=True),
+    "media": Scope("RATE_LIMIT_MEDIA", (BY_USER,)),
 }
 
 # KEYS: one counter per limit; ARGV: limit_1, window_ms_1, limit_2, window_ms_2, ...

@@ -14,3 +14,6 @@ class TweetsConfig(AppConfig):
 
         authors_changed.connect(receivers.authors_changed_evict_tweets, dispatch_uid="tweets.authors_changed")
         pre_delete.connect(receivers.user_deleted_evict_tweets, sender=User, dispatch_uid="tweets.user_deleted")
+        authors_changed.connect(receivers.authors_changed_place_media, dispatch_uid="tweets.authors_changed_media")
+        pre_delete.connect(receivers.user_deleted_discard_media, sender=User,
+                           dispatch_uid="tweets.user_deleted_media")

@@ -22,4 +22,4 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Limits no ordinary test reaches (tests of the limits set small ones through
 # the ``settings`` fixture); the throttles still run, and count, on every request.
 RATE_LIMIT_TWEETS = RATE_LIMIT_FOLLOWS = RATE_LIMIT_TIMELINE = "1000000/min"
-RATE_LIMIT_LOGIN = RATE_LIMIT_REGISTER = "1000000/min"
+RATE_LIMIT_LOGIN = RATE_LIMIT_REGISTER = RATE_LIMIT_MEDIA = "1000000/min"
