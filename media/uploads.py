@@ -71,6 +71,7 @@ class MediaUploadHandler(FileUploadHandler):
         self.quota_left = services.media_quota_left(owner_id)
         self.stream: storage.StreamingUpload | None = None
         self.limit = 0
+        self.media_type = ""
 
     def new_file(self, field_name, file_name, content_type, content_length, charset=None, content_type_extra=None):
         super().new_file(field_name, file_name, content_type, content_length, charset, content_type_extra)
@@ -80,6 +81,7 @@ class MediaUploadHandler(FileUploadHandler):
         if content_type not in services.ALLOWED_TYPES:
             raise UploadRefused(f"Unsupported media type {content_type or '(none)'!r}; allowed: "
                                 f"{', '.join(services.ALLOWED_TYPES)}.", status_code=415)
+        self.media_type = content_type
         self.limit = min(services.ALLOWED_TYPES[content_type][0], self.quota_left)
         self.media_name = services.new_name(owner_id=self.owner_id, content_type=content_type)
         self.stream = storage.StreamingUpload(key=storage.key_of(self.media_name, "upload"),
@@ -89,10 +91,10 @@ class MediaUploadHandler(FileUploadHandler):
         assert self.stream is not None
         if self.stream.size + len(raw_data) > self.limit:
             self.abort()
-            if self.limit < services.ALLOWED_TYPES[self.content_type][0]:
+            if self.limit < services.ALLOWED_TYPES[self.media_type][0]:
                 raise UploadRefused(f"Media storage quota exceeded: {max(self.quota_left, 0)} bytes left.",
                                     status_code=413)
-            raise UploadRefused(f"{self.content_type} uploads are at most {self.limit} bytes.", status_code=413)
+            raise UploadRefused(f"{self.media_type} uploads are at most {self.limit} bytes.", status_code=413)
         try:
             self.stream.write(raw_data)
         except storage.StorageUnavailable:
@@ -111,8 +113,8 @@ class MediaUploadHandler(FileUploadHandler):
         except storage.StorageUnavailable:
             self.abort()
             raise Unavailable("Object storage is unavailable, try again shortly.") from None
-        return StoredUpload(media_name=self.media_name, file_name=self.file_name, content_type=self.content_type,
-                            size=stream.size)
+        return StoredUpload(media_name=self.media_name, file_name=self.file_name or "file",
+                            content_type=self.media_type, size=stream.size)
 
     def upload_interrupted(self):
         self.abort()

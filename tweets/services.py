@@ -223,8 +223,8 @@ def media_reconcile(*, limit: int = 1000) -> int:
     deletions still pending retried. Returns how many media it changed."""
     Placement = media_services.Placement
     live = Tweet.objects.live().filter(id=OuterRef("tweet_id"))
-    deleted = list(Media.objects.filter(tweet_id__isnull=False).filter(~Exists(live))
-                   .values_list("tweet_id", flat=True).distinct()[:limit])
+    deleted = [tweet_id for tweet_id in Media.objects.filter(tweet_id__isnull=False).filter(~Exists(live))
+               .values_list("tweet_id", flat=True).distinct()[:limit] if tweet_id is not None]
     changed = media_services.media_discard(tweet_ids=deleted)
     hidden = Q(owner__is_active=False) | Q(owner__is_private=True)
     misplaced = list(
