@@ -199,7 +199,7 @@ def test_a_private_accounts_media_are_served_through_short_lived_signed_urls(api
     assert fetch(public).status_code == 404
     signed = shown_url(api(follower), tweet_id)
     assert signed.startswith(f"{settings.AWS_S3_ENDPOINT_URL}/timeline-media/private/{media.key}?")
-    assert "X-Amz-Expires=900" in signed and "X-Amz-Signature=" in signed
+    assert "X-Amz-Expires=1200" in signed and "X-Amz-Signature=" in signed
     assert fetch(signed).content == PNG
     timeline = page(api(follower))["data"]
     assert timeline[0]["media"][0]["url"].split("?")[0] == signed.split("?")[0]

@@ -3,7 +3,7 @@ attached to tweets only when really uploaded within what was presigned, shown on
 the tweet object, swept when never attached."""
 import base64
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -296,3 +296,28 @@ def test_uploads_and_media_urls_name_the_endpoint_as_clients_reach_it(api, make_
     url = client.get(f"/v1/tweets/{tweet_id}").json()["media"][0]["url"]
     assert url.startswith(f"{settings.AWS_S3_PUBLIC_ENDPOINT_URL}/timeline-media/public/")
     assert requests.get(url, timeout=10).content == PNG
+
+
+# --- signed URLs ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["private/7/abc-_~.png", "private/7/a b+c%.png"])
+def test_signed_urls_are_the_ones_boto3_presigns_at_the_start_of_their_window(settings, monkeypatch, key):
+    import boto3
+    import botocore.auth
+    from botocore.config import Config
+
+    now = 1_800_000_123
+    window_start = now // 300 * 300  # a third of 900 s
+    monkeypatch.setattr(botocore.auth, "get_current_datetime",
+                        lambda: datetime.fromtimestamp(window_start, tz=UTC).replace(tzinfo=None))
+    boto = boto3.client("s3", endpoint_url=settings.AWS_S3_ENDPOINT_URL, region_name=settings.AWS_S3_REGION_NAME,
+                        aws_access_key_id=settings.AWS_ACCESS_KEY_ID,
+                        aws_secret_access_key=settings.AWS_SECRET_ACCESS_KEY,
+                        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+    expected = boto.generate_presigned_url("get_object", ExpiresIn=1200,
+                                           Params={"Bucket": "timeline-media", "Key": key})
+
+    assert storage.signed_url(key, expires_in=900, now=now) == expected
+    assert storage.signed_url(key, expires_in=900, now=window_start + 299) == expected  # the same all window
+    assert storage.signed_url(key, expires_in=900, now=window_start + 300) != expected

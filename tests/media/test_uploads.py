@@ -144,7 +144,7 @@ def test_storage_down_while_streaming_is_503_and_records_nothing(api, make_user,
 def test_an_upload_is_shown_to_its_uploader_at_a_signed_url_only(api, make_user):
     r = upload(api(make_user()))
     url = r.json()["url"]
-    assert "/uploads/" in url and "X-Amz-Signature=" in url and "X-Amz-Expires=900" in url
+    assert "/uploads/" in url and "X-Amz-Signature=" in url and "X-Amz-Expires=1200" in url
     assert requests.get(url, timeout=10).content == PNG
 
 
