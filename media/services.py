@@ -206,14 +206,14 @@ def media_attach(*, media: list[Media], tweet_id: int) -> list[dict]:
     return [{"media_id": str(m.id), "key": m.key, "content_type": m.content_type} for m in media]
 
 
-def _let_go(keys: Iterable[str], *, due_at: datetime | None = None) -> None:
+def _let_go(keys: Iterable[str], *, due_at: datetime | None = None, purge_after_commit: bool = True) -> None:
     """Have ``keys`` deleted from storage, in this transaction: written down now, deleted
-    after commit (or from ``due_at``), retried by the sweep until done."""
+    after commit by a task (or from ``due_at``, or by the caller), retried until done."""
     rows = [MediaGarbage(object_key=key, **({"due_at": due_at} if due_at else {})) for key in keys]
     if not rows:
         return
     MediaGarbage.objects.bulk_create(rows)
-    if due_at is None:
+    if due_at is None and purge_after_commit:
         transaction.on_commit(_purge_soon, robust=True)
 
 
@@ -256,9 +256,10 @@ def _discard(gone: list[Media]) -> int:
 def media_place(*, owner_id: int, public: bool) -> int:
     """Move ``owner_id``'s attached media under ``public/`` (``public``) or ``private/``:
     each object copied, its row pointed at the copy, the old key let go of (deleted
-    right after). Idempotent; returns how many moved. Going private, the public object
-    is gone within seconds of the task; a failure leaves the row where it was, and
-    the reconciler tries again."""
+    right after, by this call). Idempotent; returns how many moved. Going private, the
+    public object is gone within seconds of the task; a failure leaves the row where it
+    was (or the old key written down as garbage), and the task's retry or the
+    reconciler finishes it."""
     target = Placement.PUBLIC if public else Placement.PRIVATE
     moved = 0
     for media_id in (Media.objects.filter(owner_id=owner_id, tweet_id__isnull=False)
@@ -274,8 +275,10 @@ def media_place(*, owner_id: int, public: bool) -> int:
                     logger.error("media %s is at neither %s nor its target", media.id, source)
                     continue
             Media.objects.filter(id=media.id).update(placement=target)
-            _let_go([source])
+            _let_go([source], purge_after_commit=False)
             moved += 1
+    if moved:
+        media_purge()
     return moved
 
 

@@ -248,8 +248,9 @@ MEDIA_QUOTA_BYTES = env.int("MEDIA_QUOTA_BYTES", default=2 * 1024 * 1024 * 1024)
 MEDIA_PRIVATE_URL_SECONDS = env.int("MEDIA_PRIVATE_URL_SECONDS", default=900)
 # How often media are put where their tweet and owner say (a deleted tweet's deleted,
 # a private or suspended owner's out of public reach), for whatever the after-commit
-# tasks missed; and how often storage deletions left pending are retried.
-MEDIA_RECONCILE_EVERY_SECONDS = env.int("MEDIA_RECONCILE_EVERY_SECONDS", default=60)
+# tasks missed; and how often storage deletions left pending are retried. Each run
+# scans the attached media (joined with their owners and live tweets).
+MEDIA_RECONCILE_EVERY_SECONDS = env.int("MEDIA_RECONCILE_EVERY_SECONDS", default=300)
 # A repeated Idempotency-Key answers the first tweet for this long; beat deletes
 # expired keys this often.
 IDEMPOTENCY_KEY_TTL_SECONDS = env.int("IDEMPOTENCY_KEY_TTL_SECONDS", default=24 * 3600)
