@@ -71,6 +71,7 @@ SCOPES = {
     "register": Scope("RATE_LIMIT_REGISTER", (BY_IP,), fail_closed=True),
     "oauth_client": Scope("RATE_LIMIT_OAUTH_CLIENT", (BY_IP, BY_CLIENT), fail_closed=True),
     "app_register": Scope("RATE_LIMIT_APP_REGISTER", (BY_IP,), fail_closed=True),
+    "media": Scope("RATE_LIMIT_MEDIA", (BY_USER,)),
 }
 
 # KEYS: one counter per limit; ARGV: limit_1, window_ms_1, limit_2, window_ms_2, ...

@@ -18,7 +18,6 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, serializers
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
@@ -31,7 +30,7 @@ from core.fields import IdField, StrictCharField, idempotency_key
 from core.parsers import SafeFormParser, SafeJSONParser, SafeMultiPartParser
 from core.request_notes import ReadsFirst, notes_of
 from media import services as media_services
-from media import storage
+from media import uploads
 from social import selectors as social_selectors
 from social import services as social_services
 from social.models import DISPLAY_NAME_MAX_LENGTH, User
@@ -514,12 +513,14 @@ class StatusContextApi(MastoApi):
 
 
 class MediaCreateApi(MastoApi):
-    """The one request that carries a file: the multipart upload is spooled by Django (to
-    disk past 2.5 MB) and streamed on to object storage (``media.services.media_upload``)."""
+    """The one request that carries a file: refused from its headers before the body is
+    read, then streamed to object storage as it arrives, in bounded memory and under a
+    hard cap (``media.uploads``); recorded once stored, outside any transaction."""
 
     http_method_names = serves("post")
     required_scopes = {"POST": "write:media"}
-    parser_classes = [MultiPartParser, FormParser]
+    throttle_scope = "media"
+    parser_classes = [SafeMultiPartParser]
 
     class Input(Params):
         file = serializers.FileField(error_messages={**CANT_BE_BLANK, "invalid": "can't be blank"})
@@ -528,10 +529,21 @@ class MediaCreateApi(MastoApi):
         focus = StrictCharField(required=False, allow_blank=True, allow_null=True)
 
     def post(self, request):
-        upload = self.Input.of(request.data)["file"]
-        media = media_services.media_upload(owner_id=request.user.id, content_type=upload.content_type or "",
-                                            size_bytes=upload.size, fileobj=upload)
-        return Response(entities.media_attachment(str(media.id), storage.public_url(media.key), media.content_type))
+        uploads.check_request(request, owner_id=request.user.id)
+        handler = uploads.MediaUploadHandler(request._request, owner_id=request.user.id)
+        request._request.upload_handlers = [handler]
+        recorded = False
+        try:
+            upload = self.Input.of(request.data)["file"]
+            media = media_services.media_upload_record(owner_id=request.user.id, name=upload.media_name,
+                                                       content_type=upload.content_type,
+                                                       size_bytes=upload.size)
+            recorded = True
+        finally:
+            if not recorded:
+                handler.discard()
+        return Response(entities.media_attachment(str(media.id), media_services.upload_url(media),
+                                                  media.content_type))
 
 
 # --- The home timeline and its read position -----------------------------------------

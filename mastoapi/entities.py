@@ -156,7 +156,8 @@ def status(tweet: TweetEntry, *, author: User, base: str, mentioned: dict[str, U
         "reblog": None,
         "text": None,
         "account": account(author, base=base),
-        "media_attachments": [media_attachment(m.media_id, m.url, m.content_type) for m in tweet.media],
+        "media_attachments": [media_attachment(m.media_id, m.url_for(tweet.author), m.content_type)
+                              for m in tweet.media],
         "mentions": [{"id": str(u.id), "username": u.username, "url": f"{base}/@{u.username}", "acct": u.username}
                      for u in mentions],
         "tags": [{"name": tag, "url": f"{base}/tags/{tag.lower()}"} for tag in tweet.hashtags],

@@ -21,6 +21,8 @@ _MEDIA_CREATE_REQUEST = {
 
 
 class MediaCreateApi(APIView):
+    throttle_scope = "media"
+
     class MediaCreateInputSerializer(serializers.Serializer):
         content_type = StrictCharField(max_length=50)
         size_bytes = serializers.IntegerField(min_value=1)

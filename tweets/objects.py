@@ -8,9 +8,11 @@ private), so a page is hydrated from the tweet cache alone, in one round trip.
 Every change to an author rewrites their summary and drops their tweets'
 entries (``tweets.receivers``), so a renamed user never shows under an old name
 for long, nor a suspended one's tweets at all. An entry keeps each medium's
-storage key, never its URL: the URL is made when the tweet is shown
-(``media.storage.public_url``), so a new ``MEDIA_CDN_URL`` applies to tweets
-cached before it. Every path that shows a tweet (the tweet endpoint, timeline
+storage name, never its URL: the URL is made when the tweet is shown, from the
+author's summary the entry carries (no other read): an active public author's
+media at their public URL (``media.storage.public_url``), a private author's
+through a short-lived signed URL (``media.storage.signed_url``), so a new
+``MEDIA_CDN_URL`` applies to tweets cached before it. Every path that shows a tweet (the tweet endpoint, timeline
 pages, the Mastodon API, the benchmark's baseline) goes through ``TweetEntry``.
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ from datetime import datetime
 from typing import Annotated, TypedDict
 
 import orjson
+from django.conf import settings
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
@@ -56,10 +59,14 @@ class Media:
     key: str
     content_type: str
 
-    @property
-    def url(self) -> str:
-        """Where readers fetch it, under the storage's public URL (``MEDIA_CDN_URL``) as configured now."""
-        return storage.public_url(self.key)
+    def url_for(self, author: Author) -> str:
+        """Where readers fetch it, as configured now (under ``MEDIA_CDN_URL``): an active
+        public author's at its public URL; a private (or suspended) author's, whose
+        object is out of public reach (``media.services.media_place``), through a URL
+        signed now, good for ``MEDIA_PRIVATE_URL_SECONDS``. Made locally, no request."""
+        if author.active and not author.private:
+            return storage.public_url(self.key)
+        return storage.signed_url(storage.key_of(self.key, "private"), expires_in=settings.MEDIA_PRIVATE_URL_SECONDS)
 
 
 # --- The public object (``/v1``) and its OpenAPI component, from one declaration ---------
@@ -170,7 +177,8 @@ class TweetEntry:
             "timestamp": self.timestamp,
             "author": {"user_id": str(author.user_id), "username": author.username,
                        "display_name": author.display_name},
-            "media": [{"media_id": m.media_id, "url": m.url, "content_type": m.content_type} for m in self.media],
+            "media": [{"media_id": m.media_id, "url": m.url_for(author), "content_type": m.content_type}
+                      for m in self.media],
             "mentions": list(self.mentions),
             "hashtags": list(self.hashtags),
         }

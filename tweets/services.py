@@ -1,4 +1,5 @@
-"""Every write to tweets: posting (once per idempotency key) and deleting."""
+"""Every write to tweets: posting (once per idempotency key) and deleting; and keeping
+their media where the tweet and its author say (``media_place_for``, ``media_reconcile``)."""
 import hashlib
 import json
 import logging
@@ -8,10 +9,12 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from core.exceptions import ApplicationError, Forbidden, NotFound
 from media import services as media_services
+from media.models import Media
 from social.models import User
 from social.readers import ReaderUser
 
@@ -166,8 +169,9 @@ def tweet_create(*, author: User | ReaderUser, content: str, media_ids: Sequence
             {"content": [f"Tweets are at most {text.MAX_WEIGHTED_LENGTH} characters "
                          f"(this one counts {text.weighted_length(content)})."]}
         )
-    # Before minting: the HEADs of the uploads must not hold the author's row lock.
-    claimed = media_services.media_claim(owner_id=author.id, media_ids=list(media_ids)) if media_ids else []
+    # Before minting: the copies and HEADs of the uploads must not hold the author's row lock.
+    claimed = media_services.media_claim(owner_id=author.id, media_ids=list(media_ids),
+                                         public=_media_public(author.id)) if media_ids else []
     tweet_id, pushed, author = _mint_for_author(author_id=author.id)
     tweet = Tweet.objects.create(
         id=tweet_id,
@@ -194,8 +198,9 @@ def _warm_cache(tweet: Tweet) -> None:
 @transaction.atomic
 def tweet_delete(*, tweet_id: int, actor: User) -> None:
     """Soft-delete a tweet (its author, or a moderator: ``tweets.delete_tweet``); timelines
-    drop it on their next read. A tweet the actor may not see is not found, as its GET
-    answers: a refusal would tell that it exists."""
+    drop it on their next read, and its media are deleted from storage once this commits.
+    A tweet the actor may not see is not found, as its GET answers: a refusal would tell
+    that it exists."""
     tweet = Tweet.objects.select_for_update().live().filter(id=tweet_id).first()
     if tweet is None:
         raise NotFound("No such tweet.")
@@ -205,7 +210,49 @@ def tweet_delete(*, tweet_id: int, actor: User) -> None:
         raise Forbidden("Only the author or a moderator may delete this tweet.")
     tweet.deleted_at = timezone.now()
     tweet.save(update_fields=["deleted_at"])
+    # Its media go with it: the rows now, the objects from storage right after commit.
+    media_services.media_discard(tweet_ids=[tweet.id])
     # Also before commit, so no reader refills the cache from the old row in
     # between; briefly, in case this transaction rolls back after all.
     cache.tombstone(tweet.id, ttl=30)
     transaction.on_commit(lambda: cache.tombstone(tweet.id))
+
+
+# --- Media where their tweets and owners say -------------------------------------------
+
+
+# The task that places an account's media after a change (``tasks.media_place_task``).
+MEDIA_PLACE_TASK = "tweets.media_place"
+
+
+def _media_public(user_id: int) -> bool:
+    """Whether ``user_id``'s media go under ``public/``: an active, public account's."""
+    return User.objects.filter(id=user_id, is_active=True, is_private=False).exists()
+
+
+def media_place_for(*, user_ids: Sequence[int]) -> int:
+    """Put the media of ``user_ids`` where their accounts' state says (``public/`` for an
+    active public account, else ``private/``, out of public reach); returns how many
+    moved. Sent after an account change commits (``receivers``) and by the reconciler."""
+    public = set(User.objects.filter(id__in=user_ids, is_active=True, is_private=False)
+                 .values_list("id", flat=True))
+    return sum(media_services.media_place(owner_id=user_id, public=user_id in public) for user_id in user_ids)
+
+
+def media_reconcile(*, limit: int = 1000) -> int:
+    """What the after-commit work missed: the media of tweets deleted some other way (the
+    admin, SQL) deleted, media of owners whose state changed placed anew, and storage
+    deletions still pending retried. Returns how many media it changed."""
+    Placement = media_services.Placement
+    live = Tweet.objects.live().filter(id=OuterRef("tweet_id"))
+    deleted = [tweet_id for tweet_id in Media.objects.filter(tweet_id__isnull=False).filter(~Exists(live))
+               .values_list("tweet_id", flat=True).distinct()[:limit] if tweet_id is not None]
+    changed = media_services.media_discard(tweet_ids=deleted)
+    hidden = Q(owner__is_active=False) | Q(owner__is_private=True)
+    misplaced = list(
+        Media.objects.filter(tweet_id__isnull=False)
+        .filter((hidden & ~Q(placement=Placement.PRIVATE)) | (~hidden & ~Q(placement=Placement.PUBLIC)))
+        .values_list("owner_id", flat=True).distinct()[:limit])
+    changed += media_place_for(user_ids=misplaced)
+    media_services.media_purge()
+    return changed

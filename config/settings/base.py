@@ -252,6 +252,17 @@ MEDIA_CDN_URL = env("MEDIA_CDN_URL", default="")
 MEDIA_UPLOAD_EXPIRES_SECONDS = env.int("MEDIA_UPLOAD_EXPIRES_SECONDS", default=3600)
 MEDIA_UNATTACHED_MAX_AGE_SECONDS = env.int("MEDIA_UNATTACHED_MAX_AGE_SECONDS", default=24 * 3600)
 MEDIA_SWEEP_EVERY_SECONDS = env.int("MEDIA_SWEEP_EVERY_SECONDS", default=3600)
+# The most bytes of media one user may hold (uploads and attached alike): an upload
+# that would pass it is refused with 413, before any byte is stored.
+MEDIA_QUOTA_BYTES = env.int("MEDIA_QUOTA_BYTES", default=2 * 1024 * 1024 * 1024)
+# How long a signed URL of a private account's media (or of an upload not yet on a
+# tweet) works; it is signed afresh each time the tweet is shown.
+MEDIA_PRIVATE_URL_SECONDS = env.int("MEDIA_PRIVATE_URL_SECONDS", default=900)
+# How often media are put where their tweet and owner say (a deleted tweet's deleted,
+# a private or suspended owner's out of public reach), for whatever the after-commit
+# tasks missed; and how often storage deletions left pending are retried. Each run
+# scans the attached media (joined with their owners and live tweets).
+MEDIA_RECONCILE_EVERY_SECONDS = env.int("MEDIA_RECONCILE_EVERY_SECONDS", default=300)
 # A repeated Idempotency-Key answers the first tweet for this long; beat deletes
 # expired keys this often.
 IDEMPOTENCY_KEY_TTL_SECONDS = env.int("IDEMPOTENCY_KEY_TTL_SECONDS", default=24 * 3600)
@@ -280,8 +291,10 @@ RATE_LIMIT_FOLLOWS = env("RATE_LIMIT_FOLLOWS", default="100/min")
 RATE_LIMIT_TIMELINE = env("RATE_LIMIT_TIMELINE", default="900/15min")
 RATE_LIMIT_LOGIN = env("RATE_LIMIT_LOGIN", default="10/min")
 RATE_LIMIT_REGISTER = env("RATE_LIMIT_REGISTER", default="20/hour")
+# Media uploads per user (a presigned POST or a Mastodon upload through the API).
+RATE_LIMIT_MEDIA = env("RATE_LIMIT_MEDIA", default="30/hour")
 for _name in ("RATE_LIMIT_TWEETS", "RATE_LIMIT_FOLLOWS", "RATE_LIMIT_TIMELINE", "RATE_LIMIT_LOGIN",
-              "RATE_LIMIT_REGISTER"):
+              "RATE_LIMIT_REGISTER", "RATE_LIMIT_MEDIA"):
     try:
         parse_rate(globals()[_name])
     except ValueError as _exc:
@@ -454,6 +467,7 @@ CELERY_BEAT_SCHEDULE = {
     "account-changes-replay": _every("social.replay_account_changes", ACCOUNT_CHANGE_REPLAY_SECONDS),
     "follow-updates-replay": _every("timelines.replay_follow_updates", FOLLOW_UPDATE_REPLAY_EVERY_SECONDS),
     "media-sweep": _every("media.sweep", MEDIA_SWEEP_EVERY_SECONDS),
+    "media-reconcile": _every("tweets.media_reconcile", MEDIA_RECONCILE_EVERY_SECONDS),
     "idempotency-keys-sweep": _every("tweets.sweep_idempotency_keys", IDEMPOTENCY_KEY_SWEEP_EVERY_SECONDS),
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")

@@ -3,7 +3,7 @@ attached to tweets only when really uploaded within what was presigned, shown on
 the tweet object, swept when never attached."""
 import base64
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -57,12 +57,12 @@ def test_presigned_policy_pins_the_key_the_type_and_the_size(api, make_user, set
     media = Media.objects.get(id=int(body["media_id"]))
     assert media.owner_id == user.id and media.tweet_id is None
     fields = body["upload"]["fields"]
-    assert fields["key"] == media.key and fields["Content-Type"] == "image/jpeg"
+    assert fields["key"] == f"uploads/{media.key}" and fields["Content-Type"] == "image/jpeg"
     policy = json.loads(base64.b64decode(fields["policy"]))
     conditions = policy["conditions"]
     assert {"Content-Type": "image/jpeg"} in conditions
     assert ["content-length-range", 1, 1234] in conditions
-    assert {"key": media.key} in conditions
+    assert {"key": f"uploads/{media.key}"} in conditions
     assert {"bucket": "timeline-media"} in conditions
     assert policy["expiration"][:19] == body["expires_at"][:19]
     expires_at = datetime.fromisoformat(body["expires_at"])
@@ -141,7 +141,7 @@ def test_the_cdn_url_setting_moves_where_media_are_served_from(api, make_user, s
     tweet_id = post_with_media(client, [media_id]).json()["tweet_id"]
 
     key = Media.objects.get(id=int(media_id)).key
-    assert client.get(f"/v1/tweets/{tweet_id}").json()["media"][0]["url"] == f"https://cdn.example.test/m/{key}"
+    assert client.get(f"/v1/tweets/{tweet_id}").json()["media"][0]["url"] == f"https://cdn.example.test/m/public/{key}"
 
 
 def test_a_new_cdn_url_reaches_tweets_already_cached_without_a_flush(api, make_user, settings, redis):
@@ -150,14 +150,14 @@ def test_a_new_cdn_url_reaches_tweets_already_cached_without_a_flush(api, make_u
     media_id = uploaded(client)
     tweet_id = post_with_media(client, [media_id]).json()["tweet_id"]
     key = Media.objects.get(id=int(media_id)).key
-    assert page(client)["data"][0]["media"][0]["url"] == f"https://old-cdn.example.test/{key}"
+    assert page(client)["data"][0]["media"][0]["url"] == f"https://old-cdn.example.test/public/{key}"
     cached = redis.get(tweet_cache._key(int(tweet_id)))
     assert cached and b"old-cdn" not in cached  # the entry holds the key, not the URL
 
     settings.MEDIA_CDN_URL = "https://new-cdn.example.test/"
 
-    assert page(client)["data"][0]["media"][0]["url"] == f"https://new-cdn.example.test/{key}"
-    assert client.get(f"/v1/tweets/{tweet_id}").json()["media"][0]["url"] == f"https://new-cdn.example.test/{key}"
+    assert page(client)["data"][0]["media"][0]["url"] == f"https://new-cdn.example.test/public/{key}"
+    assert client.get(f"/v1/tweets/{tweet_id}").json()["media"][0]["url"] == f"https://new-cdn.example.test/public/{key}"
     assert redis.get(tweet_cache._key(int(tweet_id))) == cached  # read from the same entry, not refilled
 
 
@@ -178,7 +178,7 @@ def test_an_upload_larger_than_presigned_is_refused(api, make_user):
     r = presign(client, "image/png", 10)
     # The local endpoint takes it, as an emulator may (real S3 refuses it at upload).
     upload(r.json(), PNG)
-    assert storage.head(Media.objects.get(id=int(r.json()["media_id"])).key).size_bytes == len(PNG)
+    assert storage.head(f"uploads/{Media.objects.get(id=int(r.json()['media_id'])).key}").size_bytes == len(PNG)
 
     assert_refused(client, author, [r.json()["media_id"]], 400, "more than the 10 presigned")
 
@@ -279,9 +279,9 @@ def test_the_sweeper_deletes_old_unattached_uploads_object_and_record(api, make_
     assert services.media_sweep() == 1
 
     assert set(Media.objects.values_list("id", flat=True)) == {int(young_unattached), int(attached)}
-    assert storage.head(keys[int(old_unattached)]) is None
-    assert storage.head(keys[int(young_unattached)]) is not None
-    assert storage.head(keys[int(attached)]) is not None
+    assert storage.head(f"uploads/{keys[int(old_unattached)]}") is None
+    assert storage.head(f"uploads/{keys[int(young_unattached)]}") is not None
+    assert storage.head(f"public/{keys[int(attached)]}") is not None
 
 
 def test_uploads_and_media_urls_name_the_endpoint_as_clients_reach_it(api, make_user, settings):
@@ -294,5 +294,30 @@ def test_uploads_and_media_urls_name_the_endpoint_as_clients_reach_it(api, make_
 
     tweet_id = post_with_media(client, [r.json()["media_id"]]).json()["tweet_id"]
     url = client.get(f"/v1/tweets/{tweet_id}").json()["media"][0]["url"]
-    assert url.startswith(f"{settings.AWS_S3_PUBLIC_ENDPOINT_URL}/timeline-media/")
+    assert url.startswith(f"{settings.AWS_S3_PUBLIC_ENDPOINT_URL}/timeline-media/public/")
     assert requests.get(url, timeout=10).content == PNG
+
+
+# --- signed URLs ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["private/7/abc-_~.png", "private/7/a b+c%.png"])
+def test_signed_urls_are_the_ones_boto3_presigns_at_the_start_of_their_window(settings, monkeypatch, key):
+    import boto3
+    import botocore.auth
+    from botocore.config import Config
+
+    now = 1_800_000_123
+    window_start = now // 300 * 300  # a third of 900 s
+    monkeypatch.setattr(botocore.auth, "get_current_datetime",
+                        lambda: datetime.fromtimestamp(window_start, tz=UTC).replace(tzinfo=None))
+    boto = boto3.client("s3", endpoint_url=settings.AWS_S3_ENDPOINT_URL, region_name=settings.AWS_S3_REGION_NAME,
+                        aws_access_key_id=settings.AWS_ACCESS_KEY_ID,
+                        aws_secret_access_key=settings.AWS_SECRET_ACCESS_KEY,
+                        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+    expected = boto.generate_presigned_url("get_object", ExpiresIn=1200,
+                                           Params={"Bucket": "timeline-media", "Key": key})
+
+    assert storage.signed_url(key, expires_in=900, now=now) == expected
+    assert storage.signed_url(key, expires_in=900, now=window_start + 299) == expected  # the same all window
+    assert storage.signed_url(key, expires_in=900, now=window_start + 300) != expected

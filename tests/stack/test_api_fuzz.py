@@ -34,6 +34,8 @@ pytestmark = pytest.mark.slow
 # Generous limits: the fuzzer posts, follows and reads far faster than a person.
 GENEROUS_LIMITS = {f"RATE_LIMIT_{scope}": "1000000/min"
                    for scope in ("TWEETS", "FOLLOWS", "TIMELINE", "LOGIN", "REGISTER", "MEDIA", "REFRESH")}
+# And a media quota no run of presigned uploads (each up to 512 MiB, declared) fills.
+GENEROUS_LIMITS["MEDIA_QUOTA_BYTES"] = str(2**60)
 
 
 def _database_url() -> str:

@@ -1,4 +1,4 @@
-"""``manage.py media_bucket``: create the media bucket if it is missing and make its objects readable."""
+"""``manage.py media_bucket``: create the media bucket if it is missing and make its ``public/`` objects readable."""
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -6,7 +6,7 @@ from media import storage
 
 
 class Command(BaseCommand):
-    help = "Create the media bucket (AWS_STORAGE_BUCKET_NAME) if missing, with public reads of its objects."
+    help = "Create the media bucket (AWS_STORAGE_BUCKET_NAME) if missing, with public reads of public/ alone."
 
     def handle(self, *args, **options):
         bucket = settings.AWS_STORAGE_BUCKET_NAME
