@@ -16,6 +16,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
 
+from . import signals
+
 USERNAME_PATTERN = r"^[A-Za-z0-9_]{1,15}$"
 DISPLAY_NAME_MAX_LENGTH = 50  # the column's, and so every API's, limit
 
@@ -59,6 +61,10 @@ class User(AbstractUser):
     # Bumped by a trigger (migration 0006) in every UPDATE that changes a field the
     # author cache holds, whoever writes it: the cache keeps the newest version it saw.
     cache_version = models.BigIntegerField(default=0)
+    # Bumped by ``save`` when the user's sessions end (a new password, a suspension): a
+    # JWT carries the version it was issued under, and one issued under an older
+    # version is refused (``social.authentication``), whatever its expiry.
+    token_version = models.BigIntegerField(default=0, db_default=0)
 
     objects: ClassVar[UserManager] = UserManager()
 
@@ -69,6 +75,28 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.username
+
+    def set_unusable_password(self) -> None:
+        super().set_unusable_password()
+        self._password_disabled = True
+
+    def save(self, *args, **kwargs) -> None:
+        """Save; and end every session of the user (``signals.sessions_ended``, in this
+        transaction) when this save sets a new password (``set_password``: a change, a
+        reset, the admin's form, ``changepassword``; not the rehash of the same password
+        at login) or disables it, or writes ``is_active`` false (a suspension)."""
+        update_fields = kwargs.get("update_fields")
+        ending = not self._state.adding and (
+            self._password is not None or getattr(self, "_password_disabled", False)
+            or (not self.is_active and (update_fields is None or "is_active" in update_fields)))
+        if ending:
+            self.token_version += 1
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "token_version"}
+        super().save(*args, **kwargs)
+        self._password_disabled = False
+        if ending:
+            signals.sessions_ended.send(sender=User, user_id=self.pk)  # as tokens.sessions_end
 
 
 class FollowQuerySet(models.QuerySet):

@@ -115,15 +115,16 @@ def user_suspend(*, user_id: int, actor: User | None = None) -> bool:
     A suspended user cannot log in, refresh a token or use one (every
     authentication checks ``is_active``: PostgreSQL's row or the author cache),
     nor be followed or looked up, and their tweets are hidden from every timeline
-    and tweet lookup at read time. Every refresh token they hold is revoked in
-    the same transaction (``tokens.refresh_tokens_revoke_all``; a refresh in
-    flight finishes first, under its lock on the user), so reinstating them
-    does not bring old sessions back. Nothing else is deleted: cached timelines
+    and tweet lookup at read time. Every session they hold ends in the same
+    transaction (``tokens.sessions_end``, also from ``User.save``: the ``/v1``
+    refresh tokens and the OAuth tokens are revoked, the token version bumped; a
+    refresh in flight finishes first, under its lock on the user), so
+    reinstating them does not bring old sessions back. Nothing else is deleted: cached timelines
     keep the ids, so ``user_reinstate`` brings the tweets back. ``actor`` is the
     staff member acting, or ``None`` for an operator at the command line.
     """
     changed = _user_set_active(user_id=user_id, active=False, actor=actor)
-    tokens.refresh_tokens_revoke_all(user_id=user_id)
+    tokens.sessions_end(user_id=user_id)  # again if a change behind our back skipped User.save
     return changed
 
 
