@@ -5,7 +5,10 @@ class SocialConfig(AppConfig):
     name = "social"
 
     def ready(self) -> None:
-        from . import receivers, signals
+        from django.db.models.signals import post_save
 
-        signals.sessions_ended.connect(receivers.sessions_ended_revoke_refresh_tokens,
-                                       dispatch_uid="social.sessions_ended_revoke_refresh_tokens")
+        from . import receivers
+        from .models import User
+
+        post_save.connect(receivers.user_saved_end_sessions, sender=User,
+                          dispatch_uid="social.user_saved_end_sessions")

@@ -19,17 +19,14 @@ from core import throttling
 from core.request_notes import ReadsFirst, notes_of
 
 from . import cache as author_cache
+from .models import token_version_current
 from .readers import ReaderUser
 
-TOKEN_VERSION_CLAIM = "tv"
 
-
-def token_version_current(claims, current: int) -> None:
+def token_version_check(claims, current: int) -> None:
     """401 for a token issued under an older ``token_version`` than the user's ``current``
-    one (a new password or a suspension since: ``User.save``); one without the claim was
-    issued under 0."""
-    issued_under = claims.get(TOKEN_VERSION_CLAIM, 0)
-    if type(issued_under) is not int or issued_under < current:
+    one (a new password or a suspension since: ``User.save``)."""
+    if not token_version_current(claims, current):
         raise exceptions.AuthenticationFailed("Token was revoked: the account's sessions ended.",
                                               code="token_revoked")
 
@@ -40,7 +37,7 @@ class SafeJWTAuthentication(JWTAuthentication):
             user = super().get_user(validated_token)
         except (ValueError, TypeError):  # a user id claim that is not an id
             raise exceptions.AuthenticationFailed("Token contained no recognizable user identification") from None
-        token_version_current(validated_token, user.token_version)  # not after a new password or a suspension
+        token_version_check(validated_token, user.token_version)  # not after a new password or a suspension
         return user
 
 
@@ -82,7 +79,7 @@ def reader_of(user_id: int, cached: author_cache.CachedUser | None, claims=None)
     if not cached.active:
         raise exceptions.AuthenticationFailed("User is inactive", code="user_inactive")
     if claims is not None:
-        token_version_current(claims, cached.token_version)
+        token_version_check(claims, cached.token_version)
     return ReaderUser(user_id)
 
 

@@ -16,10 +16,16 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
 
-from . import signals
-
 USERNAME_PATTERN = r"^[A-Za-z0-9_]{1,15}$"
 DISPLAY_NAME_MAX_LENGTH = 50  # the column's, and so every API's, limit
+TOKEN_VERSION_CLAIM = "tv"  # a JWT's claim: the user's token_version when it was issued
+
+
+def token_version_current(claims, current: int) -> bool:
+    """Whether a JWT of these ``claims`` was issued under the user's ``current`` token version
+    (or a later one: a cached user may lag); one without the claim was issued under 0."""
+    issued_under = claims.get(TOKEN_VERSION_CLAIM, 0)
+    return type(issued_under) is int and issued_under >= current
 
 
 class UserQuerySet(models.QuerySet):
@@ -81,22 +87,23 @@ class User(AbstractUser):
         self._password_disabled = True
 
     def save(self, *args, **kwargs) -> None:
-        """Save; and end every session of the user (``signals.sessions_ended``, in this
-        transaction) when this save sets a new password (``set_password``: a change, a
-        reset, the admin's form, ``changepassword``; not the rehash of the same password
-        at login) or disables it, or writes ``is_active`` false (a suspension)."""
+        """Save; when this save sets a new password (``set_password``: a change, a reset, the
+        admin's form, ``changepassword``; not the rehash of the same password at login) or
+        disables it, or writes ``is_active`` false (a suspension), bump ``token_version`` and
+        mark the save ``sessions_end``: its ``post_save`` receiver ends every session of the
+        user in this transaction (``receivers.user_saved_end_sessions``)."""
         update_fields = kwargs.get("update_fields")
-        ending = not self._state.adding and (
+        self.sessions_end = not self._state.adding and (
             self._password is not None or getattr(self, "_password_disabled", False)
             or (not self.is_active and (update_fields is None or "is_active" in update_fields)))
-        if ending:
+        if self.sessions_end:
             self.token_version += 1
             if update_fields is not None:
                 kwargs["update_fields"] = {*update_fields, "token_version"}
-        super().save(*args, **kwargs)
-        self._password_disabled = False
-        if ending:
-            signals.sessions_ended.send(sender=User, user_id=self.pk)  # as tokens.sessions_end
+        try:
+            super().save(*args, **kwargs)
+        finally:
+            self.sessions_end = self._password_disabled = False
 
 
 class FollowQuerySet(models.QuerySet):

@@ -1,11 +1,9 @@
-"""What the accounts app does when a user's sessions end (``signals.sessions_ended``): the
-``/v1`` refresh tokens are revoked in the same transaction, and the author cache, which
-holds the token version a reader's JWT is checked against, is rewritten once it commits.
-Connected in ``apps.SocialConfig.ready``."""
-from . import services, tokens
-from .models import User
+"""What the accounts app does when a user row is saved: a save that set a new password or
+suspended the user (``User.save`` marks it ``sessions_end``) ends every session of the user
+in the same transaction (``services.sessions_end``). Connected in ``apps.SocialConfig.ready``."""
+from . import services
 
 
-def sessions_ended_revoke_refresh_tokens(sender, user_id: int, **kwargs) -> None:
-    tokens.refresh_tokens_revoke_all(user_id=user_id)
-    services.author_cache_refresh_after_commit(User(id=user_id))
+def user_saved_end_sessions(sender, instance, created: bool, **kwargs) -> None:
+    if getattr(instance, "sessions_end", False):
+        services.sessions_end(user_id=instance.pk)

@@ -24,7 +24,7 @@ from core.exceptions import ApplicationError, Forbidden, NotFound
 
 from . import cache, tokens
 from .models import AccountChange, Follow, User, accepted_sql
-from .signals import authors_changed, follow_changed
+from .signals import authors_changed, follow_changed, sessions_ended
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def user_suspend(*, user_id: int, actor: User | None = None) -> bool:
     authentication checks ``is_active``: PostgreSQL's row or the author cache),
     nor be followed or looked up, and their tweets are hidden from every timeline
     and tweet lookup at read time. Every session they hold ends in the same
-    transaction (``tokens.sessions_end``, also from ``User.save``: the ``/v1``
+    transaction (``sessions_end``, also from ``User.save``: the ``/v1``
     refresh tokens and the OAuth tokens are revoked, the token version bumped; a
     refresh in flight finishes first, under its lock on the user), so
     reinstating them does not bring old sessions back. Nothing else is deleted: cached timelines
@@ -124,8 +124,18 @@ def user_suspend(*, user_id: int, actor: User | None = None) -> bool:
     staff member acting, or ``None`` for an operator at the command line.
     """
     changed = _user_set_active(user_id=user_id, active=False, actor=actor)
-    tokens.sessions_end(user_id=user_id)  # again if a change behind our back skipped User.save
+    sessions_end(user_id=user_id)  # again: a suspension behind User.save's back (plain SQL) is healed
     return changed
+
+
+def sessions_end(*, user_id: int) -> None:
+    """End every session of the user, in the caller's transaction: the ``/v1`` refresh tokens
+    are revoked, and every other issuer revokes its own (``signals.sessions_ended``: the OAuth
+    tokens); the author cache, which holds the token version, is rewritten after commit.
+    ``User.save`` has it called for a new password or a suspension (``receivers``)."""
+    tokens.refresh_tokens_revoke_all(user_id=user_id)
+    sessions_ended.send(sender=User, user_id=user_id)
+    author_cache_refresh_after_commit(User(id=user_id))
 
 
 def user_reinstate(*, user_id: int, actor: User | None = None) -> bool:

@@ -17,10 +17,10 @@ error propagates, so a change it could not apply is replayed
 (``services.account_changes_replay`` keeps its row).
 
 ``sessions_ended`` is sent inside the writing transaction when every session of a
-user ends (``User.save`` of a new or disabled password, or of a suspension;
-``tokens.sessions_end``): each issuer of tokens revokes all it issued to the user
-(``social.receivers``: the ``/v1`` refresh tokens; ``mastoapi.receivers``: the
-OAuth tokens). Keyword argument: ``user_id``.
+user ends (``services.sessions_end``: a new or disabled password, a suspension),
+once the ``/v1`` refresh tokens are revoked: every other issuer of tokens revokes
+all it issued to the user (``mastoapi.receivers``: the OAuth tokens). Keyword
+argument: ``user_id``.
 """
 from django.dispatch import Signal
 

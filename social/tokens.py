@@ -18,9 +18,9 @@ original: every unrevoked token of its family is revoked (committed before the
 401), so the thief and the victim both sign in again; a token issued before
 families existed (no ``fam``) revokes all of its user's refresh tokens.
 
-``sessions_end`` ends every session of a user: ``signals.sessions_ended``, whose
-receivers revoke the ``/v1`` refresh tokens (``refresh_tokens_revoke_all``) and
-the OAuth tokens. ``User.save`` sends it for a new password and a suspension,
+``services.sessions_end`` ends every session of a user: the refresh tokens
+(``refresh_tokens_revoke_all``) and, through ``signals.sessions_ended``, the
+OAuth tokens. ``User.save`` has it called for a new password and a suspension,
 and bumps ``token_version``, so the user's outstanding access tokens are refused
 too (``social.authentication``).
 """
@@ -33,16 +33,14 @@ from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenBackendError, TokenError
 from rest_framework_simplejwt.settings import api_settings
-from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.state import token_backend
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken, UntypedToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from core.exceptions import Forbidden
 
-from . import signals
-from .authentication import TOKEN_VERSION_CLAIM, token_version_current
-from .models import User
+from .models import TOKEN_VERSION_CLAIM, User, token_version_current
 
 logger = logging.getLogger(__name__)
 
@@ -114,10 +112,8 @@ def refresh_token_rotate(*, refresh: str) -> dict[str, str]:
     token, user_id = _parse(refresh)
     with transaction.atomic():
         user = _active_user_shared(user_id)
-        try:
-            token_version_current(token.payload, user.token_version)
-        except exceptions.AuthenticationFailed:
-            raise InvalidToken("Token was revoked: the account's sessions ended.") from None
+        if not token_version_current(token.payload, user.token_version):
+            raise InvalidToken("Token was revoked: the account's sessions ended.")
         if _revoke(token, user_id):
             new = SessionRefreshToken.for_user(user, family=token.get(FAMILY_CLAIM))  # recorded as outstanding
             return {"access": str(new.access_token), "refresh": str(new)}
@@ -185,13 +181,6 @@ def jwt_session_revoke(*, user_id: int, outstanding_id: int) -> bool:
     if found:
         BlacklistedToken.objects.get_or_create(token_id=outstanding_id)
     return found
-
-
-def sessions_end(*, user_id: int) -> None:
-    """End every session of the user, in the caller's transaction: each issuer revokes the
-    tokens it issued (``signals.sessions_ended``). ``User.save`` calls it for a new password
-    and a suspension; it also ends a session after the fact (a repeated suspension)."""
-    signals.sessions_ended.send(sender=User, user_id=user_id)
 
 
 @transaction.atomic
