@@ -19,7 +19,7 @@ from core import throttling
 from core.request_notes import ReadsFirst, notes_of
 
 from . import cache as author_cache
-from .models import token_version_current
+from .models import User, token_version_current
 from .readers import ReaderUser
 
 
@@ -34,7 +34,7 @@ def token_version_check(claims, current: int) -> None:
 class SafeJWTAuthentication(JWTAuthentication):
     def get_user(self, validated_token):
         try:
-            user = super().get_user(validated_token)
+            user: User = super().get_user(validated_token)  # type: ignore[assignment]  # AUTH_USER_MODEL
         except (ValueError, TypeError):  # a user id claim that is not an id
             raise exceptions.AuthenticationFailed("Token contained no recognizable user identification") from None
         token_version_check(validated_token, user.token_version)  # not after a new password or a suspension

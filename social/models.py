@@ -94,7 +94,8 @@ class User(AbstractUser):
         user in this transaction (``receivers.user_saved_end_sessions``)."""
         update_fields = kwargs.get("update_fields")
         self.sessions_end = not self._state.adding and (
-            self._password is not None or getattr(self, "_password_disabled", False)
+            # Django's own mark of a new password, which the rehash at login clears first.
+            getattr(self, "_password", None) is not None or getattr(self, "_password_disabled", False)
             or (not self.is_active and (update_fields is None or "is_active" in update_fields)))
         if self.sessions_end:
             self.token_version += 1
