@@ -1,7 +1,7 @@
 """The author cache: the public face of a user (``id -> username, display name, active``,
-when they joined and their follow counts), and who holds a username.
+when they joined and their follow counts, the token version), and who holds a username.
 
-Authentication of reads checks ``active`` here instead of in PostgreSQL, and the
+Authentication of reads checks ``active`` (and a JWT's token version) here instead of in PostgreSQL, and the
 Mastodon API builds the accounts of a page's statuses from it
 (``users_and_names``); tweets carry their author's summary in their own entries.
 An entry lives at ``<prefix>u2:<id>`` (``u2``: the layout with the account
