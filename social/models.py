@@ -89,22 +89,26 @@ class User(AbstractUser):
     def save(self, *args, **kwargs) -> None:
         """Save; when this save sets a new password (``set_password``: a change, a reset, the
         admin's form, ``changepassword``; not the rehash of the same password at login) or
-        disables it, or writes ``is_active`` false (a suspension), bump ``token_version`` and
-        mark the save ``sessions_end``: its ``post_save`` receiver ends every session of the
-        user in this transaction (``receivers.user_saved_end_sessions``)."""
+        disables it, or writes ``is_active`` false (a suspension), bump ``token_version`` (in
+        the UPDATE: a stale instance bumps it all the same) and mark the save ``ends_sessions``:
+        its ``post_save`` receiver ends every session of the user in this transaction
+        (``receivers.user_saved_end_sessions``)."""
         update_fields = kwargs.get("update_fields")
-        self.sessions_end = not self._state.adding and (
+        self.ends_sessions = not self._state.adding and (
             # Django's own mark of a new password, which the rehash at login clears first.
             getattr(self, "_password", None) is not None or getattr(self, "_password_disabled", False)
             or (not self.is_active and (update_fields is None or "is_active" in update_fields)))
-        if self.sessions_end:
-            self.token_version += 1
+        if self.ends_sessions:
+            self.token_version = models.F("token_version") + 1
             if update_fields is not None:
                 kwargs["update_fields"] = {*update_fields, "token_version"}
+        ended = self.ends_sessions
         try:
             super().save(*args, **kwargs)
         finally:
-            self.sessions_end = self._password_disabled = False
+            self.ends_sessions = self._password_disabled = False
+        if ended:
+            self.refresh_from_db(fields=["token_version"])
 
 
 class FollowQuerySet(models.QuerySet):

@@ -156,3 +156,19 @@ def test_a_replayed_token_of_no_family_revokes_every_refresh_token_of_its_user(m
     assert refresh(session["refresh"]).status_code == 401
     assert not OutstandingToken.objects.filter(user=alice, blacklistedtoken__isnull=True).exists()
     assert refresh(bobs["refresh"]).status_code == 200
+
+
+def test_a_new_password_saved_from_a_stale_row_still_ends_the_sessions_begun_since(make_user):
+    alice = make_user()
+    stale = User.objects.get(id=alice.id)  # a form loaded before the first change, say
+    set_password(alice)
+    r = APIClient().post("/v1/auth/token", {"username": alice.username, "password": NEW_PASSWORD}, format="json")
+    since = r.json()
+
+    stale.set_password("yet-another-passphrase")
+    stale.save()
+
+    assert stale.token_version == 2 == User.objects.get(id=alice.id).token_version
+    for path in (ME, HOME):
+        assert bearer(since["access"]).get(path).status_code == 401, path
+    assert refresh(since["refresh"]).status_code == 401
