@@ -8,8 +8,9 @@ announced with ``signals.follow_changed`` (the timeline app updates the
 follower's cached timeline from it); this app knows nothing of timelines.
 
 Suspending and reinstating a user (``user_suspend``, ``user_reinstate``) change
-only ``is_active``; everything that hides a suspended user reads that flag, in
-PostgreSQL or in the author cache, which is refreshed after commit.
+only ``is_active`` (and a suspension ``token_version``: ``sessions_end``);
+everything that hides a suspended user reads that flag, in PostgreSQL or in the
+author cache, which is refreshed after commit.
 """
 import logging
 from collections.abc import Set
@@ -124,7 +125,8 @@ def user_suspend(*, user_id: int, actor: User | None = None) -> bool:
     staff member acting, or ``None`` for an operator at the command line.
     """
     changed = _user_set_active(user_id=user_id, active=False, actor=actor)
-    sessions_end(user_id=user_id)  # again: a suspension behind User.save's back (plain SQL) is healed
+    if not changed:  # already inactive: perhaps behind User.save's back (plain SQL), which ended nothing
+        sessions_end(user_id=user_id)
     return changed
 
 

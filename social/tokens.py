@@ -63,7 +63,6 @@ class SessionRefreshToken(RefreshToken):
         return token
 
 
-
 def _parse(raw: str) -> tuple[UntypedToken, int]:
     """A signed, unexpired refresh token (revoked or not) and its user's id; else ``InvalidToken``."""
     try:
@@ -129,17 +128,16 @@ def family_revoke(*, user_id: int, family: object) -> int:
     if ``family`` is not a family's name: a token issued before families); how many."""
     if not isinstance(family, str):
         return refresh_tokens_revoke_all(user_id=user_id)
-    pending = [outstanding_id for outstanding_id, raw in _unrevoked(user_id)
-               if _claims(raw).get(FAMILY_CLAIM) == family]
+    pending = [row[0] for row in _unrevoked(user_id) if _claims(row[1]).get(FAMILY_CLAIM) == family]
     BlacklistedToken.objects.bulk_create([BlacklistedToken(token_id=i) for i in pending], ignore_conflicts=True)
     return len(pending)
 
 
-def _unrevoked(user_id: int) -> list[tuple[int, str]]:
-    """(id, token) of the user's refresh tokens neither revoked nor expired, oldest first."""
+def _unrevoked(user_id: int) -> list[tuple[int, str, datetime | None, datetime]]:
+    """(id, token, created, expires) of the user's refresh tokens neither revoked nor expired, oldest first."""
     return list(OutstandingToken.objects.filter(user_id=user_id, blacklistedtoken__isnull=True,
                                                 expires_at__gt=timezone.now())
-                .order_by("id").values_list("id", "token"))
+                .order_by("id").values_list("id", "token", "created_at", "expires_at"))
 
 
 def _claims(raw: str) -> dict:
@@ -163,12 +161,12 @@ class JwtSession:
 def jwt_sessions(*, user_id: int) -> list[JwtSession]:
     """The user's ``/v1`` sign-ins that can still refresh: one per live refresh token."""
     sessions = []
-    for outstanding_id, raw in _unrevoked(user_id):
-        claims = _claims(raw)
-        family = claims.get(FAMILY_CLAIM)
+    for outstanding_id, raw, created, expires in _unrevoked(user_id):
+        family = _claims(raw).get(FAMILY_CLAIM)
+        if created is None:  # simplejwt's column allows it; its tokens always set it
+            created = expires - api_settings.REFRESH_TOKEN_LIFETIME
         sessions.append(JwtSession(outstanding_id=outstanding_id, family=family if isinstance(family, str) else None,
-                                   created=datetime_from_epoch(claims.get("iat", 0)),
-                                   expires=datetime_from_epoch(claims.get("exp", 0))))
+                                   created=created, expires=expires))
     return sessions
 
 

@@ -1,5 +1,7 @@
 """A user's sessions (``/v1/auth/sessions``): every app and /v1 sign-in holding a token for the
 account, without the tokens, and revoking one ends it (a cached OAuth token too)."""
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -26,6 +28,12 @@ def test_the_sessions_list_both_kinds_without_any_token(app_client, make_user):
     oauth = next(s for s in sessions if s["kind"] == "oauth")
     assert oauth["app_name"] == "tests" and oauth["scopes"] == ["read"] and oauth["session_id"].startswith("oauth-")
     assert [s["current"] for s in sessions if s["kind"] == "jwt"].count(True) == 1
+    now = datetime.now(UTC)
+    for session in sessions:
+        created, expires = (datetime.fromisoformat(session[k]) for k in ("created_at", "expires_at"))
+        assert now - timedelta(minutes=1) < created <= now < expires, session
+    created = [datetime.fromisoformat(s["created_at"]) for s in sessions]
+    assert created == sorted(created, reverse=True)
     shown = r.content.decode()
     for token in (web["access"], web["refresh"], phone["refresh"], app["access_token"], app["refresh_token"]):
         assert token not in shown
