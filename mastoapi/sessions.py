@@ -25,10 +25,11 @@ from rest_framework.views import APIView
 
 from core import schema
 from core.exceptions import NotFound
+from core.fields import ID_REGEX
 from social import tokens as social_tokens
 from social.authentication import SafeJWTAuthentication
 
-SESSION_ID_PATTERN = r"(?:jwt|oauth)-[1-9][0-9]{0,18}"
+SESSION_ID_PATTERN = rf"(?:jwt|oauth)-(?:{ID_REGEX})"  # the row's id: a positive 64-bit one
 
 
 @dataclass(frozen=True)

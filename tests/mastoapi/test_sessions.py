@@ -82,7 +82,8 @@ def test_another_users_session_is_a_404_and_stays(app_client, make_user):
     assert refresh(bobs_web["refresh"]).status_code == 200
 
 
-@pytest.mark.parametrize("session_id", ["oauth-0", "jwt-x", "other-1", "jwt-99999999999999999999", "jwt-"])
+@pytest.mark.parametrize("session_id", ["oauth-0", "jwt-x", "other-1", "jwt-99999999999999999999", "jwt-",
+                                        "jwt-9223372036854775808", "oauth-9999999999999999999", "jwt-01"])
 def test_a_malformed_session_id_is_a_404(make_user, session_id):
     r = bearer(login(make_user())["access"]).delete(f"{SESSIONS}/{session_id}")
     assert r.status_code == 404 and r.json()
