@@ -1,10 +1,11 @@
 from django.contrib import admin
-from django.urls import include, path, register_converter
+from django.urls import include, path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import admin_login
 from core import health, metrics
 from core.converters import IdConverter
+from mastoapi import sessions
 from media import storage as media_storage
 
 register_converter(IdConverter, "id")
@@ -18,6 +19,10 @@ urlpatterns = [
     path("v1/schema", SpectacularAPIView.as_view(), name="schema"),
     path("v1/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("v1/", include("social.urls")),
+    # A user's sessions cover both token stores, the OAuth one the Mastodon layer's: mastoapi/sessions.py.
+    path("v1/auth/sessions", sessions.SessionsApi.as_view(), name="sessions"),
+    re_path(rf"^v1/auth/sessions/(?P<session_id>{sessions.SESSION_ID_PATTERN})$", sessions.SessionApi.as_view(),
+            name="session"),
     path("v1/", include("tweets.urls")),
     path("v1/", include("timelines.urls")),
     path("v1/", include("media.urls")),

@@ -213,9 +213,13 @@ def application(app, *, scopes: list[str], website: str, client_secret: str | No
 
 
 def token(body: dict) -> dict:
-    """The Token entity from django-oauth-toolkit's token response."""
-    return {"access_token": body["access_token"], "token_type": "Bearer", "scope": body.get("scope", ""),
-            "created_at": int(datetime.now().timestamp())}
+    """The Token entity from django-oauth-toolkit's token response, with its refresh token when
+    it issued one (an OAuth client may use it; Mastodon's clients ignore it)."""
+    entity = {"access_token": body["access_token"], "token_type": "Bearer", "scope": body.get("scope", ""),
+              "created_at": int(datetime.now().timestamp())}
+    if body.get("refresh_token"):
+        entity["refresh_token"] = body["refresh_token"]
+    return entity
 
 
 def _media_configuration() -> dict:

@@ -1,6 +1,10 @@
 """What the Mastodon API does when django-oauth-toolkit's access tokens change: its token cache
-(``tokens``) forgets them once the change commits. Connected in ``apps.MastoapiConfig.ready``."""
+(``tokens``) forgets them once the change commits; and when a user's sessions end (a new
+password, a suspension: ``social.signals.sessions_ended``), every OAuth token and
+authorization code of theirs is revoked. Connected in ``apps.MastoapiConfig.ready``."""
 from django.db import transaction
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
 from . import tokens
 
@@ -29,3 +33,14 @@ def access_token_changing_forget(sender, instance, **kwargs) -> None:
         tokens.remember(new, token)
 
     transaction.on_commit(refresh, robust=True)
+
+
+def sessions_ended_revoke_oauth_tokens(sender, user_id: int, **kwargs) -> None:
+    """Revoke every OAuth token of the user, in the transaction that ends their sessions: the
+    refresh tokens are marked revoked (so one presented again is refused, as after a rotation),
+    the access tokens deleted (each marked revoked in the token cache once this commits:
+    ``access_token_deleted_forget``), and the authorization codes not yet exchanged deleted."""
+    now = timezone.now()
+    get_refresh_token_model().objects.filter(user_id=user_id, revoked__isnull=True).update(revoked=now, updated=now)
+    get_access_token_model().objects.filter(user_id=user_id).delete()
+    get_grant_model().objects.filter(user_id=user_id).delete()

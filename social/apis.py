@@ -178,6 +178,8 @@ class FollowRequestRejectApi(APIView):
 class TokenObtainInputSerializer(TokenObtainPairSerializer):
     """simplejwt's login, reading the password exactly as registration does (simplejwt's field trims it)."""
 
+    token_class = tokens.SessionRefreshToken  # a new family, with the user's token version
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["password"] = PasswordField()

@@ -19,20 +19,32 @@ from core import throttling
 from core.request_notes import ReadsFirst, notes_of
 
 from . import cache as author_cache
+from .models import User, token_version_current
 from .readers import ReaderUser
+
+
+def token_version_check(claims, current: int) -> None:
+    """401 for a token issued under an older ``token_version`` than the user's ``current``
+    one (a new password or a suspension since: ``User.save``)."""
+    if not token_version_current(claims, current):
+        raise exceptions.AuthenticationFailed("Token was revoked: the account's sessions ended.",
+                                              code="token_revoked")
 
 
 class SafeJWTAuthentication(JWTAuthentication):
     def get_user(self, validated_token):
         try:
-            return super().get_user(validated_token)
+            user: User = super().get_user(validated_token)  # type: ignore[assignment]  # AUTH_USER_MODEL
         except (ValueError, TypeError):  # a user id claim that is not an id
             raise exceptions.AuthenticationFailed("Token contained no recognizable user identification") from None
+        token_version_check(validated_token, user.token_version)  # not after a new password or a suspension
+        return user
 
 
-def reader_first_round_trip(request, user_id: int) -> ReaderUser:
+def reader_first_round_trip(request, user_id: int, claims=None) -> ReaderUser:
     """Check ``user_id`` in the author cache, for a view that needs only the reader's id:
-    ``ReaderUser(user_id)``, or 401 for a user deleted or suspended.
+    ``ReaderUser(user_id)``, or 401 for a user deleted or suspended (or, given a JWT's
+    ``claims``, for a token issued before the user's sessions ended: ``token_version``).
 
     The author cache holds ``active`` and is refreshed after every change to a
     user, so a suspended user is refused as with a database lookup, one Redis
@@ -56,15 +68,18 @@ def reader_first_round_trip(request, user_id: int) -> ReaderUser:
         round_trip.execute()
     except RedisError:
         pass  # each part asks again on its own, and falls back as it does without Redis
-    return reader_of(user_id, author_cache.get_or_fill_many([user_id], prefetched=summary).get(user_id))
+    return reader_of(user_id, author_cache.get_or_fill_many([user_id], prefetched=summary).get(user_id), claims)
 
 
-def reader_of(user_id: int, cached: author_cache.CachedUser | None) -> ReaderUser:
-    """``ReaderUser(user_id)`` if the author cache says the user exists and is active; else 401."""
+def reader_of(user_id: int, cached: author_cache.CachedUser | None, claims=None) -> ReaderUser:
+    """``ReaderUser(user_id)`` if the author cache says the user exists and is active (and,
+    given a JWT's ``claims``, that it was issued under the current token version); else 401."""
     if cached is None:
         raise exceptions.AuthenticationFailed("User not found", code="user_not_found")
     if not cached.active:
         raise exceptions.AuthenticationFailed("User is inactive", code="user_inactive")
+    if claims is not None:
+        token_version_check(claims, cached.token_version)
     return ReaderUser(user_id)
 
 
@@ -78,11 +93,11 @@ class CachedUserJWTAuthentication(SafeJWTAuthentication):
         if raw_token is None:
             return None
         validated_token = self.get_validated_token(raw_token)
-        return reader_first_round_trip(request, self._user_id(validated_token)), validated_token
+        return reader_first_round_trip(request, self._user_id(validated_token), validated_token), validated_token
 
     def get_user(self, validated_token):
         user_id = self._user_id(validated_token)
-        return reader_of(user_id, author_cache.get_or_fill_many([user_id]).get(user_id))
+        return reader_of(user_id, author_cache.get_or_fill_many([user_id]).get(user_id), validated_token)
 
     @staticmethod
     def _user_id(validated_token) -> int:

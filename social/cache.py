@@ -1,7 +1,7 @@
 """The author cache: the public face of a user (``id -> username, display name, active``,
-when they joined and their follow counts), and who holds a username.
+when they joined and their follow counts, the token version), and who holds a username.
 
-Authentication of reads checks ``active`` here instead of in PostgreSQL, and the
+Authentication of reads checks ``active`` (and a JWT's token version) here instead of in PostgreSQL, and the
 Mastodon API builds the accounts of a page's statuses from it
 (``users_and_names``); tweets carry their author's summary in their own entries.
 An entry lives at ``<prefix>u2:<id>`` (``u2``: the layout with the account
@@ -61,7 +61,7 @@ def _name_key(name: str) -> str:
 
 
 FIELDS = ("id", "username", "display_name", "is_active", "is_private", "date_joined", "followers_count",
-          "following_count", "cache_version")
+          "following_count", "cache_version", "token_version")
 
 # Overwrite an entry unless it holds a newer version of the row (ARGV: the entry, its
 # version, the TTL). An equal version is the same committed row: rewriting it is harmless.
@@ -91,19 +91,21 @@ class CachedUser:
     followers: int
     following: int
     version: int  # the row's cache_version, which the refresh script compares
+    token_version: int  # the row's: a reader's JWT issued under an older one is refused
 
     def pack(self) -> bytes:
         return orjson.dumps({"user_id": str(self.user_id), "username": self.username,
                              "display_name": self.display_name, "active": self.active, "private": self.private,
                              "joined": self.joined.isoformat(), "followers": self.followers,
-                             "following": self.following, "v": self.version})
+                             "following": self.following, "v": self.version, "tv": self.token_version})
 
     @classmethod
     def unpack(cls, raw: bytes) -> CachedUser:
         entry = orjson.loads(raw)
         return cls(user_id=int(entry["user_id"]), username=entry["username"], display_name=entry["display_name"],
                    active=entry["active"], private=entry["private"], joined=datetime.fromisoformat(entry["joined"]),
-                   followers=entry["followers"], following=entry["following"], version=entry["v"])
+                   followers=entry["followers"], following=entry["following"], version=entry["v"],
+                   token_version=entry.get("tv", 0))
 
     def to_user(self) -> User:
         """A ``User`` with the fields the entry holds, and only those: for showing, never for saving."""
@@ -116,7 +118,8 @@ def entry_of(user: User) -> CachedUser:
     """What the cache holds for ``user``'s row (read with at least ``FIELDS``)."""
     return CachedUser(user_id=user.id, username=user.username, display_name=user.display_name,
                       active=user.is_active, private=user.is_private, joined=user.date_joined,
-                      followers=user.followers_count, following=user.following_count, version=user.cache_version)
+                      followers=user.followers_count, following=user.following_count, version=user.cache_version,
+                      token_version=user.token_version)
 
 
 def prefetch(round_trip: core_redis.RoundTrip, user_id: int) -> core_redis.Reply[bytes | Exception | None]:

@@ -20,6 +20,14 @@ from core import usernames
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_]{1,15}$"
 DISPLAY_NAME_MAX_LENGTH = 50  # the column's, and so every API's, limit
+TOKEN_VERSION_CLAIM = "tv"  # a JWT's claim: the user's token_version when it was issued
+
+
+def token_version_current(claims, current: int) -> bool:
+    """Whether a JWT of these ``claims`` was issued under the user's ``current`` token version
+    (or a later one: a cached user may lag); one without the claim was issued under 0."""
+    issued_under = claims.get(TOKEN_VERSION_CLAIM, 0)
+    return type(issued_under) is int and issued_under >= current
 
 
 class UserQuerySet(models.QuerySet):
@@ -65,6 +73,10 @@ class User(AbstractUser):
     # Bumped by a trigger (migration 0006) in every UPDATE that changes a field the
     # author cache holds, whoever writes it: the cache keeps the newest version it saw.
     cache_version = models.BigIntegerField(default=0)
+    # Bumped by ``save`` when the user's sessions end (a new password, a suspension): a
+    # JWT carries the version it was issued under, and one issued under an older
+    # version is refused (``social.authentication``), whatever its expiry.
+    token_version = models.BigIntegerField(default=0, db_default=0)
 
     objects: ClassVar[UserManager] = UserManager()
 
@@ -75,6 +87,34 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.username
+
+    def set_unusable_password(self) -> None:
+        super().set_unusable_password()
+        self._password_disabled = True
+
+    def save(self, *args, **kwargs) -> None:
+        """Save; when this save sets a new password (``set_password``: a change, a reset, the
+        admin's form, ``changepassword``; not the rehash of the same password at login) or
+        disables it, or writes ``is_active`` false (a suspension), bump ``token_version`` (in
+        the UPDATE: a stale instance bumps it all the same) and mark the save ``ends_sessions``:
+        its ``post_save`` receiver ends every session of the user in this transaction
+        (``receivers.user_saved_end_sessions``)."""
+        update_fields = kwargs.get("update_fields")
+        self.ends_sessions = not self._state.adding and (
+            # Django's own mark of a new password, which the rehash at login clears first.
+            getattr(self, "_password", None) is not None or getattr(self, "_password_disabled", False)
+            or (not self.is_active and (update_fields is None or "is_active" in update_fields)))
+        if self.ends_sessions:
+            self.token_version = models.F("token_version") + 1
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "token_version"}
+        ended = self.ends_sessions
+        try:
+            super().save(*args, **kwargs)
+        finally:
+            self.ends_sessions = self._password_disabled = False
+        if ended:
+            self.refresh_from_db(fields=["token_version"])
 
 
 class FollowQuerySet(models.QuerySet):

@@ -8,8 +8,9 @@ announced with ``signals.follow_changed`` (the timeline app updates the
 follower's cached timeline from it); this app knows nothing of timelines.
 
 Suspending and reinstating a user (``user_suspend``, ``user_reinstate``) change
-only ``is_active``; everything that hides a suspended user reads that flag, in
-PostgreSQL or in the author cache, which is refreshed after commit.
+only ``is_active`` (and a suspension ``token_version``: ``sessions_end``);
+everything that hides a suspended user reads that flag, in PostgreSQL or in the
+author cache, which is refreshed after commit.
 """
 import logging
 from collections.abc import Set
@@ -24,7 +25,7 @@ from core.exceptions import ApplicationError, Forbidden, NotFound
 
 from . import cache, tokens
 from .models import AccountChange, Follow, User, accepted_sql
-from .signals import authors_changed, follow_changed
+from .signals import authors_changed, follow_changed, sessions_ended
 
 logger = logging.getLogger(__name__)
 
@@ -115,17 +116,29 @@ def user_suspend(*, user_id: int, actor: User | None = None) -> bool:
     A suspended user cannot log in, refresh a token or use one (every
     authentication checks ``is_active``: PostgreSQL's row or the author cache),
     nor be followed or looked up, and their tweets are hidden from every timeline
-    and tweet lookup at read time. Every refresh token they hold is revoked in
-    the same transaction (``tokens.refresh_tokens_revoke_all``; a refresh in
-    flight finishes first, under its lock on the user), so reinstating them
-    does not bring old sessions back. Nothing else is deleted: cached timelines
+    and tweet lookup at read time. Every session they hold ends in the same
+    transaction (``sessions_end``, also from ``User.save``: the ``/v1``
+    refresh tokens and the OAuth tokens are revoked, the token version bumped; a
+    refresh in flight finishes first, under its lock on the user), so
+    reinstating them does not bring old sessions back. Nothing else is deleted: cached timelines
     keep the ids, so ``user_reinstate`` brings the tweets back. ``actor`` is the
     moderator acting (with ``social.change_user``; only a superuser may act on a
     staff or superuser account), or ``None`` for an operator at the command line.
     """
     changed = _user_set_active(user_id=user_id, active=False, actor=actor)
-    tokens.refresh_tokens_revoke_all(user_id=user_id)
+    if not changed:  # already inactive: perhaps behind User.save's back (plain SQL), which ended nothing
+        sessions_end(user_id=user_id)
     return changed
+
+
+def sessions_end(*, user_id: int) -> None:
+    """End every session of the user, in the caller's transaction: the ``/v1`` refresh tokens
+    are revoked, and every other issuer revokes its own (``signals.sessions_ended``: the OAuth
+    tokens); the author cache, which holds the token version, is rewritten after commit.
+    ``User.save`` has it called for a new password or a suspension (``receivers``)."""
+    tokens.refresh_tokens_revoke_all(user_id=user_id)
+    sessions_ended.send(sender=User, user_id=user_id)
+    author_cache_refresh_after_commit(User(id=user_id))
 
 
 def user_reinstate(*, user_id: int, actor: User | None = None) -> bool:

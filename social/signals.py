@@ -15,8 +15,15 @@ dropped (``services.authors_cache_refresh``): whoever caches copies of those
 summaries drops them. Keyword argument: ``user_ids`` (a set). A receiver's
 error propagates, so a change it could not apply is replayed
 (``services.account_changes_replay`` keeps its row).
+
+``sessions_ended`` is sent inside the writing transaction when every session of a
+user ends (``services.sessions_end``: a new or disabled password, a suspension),
+once the ``/v1`` refresh tokens are revoked: every other issuer of tokens revokes
+all it issued to the user (``mastoapi.receivers``: the OAuth tokens). Keyword
+argument: ``user_id``.
 """
 from django.dispatch import Signal
 
 follow_changed = Signal()
 authors_changed = Signal()
+sessions_ended = Signal()

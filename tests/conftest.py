@@ -15,6 +15,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from core import breaker
 from core import redis as core_redis
 from mastoapi.hashers import ClientSecretHasher
+from social.models import TOKEN_VERSION_CLAIM, User
 from stack.s3 import start_s3
 from tests.factories import PASSWORD, UserFactory
 from tests.helpers import free_port
@@ -141,8 +142,11 @@ def make_user(db):
 
 def client_for(user) -> APIClient:
     client = APIClient()
-    # An access token alone: a refresh token would be recorded (a write) each time.
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
+    # An access token alone: a refresh token would be recorded (a write) each time. It carries
+    # the user's token version as it is now, as a login's would (the instance may be older).
+    token = AccessToken.for_user(user)
+    token[TOKEN_VERSION_CLAIM] = User.objects.filter(id=user.id).values_list("token_version", flat=True).first() or 0
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     return client
 
 

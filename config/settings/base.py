@@ -358,7 +358,14 @@ OAUTH2_PROVIDER = {
     "SCOPES_BACKEND_CLASS": "mastoapi.oauth.AppScopes",
     "SCOPES": {scope: scope for scope in MASTODON_SCOPES},
     "DEFAULT_SCOPES": ["read"],
+    # Ten years: a token lives until it is revoked (/oauth/revoke, /v1/auth/sessions, a new
+    # password, a suspension), as Mastodon's, whose clients never refresh
+    # (docs/subsystems/mastodon-api.md#token-lifetime-and-revocation).
     "ACCESS_TOKEN_EXPIRE_SECONDS": 10 * 365 * 24 * 3600,
+    # A refresh answers a new refresh token (the Token entity hands it on); one presented
+    # again after that, with no grace period, revokes its whole family (below).
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
     "PKCE_REQUIRED": False,
     "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https", "urn"],
     # RFC 9700 (the OAuth security BCP) wherever Mastodon's clients allow it:

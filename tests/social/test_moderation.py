@@ -42,9 +42,11 @@ def test_a_suspended_user_cannot_log_in_refresh_or_post_until_reinstated_and_log
 
     login = _login(anon, alice)
     assert login.status_code == 200
-    # The suspension revoked the refresh tokens of the time: the user logs in again.
+    # The suspension ended the sessions of the time, refresh and access tokens: the user logs in again.
     assert anon.post(REFRESH, {"refresh": refresh}, format="json").status_code == 401
+    assert client.get("/v1/timeline/home").status_code == 401
     assert anon.post(REFRESH, {"refresh": login.json()["refresh"]}, format="json").status_code == 200
+    client = api(alice)
     post(client, "back")
     assert client.get("/v1/timeline/home").status_code == 200
 
@@ -88,10 +90,12 @@ def test_a_suspension_writes_the_active_flag_alone_on_the_users_row(make_user):
     with CaptureQueriesContext(connection) as queries:
         social_services.user_suspend(user_id=alice.id)
 
-    # The ORM's one UPDATE of her row; the others are her neighbours' counts, joined through her follows.
+    # The ORM's one UPDATE of her row (the flag, and the token version bumped in place: her sessions
+    # end); the others are her neighbours' counts, joined through her follows.
     own = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('UPDATE "social_user"')]
     assert len(own) == 1
-    assert own[0].split(" WHERE ")[0].endswith('SET "is_active" = false'), own[0]
+    assert own[0].split(" WHERE ")[0].endswith(
+        'SET "is_active" = false, "token_version" = ("social_user"."token_version" + 1)'), own[0]
     others = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE social_user u")]
     assert all("u.id = f." in sql for sql in others) and len(others) == 2
 

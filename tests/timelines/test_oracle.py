@@ -202,6 +202,7 @@ class TimelineOracle(RuleBasedStateMachine):
         suspend_or_reinstate = social_services.user_reinstate if not user.is_active else social_services.user_suspend
         suspend_or_reinstate(user_id=user.id)
         user.is_active = not user.is_active
+        self.clients.pop(user.id, None)  # a suspension ends the user's sessions: reinstated, they sign in again
 
     @step(threshold=THRESHOLDS)
     def set_celebrity_threshold(self, threshold):
