@@ -15,8 +15,8 @@ ROOT_URLCONF = "bench.urls"
 # reaches, while each limited request still pays its Redis round trip as in
 # production.
 RATE_LIMIT_TWEETS = RATE_LIMIT_FOLLOWS = RATE_LIMIT_TIMELINE = "1000000000/s"
-RATE_LIMIT_LOGIN = RATE_LIMIT_REGISTER = "1000000000/s"
-RATE_LIMIT_OAUTH_CLIENT = RATE_LIMIT_APP_REGISTER = "1000000000/s"
+RATE_LIMIT_LOGIN = RATE_LIMIT_REGISTER = RATE_LIMIT_MEDIA = RATE_LIMIT_PROFILE = "1000000000/s"
+RATE_LIMIT_OAUTH_CLIENT = RATE_LIMIT_APP_REGISTER = RATE_LIMIT_OAUTH_APP = "1000000000/s"
 
 # Each fan-out records where its time went (queued, PostgreSQL, Redis, overhead):
 # bench.fanout_timings receives the app's fanout_batch_done and keeps them in

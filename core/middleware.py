@@ -29,16 +29,25 @@ class BodySizeLimitMiddleware:
         return self.get_response(request)
 
 
-class QueryStringGuardMiddleware:
-    """Refuse a query string that decodes to text no field may hold (``%00``) with 400,
-    before a view filters by it or the admin searches for it."""
+class UnstorableTextGuardMiddleware:
+    """Refuse a query string or a form body that decodes to text no field may hold
+    (``%00``) with 400, before a view filters by it, the admin searches for it or a
+    form outside DRF (the sign-in pages, the OAuth consent) looks anything up by it.
+    DRF's own parsers refuse it in every body they read (``core.parsers``)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         query = request.META.get("QUERY_STRING", "")
-        if ("%00" in query or "\x00" in query) and not all(
-                text_is_clean(text) for key, values in request.GET.lists() for text in (key, *values)):
+        if ("%00" in query or "\x00" in query) and not _clean(request.GET):
             return error_json(UNSTORABLE_MESSAGE, 400)
+        if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
+            body = request.body  # at most MAX_REQUEST_BODY_BYTES (above), kept for whoever reads it next
+            if (b"%00" in body or b"\x00" in body) and not _clean(request.POST):
+                return error_json(UNSTORABLE_MESSAGE, 400)
         return self.get_response(request)
+
+
+def _clean(data) -> bool:
+    return all(text_is_clean(text) for key, values in data.lists() for text in (key, *values))

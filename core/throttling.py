@@ -48,6 +48,7 @@ from rest_framework.throttling import BaseThrottle
 from . import redis as core_redis
 from . import usernames
 from .metrics import rate_limit_refused
+from .parsers import UNSTORABLE_MESSAGE, text_is_clean
 from .rates import Decision, Rate, parse_rate
 from .request_notes import CountedAhead, notes_of
 
@@ -69,9 +70,13 @@ SCOPES = {
     "timeline": Scope("RATE_LIMIT_TIMELINE", (BY_USER,)),
     "login": Scope("RATE_LIMIT_LOGIN", (BY_IP, BY_USERNAME), fail_closed=True),
     "register": Scope("RATE_LIMIT_REGISTER", (BY_IP,), fail_closed=True),
-    "oauth_client": Scope("RATE_LIMIT_OAUTH_CLIENT", (BY_IP, BY_CLIENT), fail_closed=True),
+    "oauth_client": Scope("RATE_LIMIT_OAUTH_CLIENT", (BY_IP,), fail_closed=True),
+    # Apart from the address's, with its own (larger) rate: a client id is public, and a
+    # web app's users all share one, so a small budget would let anyone lock them out.
+    "oauth_app": Scope("RATE_LIMIT_OAUTH_APP", (BY_CLIENT,), fail_closed=True),
     "app_register": Scope("RATE_LIMIT_APP_REGISTER", (BY_IP,), fail_closed=True),
     "media": Scope("RATE_LIMIT_MEDIA", (BY_USER,)),
+    "profile": Scope("RATE_LIMIT_PROFILE", (BY_USER,)),
 }
 
 # KEYS: one counter per limit; ARGV: limit_1, window_ms_1, limit_2, window_ms_2, ...
@@ -296,7 +301,10 @@ def oauth_client_ids(request) -> tuple[str, ...]:
             raise exceptions.ParseError("The Authorization header's Basic credentials are not base64 of "
                                         "client_id:client_secret.") from None
         if ":" in decoded:
-            ids.append(unquote_plus(decoded.split(":", 1)[0]))
+            client_id = unquote_plus(decoded.split(":", 1)[0])
+            if not text_is_clean(client_id):
+                raise exceptions.ParseError(UNSTORABLE_MESSAGE)
+            ids.append(client_id)
     values = _values(request.data, "client_id")
     if values:
         if len(values) > 1 or not isinstance(values[0], str):
@@ -381,10 +389,17 @@ class RedisScopeThrottle(BaseThrottle):
 
 class OAuthClientThrottle(RedisScopeThrottle):
     """``oauth_client``: OAuth requests that authenticate a client (``/oauth/token``,
-    ``/oauth/revoke``), per IP and per client id, before django-oauth-toolkit hashes
-    the client secret offered (PBKDF2, as a password is)."""
+    ``/oauth/revoke``), per IP, before django-oauth-toolkit checks the client secret
+    offered (a salted hash, or PBKDF2 for an app registered before ``mastoapi.hashers``)."""
 
     scope = "oauth_client"
+
+
+class OAuthAppThrottle(RedisScopeThrottle):
+    """``oauth_app``: the same requests per client id (from HTTP Basic and the body),
+    with a rate of its own, also before the secret is checked."""
+
+    scope = "oauth_app"
 
 
 def check_in_turn(view, request) -> None:

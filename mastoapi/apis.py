@@ -38,7 +38,7 @@ from timelines.apis import HomeTimelineFirstReads
 from timelines.selectors import timeline_page_for_user
 from tweets import services as tweet_services
 from tweets.objects import TweetEntry
-from tweets.selectors import tweet_visible_to
+from tweets.selectors import tweet_shown, tweet_visible_to
 
 from . import entities, oauth, selectors, services
 from .authentication import HasScope, MastodonAuthentication, MastodonReaderAuthentication
@@ -227,10 +227,12 @@ def oauth_exception_handler(exc, context):
 
 class OAuthErrors:
     """For OAuth's endpoints: every refusal of the request's body is an OAuth error; the
-    client check's limit (``oauth_client``, before the client secret is hashed) comes
-    first, and a request it refuses counts against no other limit."""
+    client check's limits (``oauth_client`` per IP, then ``oauth_app`` per client id,
+    before the client secret is hashed) come first, and a request one refuses counts
+    against no limit after it."""
 
-    throttle_classes: Sequence[type[BaseThrottle]] = [throttling.OAuthClientThrottle, throttling.RedisScopeThrottle]
+    throttle_classes: Sequence[type[BaseThrottle]] = [throttling.OAuthClientThrottle, throttling.OAuthAppThrottle,
+                                                      throttling.RedisScopeThrottle]
 
     def get_exception_handler(self):
         return oauth_exception_handler
@@ -295,6 +297,7 @@ class VerifyCredentialsApi(MastoApi):
 class UpdateCredentialsApi(MastoApi):
     http_method_names = serves("patch")
     required_scopes = {"PATCH": "write:accounts"}
+    throttle_scope = "profile"
 
     class Input(Params):
         display_name = StrictCharField(max_length=DISPLAY_NAME_MAX_LENGTH, required=False, allow_blank=True)
@@ -495,7 +498,11 @@ class StatusApi(MastoApi):
         return Response(self.statuses([_status_shown(request, status_id)])[0])
 
     def delete(self, request, status_id: int):
-        tweet = _status_shown(request, status_id)
+        tweet = tweet_visible_to(tweet_id=status_id, viewer_id=request.user.id)
+        if tweet is None and request.user.has_perm("tweets.delete_tweet"):
+            tweet = tweet_shown(tweet_id=status_id)  # a moderator deletes what they cannot see, as on /v1
+        if tweet is None:
+            raise NotFound("Record not found")
         tweet_services.tweet_delete(tweet_id=status_id, actor=request.user)
         # Mastodon answers the deleted status with its source text, for "delete and redraft".
         return Response({**self.statuses([tweet])[0], "text": tweet.content})

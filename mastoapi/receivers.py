@@ -41,6 +41,12 @@ def sessions_ended_revoke_oauth_tokens(sender, user_id: int, **kwargs) -> None:
     the access tokens deleted (each marked revoked in the token cache once this commits:
     ``access_token_deleted_forget``), and the authorization codes not yet exchanged deleted."""
     now = timezone.now()
-    get_refresh_token_model().objects.filter(user_id=user_id, revoked__isnull=True).update(revoked=now, updated=now)
-    get_access_token_model().objects.filter(user_id=user_id).delete()
-    get_grant_model().objects.filter(user_id=user_id).delete()
+    refresh_tokens = get_refresh_token_model().objects.filter(user_id=user_id)
+    with transaction.atomic():  # the caller's, or one of its own when the save was autocommitted
+        # Wait first for any refresh in flight (it holds its old token's row): the statements
+        # below, each with a snapshot of its own, then see the pair it made. One that starts
+        # later waits on these rows, and finds its token revoked.
+        list(refresh_tokens.select_for_update().values_list("id", flat=True))
+        refresh_tokens.filter(revoked__isnull=True).update(revoked=now, updated=now)
+        get_access_token_model().objects.filter(user_id=user_id).delete()
+        get_grant_model().objects.filter(user_id=user_id).delete()

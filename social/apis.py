@@ -85,6 +85,10 @@ class UserDetailApi(APIView):
 
 
 class UserMeApi(APIView):
+    @property
+    def throttle_scope(self) -> str | None:
+        return "profile" if self.request.method == "PATCH" else None  # reading one's profile is free
+
     class UserUpdateInputSerializer(serializers.Serializer):
         display_name = StrictCharField(max_length=DISPLAY_NAME_MAX_LENGTH, required=False, allow_blank=True)
         is_private = StrictBooleanField(required=False)

@@ -49,7 +49,11 @@ class UserManager(DjangoUserManager.from_queryset(UserQuerySet)):  # type: ignor
         limit counted (``core.throttling``); anything but a string names no account."""
         if not isinstance(username, str):
             raise self.model.DoesNotExist
-        return self.alias(username_lower=Lower("username")).get(username_lower=usernames.canonical(username))
+        return self.named(username).get()
+
+    def named(self, username: str):
+        """The account named ``username`` as a login spells it (``get_by_natural_key``), as a queryset."""
+        return self.alias(username_lower=Lower("username")).filter(username_lower=usernames.canonical(username))
 
 
 class User(AbstractUser):

@@ -42,12 +42,18 @@ def hydrate_prefetch(round_trip: core_redis.RoundTrip, *, tweet_ids: list[int]
     return cache.prefetch(round_trip, tweet_ids)
 
 
+def tweet_shown(*, tweet_id: int) -> TweetEntry | None:
+    """The tweet's entry, or ``None`` if it is deleted or its author suspended, whoever
+    asks (a moderator's view: private accounts' tweets included)."""
+    found = _shown([tweet_id], None)
+    return found[0] if found else None
+
+
 def tweet_visible_to(*, tweet_id: int, viewer_id: int) -> TweetEntry | None:
     """The tweet's entry, or ``None`` if it is deleted, suspended or private to ``viewer_id``."""
-    found = _shown([tweet_id], None)
-    if not found:
+    entry = tweet_shown(tweet_id=tweet_id)
+    if entry is None:
         return None
-    entry = found[0]
     author = entry.author
     if not may_see_account(viewer_id=viewer_id, account_id=author.user_id, private=author.private):
         return None

@@ -211,7 +211,8 @@ def tweet_delete(*, tweet_id: int, actor: User) -> None:
     tweet.deleted_at = timezone.now()
     tweet.save(update_fields=["deleted_at"])
     # Its media go with it: the rows now, the objects from storage right after commit.
-    media_services.media_discard(tweet_ids=[tweet.id])
+    if tweet.media:
+        media_services.media_discard(tweet_ids=[tweet.id])
     # Also before commit, so no reader refills the cache from the old row in
     # between; briefly, in case this transaction rolls back after all.
     cache.tombstone(tweet.id, ttl=30)
@@ -246,7 +247,8 @@ def media_reconcile(*, limit: int = 1000) -> int:
     Placement = media_services.Placement
     live = Tweet.objects.live().filter(id=OuterRef("tweet_id"))
     deleted = [tweet_id for tweet_id in Media.objects.filter(tweet_id__isnull=False).filter(~Exists(live))
-               .values_list("tweet_id", flat=True).distinct()[:limit] if tweet_id is not None]
+               .values_list("tweet_id", flat=True).distinct()[:limit]
+               if tweet_id is not None]  # never None (filtered above): for the type checker
     changed = media_services.media_discard(tweet_ids=deleted)
     hidden = Q(owner__is_active=False) | Q(owner__is_private=True)
     misplaced = list(

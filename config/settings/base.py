@@ -48,7 +48,7 @@ MIDDLEWARE = [
     "core.metrics.RequestMetricsMiddleware",  # first: times and logs every request, refusals included
     "mastoapi.middleware.MastodonErrorBodyMiddleware",  # the guards' errors in Mastodon's shape on its paths
     "core.middleware.BodySizeLimitMiddleware",
-    "core.middleware.QueryStringGuardMiddleware",  # no NUL in any query string
+    "core.middleware.UnstorableTextGuardMiddleware",  # no NUL in any query string or form
     "core.proxies.ClientAddressWatchMiddleware",  # /readyz warns when every client has one address
     "core.throttling.RateLimitHeadersMiddleware",  # X-RateLimit-* on every limited response
     "django.middleware.security.SecurityMiddleware",
@@ -293,18 +293,23 @@ RATE_LIMIT_LOGIN = env("RATE_LIMIT_LOGIN", default="10/min")
 RATE_LIMIT_REGISTER = env("RATE_LIMIT_REGISTER", default="20/hour")
 # Media uploads per user (a presigned POST or a Mastodon upload through the API).
 RATE_LIMIT_MEDIA = env("RATE_LIMIT_MEDIA", default="30/hour")
+# Profile changes per user (PATCH /v1/users/me, update_credentials): going private
+# or public moves every one of the user's media objects in storage.
+RATE_LIMIT_PROFILE = env("RATE_LIMIT_PROFILE", default="30/hour")
 for _name in ("RATE_LIMIT_TWEETS", "RATE_LIMIT_FOLLOWS", "RATE_LIMIT_TIMELINE", "RATE_LIMIT_LOGIN",
-              "RATE_LIMIT_REGISTER", "RATE_LIMIT_MEDIA"):
+              "RATE_LIMIT_REGISTER", "RATE_LIMIT_MEDIA", "RATE_LIMIT_PROFILE"):
     try:
         parse_rate(globals()[_name])
     except ValueError as _exc:
         raise ImproperlyConfigured(f"{_name}: {_exc}") from None
 # OAuth requests that authenticate a client (/oauth/token, /oauth/revoke), per
-# client IP and, separately, per client id, counted before the client secret is
-# hashed; app registrations (POST /api/v1/apps) per client IP, apart from sign-ups.
+# client IP, counted before the client secret is checked; app registrations
+# (POST /api/v1/apps) per client IP, apart from sign-ups.
 RATE_LIMIT_OAUTH_CLIENT = env("RATE_LIMIT_OAUTH_CLIENT", default="30/min")
 RATE_LIMIT_APP_REGISTER = env("RATE_LIMIT_APP_REGISTER", default="20/hour")
-for _name in ("RATE_LIMIT_OAUTH_CLIENT", "RATE_LIMIT_APP_REGISTER"):
+# Per client id (an app's users share it): larger than any one address's budget.
+RATE_LIMIT_OAUTH_APP = env("RATE_LIMIT_OAUTH_APP", default="600/min")
+for _name in ("RATE_LIMIT_OAUTH_CLIENT", "RATE_LIMIT_APP_REGISTER", "RATE_LIMIT_OAUTH_APP"):
     try:
         parse_rate(globals()[_name])
     except ValueError as _exc:

@@ -22,8 +22,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", "mastoapi.h
 # Limits no ordinary test reaches (tests of the limits set small ones through
 # the ``settings`` fixture); the throttles still run, and count, on every request.
 RATE_LIMIT_TWEETS = RATE_LIMIT_FOLLOWS = RATE_LIMIT_TIMELINE = "1000000/min"
-RATE_LIMIT_LOGIN = RATE_LIMIT_REGISTER = RATE_LIMIT_MEDIA = "1000000/min"
-RATE_LIMIT_OAUTH_CLIENT = RATE_LIMIT_APP_REGISTER = "1000000/min"
+RATE_LIMIT_LOGIN = RATE_LIMIT_REGISTER = RATE_LIMIT_MEDIA = RATE_LIMIT_PROFILE = "1000000/min"
+RATE_LIMIT_OAUTH_CLIENT = RATE_LIMIT_APP_REGISTER = RATE_LIMIT_OAUTH_APP = "1000000/min"
 # Each /readyz checks afresh (tests change a dependency's address between two
 # probes); the test of the cache sets a period.
 READYZ_CACHE_SECONDS = 0

@@ -146,6 +146,17 @@ def test_timeline_reads_are_limited_per_user_over_a_multi_minute_window(make_use
     assert api(bob).get(HOME).status_code == 200
 
 
+def test_profile_changes_are_limited_per_user_and_reading_ones_profile_is_not(make_user, api, settings):
+    """Going private or public moves every one of the user's media objects: no flood of flips."""
+    settings.RATE_LIMIT_PROFILE = "2/min"
+    client = api(make_user())
+    codes = [client.patch("/v1/users/me", {"is_private": flag}, format="json").status_code
+             for flag in (True, False, True)]
+    assert codes == [200, 200, 429]
+    assert client.patch("/v1/users/me", {"display_name": "x"}, format="json")["Retry-After"]
+    assert all(client.get("/v1/users/me").status_code == 200 for _ in range(3))
+
+
 def test_views_without_a_scope_carry_no_limit_headers(make_user, api, settings):
     settings.RATE_LIMIT_TWEETS = settings.RATE_LIMIT_TIMELINE = "1/min"
     client = api(make_user())

@@ -1,5 +1,6 @@
 """Text no field may hold (NUL, a lone surrogate) is a 400 wherever it comes in, and only a
 lost database connection is a 503: any other database error is a bug (500), never "try again"."""
+import base64
 import json
 
 import pytest
@@ -54,3 +55,22 @@ def test_a_database_error_that_is_a_bug_is_not_answered_as_an_outage(error):
 def test_a_lost_database_connection_is_a_503_with_retry_after(error):
     response = exception_handler(error, {})
     assert response.status_code == 503 and response["Retry-After"] == "5"
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke"])
+def test_nul_in_an_oauth_client_id_is_a_400_wherever_it_is_given(anon, path):
+    credentials = base64.b64encode(b"%00:secret").decode()
+    r = anon.post(path, {"grant_type": "client_credentials", "token": "x"}, HTTP_AUTHORIZATION=f"Basic {credentials}")
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request", (r.status_code, r.content)
+    r = anon.post(path, "grant_type=client_credentials&client_id=a%00b&client_secret=x&token=x",
+                  content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 400, (r.status_code, r.content)
+
+
+def test_nul_in_a_form_outside_drf_is_a_400(client):
+    """The sign-in pages and the OAuth consent read their forms themselves."""
+    for path in ("/oauth/login", "/oauth/authorize", "/admin/login/"):
+        r = client.post(path, "username=a%00b&password=x&client_id=%00",
+                        content_type="application/x-www-form-urlencoded")
+        body = r.json()
+        assert r.status_code == 400 and "NUL" in body.get("detail", body.get("error", "")), (path, r.content[:200])

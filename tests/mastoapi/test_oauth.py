@@ -303,7 +303,7 @@ def assert_oauth_refused(r, window: int = 60):
 
 
 def test_revocation_is_limited_per_client_before_the_secret_is_hashed(app_client, settings, hashings):
-    settings.RATE_LIMIT_OAUTH_CLIENT = "2/min"
+    settings.RATE_LIMIT_OAUTH_APP = "2/min"
     answers = [_revoke(app_client, ip=f"198.51.100.{n}") for n in range(2)]
     assert [r.status_code for r in answers] == [401, 401]  # invalid_client, the secret checked
     hashed = len(hashings)
@@ -314,6 +314,18 @@ def test_revocation_is_limited_per_client_before_the_secret_is_hashed(app_client
     assert len(hashings) == hashed  # refused before django-oauth-toolkit hashed a secret
 
 
+def test_an_apps_budget_is_its_own_and_larger_than_one_addresss(app_client, settings):
+    """A client id is public and shared by an app's users: the address's small budget
+    cannot lock them out, only many addresses reaching the app's own larger one."""
+    settings.RATE_LIMIT_OAUTH_CLIENT, settings.RATE_LIMIT_OAUTH_APP = "2/min", "6/min"
+    attacker = [_revoke(app_client, ip="203.0.113.66").status_code for _ in range(3)]
+    assert attacker == [401, 401, 429]  # refused by the address's counter: the app's counts 2
+    users = [_revoke(app_client, ip=f"192.0.2.{n}", secret=app_client["client_secret"]).status_code
+             for n in range(4)]
+    assert 429 not in users[:4]
+    assert_oauth_refused(_revoke(app_client, ip="192.0.2.200"))  # the app's own budget, now spent
+
+
 def test_revocation_is_limited_per_ip_whatever_the_client(app_client, settings, hashings):
     settings.RATE_LIMIT_OAUTH_CLIENT = "2/min"
     assert [_revoke(app_client, ip="203.0.113.9", client_id=f"made-up-{n}").status_code for n in range(2)] == [401, 401]
@@ -322,7 +334,7 @@ def test_revocation_is_limited_per_ip_whatever_the_client(app_client, settings, 
 
 
 def test_a_client_id_in_http_basic_counts_too(app_client, settings):
-    settings.RATE_LIMIT_OAUTH_CLIENT = "2/min"
+    settings.RATE_LIMIT_OAUTH_APP = "2/min"
     credentials = base64.b64encode(f"{app_client['client_id']}:wrong".encode()).decode()
     answers = [APIClient().post("/oauth/token", {"grant_type": "client_credentials"}, REMOTE_ADDR=f"192.0.2.{n}",
                                 HTTP_AUTHORIZATION=f"Basic {credentials}") for n in range(3)]
@@ -342,7 +354,7 @@ def test_basic_credentials_that_do_not_decode_are_an_invalid_request(db, path, c
 
 def test_token_requests_count_against_the_client_limit_and_are_refused_before_the_login_limit(
         app_client, make_user, settings, redis):
-    settings.RATE_LIMIT_OAUTH_CLIENT = "2/min"
+    settings.RATE_LIMIT_OAUTH_APP = "2/min"
     make_user(username="victim")
     answers = [APIClient().post("/oauth/token", _password_grant(app_client), REMOTE_ADDR=f"192.0.2.{n}")
                for n in range(3)]

@@ -254,3 +254,12 @@ def test_a_status_with_a_lone_surrogate_or_nul_is_a_400_and_posts_nothing(masto,
         assert r.status_code == 400 and set(r.json()) == {"error"}, (r.status_code, r.content)
     assert client.post("/api/v1/statuses", {"status": "a\u0000b"}).status_code == 400  # as a form
     assert client.get(f"/api/v1/accounts/{user.id}/statuses").json() == []
+
+
+def test_a_moderator_deletes_a_private_accounts_status_on_the_mastodon_api_as_on_v1(masto, make_user, moderator_user):
+    author, stranger = make_user(is_private=True), make_user()
+    status = masto(author).post("/api/v1/statuses", {"status": "reported"}).json()
+    assert masto(stranger).delete(f"/api/v1/statuses/{status['id']}").status_code == 404
+    r = masto(moderator_user).delete(f"/api/v1/statuses/{status['id']}")
+    assert r.status_code == 200 and r.json()["text"] == "reported", r.content
+    assert masto(author).get(f"/api/v1/statuses/{status['id']}").status_code == 404

@@ -25,7 +25,7 @@ class Command(BaseCommand):
         group = Group.objects.filter(name=GROUP).first()
         if group is None:
             raise CommandError(f'There is no "{GROUP}" group: run manage.py migrate.')
-        user = User.objects.select_for_update(no_key=True).filter(username__iexact=username).first()
+        user = User.objects.named(username).select_for_update(no_key=True).first()
         if user is None:
             raise CommandError(f"No such user: {username}.")
         if remove:

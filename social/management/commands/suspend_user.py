@@ -16,7 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--reinstate", action="store_true", help="reinstate a suspended user instead")
 
     def handle(self, *args, username: str, reinstate: bool = False, **options):
-        user_id = User.objects.filter(username__iexact=username).values_list("id", flat=True).first()
+        user_id = User.objects.named(username).values_list("id", flat=True).first()
         if user_id is None:
             raise CommandError(f"No such user: {username}.")
         service, done = (services.user_reinstate, "reinstated") if reinstate else (services.user_suspend, "suspended")
