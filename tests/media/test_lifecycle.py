@@ -2,11 +2,13 @@
 HTTP): a claimed upload is a copy nothing but the service writes; a deleted tweet's or
 account's objects are deleted after commit; a private or suspended owner's media leave
 the public prefix and come back when the account does."""
+import io
 import json
 from datetime import timedelta
 
 import pytest
 import requests
+from django.core.management import call_command
 from django.utils import timezone
 
 from media import services as media_services
@@ -246,6 +248,23 @@ def test_media_stored_before_the_prefixes_are_moved_under_them(api, make_user):
 
     assert keys_stored(user.id) == {f"public/{media.key}"}
     assert fetch(shown_url(api(user), tweet_id)).content == PNG
+
+
+def test_the_media_reconcile_command_moves_every_legacy_object_at_once_with_progress(api, make_user):
+    user = make_user()
+    posted = [posted_with_media(api(user)) for _ in range(3)]
+    for _, media in posted:
+        storage.copy(f"public/{media.key}", media.key)
+        storage.delete([f"public/{media.key}"])
+    Media.objects.filter(id__in=[media.id for _, media in posted]).update(placement="legacy")
+    out = io.StringIO()
+
+    call_command("media_reconcile", batch=1, stdout=out)
+
+    assert keys_stored(user.id) == {f"public/{media.key}" for _, media in posted}
+    *progress, done = out.getvalue().splitlines()
+    assert progress and progress[-1] == "  3 media placed or deleted so far ..."
+    assert done == "done: 3 media placed or deleted"
 
 
 def test_the_sweeper_also_deletes_a_copy_a_rolled_back_claim_left(api, make_user):
