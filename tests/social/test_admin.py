@@ -353,6 +353,22 @@ def test_a_moderator_cannot_add_users(moderator, moderator_user):
     assert not User.objects.filter(username="sockpuppet").exists()
 
 
+def test_only_a_superuser_sees_or_changes_oauth_apps_and_tokens(make_user, superuser):
+    """Not even a staff member given every oauth2_provider permission: they could hand
+    themselves another user's token."""
+    staffer = make_user()
+    User.objects.filter(id=staffer.id).update(is_staff=True)
+    staffer.user_permissions.add(*Permission.objects.filter(content_type__app_label="oauth2_provider"))
+    client = _logged_in(staffer)
+    pages = ["application", "accesstoken", "refreshtoken", "grant", "idtoken"]
+
+    for page in pages:
+        assert client.get(f"/admin/oauth2_provider/{page}/").status_code == 403, page
+    assert "oauth2_provider" not in client.get("/admin/").content.decode()
+    for page in pages:
+        assert superuser.get(f"/admin/oauth2_provider/{page}/").status_code == 200, page
+
+
 def test_only_a_superuser_changes_a_group(make_user, superuser):
     """Not even a staff member given auth.change_group: they could grant their own group everything."""
     staffer = make_user()
