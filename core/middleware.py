@@ -42,7 +42,8 @@ class UnstorableTextGuardMiddleware:
         query = request.META.get("QUERY_STRING", "")
         if ("%00" in query or "\x00" in query) and not _clean(request.GET):
             return error_json(UNSTORABLE_MESSAGE, 400)
-        if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
+        if (request.method == "POST" and request.content_type == "application/x-www-form-urlencoded"
+                and request.path not in settings.UPLOAD_PATHS):  # those refuse any body but a file's
             body = request.body  # at most MAX_REQUEST_BODY_BYTES (above), kept for whoever reads it next
             if (b"%00" in body or b"\x00" in body) and not _clean(request.POST):
                 return error_json(UNSTORABLE_MESSAGE, 400)
