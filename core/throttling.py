@@ -369,7 +369,10 @@ class RedisScopeThrottle(BaseThrottle):
             if ahead is not None and ahead.scope == scope and ahead.reply.value is not None:
                 self.decision = ahead.reply.value
             else:
-                self.decision = hit(scope=scope, who=_who(scope, request), rate=rate)
+                who = _who(scope, request)
+                if not who:  # nothing this scope counts by (an OAuth request naming no client)
+                    return True
+                self.decision = hit(scope=scope, who=who, rate=rate)
         except RedisError as exc:
             if config.fail_closed:
                 logger.error("rate limit %s unavailable, refusing: %s", scope, exc)

@@ -326,6 +326,13 @@ def test_an_apps_budget_is_its_own_and_larger_than_one_addresss(app_client, sett
     assert_oauth_refused(_revoke(app_client, ip="192.0.2.200"))  # the app's own budget, now spent
 
 
+def test_a_request_naming_no_client_counts_against_the_address_alone(db, settings):
+    settings.RATE_LIMIT_OAUTH_CLIENT = "1/min"
+    codes = [APIClient().post("/oauth/revoke", {"token": "x"}, REMOTE_ADDR="203.0.113.77").status_code
+             for _ in range(2)]
+    assert codes[0] in (400, 401) and codes[1] == 429, codes
+
+
 def test_revocation_is_limited_per_ip_whatever_the_client(app_client, settings, hashings):
     settings.RATE_LIMIT_OAUTH_CLIENT = "2/min"
     assert [_revoke(app_client, ip="203.0.113.9", client_id=f"made-up-{n}").status_code for n in range(2)] == [401, 401]
