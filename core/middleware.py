@@ -2,7 +2,7 @@
 from django.conf import settings
 
 from .exceptions import error_json
-from .parsers import UNSTORABLE_MESSAGE, text_is_clean
+from .parsers import UNSTORABLE_MESSAGE, form_is_clean
 
 
 class BodySizeLimitMiddleware:
@@ -40,15 +40,11 @@ class UnstorableTextGuardMiddleware:
 
     def __call__(self, request):
         query = request.META.get("QUERY_STRING", "")
-        if ("%00" in query or "\x00" in query) and not _clean(request.GET):
+        if ("%00" in query or "\x00" in query) and not form_is_clean(request.GET):
             return error_json(UNSTORABLE_MESSAGE, 400)
         if (request.method == "POST" and request.content_type == "application/x-www-form-urlencoded"
                 and request.path not in settings.UPLOAD_PATHS):  # those refuse any body but a file's
             body = request.body  # at most MAX_REQUEST_BODY_BYTES (above), kept for whoever reads it next
-            if (b"%00" in body or b"\x00" in body) and not _clean(request.POST):
+            if (b"%00" in body or b"\x00" in body) and not form_is_clean(request.POST):
                 return error_json(UNSTORABLE_MESSAGE, 400)
         return self.get_response(request)
-
-
-def _clean(data) -> bool:
-    return all(text_is_clean(text) for key, values in data.lists() for text in (key, *values))

@@ -37,6 +37,11 @@ def _strings(value) -> Iterable[str]:
             stack.extend(item)
 
 
+def form_is_clean(data) -> bool:
+    """Whether every key and value of a form or query string (a ``QueryDict``) is clean."""
+    return all(text_is_clean(text) for key, values in data.lists() for text in (key, *values))
+
+
 def refuse_unstorable(data):
     """``data`` as parsed, or a 400 when any string in it holds NUL or a lone surrogate."""
     if not all(text_is_clean(s) for s in _strings(data)):
@@ -61,7 +66,8 @@ class SafeFormParser(FormParser):
 
     def parse(self, stream, media_type=None, parser_context=None):
         data = super().parse(stream, media_type, parser_context)
-        refuse_unstorable([[key, *values] for key, values in data.lists()])
+        if not form_is_clean(data):
+            raise ParseError(UNSTORABLE_MESSAGE)
         return data
 
 
@@ -70,7 +76,7 @@ class SafeMultiPartParser(MultiPartParser):
 
     def parse(self, stream, media_type=None, parser_context=None):
         parsed = super().parse(stream, media_type, parser_context)
-        refuse_unstorable([[key, *values] for key, values in parsed.data.lists()])
-        refuse_unstorable([[name, *(upload.name or "" for upload in uploads)]
-                           for name, uploads in parsed.files.lists()])
+        names = (text for field, uploads in parsed.files.lists() for text in (field, *(u.name or "" for u in uploads)))
+        if not form_is_clean(parsed.data) or not all(text_is_clean(text) for text in names):
+            raise ParseError(UNSTORABLE_MESSAGE)
         return parsed

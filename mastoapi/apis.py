@@ -536,8 +536,8 @@ class MediaCreateApi(MastoApi):
         focus = StrictCharField(required=False, allow_blank=True, allow_null=True)
 
     def post(self, request):
-        uploads.check_request(request, owner_id=request.user.id)
-        handler = uploads.MediaUploadHandler(request._request, owner_id=request.user.id)
+        quota_left = uploads.check_request(request, owner_id=request.user.id)
+        handler = uploads.MediaUploadHandler(request._request, owner_id=request.user.id, quota_left=quota_left)
         request._request.upload_handlers = [handler]
         recorded = False
         try:

@@ -31,8 +31,9 @@ def _largest() -> int:
     return max(limit for limit, _ in services.ALLOWED_TYPES.values())
 
 
-def check_request(request, *, owner_id: int) -> None:
-    """Refuse, from the headers alone, an upload that cannot be taken."""
+def check_request(request, *, owner_id: int) -> int:
+    """Refuse, from the headers alone, an upload that cannot be taken; else the bytes of
+    quota the owner has left (for ``MediaUploadHandler``, so it is read once)."""
     content_type = request.META.get("CONTENT_TYPE", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise UploadRefused(f"Unsupported Content-Type {content_type or '(none)'!r}: send the file as "
@@ -49,6 +50,7 @@ def check_request(request, *, owner_id: int) -> None:
     if length > left + MAX_ENVELOPE_BYTES:
         raise UploadRefused(f"Media storage quota exceeded: {max(left, 0)} of {settings.MEDIA_QUOTA_BYTES} bytes "
                             f"left, and this upload is {length} bytes.", status_code=413)
+    return left
 
 
 class StoredUpload(UploadedFile):
@@ -65,10 +67,10 @@ class StoredUpload(UploadedFile):
 class MediaUploadHandler(FileUploadHandler):
     """The only upload handler of an upload request: one file, in the field ``file``."""
 
-    def __init__(self, request=None, *, owner_id: int):
+    def __init__(self, request=None, *, owner_id: int, quota_left: int):
         super().__init__(request)
         self.owner_id = owner_id
-        self.quota_left = services.media_quota_left(owner_id)
+        self.quota_left = quota_left  # as check_request read it
         self.stream: storage.StreamingUpload | None = None
         self.limit = 0
         self.media_type = ""
