@@ -11,6 +11,7 @@ puts in its entities.
 import re
 from datetime import datetime
 from html import escape
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -240,7 +241,13 @@ _POLLS = {"max_options": 0, "max_characters_per_option": 0, "min_expiration": 0,
 
 
 def _streaming(base: str) -> str:
-    return "ws" + base.removeprefix("http")
+    """Where the stream process answers (``STREAMING_API_URL``; unset: this host on ``STREAM_PORT``)."""
+    if settings.STREAMING_API_URL:
+        return settings.STREAMING_API_URL.rstrip("/")
+    parts = urlsplit(base)
+    host = parts.hostname or "localhost"
+    host = f"[{host}]" if ":" in host else host
+    return f"{'wss' if parts.scheme == 'https' else 'ws'}://{host}:{settings.STREAM_PORT}"
 
 
 _DESCRIPTION = "A home timeline that scrolls to the very first post (Mastodon-compatible client API)."
@@ -254,7 +261,6 @@ def instance_v1(*, base: str, domain: str) -> dict:
         "description": _DESCRIPTION,
         "email": "",
         "version": settings.MASTODON_VERSION,
-        # No streaming server runs here: this is where Mastodon's would answer.
         "urls": {"streaming_api": _streaming(base)},
         "stats": {"user_count": 0, "status_count": 0, "domain_count": 1},
         "thumbnail": None,

@@ -21,7 +21,7 @@ from . import store
 from .metrics import FANOUT_BATCH_ADDRESSED, FANOUT_DELIVERIES, FANOUT_LAG, RECONCILER_RESTARTS
 from .models import PendingFanout, PendingFollowUpdate
 from .queries import author_ids_from_db, followers_for_fanout, pending_fanout
-from .signals import fanout_batch_done
+from .signals import fanout_batch_done, tweet_delivered
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +100,7 @@ def fanout_tweet(*, tweet_id: int) -> int:
         store.author_insert(author_id=author_id, tweet_id=tweet_id)
         written = store.insert(user_ids=[author_id], tweet_id=tweet_id)
         FANOUT_DELIVERIES.inc(written)
+        tweet_delivered.send_robust(sender=None, tweet_id=tweet_id, author_id=author_id, lo=0, hi=None)
         _fanout_finished(tweet_id=tweet_id, mode="pull")
         return written
     began = time.perf_counter()
@@ -145,6 +146,7 @@ def _deliver_batch(*, tweet_id: int, author_id: int, lo: int, hi: int | None, fo
     addressed = [*live, author_id] if lo == 0 else live  # the author's own, with the first batch
     written = store.insert(user_ids=addressed, tweet_id=tweet_id)
     redis_ms = _ms_since(began)
+    tweet_delivered.send_robust(sender=None, tweet_id=tweet_id, author_id=author_id, lo=lo, hi=hi)
     FANOUT_BATCH_ADDRESSED.observe(len(addressed))
     FANOUT_DELIVERIES.inc(written)
     last = hi is None or store.progress_done(tweet_id=tweet_id, batch=_batch_name(lo, hi))

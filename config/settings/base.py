@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "media",
     "oauth2_provider",
     "mastoapi",
+    "streaming",
 ]
 
 MIDDLEWARE = [
@@ -317,6 +318,27 @@ for _name in ("RATE_LIMIT_OAUTH_CLIENT", "RATE_LIMIT_APP_REGISTER", "RATE_LIMIT_
 # How long (seconds) each process answers /readyz from its last checks, so a flood
 # of probes opens no more than one PostgreSQL connection per process per period.
 READYZ_CACHE_SECONDS = env.float("READYZ_CACHE_SECONDS", default=1.0)
+
+# Live timelines (streaming/, docs/streaming.md): the Procfile's stream process.
+# Where clients reach it, as the instance documents announce it (ws:// or wss://,
+# no path). Empty: the host the client asked for, on STREAM_PORT (as make run serves it).
+STREAMING_API_URL = env.str("STREAMING_API_URL", default="")
+# The port the stream process listens on (the Procfile's stream line reads it too).
+STREAM_PORT = env.int("STREAM_PORT", default=8001)
+# Seconds between two heartbeats of an idle stream (SSE comment; WebSocket ping).
+STREAM_HEARTBEAT_SECONDS = env.float("STREAM_HEARTBEAT_SECONDS", default=15.0)
+# Seconds between two checks of every open stream's token and user: a revoked
+# token or a suspended user is disconnected within this.
+STREAM_RECHECK_SECONDS = env.float("STREAM_RECHECK_SECONDS", default=5.0)
+# Events one connection may have waiting to be written before it counts as too
+# slow and is disconnected (it never holds up the others).
+STREAM_BUFFER_EVENTS = env.int("STREAM_BUFFER_EVENTS", default=256)
+# How many tweets a /v1 stream replays after Last-Event-ID at most; further
+# back, it sends a "reset" event (read the timeline again) and goes live.
+STREAM_RESUME_MAX = env.int("STREAM_RESUME_MAX", default=1000)
+# Pub/sub channels the events are spread over (sharded pub/sub: on a Redis
+# Cluster, over its masters). Every stream process listens to all of them.
+STREAM_CHANNELS = env.int("STREAM_CHANNELS", default=4)
 # How many proxies of ours stand in front of the app, each appending to
 # X-Forwarded-For: the client's IP for the per-IP limits is then the entry that
 # many from the right. 0 (the default): the header is ignored, REMOTE_ADDR counts.

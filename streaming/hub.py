@@ -1,0 +1,344 @@
+"""One stream process's switchboard: a few Redis connections in, thousands of streams out.
+
+A ``Hub`` listens to every pub/sub channel (``events``) on one connection (one
+per master on a Redis Cluster) and keeps, for the users with an open stream,
+whom each follows (read from PostgreSQL when their first stream opens, then
+kept up to date by the ``follow`` messages) and the reverse: for each author,
+which of those users follow them. A ``tweet`` message goes to the streams of
+its author's followers in the message's id range, and the author's own: the
+same people whose timelines the fan-out wrote, whether their timelines are
+cached or not, so what a stream shows is what the timeline shows. The tweet is
+read once (``readers.render``, in the thread pool) for all of them.
+
+Order: messages are handled in the order they arrive (one author's in the order
+they were published, ``events``); who receives an event is decided when its
+message arrives, and events go out in that order too (a render that finishes
+early waits for the ones before it). A retried fan-out's message is dropped
+(the hub remembers the last ``SEEN`` deliveries), so each stream gets a tweet
+once.
+
+A slow client never holds anyone up: each ``Stream`` has a bounded buffer
+(``STREAM_BUFFER_EVENTS``), and one that overflows is closed. If the pub/sub
+connection breaks, every stream is closed (its client reconnects, and a
+``/v1`` client resumes where it was) and new ones are refused until the hub
+listens again. Every ``STREAM_RECHECK_SECONDS`` (and at once when an ``account``
+message names a user) every stream's token and user are checked again, in one
+batch; a stream whose credential no longer holds is closed.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from django.conf import settings
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from core import redis as core_redis
+
+from . import events, readers
+from .metrics import STREAM_EVENTS, STREAM_OPEN, STREAMS_CLOSED
+
+logger = logging.getLogger(__name__)
+
+SEEN = 20_000  # deliveries remembered, to drop a retried fan-out's second message
+THREADS = 4  # the pool's threads: PostgreSQL and Redis work off the event loop
+
+
+@dataclass(frozen=True)
+class Event:
+    """What one stream is sent: ``update`` (with the tweet as rendered) or ``delete``."""
+
+    kind: str  # "update" | "delete" | "reset"
+    tweet_id: int
+    rendered: readers.Rendered | None = None
+
+
+class Stream:
+    """One open stream: its owner, its buffer of events, and why it closed (if it did)."""
+
+    __slots__ = ("credential", "mastodon", "base", "buffer", "wake", "closed", "beat", "last_id", "on")
+
+    def __init__(self, credential: readers.Credential, *, mastodon: bool, base: str):
+        self.credential = credential
+        self.mastodon = mastodon
+        self.base = base
+        self.buffer: collections.deque[Event] = collections.deque()
+        self.wake = asyncio.Event()
+        self.closed: str | None = None
+        self.beat = False
+        self.last_id = 0  # the newest tweet id sent (a /v1 stream's Last-Event-ID)
+        self.on = True  # a WebSocket unsubscribed from "user" keeps its socket but hears nothing
+
+    @property
+    def user_id(self) -> int:
+        return self.credential.user_id
+
+    def put(self, event: Event) -> None:
+        if self.closed or not self.on:
+            return
+        if len(self.buffer) >= settings.STREAM_BUFFER_EVENTS:
+            self.close("slow")
+            return
+        self.buffer.append(event)
+        self.wake.set()
+
+    def close(self, reason: str) -> None:
+        if self.closed is None:
+            self.closed = reason
+            self.buffer.clear()
+            self.wake.set()
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="stream")
+        self.streams: dict[int, set[Stream]] = {}
+        self.followees: dict[int, set[int]] = {}
+        self.audience: dict[int, set[int]] = collections.defaultdict(set)
+        self.loading: dict[int, list[tuple[int, bool]]] = {}
+        self.loaded: dict[int, asyncio.Future] = {}
+        self.seen: collections.OrderedDict[tuple, None] = collections.OrderedDict()
+        self.outbox: asyncio.Queue[tuple[str, int, list[Stream], asyncio.Future | None]] = asyncio.Queue()
+        self.listening = asyncio.Event()
+        self.recheck_now = asyncio.Event()
+        self.tasks: list[asyncio.Task] = []
+        self.stopping = False
+
+    # --- Running -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for job in (self._listen, self._deliver, self._recheck, self._heartbeat):
+            self.tasks.append(loop.create_task(job(), name=f"hub{job.__name__}"))
+
+    async def stop(self) -> None:
+        self.stopping = True
+        for stream in list(self.all_streams()):
+            stream.close("shutdown")
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def run(self, function: Callable, *args) -> asyncio.Future:
+        """``function(*args)`` in the thread pool."""
+        return asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
+
+    def all_streams(self):
+        for streams in self.streams.values():
+            yield from streams
+
+    def count(self) -> int:
+        return sum(len(streams) for streams in self.streams.values())
+
+    # --- Streams opening and closing ---------------------------------------------------
+
+    async def join(self, stream: Stream) -> None:
+        """Register ``stream``: from now on it hears its owner's events (once their
+        graph is read: this returns then)."""
+        user_id = stream.user_id
+        streams = self.streams.setdefault(user_id, set())
+        streams.add(stream)
+        STREAM_OPEN.inc()
+        if user_id in self.followees:
+            return
+        pending = self.loaded.get(user_id)
+        if pending is None:
+            pending = self.loaded[user_id] = asyncio.get_running_loop().create_future()
+            self.loading[user_id] = []
+            try:
+                followees = await self.run(readers.followees, user_id)
+            except Exception as error:  # noqa: BLE001 - PostgreSQL out: this stream cannot start
+                self.loading.pop(user_id, None)
+                self.loaded.pop(user_id, None)
+                pending.set_exception(error)
+                pending.exception()  # retrieved: other waiters re-raise it themselves
+                self.leave(stream)
+                raise
+            for followee, followed in self.loading.pop(user_id):
+                (followees.add if followed else followees.discard)(followee)
+            self.loaded.pop(user_id, None)
+            if user_id in self.streams:  # its streams may all have gone meanwhile
+                self.followees[user_id] = followees
+                for followee in followees:
+                    self.audience[followee].add(user_id)
+            pending.set_result(None)
+        else:
+            await asyncio.shield(pending)
+
+    def leave(self, stream: Stream) -> None:
+        user_id = stream.user_id
+        streams = self.streams.get(user_id)
+        if streams is None or stream not in streams:
+            return
+        streams.discard(stream)
+        STREAM_OPEN.dec()
+        STREAMS_CLOSED.labels(reason=stream.closed or "client").inc()
+        if streams:
+            return
+        del self.streams[user_id]
+        for followee in self.followees.pop(user_id, ()):
+            readers_of = self.audience.get(followee)
+            if readers_of is not None:
+                readers_of.discard(user_id)
+                if not readers_of:
+                    del self.audience[followee]
+
+    # --- Messages in -------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        pause = 0.1
+        while not self.stopping:
+            pubsub = None
+            try:
+                pubsub, receive = await _subscribe(events.channels())
+                self.listening.set()
+                pause = 0.1
+                logger.info("listening to %d stream channels", settings.STREAM_CHANNELS)
+                while True:
+                    message = await receive()
+                    if message is not None and message.get("type") in ("smessage", "message"):
+                        parsed = events.parse(message["data"])
+                        if parsed is not None:
+                            self.on_message(parsed)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - Redis went away: close the streams, listen again
+                was_listening = self.listening.is_set()
+                self.listening.clear()
+                if was_listening:
+                    logger.warning("lost the stream channels: closing %d streams (clients reconnect)",
+                                   self.count(), exc_info=True)
+                    for stream in list(self.all_streams()):
+                        stream.close("redis")
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+            finally:
+                if pubsub is not None:
+                    await _quietly(pubsub.aclose())
+
+    def on_message(self, message: list) -> None:
+        """Handle one message, now: who hears it is decided here, in arrival order."""
+        kind = message[0]
+        if kind == events.TWEET:
+            _, tweet_id, author_id, lo, hi = message
+            key = (tweet_id, lo)
+            if key in self.seen:
+                return
+            self.seen[key] = None
+            if len(self.seen) > SEEN:
+                self.seen.popitem(last=False)
+            recipients = self._recipients(author_id, lo=lo, hi=hi)
+            if recipients:
+                bases = frozenset(s.base for s in recipients if s.mastodon)
+                self.outbox.put_nowait(("update", tweet_id, recipients, self.run(readers.render, tweet_id, bases)))
+        elif kind == events.DELETE:
+            _, tweet_id, author_id = message
+            recipients = self._recipients(author_id, lo=0, hi=None)
+            if recipients:
+                self.outbox.put_nowait(("delete", tweet_id, recipients, None))
+        elif kind == events.FOLLOW:
+            _, follower_id, followee_id, followed = message
+            if follower_id in self.loading:
+                self.loading[follower_id].append((followee_id, followed))
+            followees = self.followees.get(follower_id)
+            if followees is not None:
+                if followed:
+                    followees.add(followee_id)
+                    self.audience[followee_id].add(follower_id)
+                else:
+                    followees.discard(followee_id)
+                    self.audience.get(followee_id, set()).discard(follower_id)
+        elif kind == events.ACCOUNT:
+            if message[1] in self.streams:
+                self.recheck_now.set()
+
+    def _recipients(self, author_id: int, *, lo: int, hi: int | None) -> list[Stream]:
+        users = [u for u in self.audience.get(author_id, ()) if lo < u and (hi is None or u <= hi)]
+        if lo == 0 and author_id in self.streams:
+            users.append(author_id)
+        return [stream for u in users for stream in self.streams.get(u, ())]
+
+    # --- Events out ----------------------------------------------------------------------
+
+    async def _deliver(self) -> None:
+        while True:
+            kind, tweet_id, recipients, rendering = await self.outbox.get()
+            if rendering is None:
+                event = Event(kind, tweet_id)
+            else:
+                try:
+                    rendered = await rendering
+                except Exception:  # noqa: BLE001 - PostgreSQL and Redis both out: the event is lost, the timeline is not
+                    logger.warning("could not read tweet %s for the streams", tweet_id, exc_info=True)
+                    continue
+                if rendered is None:
+                    continue  # deleted meanwhile, or its author suspended
+                event = Event(kind, tweet_id, rendered)
+            for stream in recipients:
+                stream.put(event)
+            STREAM_EVENTS.labels(event=kind).inc(len(recipients))
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(settings.STREAM_HEARTBEAT_SECONDS)
+            for stream in self.all_streams():
+                stream.beat = True
+                stream.wake.set()
+
+    async def _recheck(self) -> None:
+        request = None
+        while True:
+            try:
+                await asyncio.wait_for(self.recheck_now.wait(), settings.STREAM_RECHECK_SECONDS)
+            except TimeoutError:
+                pass
+            self.recheck_now.clear()
+            streams = list(self.all_streams())
+            if not streams:
+                continue
+            if request is None:
+                request = readers.request_of({"headers": [], "path": "/", "query_string": b"",
+                                              "server": ("127.0.0.1", settings.STREAM_PORT)}, None)
+            try:
+                gone = await self.run(readers.revoked, sorted({s.credential for s in streams}, key=id), request)
+            except Exception:  # noqa: BLE001 - nothing to check against: keep the streams, try again
+                logger.warning("could not check the open streams' tokens", exc_info=True)
+                continue
+            for stream in streams:
+                if stream.credential in gone:
+                    stream.close("revoked")
+
+
+async def _subscribe(channels: list[str]) -> tuple[Any, Callable]:
+    """A pub/sub connection (one per master on a cluster) subscribed to ``channels``, and
+    the coroutine that waits for its next message. No retries inside redis-py: a broken
+    connection must reach the hub, which closes the streams (events were missed)."""
+    if core_redis.is_cluster():
+        cluster = AsyncRedisCluster.from_url(settings.REDIS_URL, health_check_interval=5)
+        sharded = cluster.pubsub()
+        await sharded.ssubscribe(*channels)
+        return sharded, functools.partial(sharded.get_sharded_message, ignore_subscribe_messages=True, timeout=1.0)
+    client = aioredis.Redis.from_url(settings.REDIS_URL, retry=Retry(NoBackoff(), 0), health_check_interval=5,
+                                     socket_connect_timeout=2, socket_keepalive=True)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    await pubsub.ssubscribe(*channels)
+    return pubsub, functools.partial(pubsub.get_message, timeout=1.0)
+
+
+async def _quietly(awaitable) -> None:
+    try:
+        await awaitable
+    except Exception:  # noqa: BLE001 - closing what already broke
+        pass
+
+
