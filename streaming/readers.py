@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 import orjson
+from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.db import close_old_connections
 from rest_framework import exceptions
@@ -70,8 +71,13 @@ def request_of(scope: dict, token: str | None) -> ASGIRequest:
 
 
 def base_of(request: ASGIRequest) -> str:
-    """The site's base URL as the request names it (the Mastodon entities' links)."""
-    return request.build_absolute_uri("/").rstrip("/")
+    """The API's base URL, which the Mastodon entities link to: ``SITE_URL``, else the
+    request's own, with the web's ``PORT`` for the stream's own ``STREAM_PORT``."""
+    if settings.SITE_URL:
+        return settings.SITE_URL.rstrip("/")
+    base = request.build_absolute_uri("/").rstrip("/")
+    suffix = f":{settings.STREAM_PORT}"
+    return base.removesuffix(suffix) + f":{settings.WEB_PORT}" if base.endswith(suffix) else base
 
 
 def authenticate(request: ASGIRequest, *, mastodon: bool) -> Credential:

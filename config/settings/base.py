@@ -325,6 +325,11 @@ READYZ_CACHE_SECONDS = env.float("READYZ_CACHE_SECONDS", default=1.0)
 STREAMING_API_URL = env.str("STREAMING_API_URL", default="")
 # The port the stream process listens on (the Procfile's stream line reads it too).
 STREAM_PORT = env.int("STREAM_PORT", default=8001)
+# The API's own base URL, which the streamed Mastodon entities link to (their
+# uri, url, account links). Empty: the host the client asked for; a stream asked
+# for on STREAM_PORT links to the same host on PORT, where the web process answers.
+SITE_URL = env.str("SITE_URL", default="")
+WEB_PORT = env.int("PORT", default=8000)
 # Seconds between two heartbeats of an idle stream (SSE comment; WebSocket ping).
 STREAM_HEARTBEAT_SECONDS = env.float("STREAM_HEARTBEAT_SECONDS", default=15.0)
 # Seconds between two checks of every open stream's token and user: a revoked
