@@ -82,7 +82,7 @@ def parse_args(argv: list[str]) -> tuple[str, list[str]]:
                "DJANGO_SETTINGS_MODULE. "
                "The processes and their command lines are the Procfile's.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{run,test}")
-    commands.add_parser("run", help="migrate, then run the Procfile's web, worker and beat in the foreground")
+    commands.add_parser("run", help="migrate, then run the Procfile's web, stream, worker and beat in the foreground")
     commands.add_parser("test", help="run pytest; every later argument goes to pytest as is")
     # pytest's options are not ours to parse (argparse would trip over them),
     # so everything after "test" is passed through untouched.

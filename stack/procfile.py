@@ -1,6 +1,6 @@
 """The stack's processes, read from the ``Procfile`` at the repository root.
 
-The Procfile is the one list of what runs (web, worker, beat): ``make run``,
+The Procfile is the one list of what runs (web, stream, worker, beat): ``make run``,
 the benchmark and docker-compose all start its commands, and operators can run
 it with ``honcho start``. It is read with honcho's own parser. Each command runs
 as ``/bin/sh -c "exec <command>"`` -- the shell expands its ``${VAR:-default}``
@@ -66,7 +66,9 @@ def process_env(env: Mapping[str, str], data_dir: Path) -> dict[str, str]:
 
     ``env``, with the virtualenv's ``bin`` first on ``PATH`` and the data
     directory (beat's schedule lives there). Sizing left unset is the
-    Procfile's own default, which follows the machine. A web server on
+    Procfile's own default, which follows the machine. The stream process
+    listens on ``STREAM_PORT``, by default the port after the web server's ``PORT``
+    when that is given (8001 when neither is). A web server on
     loopback is reached over plain HTTP: unless set otherwise, it neither
     redirects to HTTPS nor marks its cookies HTTPS-only (production settings
     default to both), so the API and the admin work at http://127.0.0.1.
@@ -75,6 +77,8 @@ def process_env(env: Mapping[str, str], data_dir: Path) -> dict[str, str]:
     if is_loopback(out.get("WEB_HOST") or "127.0.0.1"):
         for name in LOOPBACK_PLAIN_HTTP:
             out.setdefault(name, "0")
+    if out.get("PORT", "").isdigit() and not out.get("STREAM_PORT"):
+        out["STREAM_PORT"] = str(int(out["PORT"]) + 1)  # the stream process next to the web server
     out["STACK_DATA_DIR"] = str(data_dir)
     out["PATH"] = os.pathsep.join([str(VENV_BIN), out.get("PATH") or os.defpath])
     return out

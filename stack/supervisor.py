@@ -17,13 +17,13 @@ from . import procfile
 from .common import on_signals, say, signal_group, stop_processes, warn
 
 # Processes restarted when they die; more than MAX_RESTARTS in RESTART_WINDOW seconds stops the stack.
-RESTARTABLE = ("worker", "beat")
+RESTARTABLE = ("stream", "worker", "beat")
 MAX_RESTARTS, RESTART_WINDOW = 5, 60.0
 
 
 def run_stack(env: dict[str, str], data_dir: Path, cleanup: contextlib.ExitStack) -> int:
     """Supervise the stack until a signal (exit 0) or until the web server exits (exit non-zero).
-    A worker or beat that dies is started again, unless it keeps dying."""
+    A stream process, worker or beat that dies is started again, unless it keeps dying."""
     commands = procfile.load()
     child_env = procfile.process_env(env, data_dir)
     if not child_env.get("PROMETHEUS_MULTIPROC_DIR"):  # one set by the operator is theirs, left as it is
@@ -33,7 +33,7 @@ def run_stack(env: dict[str, str], data_dir: Path, cleanup: contextlib.ExitStack
     for name, command in commands.items():
         children[name] = procfile.start(command, child_env)
     say(f"web: http://{env.get('WEB_HOST') or '127.0.0.1'}:{env.get('PORT') or 8000}/ "
-        f"(worker and beat running; Ctrl-C stops all)")
+        f"(streams on port {child_env.get('STREAM_PORT') or 8001}; worker and beat running; Ctrl-C stops all)")
 
     received: list[int] = []
     on_signals(lambda signum, frame: received.append(signum))

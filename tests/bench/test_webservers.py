@@ -34,7 +34,7 @@ def test_gunicorn_sync_workers_come_from_the_environment():
 def test_granian_serves_the_same_application_with_the_same_sizing():
     env = _env(WEB_SERVER="granian", PORT="9001", WEB_CONCURRENCY="3", WEB_THREADS="2")
     commands = procfile.load(env=env)
-    assert list(commands) == ["web", "worker", "beat"], "a variant replaces the web command, adds no process"
+    assert list(commands) == ["web", "stream", "worker", "beat"], "a variant replaces the web command, adds no process"
     web = procfile.expanded(commands["web"], env)
     assert web[0] == "granian"
     assert _option(web, "--interface") == "wsgi"
@@ -56,7 +56,7 @@ def test_the_granian_factory_target_exists_and_honcho_never_sees_the_variant():
     from config import gunicorn as web_config
 
     assert callable(web_config.granian_application)
-    assert set(dict(parse_procfile((REPO / "Procfile").read_text()).processes)) == {"web", "worker", "beat"}
+    assert set(dict(parse_procfile((REPO / "Procfile").read_text()).processes)) == {"web", "stream", "worker", "beat"}
 
 
 def test_granian_workers_mark_dead_the_metrics_of_processes_that_are_gone(tmp_path):

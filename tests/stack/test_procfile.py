@@ -25,7 +25,7 @@ def _env(**values) -> dict[str, str]:
 
 def test_the_runner_reads_the_procfile_with_honchos_parser():
     commands = procfile.load()
-    assert list(commands) == ["web", "worker", "beat"]
+    assert list(commands) == ["web", "stream", "worker", "beat"]
     assert commands == dict(parse_procfile((REPO / "Procfile").read_text()).processes)
 
 
@@ -40,6 +40,16 @@ def test_the_gunicorn_command_line_comes_out_of_the_procfile():
     assert "--access-logfile" not in web
     assert "--no-control-socket" in web
     assert _option(procfile.expanded(procfile.load()["web"], _env(WEB_HOST="0.0.0.0")), "--bind") == "0.0.0.0:8000"
+
+
+def test_the_stream_process_listens_next_to_the_web_server():
+    stream = procfile.expanded(procfile.load()["stream"], _env(PORT="9001"))
+    assert stream[:2] == ["uvicorn", "config.asgi:stream_application"]
+    assert (_option(stream, "--host"), _option(stream, "--port")) == ("127.0.0.1", "9002")  # PORT + 1
+    assert _option(procfile.expanded(procfile.load()["stream"], _env()), "--port") == "8001"
+    assert _option(procfile.expanded(procfile.load()["stream"], _env(PORT="9001", STREAM_PORT="7000")),
+                   "--port") == "7000"
+    assert _option(stream, "--workers") == "1"
 
 
 def test_unset_sizing_follows_the_machine():
