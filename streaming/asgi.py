@@ -140,8 +140,8 @@ async def _http(scope, receive, send) -> None:
             stream.last_id = after
             skip = await _resume(stream, send, after)
         frame = _mastodon_sse if mastodon else functools.partial(_v1_sse, skip=skip)
-        await _pump(stream, send, frame, heartbeat=b":thump\n\n" if mastodon else b":\n\n")
-        if stream.closed != "client":
+        finished = await _pump(stream, send, frame, heartbeat=b":thump\n\n" if mastodon else b":\n\n")
+        if finished and stream.closed != "client":
             await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
         watcher.cancel()
@@ -194,11 +194,11 @@ async def _resume(stream: Stream, send, after: int) -> set[int]:
         stream.close("unavailable")
         return set()
     for rendered in backlog:
-        await send({"type": "http.response.body", "more_body": True,
-                    "body": _v1_update(rendered, with_id=rendered.tweet_id > stream.last_id)})
+        if not await _write(stream, send, _v1_update(rendered, with_id=rendered.tweet_id > stream.last_id)):
+            break
         stream.last_id = max(stream.last_id, rendered.tweet_id)
     if more:
-        await send({"type": "http.response.body", "more_body": True, "body": _RESET})
+        await _write(stream, send, _RESET)
     return {rendered.tweet_id for rendered in backlog}
 
 
@@ -214,25 +214,40 @@ async def _watch_http(receive, stream: Stream) -> None:
             return
 
 
-async def _pump(stream: Stream, send, frame, *, heartbeat: bytes | None, websocket: bool = False) -> None:
-    """Write the stream's events as they come, until it closes."""
+async def _pump(stream: Stream, send, frame, *, heartbeat: bytes | None, websocket: bool = False) -> bool:
+    """Write the stream's events as they come, until it closes: True, or False when it was
+    closed in the middle of a write the client never took (the connection is to be dropped)."""
     while True:
         await stream.wake.wait()
         stream.wake.clear()
         if stream.closed:
-            return
+            return True
         if stream.beat:
             stream.beat = False
-            if heartbeat is not None:
-                await send({"type": "http.response.body", "body": heartbeat, "more_body": True})
+            if heartbeat is not None and not await _write(stream, send, heartbeat):
+                return False
         while stream.buffer and not stream.closed:
             data = frame(stream, stream.buffer.popleft())
-            if data is None:
-                continue
-            if websocket:
-                await send({"type": "websocket.send", "text": data.decode()})
-            else:
-                await send({"type": "http.response.body", "body": data, "more_body": True})
+            if data is not None and not await _write(stream, send, data, websocket=websocket):
+                return False
+
+
+async def _write(stream: Stream, send, data: bytes, *, websocket: bool = False) -> bool:
+    """Send ``data`` to the client: True, or False if the stream was closed while the client
+    was not taking it (``Stream.close`` cancels a write stuck that way)."""
+    stream.sending = True
+    try:
+        if websocket:
+            await send({"type": "websocket.send", "text": data.decode()})
+        else:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+    except asyncio.CancelledError:
+        if stream.closed in (None, "client"):
+            raise  # not ours: the server is stopping the connection
+        return False
+    finally:
+        stream.sending = False
+    return True
 
 
 def _v1_update(rendered: readers.Rendered, *, with_id: bool) -> bytes:
@@ -299,10 +314,10 @@ async def _websocket(scope, receive, send) -> None:
             stream.put(_error_event("Unknown stream type", 400))
         reader = asyncio.get_running_loop().create_task(_watch_websocket(receive, stream))
         try:
-            await _pump(stream, send, _mastodon_frame, heartbeat=None, websocket=True)
+            finished = await _pump(stream, send, _mastodon_frame, heartbeat=None, websocket=True)
         finally:
             reader.cancel()
-        if stream.closed not in ("client", None):
+        if finished and stream.closed not in ("client", None):
             code = 1012 if stream.closed in ("redis", "shutdown") else 1008
             await send({"type": "websocket.close", "code": code})
     finally:

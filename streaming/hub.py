@@ -65,7 +65,8 @@ class Event:
 class Stream:
     """One open stream: its owner, its buffer of events, and why it closed (if it did)."""
 
-    __slots__ = ("credential", "mastodon", "base", "buffer", "wake", "closed", "beat", "last_id", "on")
+    __slots__ = ("credential", "mastodon", "base", "buffer", "wake", "closed", "beat", "last_id", "on", "task",
+                 "sending")
 
     def __init__(self, credential: readers.Credential, *, mastodon: bool, base: str):
         self.credential = credential
@@ -77,6 +78,8 @@ class Stream:
         self.beat = False
         self.last_id = 0  # the newest tweet id sent (a /v1 stream's Last-Event-ID)
         self.on = True  # a WebSocket unsubscribed from "user" keeps its socket but hears nothing
+        self.task: asyncio.Task | None = asyncio.current_task()  # the connection's, which writes to the client
+        self.sending = False  # the task is in a write the client has not taken yet
 
     @property
     def user_id(self) -> int:
@@ -92,10 +95,14 @@ class Stream:
         self.wake.set()
 
     def close(self, reason: str) -> None:
+        """Close the stream: its task finishes the response, or, stuck writing to a client
+        that does not read, is cancelled (the connection is dropped)."""
         if self.closed is None:
             self.closed = reason
             self.buffer.clear()
             self.wake.set()
+            if self.sending and reason != "client" and self.task is not None:
+                self.task.cancel()
 
 
 class Hub:
@@ -112,6 +119,7 @@ class Hub:
         self.recheck_now = asyncio.Event()
         self.tasks: list[asyncio.Task] = []
         self.stopping = False
+        self.delivering = False  # an event taken from the outbox is being handed out
 
     # --- Running -------------------------------------------------------------------
 
@@ -231,7 +239,7 @@ class Hub:
         kind = message[0]
         if kind == events.TWEET:
             _, tweet_id, author_id, lo, hi = message
-            key = (tweet_id, lo)
+            key = (tweet_id, lo, hi)  # a batch, as recorded: a retried or restarted one comes back the same
             if key in self.seen:
                 return
             self.seen[key] = None
@@ -272,7 +280,9 @@ class Hub:
 
     async def _deliver(self) -> None:
         while True:
+            self.delivering = False
             kind, tweet_id, recipients, rendering = await self.outbox.get()
+            self.delivering = True
             if rendering is None:
                 event = Event(kind, tweet_id)
             else:
@@ -287,6 +297,9 @@ class Hub:
             for stream in recipients:
                 stream.put(event)
             STREAM_EVENTS.labels(event=kind).inc(len(recipients))
+            # Let the streams write before the next event: a burst of finished renders must not
+            # fill a reading client's buffer faster than it is ever given the chance to empty it.
+            await asyncio.sleep(0)
 
     async def _heartbeat(self) -> None:
         while True:
@@ -296,7 +309,6 @@ class Hub:
                 stream.wake.set()
 
     async def _recheck(self) -> None:
-        request = None
         while True:
             try:
                 await asyncio.wait_for(self.recheck_now.wait(), settings.STREAM_RECHECK_SECONDS)
@@ -306,11 +318,8 @@ class Hub:
             streams = list(self.all_streams())
             if not streams:
                 continue
-            if request is None:
-                request = readers.request_of({"headers": [], "path": "/", "query_string": b"",
-                                              "server": ("127.0.0.1", settings.STREAM_PORT)}, None)
             try:
-                gone = await self.run(readers.revoked, sorted({s.credential for s in streams}, key=id), request)
+                gone = await self.run(readers.revoked, list({s.credential for s in streams}))
             except Exception:  # noqa: BLE001 - nothing to check against: keep the streams, try again
                 logger.warning("could not check the open streams' tokens", exc_info=True)
                 continue

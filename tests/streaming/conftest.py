@@ -34,7 +34,9 @@ class StreamServer:
         return self.log.read_text(errors="replace")
 
 
-def start_stream_server(tmp_path: Path, env: dict[str, str] | None = None) -> StreamServer:
+def start_stream_server(tmp_path: Path, env: dict[str, str] | None = None, redis=None) -> StreamServer:
+    """A stream process on a spare port, ready once it listens to the channels (on ``redis``,
+    default the product's own client: the one the stream process uses unless ``env`` says)."""
     port = free_port()
     log = tmp_path / f"stream-{port}.log"
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "DJANGO_"))} | {
@@ -48,7 +50,7 @@ def start_stream_server(tmp_path: Path, env: dict[str, str] | None = None) -> St
     } | (env or {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "config.asgi:stream_application", "--host", "127.0.0.1",
-         "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--ws", "websockets",
+         "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio",
          "--log-level", "warning", "--timeout-graceful-shutdown", "2"],
         cwd=ROOT, env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT)
     server = StreamServer(port, proc, log)
@@ -58,18 +60,18 @@ def start_stream_server(tmp_path: Path, env: dict[str, str] | None = None) -> St
             raise AssertionError(f"the stream process exited:\n{server.output()}")
         try:
             # Ready once it listens to the channels: a stream opened before would be refused (503).
-            return requests.get(f"{server.url}/healthz", timeout=1).ok and _listening(server)
+            return requests.get(f"{server.url}/healthz", timeout=1).ok and _listening(redis)
         except requests.ConnectionError:
             return False
     wait_for(ready, 30, what="the stream process")
     return server
 
 
-def _listening(server: StreamServer) -> bool:
+def _listening(redis) -> bool:
     from core.redis import connection as redis_connection
     from streaming import events
 
-    numsub = redis_connection().pubsub_shardnumsub(*events.channels())
+    numsub = (redis or redis_connection()).pubsub_shardnumsub(*events.channels())
     return all(count > 0 for _, count in numsub)
 
 

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 import requests
+import urllib3
 
 from tests.helpers import wait_for
 
@@ -40,31 +41,39 @@ class SseReader:
 
     def _read(self) -> None:
         fields: dict[str, str] = {}
+        pending = b""
         try:
-            for raw in self.response.iter_lines(chunk_size=1):
-                line = raw.decode()
-                if line.startswith(":"):
-                    self.comments.append(line)
-                elif line == "":
-                    if "event" in fields or "data" in fields:
-                        if "id" in fields:
-                            self.last_event_id = fields["id"]
-                        self.events.append(SseEvent(fields.get("event", "message"), fields.get("data", ""),
-                                                    fields.get("id")))
-                    fields = {}
-                else:
-                    name, _, value = line.partition(":")
-                    fields[name] = value.removeprefix(" ")
-        except (requests.RequestException, AttributeError, ValueError):
+            while chunk := self.response.raw.read1(65536):  # what has arrived, without waiting for more
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    fields = self._line(raw.decode(), fields)
+        except (requests.RequestException, AttributeError, ValueError, OSError, urllib3.exceptions.HTTPError):
             pass
         finally:
             self.ended.set()
+
+    def _line(self, line: str, fields: dict[str, str]) -> dict[str, str]:
+        if line.startswith(":"):
+            self.comments.append(line)
+        elif line == "":
+            if "event" in fields or "data" in fields:
+                if "id" in fields:
+                    self.last_event_id = fields["id"]
+                self.events.append(SseEvent(fields.get("event", "message"), fields.get("data", ""), fields.get("id")))
+            return {}
+        else:
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")
+        return fields
 
     def of(self, kind: str) -> list[SseEvent]:
         return [event for event in self.events if event.event == kind]
 
     def wait(self, predicate, timeout: float = 15.0, what: str = "the events") -> None:
-        wait_for(lambda: predicate(self), timeout, what=what)
+        wait_for(lambda: predicate(self), timeout, what=what,
+                 details=lambda: f"{len(self.events)} events: {[e.event for e in self.events[-5:]]}, "
+                                 f"ended={self.ended.is_set()}")
 
     def close(self) -> None:
         if self.socket is not None:
