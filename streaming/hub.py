@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +38,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from django.conf import settings
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.connection import parse_url
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -206,33 +206,26 @@ class Hub:
     async def _listen(self) -> None:
         pause = 0.1
         while not self.stopping:
-            pubsub = None
             try:
-                pubsub, receive = await _subscribe(events.channels())
-                self.listening.set()
-                pause = 0.1
-                logger.info("listening to %d stream channels", settings.STREAM_CHANNELS)
-                while True:
-                    message = await receive()
-                    if message is not None and message.get("type") in ("smessage", "message"):
-                        parsed = events.parse(message["data"])
-                        if parsed is not None:
-                            self.on_message(parsed)
+                await _listen_all(events.channels(), self._on_raw, self.listening)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - Redis went away: close the streams, listen again
                 was_listening = self.listening.is_set()
                 self.listening.clear()
                 if was_listening:
+                    pause = 0.1
                     logger.warning("lost the stream channels: closing %d streams (clients reconnect)",
                                    self.count(), exc_info=True)
                     for stream in list(self.all_streams()):
                         stream.close("redis")
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)
-            finally:
-                if pubsub is not None:
-                    await _quietly(pubsub.aclose())
+
+    def _on_raw(self, raw: bytes) -> None:
+        parsed = events.parse(raw)
+        if parsed is not None:
+            self.on_message(parsed)
 
     def on_message(self, message: list) -> None:
         """Handle one message, now: who hears it is decided here, in arrival order."""
@@ -328,20 +321,62 @@ class Hub:
                     stream.close("revoked")
 
 
-async def _subscribe(channels: list[str]) -> tuple[Any, Callable]:
-    """A pub/sub connection (one per master on a cluster) subscribed to ``channels``, and
-    the coroutine that waits for its next message. No retries inside redis-py: a broken
-    connection must reach the hub, which closes the streams (events were missed)."""
+class ChannelsLost(Exception):
+    """A node ended our subscription (its slot moved, say): events may have been missed."""
+
+
+async def _listen_all(channels: list[str], handle: Callable[[bytes], None], listening: asyncio.Event) -> None:
+    """Subscribe to ``channels`` and hand each message's data to ``handle``, until a
+    connection breaks (raised). One plain pub/sub connection per node that holds some of
+    the channels: on one server, one; on a Redis Cluster, one per master (their slots'
+    owners, read from the cluster when this starts), each read by a task of its own
+    (redis-py's cluster pub/sub reader can leave a node's messages unread in a burst).
+    No retries inside redis-py: a broken connection must reach the hub, which closes the
+    streams (their clients missed events, and resume) and subscribes again."""
+    by_node: dict[tuple[str, int], list[str]] = collections.defaultdict(list)
     if core_redis.is_cluster():
-        cluster = AsyncRedisCluster.from_url(settings.REDIS_URL, health_check_interval=5)
-        sharded = cluster.pubsub()
-        await sharded.ssubscribe(*channels)
-        return sharded, functools.partial(sharded.get_sharded_message, ignore_subscribe_messages=True, timeout=1.0)
-    client = aioredis.Redis.from_url(settings.REDIS_URL, retry=Retry(NoBackoff(), 0), health_check_interval=5,
-                                     socket_connect_timeout=2, socket_keepalive=True)
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
-    await pubsub.ssubscribe(*channels)
-    return pubsub, functools.partial(pubsub.get_message, timeout=1.0)
+        cluster = AsyncRedisCluster.from_url(settings.REDIS_URL)
+        try:
+            await cluster.initialize()
+            for channel in channels:
+                node = cluster.get_node_from_key(channel)
+                if node is None:
+                    raise ChannelsLost(f"no master holds {channel}")
+                by_node[(str(node.host), int(node.port))].append(channel)
+        finally:
+            await _quietly(cluster.aclose())
+    else:
+        by_node[("", 0)] = channels
+    pubsubs = []
+    try:
+        for (host, port), mine in by_node.items():
+            options: dict[str, Any] = {"retry": Retry(NoBackoff(), 0), "health_check_interval": 5,
+                                       "socket_connect_timeout": 2, "socket_keepalive": True}
+            address = parse_url(settings.REDIS_URL) | ({"host": host, "port": port} if host else {})
+            client = aioredis.Redis(connection_pool=aioredis.ConnectionPool(**address, **options))
+            pubsub = client.pubsub()
+            pubsubs.append((client, pubsub))
+            for channel in mine:  # one SSUBSCRIBE each: several must share a slot
+                await pubsub.ssubscribe(channel)
+        listening.set()
+        logger.info("listening to %d stream channels on %d connection(s)", len(channels), len(pubsubs))
+        await asyncio.gather(*(_read(pubsub, handle) for _, pubsub in pubsubs))
+    finally:
+        for client, pubsub in pubsubs:
+            await _quietly(pubsub.aclose())
+            await _quietly(client.aclose())
+
+
+async def _read(pubsub, handle: Callable[[bytes], None]) -> None:
+    while True:
+        message = await pubsub.get_message(timeout=1.0)
+        if message is None:
+            continue
+        kind = message.get("type")
+        if kind in ("smessage", "message"):
+            handle(message["data"])
+        elif kind in ("sunsubscribe", "unsubscribe"):
+            raise ChannelsLost(message.get("channel"))
 
 
 async def _quietly(awaitable) -> None:

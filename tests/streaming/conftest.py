@@ -9,6 +9,7 @@ import pytest
 import requests
 from django.conf import settings
 from django.db import connection
+from redis.cluster import RedisCluster
 
 from tests.helpers import free_port, wait_for
 
@@ -63,7 +64,7 @@ def start_stream_server(tmp_path: Path, env: dict[str, str] | None = None, redis
             return requests.get(f"{server.url}/healthz", timeout=1).ok and _listening(redis)
         except requests.ConnectionError:
             return False
-    wait_for(ready, 30, what="the stream process")
+    wait_for(ready, 30, what="the stream process", details=server.output)
     return server
 
 
@@ -71,8 +72,11 @@ def _listening(redis) -> bool:
     from core.redis import connection as redis_connection
     from streaming import events
 
-    numsub = (redis or redis_connection()).pubsub_shardnumsub(*events.channels())
-    return all(count > 0 for _, count in numsub)
+    client = redis or redis_connection()
+    if isinstance(client, RedisCluster):  # each channel counts its subscribers on its own slot's master
+        return all(client.pubsub_shardnumsub(channel, target_nodes=client.get_node_from_key(channel))[0][1] > 0
+                   for channel in events.channels())
+    return all(count > 0 for _, count in client.pubsub_shardnumsub(*events.channels()))
 
 
 @pytest.fixture

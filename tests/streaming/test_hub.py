@@ -4,6 +4,7 @@ stream's overflow. The graph and the tweets are real rows, read by the hub's own
 import asyncio
 
 import pytest
+from django.db import connection
 
 from social import services as social_services
 from streaming import events, readers
@@ -11,6 +12,16 @@ from streaming.hub import Hub, Stream
 from tweets import services as tweet_services
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def end_thread_sessions():
+    """The hub's threads keep their database sessions (as a stream process does); a thread's
+    Django connection is not closed when the thread ends: end them, or the test database stays in use."""
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
 
 def credential(user) -> readers.Credential:
