@@ -49,7 +49,7 @@ test: $(STAMP)
 # The timeline, tweet, social and core suites against a 3-master Redis Cluster the
 # runner starts (and RabbitMQ on 127.0.0.1:5672 as the broker): docs/scaling.md.
 test-cluster: $(STAMP)
-	@TEST_REDIS_CLUSTER=1 $(PY) -m stack test tests/timelines tests/tweets tests/social tests/core $(PYTEST_ARGS)
+	@TEST_REDIS_CLUSTER=1 $(PY) -m stack test tests/timelines tests/tweets tests/social tests/core tests/streaming $(PYTEST_ARGS)
 
 # The API fuzz test alone, at schemathesis' 40 examples an operation (the suite runs 10):
 # tests/stack/test_api_fuzz.py, docs/testing.md.

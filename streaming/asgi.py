@@ -22,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 from urllib.parse import parse_qs
 
 import orjson
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
+from prometheus_client import multiprocess
 
 from . import readers
 from .hub import Event, Hub, Stream
@@ -63,6 +65,8 @@ async def _lifespan(receive, send) -> None:
         elif message["type"] == "lifespan.shutdown":
             if hub is not None:
                 await hub.stop()
+            if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # its live gauge stops counting (its counters stay)
+                multiprocess.mark_process_dead(os.getpid())
             await send({"type": "lifespan.shutdown.complete"})
             return
 
