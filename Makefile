@@ -5,18 +5,19 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt tests/js/package-lock.json | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-cluster fuzz bench chaos soak install chromium haproxy clean
+.PHONY: run test test-cluster fuzz bench chaos soak install chromium js haproxy clean
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt tests/js/package-lock.json
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing pinned requirements into $(VENV) ..."
 	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@$(MAKE) --no-print-directory chromium
+	@$(MAKE) --no-print-directory js
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
@@ -34,6 +35,14 @@ chromium:
 	    apt-get update -qq >/dev/null; $(APT_CHROMIUM); } \
 	  || echo "chromium: could not be installed; the browser test will skip"; \
 	fi
+
+# The JavaScript client libraries the tests drive the API with (tests/js: megalodon), pinned by
+# its package-lock.json. Never fails the build: without npm those tests skip and say why (and
+# fail under CI=true).
+js:
+	@if command -v npm >/dev/null 2>&1; then echo "Installing the tests' JavaScript clients (npm ci in tests/js) ..."; \
+	  npm ci --prefix tests/js --no-audit --no-fund --loglevel=error >/dev/null || echo "js: npm ci failed; those tests will skip"; \
+	else echo "js: no npm here; the JavaScript client tests will skip"; fi
 
 run: $(STAMP)
 	@$(PY) -m stack run

@@ -133,11 +133,17 @@ async def _http(scope, receive, send) -> None:
         await _answer(send, status, _error_body(message, mastodon=mastodon), headers=headers)
         return
     stream = opened
+    headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
+               (b"x-accel-buffering", b"no"), (b"access-control-allow-origin", b"*")]
+    if scope["method"] == "HEAD":  # what a GET would answer, without the stream
+        assert hub is not None
+        hub.leave(stream)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
     watcher = asyncio.get_running_loop().create_task(_watch_http(receive, stream))
     try:
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
-            (b"x-accel-buffering", b"no"), (b"access-control-allow-origin", b"*")]})
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b":)\n\n", "more_body": True})
         skip: set[int] = set()
         if not mastodon and (after := _last_event_id(scope)) is not None:

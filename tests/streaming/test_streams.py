@@ -190,6 +190,8 @@ def test_streams_refuse_what_the_api_refuses(stream_server, make_user, api):
     r = requests.get(v1, headers={"Authorization": f"Bearer {write_only}"}, timeout=5)
     assert r.status_code == 401  # /v1 takes its own JWTs only
     assert requests.post(mastodon, timeout=5).status_code == 405
+    head = requests.head(mastodon, headers={"Authorization": f"Bearer {oauth_token(user, 'read')}"}, timeout=5)
+    assert head.status_code == 200 and head.headers["content-type"].startswith("text/event-stream")
     assert requests.get(f"{stream_server.url}/api/v1/streaming/public", timeout=5).status_code == 404
     # The token in the query, as a browser's EventSource must send it.
     read = oauth_token(user, "read")
