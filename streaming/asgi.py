@@ -242,13 +242,13 @@ async def _pump(stream: Stream, send, frame, *, heartbeat: bytes | None, websock
                 return False
 
 
-async def _write(stream: Stream, send, data: bytes, *, websocket: bool = False) -> bool:
+async def _write(stream: Stream, send, data: bytes | str, *, websocket: bool = False) -> bool:
     """Send ``data`` to the client: True, or False if the stream was closed while the client
     was not taking it (``Stream.close`` cancels a write stuck that way)."""
     stream.sending = True
     try:
         if websocket:
-            await send({"type": "websocket.send", "text": data.decode()})
+            await send({"type": "websocket.send", "text": data})
         else:
             await send({"type": "http.response.body", "body": data, "more_body": True})
     except asyncio.CancelledError:
@@ -267,34 +267,39 @@ def _v1_update(rendered: readers.Rendered, *, with_id: bool) -> bytes:
 
 def _v1_sse(stream: Stream, event: Event, *, skip: set[int]) -> bytes | None:
     if event.kind == "delete":
-        return b'event: delete\ndata: {"tweet_id": "%d"}\n\n' % event.tweet_id
-    if event.rendered is None or event.tweet_id in skip:
+        return event.frame(("v1",), lambda: b'event: delete\ndata: {"tweet_id": "%d"}\n\n' % event.tweet_id)
+    rendered = event.rendered
+    if rendered is None or event.tweet_id in skip:
         return None
     # A tweet older than one already sent (its fan-out finished later) is sent without
     # an id, so Last-Event-ID stays the newest: resuming from it skips nothing sent.
-    data = _v1_update(event.rendered, with_id=event.tweet_id > stream.last_id)
+    with_id = event.tweet_id > stream.last_id
     stream.last_id = max(stream.last_id, event.tweet_id)
-    return data
+    return event.frame(("v1", with_id), lambda: _v1_update(rendered, with_id=with_id))
 
 
 def _mastodon_sse(stream: Stream, event: Event) -> bytes | None:
     if event.kind == "delete":
-        return b"event: delete\ndata: %d\n\n" % event.tweet_id
+        return event.frame(("sse",), lambda: b"event: delete\ndata: %d\n\n" % event.tweet_id)
     status = event.rendered.statuses.get(stream.base) if event.rendered is not None else None
-    return None if status is None else b"event: update\ndata: " + status + b"\n\n"
+    if status is None:
+        return None
+    return event.frame(("sse", stream.base), lambda: b"event: update\ndata: " + status + b"\n\n")
 
 
-def _mastodon_frame(stream: Stream, event: Event) -> bytes | None:
+def _mastodon_frame(stream: Stream, event: Event) -> str | None:
     if event.kind == "error":
-        return event.rendered.v1 if event.rendered is not None else None
+        return event.rendered.v1.decode() if event.rendered is not None else None
     if event.kind == "delete":
-        payload = str(event.tweet_id)
-    else:
-        status = event.rendered.statuses.get(stream.base) if event.rendered is not None else None
-        if status is None:
-            return None
-        payload = status.decode()
-    return orjson.dumps({"stream": [USER_STREAM], "event": event.kind, "payload": payload})
+        return event.frame(("ws",), lambda: _ws_text("delete", str(event.tweet_id)))
+    status = event.rendered.statuses.get(stream.base) if event.rendered is not None else None
+    if status is None:
+        return None
+    return event.frame(("ws", stream.base), lambda: _ws_text("update", status.decode()))
+
+
+def _ws_text(kind: str, payload: str) -> str:
+    return orjson.dumps({"stream": [USER_STREAM], "event": kind, "payload": payload}).decode()
 
 
 # --- WebSocket -----------------------------------------------------------------------------------

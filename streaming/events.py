@@ -12,8 +12,9 @@ process listens to every channel (``channels``). Messages are JSON arrays:
 - ``["delete", tweet_id, author_id]``: the tweet was deleted;
 - ``["follow", follower_id, followee_id, followed]``: an accepted follow edge
   appeared (``followed`` true) or went;
-- ``["account", user_id]``: the user changed (suspended, made private, renamed):
-  their open streams check their token and account again now.
+- ``["account", user_id]``: the user changed (suspended, made private, renamed,
+  their sessions ended) or one of their OAuth tokens was deleted (revoked): their
+  open streams check their token and account again now.
 
 ``SPUBLISH``/``SSUBSCRIBE`` (Redis 7): on one server they behave as plain pub/sub;
 on a Redis Cluster each channel lives on the master of its slot, and the

@@ -28,11 +28,13 @@ batch; a stream whose credential no longer holds is closed.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import logging
+import time
+from array import array
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -48,22 +50,38 @@ from . import events, readers
 from .metrics import STREAM_EVENTS, STREAM_OPEN, STREAMS_CLOSED
 
 logger = logging.getLogger(__name__)
+_UPDATES, _DELETES = STREAM_EVENTS.labels(event="update"), STREAM_EVENTS.labels(event="delete")
 
 SEEN = 20_000  # deliveries remembered, to drop a retried fan-out's second message
 THREADS = 4  # the pool's threads: PostgreSQL and Redis work off the event loop
+RECHECK_SLICE = 1000  # credentials checked against the caches per period, in turn
 
 
-@dataclass(frozen=True)
 class Event:
-    """What one stream is sent: ``update`` (with the tweet as rendered) or ``delete``."""
+    """What one stream is sent: ``update`` (with the tweet as rendered), ``delete``, or an
+    ``error`` frame. One object for all its recipients, which also keeps the frames built
+    from it (``frame``), so each shape is built once, not once per stream."""
 
-    kind: str  # "update" | "delete" | "reset"
-    tweet_id: int
-    rendered: readers.Rendered | None = None
+    __slots__ = ("kind", "tweet_id", "rendered", "frames")
+
+    def __init__(self, kind: str, tweet_id: int, rendered: readers.Rendered | None = None):
+        self.kind, self.tweet_id, self.rendered = kind, tweet_id, rendered
+        self.frames: dict[tuple, Any] | None = None
+
+    def frame(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """The frame ``key`` names, built by ``make`` the first time it is asked for."""
+        if self.frames is None:
+            self.frames = {}
+        built = self.frames.get(key)
+        if built is None:
+            built = self.frames[key] = make()
+        return built
 
 
 class Stream:
     """One open stream: its owner, its buffer of events, and why it closed (if it did)."""
+
+    limit = 256  # events waiting at most (STREAM_BUFFER_EVENTS, set by the Hub: read once, not per event)
 
     __slots__ = ("credential", "mastodon", "base", "buffer", "wake", "closed", "beat", "last_id", "on", "task",
                  "sending")
@@ -88,7 +106,7 @@ class Stream:
     def put(self, event: Event) -> None:
         if self.closed or not self.on:
             return
-        if len(self.buffer) >= settings.STREAM_BUFFER_EVENTS:
+        if len(self.buffer) >= self.limit:
             self.close("slow")
             return
         self.buffer.append(event)
@@ -107,9 +125,11 @@ class Stream:
 
 class Hub:
     def __init__(self) -> None:
+        Stream.limit = settings.STREAM_BUFFER_EVENTS
         self.pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="stream")
         self.streams: dict[int, set[Stream]] = {}
-        self.followees: dict[int, set[int]] = {}
+        # Whom each connected user follows: a sorted array of ids (8 bytes an edge, no int objects).
+        self.followees: dict[int, array[int]] = {}
         self.audience: dict[int, set[int]] = collections.defaultdict(set)
         self.loading: dict[int, list[tuple[int, bool]]] = {}
         self.loaded: dict[int, asyncio.Future] = {}
@@ -117,6 +137,7 @@ class Hub:
         self.outbox: asyncio.Queue[tuple[str, int, list[Stream], asyncio.Future | None]] = asyncio.Queue()
         self.listening = asyncio.Event()
         self.recheck_now = asyncio.Event()
+        self.recheck_users: set[int] = set()  # named by account messages: checked at once
         self.tasks: list[asyncio.Task] = []
         self.stopping = False
         self.delivering = False  # an event taken from the outbox is being handed out
@@ -176,7 +197,7 @@ class Hub:
                 (followees.add if followed else followees.discard)(followee)
             self.loaded.pop(user_id, None)
             if user_id in self.streams:  # its streams may all have gone meanwhile
-                self.followees[user_id] = followees
+                self.followees[user_id] = array("q", sorted(followees))
                 for followee in followees:
                     self.audience[followee].add(user_id)
             pending.set_result(None)
@@ -253,14 +274,23 @@ class Hub:
                 self.loading[follower_id].append((followee_id, followed))
             followees = self.followees.get(follower_id)
             if followees is not None:
+                at = bisect.bisect_left(followees, followee_id)
+                present = at < len(followees) and followees[at] == followee_id
                 if followed:
-                    followees.add(followee_id)
+                    if not present:
+                        followees.insert(at, followee_id)
                     self.audience[followee_id].add(follower_id)
                 else:
-                    followees.discard(followee_id)
-                    self.audience.get(followee_id, set()).discard(follower_id)
+                    if present:
+                        del followees[at]
+                    readers_of = self.audience.get(followee_id)
+                    if readers_of is not None:
+                        readers_of.discard(follower_id)
+                        if not readers_of:
+                            del self.audience[followee_id]
         elif kind == events.ACCOUNT:
             if message[1] in self.streams:
+                self.recheck_users.add(message[1])
                 self.recheck_now.set()
 
     def _recipients(self, author_id: int, *, lo: int, hi: int | None) -> list[Stream]:
@@ -289,7 +319,7 @@ class Hub:
                 event = Event(kind, tweet_id, rendered)
             for stream in recipients:
                 stream.put(event)
-            STREAM_EVENTS.labels(event=kind).inc(len(recipients))
+            (_UPDATES if kind == "update" else _DELETES).inc(len(recipients))
             # Let the streams write before the next event: a burst of finished renders must not
             # fill a reading client's buffer faster than it is ever given the chance to empty it.
             await asyncio.sleep(0)
@@ -302,19 +332,36 @@ class Hub:
                 stream.wake.set()
 
     async def _recheck(self) -> None:
+        """Check the open streams' credentials again. Every ``STREAM_RECHECK_SECONDS``: each
+        JWT's expiry (no I/O), the streams of users an ``account`` message named (also at
+        once, when one arrives: a suspension, a revoked token, sessions ended), and the next
+        ``RECHECK_SLICE`` streams in turn against the author and token caches, so a change no
+        message announced is caught within a sweep and no sweep holds the process up."""
+        turn = 0
         while True:
             try:
                 await asyncio.wait_for(self.recheck_now.wait(), settings.STREAM_RECHECK_SECONDS)
             except TimeoutError:
                 pass
             self.recheck_now.clear()
+            named, self.recheck_users = self.recheck_users, set()
             streams = list(self.all_streams())
-            if not streams:
+            now = time.time()
+            for stream in streams:
+                if stream.credential.kind == readers.JWT and stream.credential.claims.get("exp", 0) <= now:
+                    stream.close("revoked")
+            if turn >= len(streams):
+                turn = 0
+            chosen = {s.credential for s in streams[turn:turn + RECHECK_SLICE]}
+            turn += RECHECK_SLICE
+            chosen |= {s.credential for user_id in named for s in self.streams.get(user_id, ())}
+            if not chosen:
                 continue
             try:
-                gone = await self.run(readers.revoked, list({s.credential for s in streams}))
+                gone = await self.run(readers.revoked, list(chosen))
             except Exception:  # noqa: BLE001 - nothing to check against: keep the streams, try again
                 logger.warning("could not check the open streams' tokens", exc_info=True)
+                self.recheck_users |= named
                 continue
             for stream in streams:
                 if stream.credential in gone:

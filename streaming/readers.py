@@ -29,7 +29,7 @@ from mastoapi import selectors as mastodon_selectors
 from mastoapi.authentication import MastodonAuthentication
 from social import cache as author_cache
 from social.authentication import SafeJWTAuthentication
-from social.models import Follow, token_version_current
+from social.models import TOKEN_VERSION_CLAIM, Follow, token_version_current
 from timelines.selectors import timeline_page_for_user
 from tweets.selectors import tweets_hydrate
 
@@ -95,7 +95,10 @@ def authenticate(request: ASGIRequest, *, mastodon: bool) -> Credential:
             user = jwt.get_user(validated)
             if not user.is_active:
                 raise exceptions.AuthenticationFailed("Your login is currently disabled")
-            return Credential(user_id=user.id, kind=JWT, token=raw, claims=dict(validated.payload))
+            # What the re-checks read of it, no more (a stream holds it for hours).
+            payload = validated.payload
+            claims = {name: payload[name] for name in ("exp", TOKEN_VERSION_CLAIM) if name in payload}
+            return Credential(user_id=user.id, kind=JWT, token=raw, claims=claims)
         if not mastodon:
             raise Refused(401, "Given token not valid for any token type")
         found = MastodonAuthentication().authenticate(drf_request)

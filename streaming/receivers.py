@@ -27,6 +27,13 @@ def follow_changed_publish(sender, *, follower_id: int, followee_id: int, follow
         followee_id, [events.FOLLOW, follower_id, followee_id, followed]))
 
 
+def access_token_deleted_publish(sender, instance, **kwargs) -> None:
+    # Revoked (or replaced, or its user deleted): that user's open streams check their tokens now.
+    user_id = instance.user_id
+    if user_id is not None:
+        transaction.on_commit(lambda: events.publish(user_id, [events.ACCOUNT, user_id]), robust=True)
+
+
 def authors_changed_publish(sender, *, user_ids, **kwargs) -> None:
     for user_id in user_ids:
         events.publish(user_id, [events.ACCOUNT, user_id])

@@ -98,7 +98,7 @@ def test_follow_changes_apply_at_once_also_while_the_graph_loads(make_user):
             hub.on_message([events.FOLLOW, reader.id, new.id, True])
             hub.on_message([events.FOLLOW, reader.id, old.id, False])
             await joining
-            assert hub.followees[reader.id] == {new.id}
+            assert list(hub.followees[reader.id]) == [new.id]
             hub.on_message([events.TWEET, by_old, old.id, 0, None])
             hub.on_message([events.TWEET, by_new, new.id, 0, None])
             await settled(hub)

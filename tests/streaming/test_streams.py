@@ -200,7 +200,11 @@ def test_streams_refuse_what_the_api_refuses(stream_server, make_user, api):
     ok.close()
 
 
-def test_a_revoked_token_or_a_suspended_user_ends_the_stream_within_seconds(stream_server, make_user, api):
+def test_a_revoked_token_or_a_suspended_user_ends_the_stream_within_seconds(tmp_path, make_user, api):
+    from .conftest import start_stream_server
+
+    # The periodic sweep is set far off: what ends these streams is the change being announced.
+    stream_server = start_stream_server(tmp_path, {"STREAM_RECHECK_SECONDS": "300"})
     user, other = make_user(username="revoked"), make_user(username="suspended")
     token = oauth_token(user, "read")
     mastodon = SseReader(f"{stream_server.url}/api/v1/streaming/user", token)
@@ -218,6 +222,7 @@ def test_a_revoked_token_or_a_suspended_user_ends_the_stream_within_seconds(stre
     r = requests.get(f"{stream_server.url}/api/v1/streaming/user", headers={"Authorization": f"Bearer {token}"},
                      timeout=5)
     assert r.status_code == 401
+    stream_server.stop()
 
 
 def test_the_websocket_stream_frames_events_as_mastodon_does(stream_server, make_user, api):
