@@ -363,11 +363,24 @@ def _stream_lines(st: dict) -> list[str]:
                      f"{row.get('failed', 0)}{' ' + str(row['open_errors']) if row.get('open_errors') else ''} |")
     mix = st.get("under_mix")
     if mix:
-        lines.append(f"| {mix['connections']:,}, during the 100:1 mix | | {mix['posts']} | {mix['pairs']:,} | "
+        lines.append(f"| {mix['connections']:,}, during the 100:1 mix (a post every {mix.get('interval_s', '?')} s, "
+                     f"{mix.get('events_per_s', 0):,} events/s) | | {mix['posts']} | {mix['pairs']:,} | "
                      f"{_n(mix.get('p50'))} | {_n(mix.get('p90'))} | {_n(mix.get('p99'))} | {_n(mix.get('max'))} | "
                      f"{_n(mix.get('first_ms_median'))} | {_n(mix.get('spread_ms_median'))} | "
                      f"{mix['missing']} | {mix['duplicates']} | | | | |")
     lines.append("")
+    kinds = [row for row in _stream_rows({"stream": st}) if row.get("by_kind")]
+    if kinds:
+        lines += ["By kind of connection (p50 / p99 ms; a tweet's first event, and first → last, medians):", "",
+                  "| connections open | " + " | ".join(kinds[0]["by_kind"]) + " |",
+                  "|---" * (len(kinds[0]["by_kind"]) + 1) + "|"]
+        for row in kinds:
+            label = f"{row['connections']:,}" + (", during the mix" if row is mix else "")
+            lines.append(f"| {label} | " + " | ".join(
+                f"{_n(k.get('p50'))} / {_n(k.get('p99'))} (first {_n(k.get('first_ms_median'))}, "
+                f"+{_n(k.get('spread_ms_median'))}; {k.get('missing', 0)} missing)"
+                for k in row["by_kind"].values()) + " |")
+        lines.append("")
     before, after = st.get("memory_before"), st.get("memory_after")
     if before and after:
         lines += [f"Stream process memory before any connection: RSS {before['rss'] / 1e6:.1f} MB, PSS "

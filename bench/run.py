@@ -47,17 +47,19 @@ PROFILES = {
     # users, tweets, celebrity threshold, active share; seconds per measured run, closed-loop concurrencies,
     # repetitions of each run, seconds of the 100:1 mix and its read rate, at most this many seconds of waiting
     # for a quiet machine before one run, and in all; the stream phase's connections held, its author's followers
-    # among them, the author's posts at each connection count and their spacing (s), and connections opened a second.
+    # among them, the author's posts at each connection count and their spacing (s), their spacing during the mix
+    # (wider: the posts go on for the whole mix, and each is followers events to write), and connections opened a
+    # second.
     "full": {"users": 100_000, "tweets": 1_000_000, "threshold": 50_000, "active": 0.2, "seconds": 8,
              "concurrency": [1, 4, 16], "repetitions": 3, "mix_seconds": 10, "mix_rate": 155,
              "quiet_wait": 60, "quiet_budget": 600, "web_concurrency": 16,
              "stream_connections": 10_000, "stream_followers": 5_000, "stream_posts": 20, "stream_interval": 1.0,
-             "stream_open_rate": 300},
+             "stream_mix_interval": 2.0, "stream_open_rate": 300},
     "quick": {"users": 10_000, "tweets": 100_000, "threshold": 5_000, "active": 0.2, "seconds": 2,
               "concurrency": [1, 8], "repetitions": 3, "mix_seconds": 3, "mix_rate": 155,
               "quiet_wait": 3, "quiet_budget": 20, "web_concurrency": 8,
               "stream_connections": 2_000, "stream_followers": 1_000, "stream_posts": 5, "stream_interval": 0.5,
-              "stream_open_rate": 400},
+              "stream_mix_interval": 1.0, "stream_open_rate": 400},
 }
 HOST = "127.0.0.1"
 DATABASE = "timeline_bench"
@@ -644,7 +646,8 @@ class Bench:
         stop = threading.Event()
         under_mix: dict = {}
         poster = threading.Thread(target=lambda: under_mix.update(self._stream_latency(
-            pool, session, "stream events during the mix", follower_indexes, None, stop=stop, quiet=False)),
+            pool, session, "stream events during the mix", follower_indexes, None, stop=stop, quiet=False,
+            interval=self.p["stream_mix_interval"])),
             daemon=True)
         poster.start()
         try:
@@ -666,6 +669,8 @@ class Bench:
             f"{row.get('pairs', 0):,} (tweet, follower) pairs; {row.get('missing', 0)} missing, "
             f"{row.get('duplicates', 0)} duplicates; a tweet's first event after {_f(row.get('first_ms_median'))} ms, "
             f"its last {_f(row.get('spread_ms_median'))} ms later (medians)"
+            + "".join(f"; {kind} p50 {_f(k.get('p50'))} p99 {_f(k.get('p99'))} ms"
+                      for kind, k in (row.get("by_kind") or {}).items())
             + (f"; {row['pss_per_connection_kb']:.1f} KB PSS ({row['rss_per_connection_kb']:.1f} KB RSS) a "
                "connection" if row.get("pss_per_connection_kb") is not None else ""))
 
@@ -706,33 +711,43 @@ class Bench:
 
     def _follow_all(self, author: int, followers: list[int], tokens: dict[int, str], *, follow: bool) -> None:
         """Each follower follows (or unfollows) the author through the API, as users do: the counts, the graph
-        caches, the timelines' backfill and the stream process's graph all follow; then the backfill is waited for."""
+        caches, the timelines' backfill and the stream process's graph all follow; then the backfill is waited for.
+        Eight at a time: each request locks the author's row, so more would only queue on the lock."""
+        from concurrent.futures import ThreadPoolExecutor
+
         import requests
 
         method = "POST" if follow else "DELETE"
-        users = iter(followers)
-        done: set[int] = set()
-        path = f"/v1/users/{author}/follow"
+        path = f"http://{HOST}:{self.port}/v1/users/{author}/follow"
+        local = threading.local()
+        failed: list[tuple[int, str]] = []
 
-        def make() -> Request:
-            user = next(users)
-            return Request(method, path, {"Authorization": f"Bearer {tokens[user]}", "X-User": str(user)})
+        def one(user: int) -> None:
+            session = getattr(local, "session", None) or requests.Session()
+            local.session = session
+            for attempt in range(3):
+                try:
+                    r = session.request(method, path, headers={"Authorization": f"Bearer {tokens[user]}"}, timeout=30)
+                except requests.RequestException as error:
+                    reason = type(error).__name__
+                else:
+                    if r.ok:
+                        return
+                    reason = f"HTTP {r.status_code}"
+                time.sleep(0.2 * (attempt + 1))
+            failed.append((user, reason))
 
-        def answered(request: Request, status: int, body: bytes, latency_ms: float) -> None:
-            if 200 <= status < 300:
-                done.add(int(request.headers["X-User"]))
-
-        rate = 250.0
-        say(f"  {'following' if follow else 'unfollowing'} the author: {len(followers):,} requests at {rate:.0f}/s")
-        loadgen.open_loop(HOST, self.port, make, rate=rate, duration=len(followers) / rate, max_connections=32,
-                          on_response=answered)
-        for user in [u for u in followers if u not in done]:  # the few a busy server dropped: once more, in turn
-            r = requests.request(method, f"http://{HOST}:{self.port}{path}",
-                                 headers={"Authorization": f"Bearer {tokens[user]}"}, timeout=30)
-            if r.ok:
-                done.add(user)
-        if len(done) < len(followers):
-            raise SystemExit(f"{len(followers) - len(done)} of {len(followers)} {method} {path} failed")
+        say(f"  {'following' if follow else 'unfollowing'} the author: {len(followers):,} requests, 8 at a time")
+        started = said = time.monotonic()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            futures = [pool.submit(one, u) for u in followers]
+            for done, future in enumerate(futures, 1):
+                future.result()
+                if time.monotonic() - said >= 5:
+                    said = time.monotonic()
+                    say(f"    {done:,}/{len(followers):,} ({done / (said - started):.0f}/s)")
+        if failed:
+            raise SystemExit(f"{len(failed)} of {len(followers)} {method} {path} failed, e.g. {failed[:3]}")
         self._drain_queue()
 
     def _drain_queue(self, timeout: float = 300) -> None:
@@ -741,14 +756,18 @@ class Bench:
         from django.conf import settings
 
         broker = redis.Redis(host=HOST, port=self.redis_port, db=1)
-        deadline, empty_since = time.monotonic() + timeout, None
+        deadline, empty_since, said = time.monotonic() + timeout, None, time.monotonic()
         while time.monotonic() < deadline:
-            if broker.llen(settings.CELERY_TASK_DEFAULT_QUEUE) == 0:
+            queued = broker.llen(settings.CELERY_TASK_DEFAULT_QUEUE)
+            if queued == 0:
                 empty_since = empty_since or time.monotonic()
                 if time.monotonic() - empty_since > 1:
                     break
             else:
                 empty_since = None
+                if time.monotonic() - said >= 5:
+                    said = time.monotonic()
+                    say(f"    {queued:,} tasks queued (the follows' backfills)")
             time.sleep(0.1)
         self._drain_fanout()
 
@@ -776,7 +795,8 @@ class Bench:
         return out
 
     def _stream_latency(self, pool, session, label: str, follower_indexes: list[int], posts: int | None, *,
-                        stop: threading.Event | None = None, quiet: bool = True) -> dict:
+                        stop: threading.Event | None = None, quiet: bool = True,
+                        interval: float | None = None) -> dict:
         """The author posts ``posts`` times (or until ``stop``), ``stream_interval`` apart; each post's event is
         matched at every follower connection open when it was sent. Latency: arrival minus the POST's sending
         (cross-checked against the tweet id's Snowflake time)."""
@@ -788,7 +808,7 @@ class Bench:
         if quiet:
             self.quiet(label)
         before = self.machine.snapshot()
-        interval = self.p["stream_interval"]
+        interval = interval or self.p["stream_interval"]
         sent: dict[int, tuple[float, list[int]]] = {}
         minted_ms: dict[int, float] = {}  # tweet id -> its Snowflake time minus the send's wall time
         errors: dict[str, int] = {}
@@ -819,13 +839,20 @@ class Bench:
         while time.monotonic() < deadline and pool.received(set(sent), follower_indexes) < expected:
             time.sleep(0.1)
         time.sleep(0.3)  # a duplicate would come right after
-        delivery = streams.match(sent, pool.arrivals())
+        arrivals = pool.arrivals()
+        delivery = streams.match(sent, arrivals)
         use = machine.usage(before, self.machine.snapshot())
-        out = delivery.summary() | {"posts": len(sent), "post_errors": errors,
+        out = delivery.summary() | {"posts": len(sent), "post_errors": errors, "interval_s": interval,
+                                    "events_per_s": round(expected / len(sent) / interval) if sent else 0,
                                     "minted_after_send_ms": _spread_ms(list(minted_ms.values()))}
         # The same latencies counted from each tweet's Snowflake time instead of the send.
         from_id = sorted(lat - minted_ms[t] for t, lats in delivery.by_tweet.items() for lat in lats)
         out["from_id_time"] = {f"p{p}": round(streams.percentile(from_id, p), 2) for p in (50, 99)} if from_id else {}
+        out["by_kind"] = {kind: {k: v for k, v in streams.match(
+            {t: (at, [i for i in listening if streams.kind_of(i) == kind]) for t, (at, listening) in sent.items()},
+            arrivals).summary().items() if k in ("pairs", "missing", "duplicates", "p50", "p99", "max",
+                                                 "first_ms_median", "spread_ms_median")}
+            for kind in streams.KINDS}
         out["cpu_s"] = {g: round(v, 3) for g, v in use.by_group.items()}
         noisy = machine.contamination(use)
         if noisy:

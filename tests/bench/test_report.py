@@ -191,10 +191,15 @@ def test_a_duplicate_event_fails_exactly_once_as_a_miss_does():
 
 
 def test_the_stream_section_and_plot_are_written(tmp_path):
-    report.write_report(RESULTS | {"stream": STREAM, "phase_cpu": {}}, {}, tmp_path)
+    kinds = {"websocket": {"p50": 20.0, "p99": 90.0, "first_ms_median": 10.0, "spread_ms_median": 30.0,
+                           "missing": 0},
+             "v1-sse": {"p50": 25.0, "p99": 95.0, "first_ms_median": 11.0, "spread_ms_median": 31.0, "missing": 2}}
+    stream = STREAM | {"under_mix": STREAM["under_mix"] | {"by_kind": kinds}}
+    report.write_report(RESULTS | {"stream": stream, "phase_cpu": {}}, {}, tmp_path)
     text = (tmp_path / "report.md").read_text()
     assert "## Live timelines (the stream process)" in text
-    assert "| 1,000, during the 100:1 mix |" in text
+    assert "| 1,000, during the 100:1 mix (a post every ? s, 0 events/s) |" in text
     assert "reads, 1,000 streams open" in text
+    assert "| 1,000, during the mix | 20.0 / 90.0 (first 10.0, +30.0; 0 missing) | 25.0 / 95.0" in text
     assert "![stream.png](stream.png)" in text
     assert (tmp_path / "stream.png").stat().st_size > 0
