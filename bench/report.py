@@ -381,6 +381,12 @@ def _stream_lines(st: dict) -> list[str]:
                 f"+{_n(k.get('spread_ms_median'))}; {k.get('missing', 0)} missing)"
                 for k in row["by_kind"].values()) + " |")
         lines.append("")
+    lags = [row for row in _stream_rows({"stream": st}) if row.get("generator_lag")]
+    if lags:
+        lines += ["The clients' event loop (in the generator) woke from a 10 ms sleep late by, p99 / max: " + ", ".join(
+            f"{_n(row['generator_lag']['p99_ms'])} / {_n(row['generator_lag']['max_ms'])} ms at "
+            f"{row['connections']:,}" + (" (the mix)" if row is mix else "") for row in lags)
+                  + ". Events reaching it while late are timestamped late by as much.", ""]
     before, after = st.get("memory_before"), st.get("memory_after")
     if before and after:
         lines += [f"Stream process memory before any connection: RSS {before['rss'] / 1e6:.1f} MB, PSS "

@@ -669,6 +669,8 @@ class Bench:
             f"{row.get('pairs', 0):,} (tweet, follower) pairs; {row.get('missing', 0)} missing, "
             f"{row.get('duplicates', 0)} duplicates; a tweet's first event after {_f(row.get('first_ms_median'))} ms, "
             f"its last {_f(row.get('spread_ms_median'))} ms later (medians)"
+            + (f"; the clients' loop late by p99 {_f(row['generator_lag']['p99_ms'])} ms, max "
+               f"{_f(row['generator_lag']['max_ms'])} ms" if row.get("generator_lag") else "")
             + "".join(f"; {kind} p50 {_f(k.get('p50'))} p99 {_f(k.get('p99'))} ms"
                       for kind, k in (row.get("by_kind") or {}).items())
             + (f"; {row['pss_per_connection_kb']:.1f} KB PSS ({row['rss_per_connection_kb']:.1f} KB RSS) a "
@@ -808,6 +810,7 @@ class Bench:
         if quiet:
             self.quiet(label)
         before = self.machine.snapshot()
+        pool.lag()  # from now on
         interval = interval or self.p["stream_interval"]
         sent: dict[int, tuple[float, list[int]]] = {}
         minted_ms: dict[int, float] = {}  # tweet id -> its Snowflake time minus the send's wall time
@@ -854,6 +857,7 @@ class Bench:
                                                  "first_ms_median", "spread_ms_median")}
             for kind in streams.KINDS}
         out["cpu_s"] = {g: round(v, 3) for g, v in use.by_group.items()}
+        out["generator_lag"] = pool.lag()
         noisy = machine.contamination(use)
         if noisy:
             out["contaminated"] = noisy

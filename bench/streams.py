@@ -537,8 +537,9 @@ class Pool:
             self.close_all()
 
         async def end() -> None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+            for task in (self._sweeper, self._prober):
+                task.cancel()
+            await asyncio.gather(self._sweeper, self._prober, return_exceptions=True)
 
         self.call(end())
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -558,6 +559,24 @@ class Pool:
 
     async def _start_sweeper(self) -> None:
         self._sweeper = asyncio.create_task(self._sweep_forever())
+        self._lags: list[float] = []
+        self._prober = asyncio.create_task(self._probe_lag())
+
+    async def _probe_lag(self) -> None:
+        """How late the clients' loop wakes from a 10 ms sleep: were it busy, events would be timestamped late."""
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(0.01)
+            self._lags.append(1000 * (time.perf_counter() - before - 0.01))
+
+    def lag(self) -> dict:
+        """The loop's lateness (ms) since the last call: p99 and max."""
+        async def take() -> list[float]:
+            lags, self._lags = self._lags, []
+            return sorted(lags)
+
+        lags = self.call(take())
+        return {"p99_ms": _round(percentile(lags, 99)), "max_ms": _round(lags[-1] if lags else math.nan)}
 
     async def _sweep_forever(self) -> None:
         while True:
