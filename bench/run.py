@@ -58,8 +58,8 @@ PROFILES = {
     "quick": {"users": 10_000, "tweets": 100_000, "threshold": 5_000, "active": 0.2, "seconds": 2,
               "concurrency": [1, 8], "repetitions": 3, "mix_seconds": 3, "mix_rate": 155,
               "quiet_wait": 3, "quiet_budget": 20, "web_concurrency": 8,
-              "stream_connections": 2_000, "stream_followers": 1_000, "stream_posts": 5, "stream_interval": 0.5,
-              "stream_mix_interval": 1.0, "stream_open_rate": 400},
+              "stream_connections": 2_000, "stream_followers": 1_000, "stream_posts": 5, "stream_interval": 1.0,
+              "stream_mix_interval": 2.0, "stream_open_rate": 400},
 }
 HOST = "127.0.0.1"
 DATABASE = "timeline_bench"
@@ -589,12 +589,12 @@ class Bench:
                                   f"post to event for {followers_wanted:,} connected followers, the mix beside them"):
             from bench import streams
 
-            author, followers, connected = self._stream_audience(target, followers_wanted)
+            author, all_followers, followers, connected = self._stream_audience(target, followers_wanted)
             tokens = {u: self.token(u) for u in connected}
-            say(f"  author {author}: {len(followers):,} of the {len(connected):,} connected users follow them "
-                "(through the API)")
-            self._follow_all(author, followers, tokens, follow=True)
+            say(f"  author {author} (the data set's fan-out probe of {all_followers:,} followers): {len(followers):,} "
+                f"of them among the {len(connected):,} connected users")
             result: dict = {"port": self.stream_port, "author": author, "followers": len(followers),
+                            "author_followers": all_followers,
                             "connections_wanted": len(connected), "open_rate": self.p["stream_open_rate"],
                             "posts_per_level": self.p["stream_posts"], "post_interval_s": self.p["stream_interval"],
                             "kinds": {k: sum(1 for i in range(len(connected)) if streams.kind_of(i) == k)
@@ -605,7 +605,6 @@ class Bench:
                 self._stream_measure(pool, result, author, followers, connected, tokens)
             finally:
                 pool.stop()
-                self._follow_all(author, followers, tokens, follow=False)
 
     def _stream_measure(self, pool, result: dict, author: int, followers: list[int], connected: list[int],
                         tokens: dict[int, str]) -> None:
@@ -676,102 +675,34 @@ class Bench:
             + (f"; {row['pss_per_connection_kb']:.1f} KB PSS ({row['rss_per_connection_kb']:.1f} KB RSS) a "
                "connection" if row.get("pss_per_connection_kb") is not None else ""))
 
-    def _stream_audience(self, connections: int, followers: int) -> tuple[int, list[int], list[int]]:
-        """(the author, their followers for the phase, the users to connect: the followers first, then others).
+    def _stream_audience(self, connections: int, followers: int) -> tuple[int, int, list[int], list[int]]:
+        """(the author, their followers in all, those of them to connect, the users to connect: those followers
+        first, then others).
 
-        The author has few followers of their own and is none of the data set's probes; the followers are capped
-        below the celebrity threshold (a pushed author), and are not the probe readers (who follow exactly their
-        count) nor anyone at the following limit."""
-        from django.conf import settings
+        The author is the seeded fan-out probe (``seed_bench``: exact follower counts, tweets pushed) with the
+        most followers up to ``followers``: 5,000 in the full profile, 1,000 in the quick one (4,999 for 5,000:
+        its threshold's largest pushed probe). Its follows are the data set's own, so nothing is changed to
+        measure and nothing is left to undo."""
+        from social.models import Follow, User
 
-        from social.models import User
-
-        m = self.manifest
-        special = ({*m["probes"].values(), *m["celebrities"], *m.get("all_active_probes", {}).values(),
-                    *m.get("followee_probes", {}).values()})
-        rows = list(User.objects.filter(is_active=True).order_by("id")
-                    .values_list("id", "followers_count", "following_count"))
-        rng = random.Random(17)
-        active = set(m["active"])
-        quiet_authors = [u for u, fans, _ in rows if fans <= 30 and u not in special and u not in active]
-        author = rng.choice(quiet_authors)
-        own = next(fans for u, fans, _ in rows if u == author)
-        everyone = [u for u, _, _ in rows]
+        pushed = {int(count): user for count, user in self.manifest["probes"].items()
+                  if int(count) < self.p["threshold"]}
+        fitting = [count for count in pushed if count <= followers] or [min(pushed)]
+        author = pushed[max(fitting)]
+        all_followers = sorted(Follow.objects.accepted().filter(followee_id=author)
+                               .values_list("follower_id", flat=True))
+        everyone = list(User.objects.filter(is_active=True).order_by("id").values_list("id", flat=True))
         if connections > len(everyone):
             say(f"  the data set has {len(everyone):,} users: {len(everyone):,} connections, not {connections:,}")
             connections = len(everyone)
-        cap = min(followers, self.p["threshold"] - 1 - own, connections - 1)
-        if cap < followers:
-            say(f"  {cap:,} followers, not {followers:,} (kept under the celebrity threshold and the connections)")
-        pool = [u for u, _, following in rows if u != author and u not in special
-                and following < settings.MAX_FOLLOWING]
-        rng.shuffle(pool)
-        chosen = pool[:cap]
-        rest = [u for u in everyone if u not in set(chosen)]
+        rng = random.Random(17)
+        chosen = rng.sample(all_followers, min(len(all_followers), followers, connections))
+        if len(chosen) < followers:
+            say(f"  {len(chosen):,} connected followers, not {followers:,} (the largest pushed probe author's)")
+        taken = set(chosen)
+        rest = [u for u in everyone if u not in taken]
         rng.shuffle(rest)
-        return author, chosen, chosen + rest[: connections - len(chosen)]
-
-    def _follow_all(self, author: int, followers: list[int], tokens: dict[int, str], *, follow: bool) -> None:
-        """Each follower follows (or unfollows) the author through the API, as users do: the counts, the graph
-        caches, the timelines' backfill and the stream process's graph all follow; then the backfill is waited for.
-        Eight at a time: each request locks the author's row, so more would only queue on the lock."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        import requests
-
-        method = "POST" if follow else "DELETE"
-        path = f"http://{HOST}:{self.port}/v1/users/{author}/follow"
-        local = threading.local()
-        failed: list[tuple[int, str]] = []
-
-        def one(user: int) -> None:
-            session = getattr(local, "session", None) or requests.Session()
-            local.session = session
-            for attempt in range(3):
-                try:
-                    r = session.request(method, path, headers={"Authorization": f"Bearer {tokens[user]}"}, timeout=30)
-                except requests.RequestException as error:
-                    reason = type(error).__name__
-                else:
-                    if r.ok:
-                        return
-                    reason = f"HTTP {r.status_code}"
-                time.sleep(0.2 * (attempt + 1))
-            failed.append((user, reason))
-
-        say(f"  {'following' if follow else 'unfollowing'} the author: {len(followers):,} requests, 8 at a time")
-        started = said = time.monotonic()
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            futures = [pool.submit(one, u) for u in followers]
-            for done, future in enumerate(futures, 1):
-                future.result()
-                if time.monotonic() - said >= 5:
-                    said = time.monotonic()
-                    say(f"    {done:,}/{len(followers):,} ({done / (said - started):.0f}/s)")
-        if failed:
-            raise SystemExit(f"{len(failed)} of {len(followers)} {method} {path} failed, e.g. {failed[:3]}")
-        self._drain_queue()
-
-    def _drain_queue(self, timeout: float = 300) -> None:
-        """Wait for the Celery queue (the follows' backfills, the fan-outs) to be empty and stay so for a moment."""
-        import redis
-        from django.conf import settings
-
-        broker = redis.Redis(host=HOST, port=self.redis_port, db=1)
-        deadline, empty_since, said = time.monotonic() + timeout, None, time.monotonic()
-        while time.monotonic() < deadline:
-            queued = broker.llen(settings.CELERY_TASK_DEFAULT_QUEUE)
-            if queued == 0:
-                empty_since = empty_since or time.monotonic()
-                if time.monotonic() - empty_since > 1:
-                    break
-            else:
-                empty_since = None
-                if time.monotonic() - said >= 5:
-                    said = time.monotonic()
-                    say(f"    {queued:,} tasks queued (the follows' backfills)")
-            time.sleep(0.1)
-        self._drain_fanout()
+        return author, len(all_followers), chosen, chosen + rest[: connections - len(chosen)]
 
     def _stream_memory(self) -> dict:
         """RSS, PSS and USS of the stream process (and its workers, with STREAM_CONCURRENCY > 1): each, and in all."""

@@ -44,6 +44,7 @@ KINDS = (WS, MASTODON_SSE, V1_SSE)
 PATHS = {MASTODON_SSE: "/api/v1/streaming/user", V1_SSE: "/v1/timeline/home/stream", WS: "/api/v1/streaming"}
 SWEEP_IDLE = 0.05  # parse once nothing has arrived for this long ...
 SWEEP_LATEST = 2.0  # ... or this long after the oldest unparsed read at the latest
+SWEEP_SLICE = 100  # connections parsed between two looks at the sockets
 OPEN_TIMEOUT = 60.0  # seconds a connection may take to be answered (its user's graph read, behind the others)
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455's
 
@@ -584,12 +585,19 @@ class Pool:
             now = time.perf_counter()
             if self._oldest_unparsed is not None and (now - self._last_read >= SWEEP_IDLE
                                                       or now - self._oldest_unparsed >= SWEEP_LATEST):
-                self._sweep()
+                dirty = self._take_dirty()
+                for start in range(0, len(dirty), SWEEP_SLICE):
+                    for connection in dirty[start : start + SWEEP_SLICE]:
+                        connection.sweep()
+                    await asyncio.sleep(0)  # reads that come meanwhile are timestamped as they come
 
-    def _sweep(self) -> None:
+    def _take_dirty(self) -> list[_Connection]:
         dirty, self._dirty = self._dirty, set()
         self._oldest_unparsed = None
-        for connection in dirty:
+        return list(dirty)
+
+    def _sweep(self) -> None:
+        for connection in self._take_dirty():
             connection.sweep()
 
     def arrivals(self) -> dict[int, list[tuple[int, float]]]:
