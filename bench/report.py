@@ -252,6 +252,7 @@ def _plot_stream(stream: dict, path: Path) -> Path:
     right.set_title("Memory per connection against connections open")
     for ax in (left, right):
         ax.set_xscale("log")
+        ax.set_ylim(bottom=0)  # the targets' lines in view
         ax.set_xlabel("connections open (half SSE, half WebSocket; log scale)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
