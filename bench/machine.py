@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 # Outside the stack and the generator, more than this many cores is contamination.
 QUIET_CORES = 0.1
-STACK_GROUPS = ("web", "worker", "beat", "redis", "postgres", "s3")
+STACK_GROUPS = ("web", "stream", "worker", "beat", "redis", "postgres", "s3")
 GROUPS = (*STACK_GROUPS, "generator", "kernel", "other")
 # What the marginal server time of a request sums: the stack's groups (not the generator, nor noise).
 SERVER_GROUPS = STACK_GROUPS

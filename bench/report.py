@@ -26,6 +26,12 @@ TARGETS = [
     ("POST /v1/tweets p99 at half its max rate (open loop)", lambda r: r["posts_open"]["p99"], "<=", 50, "ms"),
     ("POST max req/s vs the no-op", lambda r: r["posts_closed"]["rps"] / _best(r, "ping")["rps"], ">=", 0.25, "x"),
     ("Redis bytes per cached timeline entry", lambda r: r["memory"]["bytes_per_entry"], "<=", 11, "B"),
+    ("stream process memory per connection (PSS growth, all connections open)",
+     lambda r: _stream_top(r)["pss_per_connection_kb"], "<=", 20, "KB"),
+    ("post → stream event p99, author's connected followers, all connections open, during the 100:1 mix",
+     lambda r: r["stream"]["under_mix"]["p99"], "<=", 100, "ms"),
+    ("stream events delivered exactly once ((tweet, connected follower) pairs, every measurement)",
+     lambda r: _stream_exactly_once(r), ">=", 1.0, "x"),
 ]
 
 
@@ -59,6 +65,23 @@ def _fanout_top(results: dict) -> dict:
     """The author with the most followers whose tweets are pushed (not the all-active probe)."""
     pushed = [row for row in results["fanout"] if not row.get("pulled") and not row.get("all_active")]
     return max(pushed, key=lambda row: row["followers"])
+
+
+def _stream_top(results: dict) -> dict:
+    """The stream phase's measurement at the most connections."""
+    return max(results["stream"]["levels"], key=lambda row: row["connections"])
+
+
+def _stream_rows(results: dict) -> list[dict]:
+    stream = results["stream"]
+    return [*stream["levels"], *([stream["under_mix"]] if stream.get("under_mix") else [])]
+
+
+def _stream_exactly_once(results: dict) -> float:
+    """The share of (tweet, connected follower) pairs whose event came once: neither missing nor repeated."""
+    rows = _stream_rows(results)
+    pairs = sum(row["pairs"] for row in rows)
+    return 1 - sum(row["missing"] + row["duplicates"] for row in rows) / pairs
 
 
 def _lo(s: dict, key: str) -> float:
@@ -130,6 +153,8 @@ def write_report(results: dict, latencies: dict[str, list[float]], out: Path) ->
     if results.get("depth_growth"):
         plots.append(_plot_growth(results["depth_growth"], "page", "page",
                                   "Read latency against page depth (1 connection)", out / "growth-depth.png"))
+    if (results.get("stream") or {}).get("levels"):
+        plots.append(_plot_stream(results["stream"], out / "stream.png"))
     (out / "report.json").write_text(json.dumps(results, indent=2, default=str))
     (out / "report.md").write_text(_markdown(results, [p.name for p in plots]))
 
@@ -200,6 +225,37 @@ def _plot_fanout(rows: list[dict], path: Path, threshold: int | None = None) -> 
     ax.set_title("Fan-out completion time against follower count")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _plot_stream(stream: dict, path: Path) -> Path:
+    """Post → event latency, and the stream process's memory per connection, against the connections open."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    rows = sorted(stream["levels"], key=lambda r: r["connections"])
+    xs = [r["connections"] for r in rows]
+    for q, marker in (("p50", "o"), ("p99", "s"), ("max", "^")):
+        left.plot(xs, [r.get(q) for r in rows], marker=marker, label=f"{q}, the author posting alone")
+    mix = stream.get("under_mix")
+    if mix and mix.get("p99") is not None:
+        left.plot([mix["connections"]] * 2, [mix["p50"], mix["p99"]], linestyle="none", marker="*", markersize=11,
+                  color="black", label="p50 and p99 during the 100:1 mix")
+    left.axhline(100, color="red", linewidth=0.8, linestyle="--", label="100 ms target (p99)")
+    left.set_ylabel("post sent → event arrived (ms)")
+    left.set_title("Post to stream event against connections open")
+    right.plot(xs, [r.get("pss_per_connection_kb") for r in rows], marker="o", label="PSS")
+    right.plot(xs, [r.get("rss_per_connection_kb") for r in rows], marker="s", label="RSS")
+    right.axhline(20, color="red", linewidth=0.8, linestyle="--", label="20 KB target")
+    right.set_ylabel("stream process growth per connection (KB)")
+    right.set_title("Memory per connection against connections open")
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.set_ylim(bottom=0)  # the targets' lines in view
+        ax.set_xlabel("connections open (half SSE, half WebSocket; log scale)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -281,6 +337,93 @@ def _speed_lines(speed: dict) -> list[str]:
             "only between runs whose speeds agree; each ratio below is taken within this run.", ""]
 
 
+def _kb(value) -> str:
+    return "–" if value is None else f"{value:,.1f}"
+
+
+def _stream_lines(st: dict) -> list[str]:
+    kinds = ", ".join(f"{n:,} {k}" for k, n in st.get("kinds", {}).items())
+    lines = ["## Live timelines (the stream process)", "",
+             f"{st['connections_wanted']:,} connections wanted ({kinds}), one a user, opened "
+             f"{st['open_rate']}/s from the generator's event loop, to the stream process on port {st['port']}. "
+             f"Author {st['author']} posts {st['posts_per_level']} times, {st['post_interval_s']} s apart, at each "
+             f"connection count; {st['followers']:,} of the connected users (the first connections) follow them "
+             f"(of its {st.get('author_followers', st['followers']):,} followers: the data set's fan-out probe). "
+             "Latency: the event's arrival at the follower's connection minus the POST's sending; every (tweet, "
+             "connected follower) pair is matched (missing and duplicate events counted). First event: the median "
+             "over the tweets of the time to the tweet's first event; first → last: the median time from a tweet's "
+             "first event to its last (the stream process writing it to every follower).", "",
+             "| connections open | followers connected | posts | pairs | p50 ms | p90 ms | p99 ms | max ms | "
+             "first event ms | first → last ms | missing | duplicates | PSS MB | PSS KB/conn | RSS KB/conn | "
+             "opening failures |", "|---" * 16 + "|"]
+    for row in sorted(st["levels"], key=lambda x: x["connections"]):
+        lines.append(f"| {row['connections']:,} | {row['followers_connected']:,} | {row['posts']} | "
+                     f"{row['pairs']:,} | {_n(row.get('p50'))} | {_n(row.get('p90'))} | {_n(row.get('p99'))} | "
+                     f"{_n(row.get('max'))} | {_n(row.get('first_ms_median'))} | {_n(row.get('spread_ms_median'))} | "
+                     f"{row['missing']} | {row['duplicates']} | {_n(row.get('pss_mb'))} | "
+                     f"{_kb(row.get('pss_per_connection_kb'))} | {_kb(row.get('rss_per_connection_kb'))} | "
+                     f"{row.get('failed', 0)}{' ' + str(row['open_errors']) if row.get('open_errors') else ''} |")
+    mix = st.get("under_mix")
+    if mix:
+        lines.append(f"| {mix['connections']:,}, during the 100:1 mix (a post every {mix.get('interval_s', '?')} s, "
+                     f"{mix.get('events_per_s', 0):,} events/s) | | {mix['posts']} | {mix['pairs']:,} | "
+                     f"{_n(mix.get('p50'))} | {_n(mix.get('p90'))} | {_n(mix.get('p99'))} | {_n(mix.get('max'))} | "
+                     f"{_n(mix.get('first_ms_median'))} | {_n(mix.get('spread_ms_median'))} | "
+                     f"{mix['missing']} | {mix['duplicates']} | | | | |")
+    lines.append("")
+    kinds = [row for row in _stream_rows({"stream": st}) if row.get("by_kind")]
+    if kinds:
+        lines += ["By kind of connection (p50 / p99 ms; a tweet's first event, and first → last, medians):", "",
+                  "| connections open | " + " | ".join(kinds[0]["by_kind"]) + " |",
+                  "|---" * (len(kinds[0]["by_kind"]) + 1) + "|"]
+        for row in kinds:
+            label = f"{row['connections']:,}" + (", during the mix" if row is mix else "")
+            lines.append(f"| {label} | " + " | ".join(
+                f"{_n(k.get('p50'))} / {_n(k.get('p99'))} (first {_n(k.get('first_ms_median'))}, "
+                f"+{_n(k.get('spread_ms_median'))}; {k.get('missing', 0)} missing)"
+                for k in row["by_kind"].values()) + " |")
+        lines.append("")
+    lags = [row for row in _stream_rows({"stream": st}) if row.get("generator_lag")]
+    if lags:
+        lines += ["The clients' event loop (in the generator) woke from a 10 ms sleep late by, p99 / max: " + ", ".join(
+            f"{_n(row['generator_lag']['p99_ms'])} / {_n(row['generator_lag']['max_ms'])} ms at "
+            f"{row['connections']:,}" + (" (the mix)" if row is mix else "") for row in lags)
+                  + ". Events reaching it while late are timestamped late by as much.", ""]
+    before, after = st.get("memory_before"), st.get("memory_after")
+    if before and after:
+        lines += [f"Stream process memory before any connection: RSS {before['rss'] / 1e6:.1f} MB, PSS "
+                  f"{before['pss'] / 1e6:.1f} MB; with every connection open: RSS {after['rss'] / 1e6:.1f} MB, PSS "
+                  f"{after['pss'] / 1e6:.1f} MB (" + ", ".join(
+                      f"pid {p['pid']}: PSS {p['pss'] / 1e6:.1f} MB" for p in after["processes"])
+                  + "). Per connection = growth since before ÷ connections open, KB of 1,000 bytes.", ""]
+    gen = st.get("generator")
+    if gen:
+        lines += [f"The generator (holding the connections): RSS {gen['rss_before'] / 1e6:.0f} → "
+                  f"{gen['rss_after'] / 1e6:.0f} MB; its clients' thread used {gen['clients_cpu_s']} CPU s over the "
+                  "connection counts' measurements.", ""]
+    rows = _stream_rows({"stream": st})
+    checks = [row["minted_after_send_ms"] for row in rows if row.get("minted_after_send_ms")]
+    if checks:
+        lines += ["Cross-check: the tweet ids' Snowflake times came "
+                  f"{min(c['min'] for c in checks):.1f}–{max(c['max'] for c in checks):.1f} ms after the POSTs' "
+                  "sending; from the ids' times, p99 " + ", ".join(
+                      f"{_n(row['from_id_time'].get('p99'))} ms at {row['connections']:,}"
+                      for row in rows if row.get("from_id_time")) + ".", ""]
+    if st.get("closed_during_phase"):
+        lines += ["Connections the server closed during the phase: " + ", ".join(
+            f"{n} {why}" for why, n in st["closed_during_phase"].items()) + ".", ""]
+    if st.get("mix_closed") and st.get("mix_open"):
+        closed, opened = st["mix_closed"], st["mix_open"]
+        n = f"{mix['connections']:,}" if mix else "all"
+        lines += ["The 100:1 mix with no stream open, then with every connection open (the author posting too):", "",
+                  *HEADER, _row("reads, no streams", closed["reads"]),
+                  _row(f"reads, {n} streams open", opened["reads"]),
+                  _row("posts, no streams", closed["writes"]), _row(f"posts, {n} streams open", opened["writes"]), "",
+                  f"Post to visible in sampled followers' cached timelines: p99 {_n(closed['p99_ms'], 0)} ms with no "
+                  f"streams, {_n(opened['p99_ms'], 0)} ms with them.", ""]
+    return lines
+
+
 def _markdown(r: dict, plots: list[str]) -> str:
     meta, lines = r["meta"], []
     ds = meta.get("dataset", {})
@@ -322,7 +465,7 @@ def _markdown(r: dict, plots: list[str]) -> str:
                       f"{m['naive_ms']:.3f} ms."]
         lines.append("")
     if r.get("phase_cpu"):
-        groups = ["web", "worker", "beat", "redis", "postgres", "s3", "generator", "kernel", "other"]
+        groups = ["web", "stream", "worker", "beat", "redis", "postgres", "s3", "generator", "kernel", "other"]
         lines += ["## CPU seconds by process group, per phase", "",
                   "| phase | wall s | " + " | ".join(groups) + " |", "|---" * (len(groups) + 2) + "|"]
         lines += [f"| {name} | {c['seconds']:.0f} | " + " | ".join(f"{c.get(g, 0):.1f}" for g in groups) + " |"
@@ -386,6 +529,8 @@ def _markdown(r: dict, plots: list[str]) -> str:
                   f"Post to visible in sampled followers' cached timelines: p50 {_n(p['p50_ms'], 0)} ms, "
                   f"p99 {_n(p['p99_ms'], 0)} ms ({_n(p.get('p99_ms_min'), 0)}–{_n(p.get('p99_ms_max'), 0)}) over "
                   f"{p['samples']} tweets.", ""]
+    if (r.get("stream") or {}).get("levels"):
+        lines += _stream_lines(r["stream"])
     if r.get("webservers"):
         lines += ["## Web servers (same stack, same run)", "",
                   "| server | endpoint | max req/s (min–max) | p50 at 1 connection ms (min–max) | "

@@ -46,19 +46,28 @@ REPO = Path(__file__).resolve().parent.parent
 PROFILES = {
     # users, tweets, celebrity threshold, active share; seconds per measured run, closed-loop concurrencies,
     # repetitions of each run, seconds of the 100:1 mix and its read rate, at most this many seconds of waiting
-    # for a quiet machine before one run, and in all.
+    # for a quiet machine before one run, and in all; the stream phase's connections held, its author's followers
+    # among them, the author's posts at each connection count and their spacing (s), their spacing during the mix
+    # (wider: the posts go on for the whole mix, and each is followers events to write), and connections opened a
+    # second.
     "full": {"users": 100_000, "tweets": 1_000_000, "threshold": 50_000, "active": 0.2, "seconds": 8,
              "concurrency": [1, 4, 16], "repetitions": 3, "mix_seconds": 10, "mix_rate": 155,
-             "quiet_wait": 60, "quiet_budget": 600, "web_concurrency": 16},
+             "quiet_wait": 60, "quiet_budget": 600, "web_concurrency": 16,
+             "stream_connections": 10_000, "stream_followers": 5_000, "stream_posts": 20, "stream_interval": 1.0,
+             "stream_mix_interval": 2.0, "stream_open_rate": 300},
     "quick": {"users": 10_000, "tweets": 100_000, "threshold": 5_000, "active": 0.2, "seconds": 2,
               "concurrency": [1, 8], "repetitions": 3, "mix_seconds": 3, "mix_rate": 155,
-              "quiet_wait": 3, "quiet_budget": 20, "web_concurrency": 8},
+              "quiet_wait": 3, "quiet_budget": 20, "web_concurrency": 8,
+              "stream_connections": 2_000, "stream_followers": 1_000, "stream_posts": 5, "stream_interval": 1.0,
+              "stream_mix_interval": 2.0, "stream_open_rate": 400},
 }
 HOST = "127.0.0.1"
 DATABASE = "timeline_bench"
 NOT_REUSABLE = 3  # seed_bench's exit code when the database holds another data set (seed_bench.NOT_REUSABLE)
 # The figures a repeated run keeps as medians with their spread.
 SPREAD_KEYS = ("rps", "p50", "p90", "p95", "p99", "max", "mean", "errors", "cpu_share", "server_cpu_ms")
+# The stream phase measures at these shares of its connections.
+STREAM_LEVELS = (0.1, 0.25, 0.5, 1.0)
 # The web servers the webserver phase compares: (label, environment of the Procfile's web command).
 WEB_SERVERS = {
     "gunicorn sync": {"WEB_SERVER": "gunicorn", "WEB_WORKER_CLASS": "sync", "WEB_THREADS": "1"},
@@ -72,8 +81,13 @@ def say(message: str) -> None:
 
 
 class Bench:
-    def __init__(self, profile: str, out: Path, *, reuse: bool = True):
+    def __init__(self, profile: str, out: Path, *, reuse: bool = True, database: str = DATABASE,
+                 stream_connections: int | None = None, stream_followers: int | None = None):
         self.name, self.p, self.out, self.reuse = profile, PROFILES[profile], out, reuse
+        self.database = database
+        # The stream phase's connections and followers: the profile's, unless given.
+        self.stream_size = (stream_connections or self.p["stream_connections"],
+                            stream_followers or self.p["stream_followers"])
         self.cleanup = contextlib.ExitStack()
         self.results: dict = {"meta": {"profile": profile, "started": datetime.now(UTC).isoformat(timespec="seconds"),
                                        "cpus": common.cpu_count(), "python": platform.python_version(),
@@ -90,19 +104,23 @@ class Bench:
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        started = backing.start(database=DATABASE, data_dir=self.data_dir, cleanup=self.cleanup, s3_port=8790,
+        started = backing.start(database=self.database, data_dir=self.data_dir, cleanup=self.cleanup, s3_port=8790,
                                 keep=self.reuse)
         self.db_url, self.redis_port = started.database_url, started.redis_port
         self._find_backing_processes(started)
         self.port = common.pick_port(8700)
+        # The stream process's port, chosen here (not left to the Procfile's PORT + 1) and recorded.
+        self.stream_port = common.pick_port(self.port + 1)
+        self.results["meta"]["ports"] = {"web": self.port, "stream": self.stream_port}
         self.env = os.environ | started.env() | {
             "DJANGO_SETTINGS_MODULE": "bench.settings",
             "SECRET_KEY": secrets.token_urlsafe(40),
             "PORT": str(self.port),
+            "STREAM_PORT": str(self.stream_port),
             "TIMELINE_CELEBRITY_THRESHOLD": str(self.p["threshold"]),
             "JWT_ACCESS_MINUTES": "600",
         }
-        say(f"database {DATABASE} on {services.redact(self.db_url)}; Valkey on port {self.redis_port}")
+        say(f"database {self.database} on {services.redact(self.db_url)}; Valkey on port {self.redis_port}")
         backing.prepare(self.env)
         manifest = self.out / "manifest.json"
         say(f"data set ({self.p['users']:,} users, {self.p['tweets']:,} tweets): "
@@ -115,7 +133,7 @@ class Bench:
         except subprocess.CalledProcessError as exc:
             if exc.returncode != NOT_REUSABLE:
                 raise
-            say(f"{DATABASE} holds another data set: emptying it and seeding afresh")
+            say(f"{self.database} holds another data set: emptying it and seeding afresh")
             backing.recreate(self.db_url)
             backing.prepare(self.env)
             backing.manage(self.env, *seed)
@@ -155,7 +173,7 @@ class Bench:
         roots = dict(self.roots)
         for name, proc in getattr(self, "procs", {}).items():
             roots[proc.pid] = name if name in machine.STACK_GROUPS else "worker"
-        return machine.Roles(roots=roots, generator=machine.own_pid(), database=DATABASE)
+        return machine.Roles(roots=roots, generator=machine.own_pid(), database=self.database)
 
     def _wait_ready(self) -> None:
         import requests
@@ -467,21 +485,27 @@ class Bench:
     def measure_mix(self) -> None:
         rate = self.p["mix_rate"]
         with self.phase("mix", f"a 100:1 read/write mix, open loop: {rate} reads/s and {rate / 100} posts/s"):
-            runs = [self._mix_once(rate, k) for k in range(1, self.p["repetitions"] + 1)]
-            reads = machine.combine([r["reads"] for r in runs], SPREAD_KEYS)
-            writes = machine.combine([r["writes"] for r in runs], SPREAD_KEYS)
-            self.latencies[f"timeline (open, {rate}/s, in the mix)"] = reads.pop("_latencies", [])
-            writes.pop("_latencies", None)
-            delays = sorted(d for r in runs for d in r["delays"])
+            mix, latencies, delays = self._mix("mix")
+            self.latencies[f"timeline (open, {rate}/s, in the mix)"] = latencies
             self.latencies["propagation (post to visible)"] = delays
-            p99 = machine.spread(r["p99_ms"] for r in runs)
-            self.results["propagation"] = {
-                "reads": reads, "writes": writes, "samples": len(delays),
-                "p50_ms": _pct(delays, 50), "p99_ms": p99["median"], "p99_ms_min": p99["min"],
-                "p99_ms_max": p99["max"], "max_ms": delays[-1] if delays else None,
-            }
+            self.results["propagation"] = mix
 
-    def _mix_once(self, read_rate: float, k: int) -> dict:
+    def _mix(self, label: str) -> tuple[dict, list[float], list[float]]:
+        """The 100:1 mix, the profile's repetitions: its reads and writes (medians with their spread), post to
+        visible; and the reads' latencies and the delays, all repetitions together."""
+        rate = self.p["mix_rate"]
+        runs = [self._mix_once(rate, k, label) for k in range(1, self.p["repetitions"] + 1)]
+        reads = machine.combine([r["reads"] for r in runs], SPREAD_KEYS)
+        writes = machine.combine([r["writes"] for r in runs], SPREAD_KEYS)
+        latencies = reads.pop("_latencies", [])
+        writes.pop("_latencies", None)
+        delays = sorted(d for r in runs for d in r["delays"])
+        p99 = machine.spread(r["p99_ms"] for r in runs)
+        return {"reads": reads, "writes": writes, "samples": len(delays), "p50_ms": _pct(delays, 50),
+                "p99_ms": p99["median"], "p99_ms_min": p99["min"], "p99_ms_max": p99["max"],
+                "max_ms": delays[-1] if delays else None}, latencies, delays
+
+    def _mix_once(self, read_rate: float, k: int, label: str = "mix") -> dict:
         from django.contrib.postgres.aggregates import ArrayAgg
 
         from bench import store_probes
@@ -546,13 +570,233 @@ class Bench:
         watcher = threading.Thread(target=watch, daemon=True)
         out: dict = {}
         self._drain_fanout()
-        reads = self.measured(f"mix {k}/{n}", run)
+        reads = self.measured(f"{label} {k}/{n}", run)
         writes = out["writes"].summary() | {"_latencies": out["writes"].latencies_ms}
         delays.sort()
-        say(f"  mix {k}/{n}: reads {reads['rps']:.0f}/s p50 {_f(reads['p50'])} ms p99 {_f(reads['p99'])} ms; "
+        say(f"  {label} {k}/{n}: reads {reads['rps']:.0f}/s p50 {_f(reads['p50'])} ms p99 {_f(reads['p99'])} ms; "
             f"posts p99 {_f(writes['p99'])} ms; post to visible p99 {_pct(delays, 99):.0f} ms ({len(delays)} tweets)"
             + (" [CONTAMINATED]" if "contaminated" in reads else ""))
         return {"reads": reads, "writes": writes, "delays": delays, "p99_ms": _pct(delays, 99)}
+
+    # --- Live timelines ---------------------------------------------------------------------------------
+
+    def measure_stream(self) -> None:
+        """Live timelines: connections held by the stream process (half SSE, half WebSocket), their memory,
+        post to event for an author's connected followers at rising connection counts, and the 100:1 mix with
+        the connections open beside the same mix with none."""
+        target, followers_wanted = self.stream_size
+        with self.phase("stream", f"live timelines: {target:,} connections (half SSE, half WebSocket), "
+                                  f"post to event for {followers_wanted:,} connected followers, the mix beside them"):
+            from bench import streams
+
+            author, all_followers, followers, connected = self._stream_audience(target, followers_wanted)
+            tokens = {u: self.token(u) for u in connected}
+            say(f"  author {author} (the data set's fan-out probe of {all_followers:,} followers): {len(followers):,} "
+                f"of them among the {len(connected):,} connected users")
+            result: dict = {"port": self.stream_port, "author": author, "followers": len(followers),
+                            "author_followers": all_followers,
+                            "connections_wanted": len(connected), "open_rate": self.p["stream_open_rate"],
+                            "posts_per_level": self.p["stream_posts"], "post_interval_s": self.p["stream_interval"],
+                            "kinds": {k: sum(1 for i in range(len(connected)) if streams.kind_of(i) == k)
+                                      for k in streams.KINDS}, "levels": []}
+            self.results["stream"] = result
+            pool = streams.Pool(HOST, self.stream_port, tokens.__getitem__, say)
+            try:
+                self._stream_measure(pool, result, author, followers, connected, tokens)
+            finally:
+                pool.stop()
+
+    def _stream_measure(self, pool, result: dict, author: int, followers: list[int], connected: list[int],
+                        tokens: dict[int, str]) -> None:
+        import psutil
+        import requests
+
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {tokens.get(author) or self.token(author)}"
+        generator = psutil.Process()
+        memory_before = self._stream_memory()
+        generator_before = generator.memory_info().rss
+        result["memory_before"] = memory_before
+        say(f"  stream process(es) before: RSS {memory_before['rss'] / 1e6:.1f} MB, "
+            f"PSS {memory_before['pss'] / 1e6:.1f} MB")
+        mix_closed, _, _ = self._mix("mix, no streams open")
+        result["mix_closed"] = mix_closed
+        follower_indexes = list(range(len(followers)))  # the followers are the first connections
+        levels = sorted({max(1, round(share * len(connected))) for share in STREAM_LEVELS})
+        cpu_before = pool.cpu_seconds()
+        for level in levels:
+            opened = pool.open_up_to(connected[:level], rate=self.p["stream_open_rate"])
+            say(f"  {pool.open_count():,} connections open ({opened.opened:,} opened in {opened.seconds:.0f} s, "
+                f"{opened.failed} failed{': ' + str(opened.errors) if opened.errors else ''})")
+            time.sleep(1)  # the last graphs read, the opening's garbage collected
+            memory = self._stream_memory()
+            row: dict = {"connections": pool.open_count(), "opened": opened.opened, "failed": opened.failed,
+                         "open_errors": opened.errors, "open_seconds": round(opened.seconds, 1),
+                         "followers_connected": sum(1 for i in follower_indexes if i < level)}
+            row |= self._stream_per_connection(memory_before, memory, row["connections"])
+            row |= self._stream_latency(pool, session, f"stream events at {level:,} connections",
+                                        follower_indexes, self.p["stream_posts"])
+            result["levels"].append(row)
+            self._say_stream(row)
+        result["memory_after"] = self._stream_memory()
+        result["generator"] = {"rss_before": generator_before, "rss_after": generator.memory_info().rss,
+                               "clients_cpu_s": round(pool.cpu_seconds() - cpu_before, 2)}
+        # The issue's measurement: the 100:1 mix with every connection open, the author posting meanwhile.
+        stop = threading.Event()
+        under_mix: dict = {}
+        poster = threading.Thread(target=lambda: under_mix.update(self._stream_latency(
+            pool, session, "stream events during the mix", follower_indexes, None, stop=stop, quiet=False,
+            interval=self.p["stream_mix_interval"])),
+            daemon=True)
+        poster.start()
+        try:
+            mix_open, _, _ = self._mix(f"mix, {pool.open_count():,} streams open")
+        finally:
+            stop.set()
+            poster.join(timeout=120)
+        result["mix_open"] = mix_open
+        result["under_mix"] = under_mix | {"connections": pool.open_count()}
+        self._say_stream(result["under_mix"], "during the mix")
+        result["closed_during_phase"] = pool.closed_reasons()
+        say(f"  mix reads p99 {_f(mix_closed['reads']['p99'])} ms with no streams, {_f(mix_open['reads']['p99'])} ms "
+            f"with {pool.open_count():,} open; posts p99 {_f(mix_closed['writes']['p99'])} ms vs "
+            f"{_f(mix_open['writes']['p99'])} ms")
+
+    def _say_stream(self, row: dict, when: str = "") -> None:
+        say(f"  {row['connections']:,} connections{' ' + when if when else ''}: post to event p50 "
+            f"{_f(row.get('p50'))} ms, p99 {_f(row.get('p99'))} ms, max {_f(row.get('max'))} ms over "
+            f"{row.get('pairs', 0):,} (tweet, follower) pairs; {row.get('missing', 0)} missing, "
+            f"{row.get('duplicates', 0)} duplicates; a tweet's first event after {_f(row.get('first_ms_median'))} ms, "
+            f"its last {_f(row.get('spread_ms_median'))} ms later (medians)"
+            + (f"; the clients' loop late by p99 {_f(row['generator_lag']['p99_ms'])} ms, max "
+               f"{_f(row['generator_lag']['max_ms'])} ms" if row.get("generator_lag") else "")
+            + "".join(f"; {kind} p50 {_f(k.get('p50'))} p99 {_f(k.get('p99'))} ms"
+                      for kind, k in (row.get("by_kind") or {}).items())
+            + (f"; {row['pss_per_connection_kb']:.1f} KB PSS ({row['rss_per_connection_kb']:.1f} KB RSS) a "
+               "connection" if row.get("pss_per_connection_kb") is not None else ""))
+
+    def _stream_audience(self, connections: int, followers: int) -> tuple[int, int, list[int], list[int]]:
+        """(the author, their followers in all, those of them to connect, the users to connect: those followers
+        first, then others).
+
+        The author is the seeded fan-out probe (``seed_bench``: exact follower counts, tweets pushed) with the
+        most followers up to ``followers``: 5,000 in the full profile, 1,000 in the quick one (4,999 for 5,000:
+        its threshold's largest pushed probe). Its follows are the data set's own, so nothing is changed to
+        measure and nothing is left to undo."""
+        from social.models import Follow, User
+
+        pushed = {int(count): user for count, user in self.manifest["probes"].items()
+                  if int(count) < self.p["threshold"]}
+        fitting = [count for count in pushed if count <= followers] or [min(pushed)]
+        author = pushed[max(fitting)]
+        all_followers = sorted(Follow.objects.accepted().filter(followee_id=author)
+                               .values_list("follower_id", flat=True))
+        everyone = list(User.objects.filter(is_active=True).order_by("id").values_list("id", flat=True))
+        if connections > len(everyone):
+            say(f"  the data set has {len(everyone):,} users: {len(everyone):,} connections, not {connections:,}")
+            connections = len(everyone)
+        rng = random.Random(17)
+        chosen = rng.sample(all_followers, min(len(all_followers), followers, connections))
+        if len(chosen) < followers:
+            say(f"  {len(chosen):,} connected followers, not {followers:,} (the largest pushed probe author's)")
+        taken = set(chosen)
+        rest = [u for u in everyone if u not in taken]
+        rng.shuffle(rest)
+        return author, len(all_followers), chosen, chosen + rest[: connections - len(chosen)]
+
+    def _stream_memory(self) -> dict:
+        """RSS, PSS and USS of the stream process (and its workers, with STREAM_CONCURRENCY > 1): each, and in all."""
+        import psutil
+
+        root = psutil.Process(self.procs["stream"].pid)
+        rows = []
+        for proc in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                info = proc.memory_full_info()
+                rows.append({"pid": proc.pid, "rss": info.rss, "pss": info.pss, "uss": info.uss})
+        return {"processes": rows, **{k: sum(r[k] for r in rows) for k in ("rss", "pss", "uss")}}
+
+    @staticmethod
+    def _stream_per_connection(before: dict, after: dict, connections: int) -> dict:
+        """The stream processes' growth since ``before``, per open connection, in KB (1,000 bytes)."""
+        out: dict = {f"{k}_mb": round(after[k] / 1e6, 1) for k in ("rss", "pss", "uss")}
+        for k in ("rss", "pss", "uss"):
+            out[f"{k}_per_connection_kb"] = round((after[k] - before[k]) / connections / 1000, 2) \
+                if connections else None
+        out["processes"] = [{"pid": a["pid"], **{f"{k}_mb": round(a[k] / 1e6, 1) for k in ("rss", "pss", "uss")}}
+                            for a in after["processes"]]
+        return out
+
+    def _stream_latency(self, pool, session, label: str, follower_indexes: list[int], posts: int | None, *,
+                        stop: threading.Event | None = None, quiet: bool = True,
+                        interval: float | None = None) -> dict:
+        """The author posts ``posts`` times (or until ``stop``), ``stream_interval`` apart; each post's event is
+        matched at every follower connection open when it was sent. Latency: arrival minus the POST's sending
+        (cross-checked against the tweet id's Snowflake time)."""
+        import requests
+
+        from bench import streams
+        from tweets import snowflake
+
+        if quiet:
+            self.quiet(label)
+        before = self.machine.snapshot()
+        pool.lag()  # from now on
+        interval = interval or self.p["stream_interval"]
+        sent: dict[int, tuple[float, list[int]]] = {}
+        minted_ms: dict[int, float] = {}  # tweet id -> its Snowflake time minus the send's wall time
+        errors: dict[str, int] = {}
+        clock_offset = time.time() - time.perf_counter()
+        k = 0
+        started = time.perf_counter()
+        while (posts is None and not (stop and stop.is_set())) or (posts is not None and k < posts):
+            due = started + k * interval
+            time.sleep(max(0.0, due - time.perf_counter()))
+            listening = [i for i in follower_indexes if i in pool.connections and pool.connections[i].closed is None]
+            at = time.perf_counter()
+            try:
+                r = session.post(f"http://{HOST}:{self.port}/v1/tweets", json={"content": f"stream probe {k}"},
+                                 timeout=30)
+            except requests.RequestException as error:
+                errors[type(error).__name__] = errors.get(type(error).__name__, 0) + 1
+                k += 1
+                continue
+            k += 1
+            if r.status_code != 201:
+                errors[str(r.status_code)] = errors.get(str(r.status_code), 0) + 1
+                continue
+            tweet_id = int(r.json()["tweet_id"])
+            sent[tweet_id] = (at, listening)
+            minted_ms[tweet_id] = snowflake.timestamp_ms_of(tweet_id) - 1000 * (at + clock_offset)
+        expected = sum(len(v[1]) for v in sent.values())
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and pool.received(set(sent), follower_indexes) < expected:
+            time.sleep(0.1)
+        time.sleep(0.3)  # a duplicate would come right after
+        arrivals = pool.arrivals()
+        delivery = streams.match(sent, arrivals)
+        use = machine.usage(before, self.machine.snapshot())
+        out = delivery.summary() | {"posts": len(sent), "post_errors": errors, "interval_s": interval,
+                                    "events_per_s": round(expected / len(sent) / interval) if sent else 0,
+                                    "minted_after_send_ms": _spread_ms(list(minted_ms.values()))}
+        # The same latencies counted from each tweet's Snowflake time instead of the send.
+        from_id = sorted(lat - minted_ms[t] for t, lats in delivery.by_tweet.items() for lat in lats)
+        out["from_id_time"] = {f"p{p}": round(streams.percentile(from_id, p), 2) for p in (50, 99)} if from_id else {}
+        out["by_kind"] = {kind: {k: v for k, v in streams.match(
+            {t: (at, [i for i in listening if streams.kind_of(i) == kind]) for t, (at, listening) in sent.items()},
+            arrivals).summary().items() if k in ("pairs", "missing", "duplicates", "p50", "p99", "max",
+                                                 "first_ms_median", "spread_ms_median")}
+            for kind in streams.KINDS}
+        out["cpu_s"] = {g: round(v, 3) for g, v in use.by_group.items()}
+        out["generator_lag"] = pool.lag()
+        noisy = machine.contamination(use)
+        if noisy:
+            out["contaminated"] = noisy
+            self.results["contamination"].append({"run": label, "when": "during",
+                                                  "other_cores": round(use.cores("other"), 3), "processes": noisy})
+        self.latencies[f"post to stream event ({label})"] = delivery.latencies_ms
+        return out
+
 
     def measure_memory(self) -> None:
         with self.phase("memory", "Redis memory: per cached entry, per active user, by key family"):
@@ -650,7 +894,7 @@ class Bench:
 
     # --- Run -------------------------------------------------------------------------
 
-    PHASES = ("reads", "growth", "posts", "fanout", "mix", "memory", "webservers", "profile")
+    PHASES = ("reads", "growth", "posts", "fanout", "mix", "stream", "memory", "webservers", "profile")
 
     def run(self, phases: tuple[str, ...] = PHASES) -> None:
         started = time.monotonic()
@@ -694,6 +938,13 @@ def _median_timings(runs: list[dict | None]) -> dict | None:
     return {k: machine.spread(r[k] for r in runs)["median"] for k in keys}
 
 
+def _spread_ms(values: list[float]) -> dict | None:
+    """Median, min and max of some milliseconds, rounded; None if there are none."""
+    if not values:
+        return None
+    return {"median": round(statistics.median(values), 2), "min": round(min(values), 2), "max": round(max(values), 2)}
+
+
 def _pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -709,6 +960,13 @@ def main() -> int:
     parser.add_argument("--fresh-data", action="store_true",
                         help="seed afresh even if the database holds this profile's data set")
     parser.add_argument("--reuse-data", action="store_true", help="(the default) reuse this profile's data set")
+    parser.add_argument("--database", default=DATABASE,
+                        help=f"the database to seed and measure (default {DATABASE}); it is emptied if it holds "
+                             "anything but this profile's data set")
+    parser.add_argument("--stream-connections", type=int,
+                        help="connections the stream phase holds (default: the profile's, 10,000 full, 2,000 quick)")
+    parser.add_argument("--stream-followers", type=int,
+                        help="of them, the posting author's followers (default: 5,000 full, 1,000 quick)")
     args = parser.parse_args()
     profile = "quick" if args.quick else "full"
     name = datetime.now().strftime("%Y-%m-%d") + ("-quick" if args.quick else "")
@@ -716,7 +974,9 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     common.on_signals(common.raise_interrupted)
     try:
-        Bench(profile, out, reuse=not args.fresh_data).run(tuple(args.phases.split(",")))
+        Bench(profile, out, reuse=not args.fresh_data, database=args.database,
+              stream_connections=args.stream_connections, stream_followers=args.stream_followers,
+              ).run(tuple(args.phases.split(",")))
     except common.Interrupted as exc:
         say(f"{exc} received: stopped")
         return 130

@@ -151,3 +151,55 @@ def test_a_ratios_range_is_the_widest_its_repetitions_allow():
     assert t["measured"] == 0.6
     assert t["range"] == [0.4, 0.875]  # 500 / 1250 and 700 / 800
     assert _targets()["Redis bytes per cached timeline entry"]["range"] is None
+
+
+def _stream_row(connections: int, p99: float, missing: int = 0, duplicates: int = 0, pss_kb: float = 15.0) -> dict:
+    return {"connections": connections, "followers_connected": min(connections, 500), "posts": 5, "pairs": 2500,
+            "delivered": 2500 - missing, "missing": missing, "duplicates": duplicates, "p50": p99 / 2,
+            "p90": p99 * 0.8, "p99": p99, "max": p99 * 1.2, "pss_mb": 100.0, "pss_per_connection_kb": pss_kb,
+            "rss_per_connection_kb": pss_kb + 2, "failed": 0, "open_errors": {}}
+
+
+STREAM = {"port": 8701, "author": 7, "followers": 500, "connections_wanted": 1000, "open_rate": 400,
+          "posts_per_level": 5, "post_interval_s": 0.5, "kinds": {"websocket": 500, "mastodon-sse": 250,
+                                                                  "v1-sse": 250},
+          "levels": [_stream_row(100, 30.0, pss_kb=40.0), _stream_row(1000, 60.0, pss_kb=18.0)],
+          "under_mix": _stream_row(1000, 140.0, missing=1) | {"minted_after_send_ms": {"median": 3.0, "min": 1.0,
+                                                                                       "max": 9.0},
+                                                             "from_id_time": {"p50": 60.0, "p99": 135.0}},
+          "memory_before": {"rss": 120e6, "pss": 100e6, "uss": 90e6, "processes": []},
+          "memory_after": {"rss": 140e6, "pss": 118e6, "uss": 108e6,
+                           "processes": [{"pid": 9, "rss": 140e6, "pss": 118e6, "uss": 108e6}]},
+          "mix_closed": RESULTS["propagation"], "mix_open": RESULTS["propagation"]}
+
+
+def test_stream_targets_read_the_most_connections_the_mix_and_every_pair():
+    t = _targets(RESULTS | {"stream": STREAM})
+    memory_target = t["stream process memory per connection (PSS growth, all connections open)"]
+    assert memory_target["measured"] == 18.0 and memory_target["met"]  # the 1,000-connection row, not the 100
+    latency = t["post → stream event p99, author's connected followers, all connections open, during the 100:1 mix"]
+    assert latency["measured"] == 140.0 and not latency["met"]
+    once = t["stream events delivered exactly once ((tweet, connected follower) pairs, every measurement)"]
+    assert once["measured"] == pytest.approx(1 - 1 / 7500, abs=1e-3) and not once["met"]  # one pair missing
+
+
+def test_a_duplicate_event_fails_exactly_once_as_a_miss_does():
+    rows = [_stream_row(100, 30.0), _stream_row(1000, 60.0, duplicates=2)]
+    once = _targets(RESULTS | {"stream": STREAM | {"levels": rows, "under_mix": None}})
+    assert not once["stream events delivered exactly once ((tweet, connected follower) pairs, every measurement)"][
+        "met"]
+
+
+def test_the_stream_section_and_plot_are_written(tmp_path):
+    kinds = {"websocket": {"p50": 20.0, "p99": 90.0, "first_ms_median": 10.0, "spread_ms_median": 30.0,
+                           "missing": 0},
+             "v1-sse": {"p50": 25.0, "p99": 95.0, "first_ms_median": 11.0, "spread_ms_median": 31.0, "missing": 2}}
+    stream = STREAM | {"under_mix": STREAM["under_mix"] | {"by_kind": kinds}}
+    report.write_report(RESULTS | {"stream": stream, "phase_cpu": {}}, {}, tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "## Live timelines (the stream process)" in text
+    assert "| 1,000, during the 100:1 mix (a post every ? s, 0 events/s) |" in text
+    assert "reads, 1,000 streams open" in text
+    assert "| 1,000, during the mix | 20.0 / 90.0 (first 10.0, +30.0; 0 missing) | 25.0 / 95.0" in text
+    assert "![stream.png](stream.png)" in text
+    assert (tmp_path / "stream.png").stat().st_size > 0
