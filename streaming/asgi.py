@@ -159,7 +159,8 @@ async def _http(scope, receive, send) -> None:
         hub.leave(stream)
 
 
-async def _open(scope, *, mastodon: bool, token: str | None = None, on: bool = True) -> Stream | tuple[int, str]:
+async def _open(scope, *, mastodon: bool, token: str | None = None, on: bool = True,
+                websocket: bool = False) -> Stream | tuple[int, str]:
     """Authenticate the opening request and join the hub: the stream, or (status, why not)."""
     if hub is None or not hub.listening.is_set():
         return 503, UNAVAILABLE
@@ -175,7 +176,7 @@ async def _open(scope, *, mastodon: bool, token: str | None = None, on: bool = T
     except Exception:  # noqa: BLE001 - PostgreSQL or Redis out: try again shortly
         logger.warning("could not authenticate a stream", exc_info=True)
         return 503, UNAVAILABLE
-    stream = Stream(credential, mastodon=mastodon, base=base)
+    stream = Stream(credential, mastodon=mastodon, base=base, websocket=websocket)
     stream.on = on
     try:
         await hub.join(stream)
@@ -318,7 +319,7 @@ async def _websocket(scope, receive, send) -> None:
     if token is None and offered:
         token = subprotocol = offered.split(",")[0].strip()
     wanted = query.get("stream")
-    opened = await _open(scope, mastodon=True, token=token, on=wanted == USER_STREAM)
+    opened = await _open(scope, mastodon=True, token=token, on=wanted == USER_STREAM, websocket=True)
     if isinstance(opened, tuple):
         await _deny(scope, send, *opened)
         return

@@ -54,6 +54,7 @@ _UPDATES, _DELETES = STREAM_EVENTS.labels(event="update"), STREAM_EVENTS.labels(
 
 SEEN = 20_000  # deliveries remembered, to drop a retried fan-out's second message
 THREADS = 4  # the pool's threads: PostgreSQL and Redis work off the event loop
+HEARTBEAT_TICK = 1.0  # seconds between two rounds of heartbeats (each beats a share of the streams)
 RECHECK_SLICE = 1000  # credentials checked against the caches per period, in turn
 
 
@@ -84,10 +85,11 @@ class Stream:
     limit = 256  # events waiting at most (STREAM_BUFFER_EVENTS, set by the Hub: read once, not per event)
 
     __slots__ = ("credential", "mastodon", "base", "buffer", "wake", "closed", "beat", "last_id", "on", "task",
-                 "sending")
+                 "sending", "websocket")
 
-    def __init__(self, credential: readers.Credential, *, mastodon: bool, base: str):
+    def __init__(self, credential: readers.Credential, *, mastodon: bool, base: str, websocket: bool = False):
         self.credential = credential
+        self.websocket = websocket  # pinged by the server, not sent heartbeats
         self.mastodon = mastodon
         self.base = base
         self.buffer: collections.deque[Event] = collections.deque()
@@ -325,11 +327,21 @@ class Hub:
             await asyncio.sleep(0)
 
     async def _heartbeat(self) -> None:
+        """Beat every SSE stream once per ``STREAM_HEARTBEAT_SECONDS``, spread over the period
+        (a share of the streams each ``HEARTBEAT_TICK``), never all in one burst: ten thousand
+        writes at once would hold up the events behind them. A WebSocket is pinged by uvicorn."""
+        ticks = max(int(settings.STREAM_HEARTBEAT_SECONDS / HEARTBEAT_TICK), 1)
+        turn = 0
         while True:
-            await asyncio.sleep(settings.STREAM_HEARTBEAT_SECONDS)
-            for stream in self.all_streams():
+            await asyncio.sleep(settings.STREAM_HEARTBEAT_SECONDS / ticks)
+            streams = [stream for stream in self.all_streams() if not stream.websocket]
+            share = -(-len(streams) // ticks)  # rounded up: every stream within the period
+            if turn >= len(streams):
+                turn = 0
+            for stream in streams[turn:turn + share]:
                 stream.beat = True
                 stream.wake.set()
+            turn += share
 
     async def _recheck(self) -> None:
         """Check the open streams' credentials again. Every ``STREAM_RECHECK_SECONDS``: each

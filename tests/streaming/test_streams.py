@@ -315,3 +315,20 @@ def test_mastodon_py_stream_user_receives_updates_and_deletes(tmp_path, live_ser
     finally:
         handle.close()
         stream_server.stop()
+
+
+def test_idle_streams_get_heartbeats_within_the_period(tmp_path, make_user, api):
+    from .conftest import start_stream_server
+
+    server = start_stream_server(tmp_path, {"STREAM_HEARTBEAT_SECONDS": "2"})
+    try:
+        token = jwt_of(api(make_user(username="idle")))
+        v1 = SseReader(f"{server.url}/v1/timeline/home/stream", token)
+        mastodon = SseReader(f"{server.url}/api/v1/streaming/user", token)
+        v1.wait(lambda s: s.comments.count(":") >= 2, 8, what="two heartbeats")
+        mastodon.wait(lambda s: s.comments.count(":thump") >= 2, 8, what="two heartbeats")
+        assert v1.events == [] and mastodon.events == []
+        v1.close()
+        mastodon.close()
+    finally:
+        server.stop()
