@@ -157,7 +157,9 @@ class Hub:
             stream.close("shutdown")
         for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        # Bounded: a cancellation that lands inside redis-py's connect can be swallowed there;
+        # the listener then sees ``stopping`` within a second of its next read.
+        await asyncio.wait(self.tasks, timeout=3)
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     def run(self, function: Callable, *args) -> asyncio.Future:
@@ -230,7 +232,7 @@ class Hub:
         pause = 0.1
         while not self.stopping:
             try:
-                await _listen_all(events.channels(), self._on_raw, self.listening)
+                await _listen_all(events.channels(), self._on_raw, self.listening, lambda: not self.stopping)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - Redis went away: close the streams, listen again
@@ -384,14 +386,16 @@ class ChannelsLost(Exception):
     """A node ended our subscription (its slot moved, say): events may have been missed."""
 
 
-async def _listen_all(channels: list[str], handle: Callable[[bytes], None], listening: asyncio.Event) -> None:
+async def _listen_all(channels: list[str], handle: Callable[[bytes], None], listening: asyncio.Event,
+                      running: Callable[[], bool]) -> None:
     """Subscribe to ``channels`` and hand each message's data to ``handle``, until a
     connection breaks (raised). One plain pub/sub connection per node that holds some of
     the channels: on one server, one; on a Redis Cluster, one per master (their slots'
     owners, read from the cluster when this starts), each read by a task of its own
     (redis-py's cluster pub/sub reader can leave a node's messages unread in a burst).
     No retries inside redis-py: a broken connection must reach the hub, which closes the
-    streams (their clients missed events, and resume) and subscribes again."""
+    streams (their clients missed events, and resume) and subscribes again. Returns once
+    ``running()`` says to stop."""
     by_node: dict[tuple[str, int], list[str]] = collections.defaultdict(list)
     if core_redis.is_cluster():
         cluster = AsyncRedisCluster.from_url(settings.REDIS_URL)
@@ -419,15 +423,15 @@ async def _listen_all(channels: list[str], handle: Callable[[bytes], None], list
                 await pubsub.ssubscribe(channel)
         listening.set()
         logger.info("listening to %d stream channels on %d connection(s)", len(channels), len(pubsubs))
-        await asyncio.gather(*(_read(pubsub, handle) for _, pubsub in pubsubs))
+        await asyncio.gather(*(_read(pubsub, handle, running) for _, pubsub in pubsubs))
     finally:
         for client, pubsub in pubsubs:
             await _quietly(pubsub.aclose())
             await _quietly(client.aclose())
 
 
-async def _read(pubsub, handle: Callable[[bytes], None]) -> None:
-    while True:
+async def _read(pubsub, handle: Callable[[bytes], None], running: Callable[[], bool]) -> None:
+    while running():
         message = await pubsub.get_message(timeout=1.0)
         if message is None:
             continue

@@ -126,7 +126,14 @@ def fanout_tweet(*, tweet_id: int) -> int:
 
 def fanout_batch(*, tweet_id: int, author_id: int, lo: int, hi: int, follower_ids: list[int] | None = None) -> int:
     """Deliver one batch of a pushed tweet: its accepted followers with ids in (lo, hi],
-    as the coordinator listed them or, when restarted by the reconciler, as they are now."""
+    as the coordinator listed them or, when restarted by the reconciler, as they are now.
+    A batch already written (a redelivered message, minutes later) does nothing: its
+    writes would be no-ops, but announcing it again would reach the live streams twice."""
+    if pending_fanout(tweet_id=tweet_id) is None:
+        return 0  # the whole fan-out is done
+    outstanding = store.progress_pending(tweet_id=tweet_id)
+    if outstanding is not None and _batch_name(lo, hi) not in outstanding:
+        return 0  # this batch is done (None: the bookkeeping was lost with Redis, so deliver)
     started = time.time()
     began = time.perf_counter()
     followers = follower_ids if follower_ids is not None else followers_for_fanout(

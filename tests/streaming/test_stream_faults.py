@@ -123,3 +123,29 @@ def _pings(port: int) -> bool:
         return redis_py.Redis(port=port, socket_connect_timeout=0.5).ping()
     except redis_py.ConnectionError:
         return False
+
+
+def test_a_stream_process_whose_port_is_taken_exits(tmp_path):
+    """It must die for its supervisor to see it (it used to hang in its shutdown, its listener's
+    cancellation swallowed inside redis-py)."""
+    import os
+    import sys
+
+    from .conftest import ROOT
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "DJANGO_"))}
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings.local"
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "config.asgi:stream_application", "--host", "127.0.0.1",
+                             "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        assert proc.wait(timeout=30) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        taken.close()

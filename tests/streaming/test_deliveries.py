@@ -1,0 +1,40 @@
+"""What the fan-out announces to the streams (``timelines.signals.tweet_delivered``): each
+batch once when it is written, the author's own with the first, and nothing for a batch
+run again after it was written (a task redelivered minutes later), which would otherwise
+reach every stream process a second time (one restarted since has forgotten it)."""
+import pytest
+from django.test import override_settings
+
+from tests.helpers import post
+from timelines import services as timeline_services
+from timelines.signals import tweet_delivered
+
+pytestmark = [pytest.mark.django_db(transaction=True)]  # the fan-out starts when the post commits
+
+
+@pytest.fixture
+def announced():
+    heard: list[tuple] = []
+
+    def receiver(sender, *, tweet_id, author_id, lo, hi, **kwargs):
+        heard.append((tweet_id, author_id, lo, hi))
+    tweet_delivered.connect(receiver, dispatch_uid="test.announced")
+    yield heard
+    tweet_delivered.disconnect(dispatch_uid="test.announced")
+
+
+@override_settings(FANOUT_BATCH_SIZE=3)
+def test_each_batch_is_announced_once_and_a_batch_run_again_is_not(make_user, api, announced):
+    author = make_user()
+    followers = sorted((make_user() for _ in range(7)), key=lambda user: user.id)
+    for follower in followers:
+        api(follower).post(f"/v1/users/{author.id}/follow")
+    tweet_id = int(post(api(author)))
+    ids = [f.id for f in followers]
+    # In any order (the coordinator hands the later batches on before writing its own).
+    assert sorted(announced, key=lambda batch: batch[2]) == [
+        (tweet_id, author.id, 0, ids[2]), (tweet_id, author.id, ids[2], ids[5]), (tweet_id, author.id, ids[5], ids[6])]
+    announced.clear()
+    # The second batch's message delivered again, as after a worker died before acknowledging it.
+    assert timeline_services.fanout_batch(tweet_id=tweet_id, author_id=author.id, lo=ids[2], hi=ids[5]) == 0
+    assert announced == []
