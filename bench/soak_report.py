@@ -169,9 +169,9 @@ def _streams_markdown(st: dict | None, haproxy: dict | None) -> list[str]:
                   f"{kill['down_seconds']:g} s later.", ""]
     if "summary" in st:
         lines += [f"Audit: {st['summary']}.", "",
-                  f"Connection attempts: {st['openings']}; {st['reconnects']} reconnections; {st['events']:,} "
-                  f"tweet events; {st['readers_equal']} of {st['readers']} `/v1` readers equal to their "
-                  f"timeline's head ({st['expected']:,} tweets).", ""]
+                  f"Reconnection attempts, by answer: {st['openings']}; {st['reconnects']} reconnections; "
+                  f"{st['events']:,} tweet events; {st['readers_equal']} of {st['readers']} `/v1` readers equal to "
+                  f"their timeline's head ({st['expected']:,} tweets).", ""]
         if st["problems"]:
             lines += ["Problems:", "", "```", *st["problems"], "```", ""]
         if st["not_replayed"]:

@@ -369,7 +369,7 @@ class Audit:
         expected = sum(a.expected for a in self.v1.values())
         late = sum(a.out_of_order for a in self.v1.values())
         text = (f"{len(self.v1)} /v1 + {len(self.ws_duplicates)} WebSocket readers; {self.reconnects} reconnections "
-                f"(attempts {dict(sorted(self.openings.items()))}); {self.events} tweet events; ")
+                f"(attempts, by answer: {dict(sorted(self.openings.items()))}); {self.events} tweet events; ")
         problems = self.problems()
         text += (f"OK: every /v1 reader = its timeline since its first tweet ({expected} tweets in all), none twice"
                  if not problems else "FAILED: " + "; ".join(problems[:3]))
