@@ -155,10 +155,10 @@ class Stack:
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, env=self.env,
                        check=True)
         self.commands = procfile.load()
-        for name in ("web", "stream", "worker", "beat"):
+        self.start_stream()
+        for name in ("web", "worker", "beat"):
             self.start_process(name)
         self.wait_until_ready()
-        self.wait_until_streaming()
         say(f"web on :{self.port}, streams on :{self.stream_port}")
 
     def start_process(self, name: str) -> None:
@@ -185,6 +185,24 @@ class Stack:
                     raise RuntimeError(f"{name} exited:\n{self.log(name)[-3000:]}")
             time.sleep(0.2)
         raise RuntimeError(f"web did not answer within {timeout} s:\n{self.log('web')[-3000:]}")
+
+    def start_stream(self, attempts: int = 3) -> None:
+        """Start the stream process first, on another spare port if its own was taken meanwhile (a port
+        found free is not reserved): uvicorn does not exit when it cannot bind while its lifespan (the
+        hub) runs, so it is stopped here and started again."""
+        for attempt in range(attempts):
+            self.start_process("stream")
+            try:
+                self.wait_until_streaming(timeout=30 if attempt < attempts - 1 else 60)
+                return
+            except RuntimeError:
+                if "address already in use" not in self.log("stream") or attempt == attempts - 1:
+                    raise
+            self.stop_process("stream")
+            (self.dir / "stream.log").unlink()
+            self.stream_port = common.free_port()
+            self.env["STREAM_PORT"] = str(self.stream_port)
+            say(f"the stream port was taken: trying :{self.stream_port}")
 
     def wait_until_streaming(self, timeout: float = 60) -> None:
         """Until the stream process answers and listens to its channels (before, it refuses streams: 503)."""

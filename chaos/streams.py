@@ -342,6 +342,7 @@ class Audit:
     v1: dict[str, V1Audit] = field(default_factory=dict)
     ws_duplicates: dict[str, list[int]] = field(default_factory=dict)
     not_open: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # readers whose timeline could not be read
     openings: Counter = field(default_factory=Counter)  # how connection attempts were answered, since the mark
     reconnects: int = 0  # successful reconnections since the mark
     events: int = 0  # tweet events received since the mark
@@ -349,6 +350,7 @@ class Audit:
 
     def problems(self) -> list[str]:
         out = [f"stream reader {name} not connected at the audit" for name in self.not_open]
+        out += [f"stream reader {what}" for what in self.unreadable]
         for name, a in self.v1.items():
             if a.gaps or a.extra or a.duplicates:
                 out.append(f"stream reader {name}: {len(a.gaps)} missing {a.gaps[:5]}, {len(a.extra)} extra "
@@ -441,7 +443,12 @@ class Readers:
         for name, (reader, web_base) in self.v1.items():
             with reader._lock:
                 arrivals, connections = list(reader.arrivals), list(reader.connections)
-            head = timeline_head(web_base, reader.token, arrivals[0].tweet_id, session=session) if arrivals else []
+            try:
+                head = timeline_head(web_base, reader.token, arrivals[0].tweet_id, session=session) \
+                    if arrivals else []
+            except requests.RequestException as error:
+                result.unreadable.append(f"{name}: its timeline could not be read ({error})")
+                continue
             a = result.v1[name] = audit_v1(arrivals, connections, reader.deleted, head)
             gone = [t for t in a.extra if t in (deleted or ())]
             if gone:
