@@ -24,6 +24,7 @@ import argparse
 import collections
 import contextlib
 import json
+import os
 import random
 import signal
 import threading
@@ -471,6 +472,12 @@ def write_table(path: Path, text: str, meta: str) -> None:
     path.write_text(f"{head}{begin}\n{meta}\n\n{text}\n{end}{tail}")
 
 
+def busy(load: float) -> str:
+    """A note for the table when others were using the machine (a load above its cores before the suite began)."""
+    return (": the machine was busy with other work, so compare the latencies between faults only"
+            if load > (os.cpu_count() or 1) else "")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the bounded form (as in the test suite)")
@@ -478,14 +485,16 @@ def main() -> int:
     parser.add_argument("--write", type=Path, help="put the table into this markdown file (docs/reliability.md)")
     args = parser.parse_args()
     profile = PROFILES["quick" if args.quick else "full"]
-    started = time.monotonic()
+    started, load = time.monotonic(), os.getloadavg()[0]
     with Stack(web_workers=2, fanout_batch=profile["batch"]) as stack:
         results = Chaos(stack, profile).run(args.fault)
     text = table(results)
     print(text)
     meta = (f"Run of {datetime.now(UTC):%Y-%m-%d} (`make chaos`, profile {'quick' if args.quick else 'full'}: "
             f"{profile['users']} users, {profile['fans']} fans of the fanned-out author, {profile['fault_s']} s "
-            f"per fault, {profile['threads']} client threads; {time.monotonic() - started:.0f} s in all).")
+            f"per fault, {profile['threads']} client threads; {time.monotonic() - started:.0f} s in all). "
+            f"Load average {load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} "
+            f"cores{busy(load)}.")
     if args.write:
         write_table(REPO / args.write if not args.write.is_absolute() else args.write, text, meta)
     return 0 if all(r.ok for r in results) else 1
