@@ -5,19 +5,28 @@
 What it starts, all on this machine and all its own (nothing shared is touched): a fresh ``timeline_soak``
 database on the configured PostgreSQL (an embedded one on a machine with none), a Valkey server, a local S3
 endpoint, and the Procfile's processes under production settings (``config.settings.production``), twice over as
-two stateless hosts would run them: hosts ``a`` and ``b`` each run a gunicorn (``web``, its own port) and a Celery
-worker (``worker``, its own ``-n`` hostname); host ``a`` also runs beat. haproxy (Debian's package) listens on one
-port and sends each request round-robin to one of the two web servers; the load generator (``bench/loadgen.py``)
-talks only to haproxy.
+two stateless hosts would run them: hosts ``a`` and ``b`` each run a gunicorn (``web``, its own port), a stream
+process (``stream``, its own port) and a Celery worker (``worker``, its own ``-n`` hostname); host ``a`` also runs
+beat. haproxy (Debian's package) listens on one port: the streaming paths (Mastodon's ``/api/v1/streaming``, over
+HTTP or a WebSocket upgrade, and ``/v1/timeline/home/stream``) go to the stream process with the fewest connections,
+everything else round-robin to one of the two web servers; the load generator (``bench/loadgen.py``) and the
+stream readers talk only to haproxy.
 
 The workload, for ``--minutes``: open loops of timeline reads (``--read-rate`` a second: first pages, next pages
 and pull-to-refresh), posts at a hundredth of that, and follows, unfollows and deletes at half the posts' rate.
-Meanwhile the resident memory (RSS, from /proc) of each process group is sampled every ``--sample-seconds``.
+Meanwhile ``--stream-readers`` users whose follows do not change hold ``/v1`` streams open (and
+``--ws-readers`` of them Mastodon's WebSocket too), as careful clients (``chaos.streams``: on a disconnection
+they reconnect, a ``/v1`` one with ``Last-Event-ID``); at ``--stream-kill-at`` of the run stream-a is SIGKILLed,
+its readers reconnect through haproxy to stream-b, and it is started again ``--stream-down`` seconds later, as a
+process manager would. The resident memory (RSS, from /proc) of each process group is sampled every
+``--sample-seconds``.
 
 Then the audit: once every fan-out and follow update has finished, every user's home timeline is scrolled to the
 end over HTTP and compared with the truth computed from PostgreSQL (the visible tweets of the user's accepted
-followees and the user's own, not deleted, authors active, newest first, each once). The run fails (exit 1) on
-any difference, any 5xx or unanswered request, or a process of the stack that died. ``report.json``,
+followees and the user's own, not deleted, authors active, newest first, each once); and what each stream reader
+received is compared with the head of its timeline (the same tweets, none twice, none missing; a WebSocket reader
+no tweet twice on one connection). The run fails (exit 1) on any difference, any 5xx or unanswered request, or a
+process of the stack that died (stream-a's deliberate kill apart). ``report.json``,
 ``report.md`` and ``soak.png`` (memory, request rate and p99 over time) go to the output directory.
 """
 from __future__ import annotations
@@ -31,6 +40,7 @@ import random
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -44,11 +54,12 @@ from pathlib import Path
 
 from bench import backing, loadgen
 from bench.loadgen import Request
+from chaos import streams
 from stack import common, procfile, services
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-HOSTS = ("a", "b")  # the two simulated hosts, each running a web server and a Celery worker
+HOSTS = ("a", "b")  # the two simulated hosts, each running a web server, a stream process and a Celery worker
 DATABASE = "timeline_soak"
 # Rates no client of the soak reaches: the limits are still counted in Redis on every request, as in production.
 UNLIMITED = "1000000000/s"
@@ -166,6 +177,7 @@ class Workload:
     readers: list[int]
     popularity: list[float]  # weight of each user (index into users) as a followee
     users: list[int]
+    steady: set[int] = field(default_factory=set)  # the stream readers: their follows never change
     following: dict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
     posted: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
     cursors: dict[int, tuple[str | None, str | None]] = field(default_factory=dict)
@@ -202,6 +214,8 @@ class Workload:
         """A follow (40%), an unfollow (40%) or a delete of one of the author's tweets (20%)."""
         roll = random.random()
         user = random.choice(self.users)
+        while user in self.steady and not (roll < 0.2 and self.posted[user]):
+            user = random.choice(self.users)  # a stream reader's follows stay: its timeline grows by new tweets only
         if roll < 0.2 and self.posted[user]:
             victim = self.posted[user].pop(random.randrange(len(self.posted[user])))
             return Request("DELETE", f"/v1/tweets/{victim}", self.headers[user] | {"X-Soak": f"delete {user}"})
@@ -240,6 +254,7 @@ class Soak:
                                        "bucket_seconds": args.bucket_seconds,
                                        "load": os.getloadavg()[0]}}
         self.procs: dict[str, subprocess.Popen] = {}
+        self.load_done, self.stack_stopped = threading.Event(), threading.Event()
 
     # --- Setting up ------------------------------------------------------------------------------------------------
 
@@ -250,9 +265,10 @@ class Soak:
                              "root; elsewhere install it by hand")
         shutil.rmtree(self.data_dir, ignore_errors=True)
         self.data_dir.mkdir(parents=True)
-        started = backing.start(database=DATABASE, data_dir=self.data_dir, cleanup=self.cleanup, s3_port=8890)
+        started = backing.start(database=self.args.database, data_dir=self.data_dir, cleanup=self.cleanup, s3_port=8890)
         self.redis_port = started.redis_port
         self.web_ports = {h: common.pick_port(8810 + i) for i, h in enumerate(HOSTS)}
+        self.stream_ports = {h: common.pick_port(8820 + i) for i, h in enumerate(HOSTS)}
         self.port = common.pick_port(8800)
         a = self.args
         self.env = os.environ | started.env() | {
@@ -268,8 +284,8 @@ class Soak:
             "JWT_ACCESS_MINUTES": str(int(a.minutes) + 120),
             **{f"RATE_LIMIT_{n}": UNLIMITED for n in ("TWEETS", "FOLLOWS", "TIMELINE", "LOGIN", "REGISTER")},
         }
-        say(f"database {DATABASE} on {services.redact(started.database_url)}; Valkey on port {self.redis_port}; "
-            f"S3 {started.s3_endpoint}")
+        say(f"database {self.args.database} on {services.redact(started.database_url)}; Valkey on port "
+            f"{self.redis_port}; S3 {started.s3_endpoint}")
         backing.prepare(self.env)
         os.environ.update(self.env)
         import django
@@ -278,16 +294,21 @@ class Soak:
         self.logs = self.out / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         commands = procfile.load()
+        self.commands = commands
+        self.host_envs: dict[str, dict[str, str]] = {}
         stack = {}
         for host in HOSTS:
             host_dir = self.data_dir / f"host-{host}"
             host_dir.mkdir()
             host_env = procfile.process_env(self.env | {"PORT": str(self.web_ports[host]),
+                                                        "STREAM_PORT": str(self.stream_ports[host]),
                                                         "PROMETHEUS_MULTIPROC_DIR": str(host_dir / "metrics")},
                                             host_dir)
+            self.host_envs[host] = host_env
             (host_dir / "metrics").mkdir()
             # Each worker gets a name of its own (-n), as on two machines; the Procfile's command is otherwise kept.
-            mine = {"web": commands["web"], "worker": f"{commands['worker']} -n worker-{host}@%h"}
+            mine = {"web": commands["web"], "stream": commands["stream"],
+                    "worker": f"{commands['worker']} -n worker-{host}@%h"}
             if host == HOSTS[0]:
                 mine["beat"] = commands["beat"]  # one beat for the whole deployment
             for name, command in mine.items():
@@ -304,8 +325,11 @@ class Soak:
         self.haproxy_socket = self.data_dir / "haproxy.sock"
         config = self.data_dir / "haproxy.cfg"
         servers = "\n".join(f"    server web-{h} {HOST}:{p} check inter 2s" for h, p in self.web_ports.items())
+        stream_servers = "\n".join(f"    server stream-{h} {HOST}:{p} check inter 1s fall 2 rise 2"
+                                   for h, p in self.stream_ports.items())
         config.write_text(HAPROXY_CONFIG.format(socket=self.haproxy_socket, host=HOST, port=self.port,
-                                                servers=servers))
+                                                servers=servers, stream_servers=stream_servers,
+                                                served_by=streams.SERVED_BY))
         subprocess.run([binary, "-c", "-q", "-f", str(config)], check=True)
         self.results["meta"]["haproxy"] = {"version": subprocess.run([binary, "-v"], capture_output=True,
                                                                      text=True).stdout.splitlines()[0],
@@ -320,8 +344,10 @@ class Soak:
         while time.monotonic() < deadline:
             with contextlib.suppress(requests.RequestException):
                 if all(requests.get(f"http://{HOST}:{port}/readyz", timeout=2).status_code == 200
-                       for port in [*self.web_ports.values(), self.port]) and self._haproxy_up():
-                    say(f"stack ready: haproxy on {self.port} -> web {sorted(self.web_ports.values())}")
+                       for port in [*self.web_ports.values(), self.port]) and self._haproxy_up() \
+                        and self._streams_listening(len(HOSTS)):
+                    say(f"stack ready: haproxy on {self.port} -> web {sorted(self.web_ports.values())}, "
+                        f"streams {sorted(self.stream_ports.values())}")
                     return
             self._check_alive()
             time.sleep(0.5)
@@ -344,11 +370,23 @@ class Soak:
         lines = data.decode().splitlines()
         header = lines[0].lstrip("# ").split(",")
         rows = [dict(zip(header, line.split(","), strict=False)) for line in lines[1:] if line]
-        return {r["svname"]: r for r in rows if r["pxname"] == "web"}
+        return {r["svname"]: r for r in rows if r["pxname"] in ("web", "stream")}
 
     def _haproxy_up(self) -> bool:
         with contextlib.suppress(OSError, IndexError, KeyError):
-            return all(self.haproxy_stats()[f"web-{h}"]["status"] == "UP" for h in HOSTS)
+            stats = self.haproxy_stats()
+            return all(stats[f"{kind}-{h}"]["status"] == "UP" for h in HOSTS for kind in ("web", "stream"))
+        return False
+
+    def _streams_listening(self, processes: int) -> bool:
+        """Whether ``processes`` stream processes listen to every stream channel (before, one refuses streams)."""
+        import redis
+
+        from streaming import events
+
+        client = redis.Redis(host=HOST, port=self.redis_port, socket_timeout=2)
+        with contextlib.suppress(redis.RedisError):
+            return all(count >= processes for _, count in client.pubsub_shardnumsub(*events.channels()))
         return False
 
     # --- Data ------------------------------------------------------------------------------------------------------
@@ -377,7 +415,8 @@ class Soak:
         # Zipf-like popularity: a few authors gather many followers (the celebrities), most have a handful.
         weight = {u: 1 / (rank + 1) ** 0.8 for rank, u in enumerate(order)}
         readers = rng.sample(users, int(n * self.args.active))
-        work = Workload(headers=headers, readers=readers, users=users, popularity=[weight[u] for u in users])
+        work = Workload(headers=headers, readers=readers, users=users, popularity=[weight[u] for u in users],
+                        steady=set(rng.sample(readers, min(self.args.stream_readers, len(readers)))))
         edges = set()
         for u in users:
             while len(work.following[u]) < self.args.follows:
@@ -427,6 +466,8 @@ class Soak:
     def soak(self, work: Workload) -> None:
         import redis
 
+        self.drain()  # the seed's fan-outs done: a stream opened now hears every tweet its timeline gets later
+        self.readers = self._start_readers(work)
         pgids = {name: proc.pid for name, proc in self.procs.items() if name != "haproxy"}
         self.sampler = MemorySampler(pgids, self.args.sample_seconds,
                                      redis.Redis(host=HOST, port=self.redis_port, socket_timeout=2))
@@ -450,6 +491,11 @@ class Soak:
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
+        if self.args.stream_kill_at >= 0:
+            # A thread that lives as long as the stack: the restarted process dies with the thread that
+            # started it (stack.common.spawn: PR_SET_PDEATHSIG is per thread).
+            threading.Thread(target=self._stream_fault, args=(self.args.stream_kill_at * seconds,),
+                             daemon=True).start()
         jobs = loadgen.run_concurrently(
             loadgen.open_loop_async(HOST, self.port, work.read, rate=rate, duration=seconds,
                                     on_response=work.answered),
@@ -459,6 +505,7 @@ class Soak:
                                     on_response=work.answered),
         )
         watcher_stop.set()
+        self.load_done.set()
         self.results["load"] = {name: job.summary() for name, job in zip(("reads", "posts", "graph"), jobs,
                                                                            strict=True)}
         for name, s in self.results["load"].items():
@@ -468,6 +515,56 @@ class Soak:
         self.sampler.sample()
         self.sampler.stop.set()
         self.results["died"] = self._check_alive()
+
+    def _start_readers(self, work: Workload) -> streams.Readers:
+        """The steady users' streams, through haproxy: a /v1 one each, and Mastodon's WebSocket for some."""
+        base = f"http://{HOST}:{self.port}"
+        readers = streams.Readers()
+        tokens = {u: work.headers[u]["Authorization"].removeprefix("Bearer ") for u in work.steady}
+        for user in sorted(work.steady):
+            readers.add_v1(f"user {user}", base, base, tokens[user])
+        for user in sorted(work.steady)[: self.args.ws_readers]:
+            readers.add_ws(f"ws {user}", base, tokens[user])
+        readers.start()
+        self.cleanup.callback(readers.stop)
+        on = Counter(r.connections[-1].server for r in readers.all())
+        say(f"{len(readers.v1)} /v1 and {len(readers.ws)} WebSocket stream readers connected: {dict(on)}")
+        self.results["streams"] = {"readers": len(readers.v1), "ws_readers": len(readers.ws),
+                                   "servers_at_start": dict(on)}
+        return readers
+
+    def _stream_fault(self, after: float) -> None:
+        if not self.load_done.wait(after):
+            self.kill_stream()
+        self.stack_stopped.wait()
+
+    def kill_stream(self, host: str = HOSTS[0]) -> None:
+        """SIGKILL one host's stream process; its readers reconnect (through haproxy) to the other's. It is
+        started again ``--stream-down`` seconds later, as a process manager would."""
+        name = f"stream-{host}"
+        on_it = [r for r in self.readers.all() if r.open and r.connections[-1].server == name]
+        killed_at = time.time()
+        common.signal_group(self.procs[name], signal.SIGKILL)
+        self.procs[name].wait()
+        say(f"  stream: SIGKILLed {name}, which held {len(on_it)} of {len(self.readers.all())} streams")
+        time.sleep(self.args.stream_down)
+        moved = {}
+        for reader in on_it:
+            after = [c for c in reader.connections if c.started > killed_at and c.status == "200"]
+            moved[reader.name] = {"server": after[0].server, "seconds": round(after[0].started - killed_at, 2)} \
+                if after else None
+        self.procs[name] = procfile.start(self.commands["stream"], self.host_envs[host],
+                                          stdout=(self.logs / f"{name}.log").open("a"), stderr=subprocess.STDOUT)
+        self.sampler.pgids[name] = self.procs[name].pid
+        back = [m for m in moved.values() if m]
+        kill = {"process": name, "at_seconds": round(killed_at - (time.time() - time.monotonic() + self.t0), 1),
+                "streams_on_it": len(on_it), "reconnected": len(back),
+                "reconnected_to": dict(Counter(m["server"] for m in back)),
+                "slowest_reconnect_seconds": max((m["seconds"] for m in back), default=None),
+                "down_seconds": self.args.stream_down, "readers": moved}
+        self.results.setdefault("streams", {})["kill"] = kill
+        say(f"  stream: {len(back)} of {len(on_it)} reconnected within {kill['slowest_reconnect_seconds']} s, to "
+            f"{kill['reconnected_to']}; {name} started again")
 
     def drain(self, timeout: float = 180) -> None:
         """Wait until no fan-out, follow update or broker message is outstanding (twice in a row)."""
@@ -540,6 +637,25 @@ class Soak:
             f"{a['pages']:,} pages; {a['past_cache']} longer than the cache); lost {a['lost']}, extra {a['extra']}, "
             f"duplicates {a['duplicates']}, out of order {a['out_of_order']}; statuses {dict(statuses)}")
 
+    def audit_streams(self) -> None:
+        """What each stream reader received, against the head of its timeline (``chaos.streams``). A tweet a
+        reader still holds that was deleted while it was away is told apart: deletions are not replayed."""
+        from tweets.models import Tweet
+
+        deleted = set(Tweet.objects.filter(deleted_at__isnull=False).values_list("id", flat=True))
+        audit = self.readers.audit(quiet=3, timeout=60, deleted=deleted)
+        self.readers.stop()
+        problems = audit.problems()
+        self.results.setdefault("streams", {}).update({
+            "summary": audit.summary(), "problems": problems[:50], "openings": dict(audit.openings),
+            "reconnects": audit.reconnects, "events": audit.events,
+            "expected": sum(a.expected for a in audit.v1.values()),
+            "out_of_order": sum(a.out_of_order for a in audit.v1.values()),
+            "not_replayed": audit.not_replayed()[:50], "deleted_unheard": audit.deleted_unheard,
+            "readers_equal": sum(a.ok for a in audit.v1.values()),
+        })
+        say(f"  streams: {audit.summary()}")
+
     def spread(self) -> None:
         """How the requests and tasks were shared between the two hosts: haproxy's per-server counters, each web
         server's own request log, and each Celery worker's log of tasks run."""
@@ -547,8 +663,14 @@ class Soak:
         # The API's requests only: haproxy's health checks (/healthz) are not proxied requests.
         request_line = re.compile(r"timeline\.request (GET|POST|DELETE|PATCH|PUT) /v1/\S* (\d{3}) ")
         task_line = re.compile(r"Task ([\w.]+)\[[^\]]+\] succeeded")
-        spread = {"haproxy": {}, "web_logs": {}, "worker_logs": {}}
+        spread = {"haproxy": {}, "web_logs": {}, "worker_logs": {}, "streams_haproxy": {}}
         for h in HOSTS:
+            # Streams: sessions (each stream is one), how they were answered, and the connections to a dead
+            # process redispatched to the other (wredis) or refused (econ).
+            row = stats.get(f"stream-{h}", {})
+            spread["streams_haproxy"][f"stream-{h}"] = {k: int(row.get(k) or 0) for k in
+                                                       ("stot", "hrsp_2xx", "hrsp_5xx", "econ", "wretr", "wredis",
+                                                        "cli_abrt", "srv_abrt", "chkdown")}
             row = stats.get(f"web-{h}", {})
             spread["haproxy"][f"web-{h}"] = {k: int(row.get(k) or 0) for k in
                                             ("stot", "req_tot", "hrsp_2xx", "hrsp_4xx", "hrsp_5xx", "cli_abrt",
@@ -561,6 +683,8 @@ class Soak:
         say("  haproxy: " + ", ".join(f"{k} {v['req_tot']:,} requests ({v['hrsp_5xx']} 5xx)"
                                       for k, v in spread["haproxy"].items()))
         say("  workers: " + ", ".join(f"{k} {v['tasks']:,} tasks" for k, v in spread["worker_logs"].items()))
+        say("  streams: " + ", ".join(f"{k} {v['stot']:,} streams ({v['hrsp_5xx']} 5xx)"
+                                      for k, v in spread["streams_haproxy"].items()))
 
     # --- Run -------------------------------------------------------------------------------------------------------
 
@@ -572,6 +696,7 @@ class Soak:
             work = self.seed()
             self.soak(work)
             self.audit(work)
+            self.audit_streams()
             self.spread()
         finally:
             self.results["meta"]["seconds"] = round(time.monotonic() - started, 1)
@@ -579,7 +704,9 @@ class Soak:
             if getattr(self, "sampler", None):
                 self.sampler.stop.set()
                 self.results["memory"] = {"samples": self.sampler.samples}
+            self.load_done.set()
             self.cleanup.close()
+            self.stack_stopped.set()
         self.finish(work)
         return 0 if self.results["passed"] else 1
 
@@ -596,6 +723,7 @@ class Soak:
             and not any(int(k) >= 500 for k in audit.get("statuses", {})),
             "audit_equal": bool(audit) and audit["users_differing"] == 0,
             "no_process_died": not r.get("died"),
+            "streams_equal": "summary" in r.get("streams", {}) and not r["streams"]["problems"],
         }
         r["passed"] = all(r["checks"].values())
         if work is not None:
@@ -632,7 +760,7 @@ def _pct(ordered: list[float], p: float) -> float | None:
 
 
 HAPROXY_CONFIG = """\
-# Generated by bench/soak.py: one address in front of the two web servers.
+# Generated by bench/soak.py: one address in front of the two web servers and the two stream processes.
 global
     maxconn 4096
     stats socket {socket} mode 600 level admin
@@ -649,12 +777,30 @@ defaults
 
 frontend soak
     bind {host}:{port}
+    # Which server answered (the stream readers record it: where each stream went).
+    http-response set-header {served_by} %s
+    # The live streams (Server-Sent Events, and Mastodon's WebSocket upgrade) to the stream processes.
+    acl streaming path_beg /api/v1/streaming
+    acl streaming path /v1/timeline/home/stream
+    use_backend stream if streaming
     default_backend web
 
 backend web
     balance roundrobin
     option httpchk GET /healthz
 {servers}
+
+# A stream lasts as long as its client stays: the heartbeat (a comment every 15 s on SSE, a ping on a WebSocket)
+# keeps it inside "timeout server" and "timeout client"; an upgraded WebSocket is a tunnel. A stream opened towards
+# a process that has just died is sent to the other one (redispatch), and a dead one is out after 2 failed checks.
+backend stream
+    balance leastconn
+    option httpchk GET /healthz
+    option redispatch
+    retries 2
+    timeout server 60s
+    timeout tunnel 1h
+{stream_servers}
 """
 
 
@@ -677,6 +823,15 @@ def main() -> int:
     parser.add_argument("--sample-seconds", type=float, default=5, help="memory sampling period")
     parser.add_argument("--bucket-seconds", type=float, default=10, help="time series resolution")
     parser.add_argument("--audit-page", type=int, default=50, help="page size of the audit's scroll")
+    parser.add_argument("--stream-readers", type=int, default=20,
+                        help="readers (whose follows stay as seeded) holding a /v1 stream open throughout")
+    parser.add_argument("--ws-readers", type=int, default=4,
+                        help="of those, how many also hold Mastodon's WebSocket stream open")
+    parser.add_argument("--stream-kill-at", type=float, default=0.5,
+                        help="when stream-a is SIGKILLed, as a share of the run (a negative value: never)")
+    parser.add_argument("--stream-down", type=float, default=10,
+                        help="seconds stream-a stays dead before it is started again")
+    parser.add_argument("--database", default=DATABASE, help=f"the database, recreated empty (default {DATABASE})")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, help="result directory (default bench/results/soak-<date>)")
     args = parser.parse_args()

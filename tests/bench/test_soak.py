@@ -70,3 +70,47 @@ def test_series_buckets_rates_errors_and_read_percentiles():
     rows = series(events, t0=100.0, bucket=10)
     assert rows == [{"t": 10, "read_rps": 10.0, "write_rps": 0.2, "errors": 1, "read_p50": 49.0,
                      "read_p99": 98.0}]
+
+
+def test_the_stream_readers_follows_never_change():
+    """Their streams are audited against their timelines: a follow would add older tweets no stream sends."""
+    import random
+
+    from bench.soak import Workload
+
+    users = list(range(1, 21))
+    steady = set(users[:5])
+    work = Workload(headers={u: {} for u in users}, readers=users, popularity=[1.0] * 20, users=users,
+                    steady=steady)
+    for u in users:
+        work.following[u] = {v for v in users if v != u and v % 3 == 0}
+        work.posted[u] = [1000 + u]
+    random.seed(3)
+    kinds = []
+    for _ in range(500):
+        kind, _, user = work.graph().headers["X-Soak"].partition(" ")
+        kinds.append(kind)
+        assert kind == "delete" or int(user) not in steady
+    assert {"follow", "unfollow", "delete"} <= set(kinds)
+
+
+def test_haproxy_config_sends_the_streaming_paths_to_the_stream_processes(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from bench.soak import HAPROXY_CONFIG
+    from chaos.streams import SERVED_BY
+    from tests.helpers import tool_missing
+
+    binary = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
+    if binary is None:
+        tool_missing("haproxy is not installed (make haproxy installs Debian's)")
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(HAPROXY_CONFIG.format(
+        socket=tmp_path / "sock", host="127.0.0.1", port=1, served_by=SERVED_BY,
+        servers="    server web-a 127.0.0.1:2 check", stream_servers="    server stream-a 127.0.0.1:3 check"))
+    checked = subprocess.run([binary, "-c", "-f", str(config)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    text = config.read_text()
+    assert "acl streaming path_beg /api/v1/streaming" in text and "acl streaming path /v1/timeline/home/stream" in text
+    assert "use_backend stream if streaming" in text and "timeout tunnel" in text

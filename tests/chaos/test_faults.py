@@ -1,10 +1,13 @@
 """The fault-injection suite in its bounded form (``make chaos`` runs the full one).
 
-One stack of its own (PostgreSQL, Redis, a broker, the Procfile's web, worker
-and beat, all on spare ports), every fault in turn under load, and after each
-an audit: every user's timeline, scrolled over HTTP to the end, equals what
+One stack of its own (PostgreSQL, Redis, a broker, the Procfile's web, stream,
+worker and beat, all on spare ports), every fault in turn under load, and after
+each an audit: every user's timeline, scrolled over HTTP to the end, equals what
 PostgreSQL says they should see; the large fan-out's cached timelines hold its
-tweets once each; every acknowledged post is stored, once. See chaos/run.py.
+tweets once each; every acknowledged post is stored, once; every stream reader
+is connected again, and what each ``/v1`` reader received (resuming with
+``Last-Event-ID`` after each disconnection) is its timeline, none missing, none
+twice. See chaos/run.py and chaos/streams.py.
 """
 import pytest
 
