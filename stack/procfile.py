@@ -19,7 +19,7 @@ from pathlib import Path
 
 from honcho.environ import parse_procfile
 
-from .common import REPO, StackError, spawn
+from .common import REPO, StackError, pick_port, spawn
 
 PROCFILE = REPO / "Procfile"
 SHELL = "/bin/sh"
@@ -68,7 +68,7 @@ def process_env(env: Mapping[str, str], data_dir: Path) -> dict[str, str]:
     directory (beat's schedule lives there). Sizing left unset is the
     Procfile's own default, which follows the machine. The stream process
     listens on ``STREAM_PORT``, by default the port after the web server's ``PORT``
-    when that is given (8001 when neither is). A web server on
+    when that is given and free (a spare one if not; 8001 when neither is set). A web server on
     loopback is reached over plain HTTP: unless set otherwise, it neither
     redirects to HTTPS nor marks its cookies HTTPS-only (production settings
     default to both), so the API and the admin work at http://127.0.0.1.
@@ -78,7 +78,9 @@ def process_env(env: Mapping[str, str], data_dir: Path) -> dict[str, str]:
         for name in LOOPBACK_PLAIN_HTTP:
             out.setdefault(name, "0")
     if out.get("PORT", "").isdigit() and not out.get("STREAM_PORT"):
-        out["STREAM_PORT"] = str(int(out["PORT"]) + 1)  # the stream process next to the web server
+        # The stream process next to the web server, or on a spare port if that one is taken
+        # (the instance documents name whichever it is: every process reads STREAM_PORT).
+        out["STREAM_PORT"] = str(pick_port(int(out["PORT"]) + 1))
     out["STACK_DATA_DIR"] = str(data_dir)
     out["PATH"] = os.pathsep.join([str(VENV_BIN), out.get("PATH") or os.defpath])
     return out

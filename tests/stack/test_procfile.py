@@ -4,6 +4,7 @@ and the supervisor that restarts a worker or beat that dies."""
 import contextlib
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -50,6 +51,12 @@ def test_the_stream_process_listens_next_to_the_web_server():
     assert _option(procfile.expanded(procfile.load()["stream"], _env(PORT="9001", STREAM_PORT="7000")),
                    "--port") == "7000"
     assert _option(stream, "--workers") == "1"
+    with socket.socket() as taken:  # the port after PORT in use: a spare one instead
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        moved = _option(procfile.expanded(procfile.load()["stream"], _env(PORT=str(busy - 1))), "--port")
+        assert moved != str(busy) and common.port_is_free(int(moved))
 
 
 def test_unset_sizing_follows_the_machine():
