@@ -64,7 +64,11 @@ def start_stream_server(tmp_path: Path, env: dict[str, str] | None = None, redis
             return requests.get(f"{server.url}/healthz", timeout=1).ok and _listening(redis)
         except requests.ConnectionError:
             return False
-    wait_for(ready, 30, what="the stream process", details=server.output)
+    try:
+        wait_for(ready, 30, what="the stream process", details=server.output)
+    except BaseException:
+        server.stop()  # not left running when it never became ready
+        raise
     return server
 
 
