@@ -111,7 +111,7 @@ class Result:
 
     def percentile(self, p: float) -> float:
         """The ``p``-th percentile (0..100) of the latencies in ms, interpolated linearly; nan if there are none."""
-        return _percentile(sorted(self.latencies_ms), p)
+        return percentile(sorted(self.latencies_ms), p)
 
     def cpu_share(self) -> float:
         """The share of one core the generator used: near 1.0 means the generator, not the server, set the pace."""
@@ -128,7 +128,7 @@ class Result:
             "rps": round(self.rps, 1),
             "ok": self.ok,
             "errors": self.errors,
-            **{f"p{p}": ms(_percentile(ordered, p)) for p in (50, 90, 95, 99)},
+            **{f"p{p}": ms(percentile(ordered, p)) for p in (50, 90, 95, 99)},
             "max": ms(ordered[-1] if ordered else math.nan),
             "mean": ms(statistics.fmean(ordered) if ordered else math.nan),
             "cpu_share": round(self.cpu_share(), 3),
@@ -140,7 +140,8 @@ class Result:
         }
 
 
-def _percentile(ordered: list[float], p: float) -> float:
+def percentile(ordered: list[float], p: float) -> float:
+    """The ``p``-th percentile (0..100) of sorted values, interpolated linearly; nan if none."""
     if not 0 <= p <= 100:
         raise ValueError(f"percentile must be within 0..100, not {p}")
     if not ordered:

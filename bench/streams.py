@@ -32,6 +32,8 @@ from typing import Any
 
 import orjson
 
+from bench.loadgen import percentile
+
 try:
     import uvloop
 except ImportError:  # optional: the standard event loop works as well, only slower
@@ -270,16 +272,6 @@ def _median(values: list[float]) -> float:
 
 def _round(value: float) -> float | None:
     return None if math.isnan(value) else round(value, 2)
-
-
-def percentile(ordered: list[float], p: float) -> float:
-    """The ``p``-th percentile (0..100) of sorted values, interpolated linearly (as ``loadgen``'s); nan if none."""
-    if not ordered:
-        return math.nan
-    rank = (len(ordered) - 1) * p / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def match(posts: dict[int, tuple[float, list[int]]], arrivals: dict[int, list[tuple[int, float]]]) -> Delivery:

@@ -327,7 +327,7 @@ async def _websocket(scope, receive, send) -> None:
     try:
         await send({"type": "websocket.accept", "subprotocol": subprotocol})
         if wanted not in (None, USER_STREAM):
-            stream.put(_error_event("Unknown stream type", 400))
+            stream.put(_error_event("Unknown stream type", 400), unsubscribed_too=True)
         reader = asyncio.get_running_loop().create_task(_watch_websocket(receive, stream))
         try:
             finished = await _pump(stream, send, _mastodon_frame, heartbeat=None, websocket=True)
@@ -370,14 +370,8 @@ async def _watch_websocket(receive, stream: Stream) -> None:
         except orjson.JSONDecodeError:
             request = None
         if not isinstance(request, dict) or request.get("type") not in ("subscribe", "unsubscribe"):
-            _reply(stream, _error_event("Unknown message type", 400))
+            stream.put(_error_event("Unknown message type", 400), unsubscribed_too=True)
         elif request.get("stream") != USER_STREAM:
-            _reply(stream, _error_event("Unknown stream type", 400))
+            stream.put(_error_event("Unknown stream type", 400), unsubscribed_too=True)
         else:
             stream.on = request["type"] == "subscribe"
-
-
-def _reply(stream: Stream, event: Event) -> None:
-    on, stream.on = stream.on, True
-    stream.put(event)
-    stream.on = on

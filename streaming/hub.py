@@ -105,8 +105,10 @@ class Stream:
     def user_id(self) -> int:
         return self.credential.user_id
 
-    def put(self, event: Event) -> None:
-        if self.closed or not self.on:
+    def put(self, event: Event, *, unsubscribed_too: bool = False) -> None:
+        """Queue ``event`` for the client (an answer to the client's own message is queued even
+        while it has unsubscribed: ``unsubscribed_too``)."""
+        if self.closed or not (self.on or unsubscribed_too):
             return
         if len(self.buffer) >= self.limit:
             self.close("slow")

@@ -2,6 +2,7 @@
 what order, once; how follow changes made while a reader's graph loads are kept; a slow
 stream's overflow. The graph and the tweets are real rows, read by the hub's own threads."""
 import asyncio
+import contextlib
 
 import pytest
 from django.db import connection
@@ -37,6 +38,18 @@ async def settled(hub: Hub) -> None:
     raise AssertionError("the hub did not deliver its events")
 
 
+@contextlib.asynccontextmanager
+async def running_hub():
+    """A hub handing out its events (its listener and timers not started: messages are given by hand)."""
+    hub = Hub()
+    deliver = asyncio.get_running_loop().create_task(hub._deliver())
+    try:
+        yield hub
+    finally:
+        deliver.cancel()
+        hub.pool.shutdown(wait=True)
+
+
 def delivered(stream: Stream) -> list[tuple[str, int]]:
     out = [(event.kind, event.tweet_id) for event in stream.buffer]
     stream.buffer.clear()
@@ -53,9 +66,7 @@ def test_a_tweet_reaches_the_streams_of_its_range_once_in_arrival_order(make_use
     by_stranger = tweet_services.tweet_create(author=stranger, content="unseen").id
 
     async def scenario():
-        hub = Hub()
-        deliver = asyncio.get_running_loop().create_task(hub._deliver())
-        try:
+        async with running_hub() as hub:
             streams = {}
             for user in (low, high, author):
                 streams[user.username] = Stream(credential(user), mastodon=False, base="")
@@ -74,9 +85,6 @@ def test_a_tweet_reaches_the_streams_of_its_range_once_in_arrival_order(make_use
             for stream in streams.values():
                 hub.leave(stream)
             assert hub.audience == {} and hub.followees == {} and hub.streams == {}
-        finally:
-            deliver.cancel()
-            hub.pool.shutdown(wait=True)
 
     asyncio.run(scenario())
 
@@ -88,9 +96,7 @@ def test_follow_changes_apply_at_once_also_while_the_graph_loads(make_user):
     by_new = tweet_services.tweet_create(author=new, content="new").id
 
     async def scenario():
-        hub = Hub()
-        deliver = asyncio.get_running_loop().create_task(hub._deliver())
-        try:
+        async with running_hub() as hub:
             stream = Stream(credential(reader), mastodon=False, base="")
             joining = asyncio.get_running_loop().create_task(hub.join(stream))
             await asyncio.sleep(0)  # the graph is being read in a thread now
@@ -103,9 +109,6 @@ def test_follow_changes_apply_at_once_also_while_the_graph_loads(make_user):
             hub.on_message([events.TWEET, by_new, new.id, 0, None])
             await settled(hub)
             assert delivered(stream) == [("update", by_new)]
-        finally:
-            deliver.cancel()
-            hub.pool.shutdown(wait=True)
 
     asyncio.run(scenario())
 
@@ -118,9 +121,7 @@ def test_a_stream_that_falls_behind_is_closed_and_holds_no_one_up(make_user, set
     tweets = [tweet_services.tweet_create(author=author, content=f"t{n}").id for n in range(5)]
 
     async def scenario():
-        hub = Hub()
-        deliver = asyncio.get_running_loop().create_task(hub._deliver())
-        try:
+        async with running_hub() as hub:
             slow, fast = Stream(credential(reader), mastodon=False, base=""), Stream(credential(other), mastodon=False,
                                                                                       base="")
             await hub.join(slow)
@@ -131,8 +132,5 @@ def test_a_stream_that_falls_behind_is_closed_and_holds_no_one_up(make_user, set
                 delivered(fast)  # the fast one reads as it goes; the slow one never does
             assert slow.closed == "slow" and not slow.buffer
             assert fast.closed is None
-        finally:
-            deliver.cancel()
-            hub.pool.shutdown(wait=True)
 
     asyncio.run(scenario())
