@@ -21,9 +21,9 @@ A slow client never holds anyone up: each ``Stream`` has a bounded buffer
 (``STREAM_BUFFER_EVENTS``), and one that overflows is closed. If the pub/sub
 connection breaks, every stream is closed (its client reconnects, and a
 ``/v1`` client resumes where it was) and new ones are refused until the hub
-listens again. Every ``STREAM_RECHECK_SECONDS`` (and at once when an ``account``
-message names a user) every stream's token and user are checked again, in one
-batch; a stream whose credential no longer holds is closed.
+listens again. A stream whose credential no longer holds is closed: at once for
+the users an ``account`` message names (a suspension, ended sessions, a revoked
+token), and otherwise by a sweep every ``STREAM_RECHECK_SECONDS`` (``_recheck``).
 """
 from __future__ import annotations
 

@@ -332,8 +332,9 @@ SITE_URL = env.str("SITE_URL", default="")
 WEB_PORT = env.int("PORT", default=8000)
 # Seconds between two heartbeats of an idle stream (SSE comment; WebSocket ping).
 STREAM_HEARTBEAT_SECONDS = env.float("STREAM_HEARTBEAT_SECONDS", default=15.0)
-# Seconds between two checks of every open stream's token and user: a revoked
-# token or a suspended user is disconnected within this.
+# Seconds between two rounds of re-checking open streams' tokens and users: each
+# round checks the next 1,000 streams (a suspension, ended sessions or a revoked
+# token is announced and checked at once instead).
 STREAM_RECHECK_SECONDS = env.float("STREAM_RECHECK_SECONDS", default=5.0)
 # Events one connection may have waiting to be written before it counts as too
 # slow and is disconnected (it never holds up the others).
