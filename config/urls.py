@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from config import admin_login
 from core import health, metrics
 from core.converters import IdConverter
-from mastoapi import sessions
+from mastoapi import direct_uploads, sessions
 from media import storage as media_storage
 
 register_converter(IdConverter, "id")
@@ -25,9 +25,12 @@ urlpatterns = [
             name="session"),
     path("v1/", include("tweets.urls")),
     path("v1/", include("timelines.urls")),
-    path("v1/", include("media.urls")),
+    # Presigned uploads, for /v1 JWTs and OAuth tokens alike (the web client's): mastoapi/direct_uploads.py.
+    path("v1/media", direct_uploads.PresignedMediaApi.as_view(), name="media-create"),
     # The Mastodon-compatible client API (/api/v1, /api/v2, /oauth): docs/subsystems/mastodon-api.md.
     path("", include("mastoapi.urls")),
+    # The first-party web client: its page at / (and at its own routes), its modules under /static/web/.
+    path("", include("web.urls")),
 ]
 
 # Errors outside DRF's views (unknown URLs, crashes) answer JSON too.

@@ -419,23 +419,34 @@ def sign_in_form_refusal(request, refuse: Callable[[str, int], HttpResponse]) ->
     password: None when it may go on, else ``refuse(message, status)``'s page: 400 for a
     username not given once, 429 (with ``Retry-After``) over the limit, 503 when Redis
     cannot be asked (the login limit fails closed)."""
+    return _form_refusal(request, refuse, scope="login", what="sign-in attempts")
+
+
+def sign_up_form_refusal(request, refuse: Callable[[str, int], HttpResponse]) -> HttpResponse | None:
+    """Count a sign-up form's POST against the registration limit (per address, as
+    ``POST /v1/auth/register``), before the form is checked; as ``sign_in_form_refusal``."""
+    return _form_refusal(request, refuse, scope="register", what="sign-ups from your address")
+
+
+def _form_refusal(request, refuse: Callable[[str, int], HttpResponse], *, scope: str,
+                  what: str) -> HttpResponse | None:
     try:
         username = usernames.one_username(request.POST.getlist("username"))
     except usernames.NotOneUsername as exc:
         return refuse(str(exc), status.HTTP_400_BAD_REQUEST)
     try:
-        decision = hit(scope="login", who=who_for("login", ip=client_ip(request), username=username),
-                       rate=rate_for("login"))
+        decision = hit(scope=scope, who=who_for(scope, ip=client_ip(request), username=username),
+                       rate=rate_for(scope))
     except RedisError as exc:
-        logger.error("rate limit login unavailable, refusing: %s", exc)
+        logger.error("rate limit %s unavailable, refusing: %s", scope, exc)
         response = refuse(str(RateLimiterUnavailable.default_detail), status.HTTP_503_SERVICE_UNAVAILABLE)
         response["Retry-After"] = str(RateLimiterUnavailable.wait)
         return response
     notes_of(request).decision = decision
     if decision.allowed:
         return None
-    rate_limit_refused(scope="login")
-    response = refuse(f"Too many sign-in attempts; try again in {decision.retry_after} seconds.",
+    rate_limit_refused(scope=scope)
+    response = refuse(f"Too many {what}; try again in {decision.retry_after} seconds.",
                       status.HTTP_429_TOO_MANY_REQUESTS)
     response["Retry-After"] = str(decision.retry_after)
     return response

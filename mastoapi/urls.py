@@ -10,7 +10,8 @@ from social import services as social_services
 
 from . import apis, entities, views
 
-# The two HTML pages of the sign-in; Django's views, limited to the methods a browser uses.
+# The HTML pages of the sign-in (and sign-up, and sign-out); Django's views, limited to the
+# methods a browser uses.
 _PAGE_METHODS = ["get", "post", "head", "options"]
 
 urlpatterns = [
@@ -20,6 +21,9 @@ urlpatterns = [
     path("oauth/revoke", apis.RevokeApi.as_view(), name="masto-revoke"),
     path("oauth/authorize", views.AuthorizeView.as_view(http_method_names=_PAGE_METHODS), name="masto-authorize"),
     path("oauth/login", views.LoginView.as_view(http_method_names=_PAGE_METHODS), name="masto-login"),
+    path("auth/sign_up", views.SignUpView.as_view(http_method_names=_PAGE_METHODS), name="masto-sign-up"),
+    # Ends the browser's session with the sign-in pages (a POST with the page's CSRF token).
+    path("auth/sign_out", views.SignOutView.as_view(), name="masto-sign-out"),
     re_path(r"^api/v1/instance/?$", apis.InstanceApi.as_view(build=entities.instance_v1), name="masto-instance"),
     re_path(r"^api/v2/instance/?$", apis.InstanceApi.as_view(build=entities.instance_v2), name="masto-instance-v2"),
     path("api/v1/accounts/verify_credentials", apis.VerifyCredentialsApi.as_view(), name="masto-verify"),

@@ -19,13 +19,20 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from django import forms
+from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
-from django.shortcuts import render
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.generic import FormView
 from oauth2_provider.http import OAuth2ResponseRedirect
 from oauth2_provider.models import get_application_model
 from oauth2_provider.views import AuthorizationView
 
 from core import throttling
+from social import services as social_services
+from social.models import DISPLAY_NAME_MAX_LENGTH, USERNAME_PATTERN
 
 from . import scopes as mastodon_scopes
 from .oauth import registered_scopes
@@ -125,3 +132,59 @@ class LoginView(auth_views.LoginView):
                                                         "next": self.get_redirect_url()}, status=status)
 
         return throttling.sign_in_form_refusal(request, refuse) or super().post(request, *args, **kwargs)
+
+
+class SignUpForm(forms.Form):
+    username = forms.RegexField(regex=USERNAME_PATTERN, max_length=15, help_text="1-15 letters, digits or underscores.",
+                                error_messages={"invalid": "1-15 letters, digits or underscores."})
+    display_name = forms.CharField(max_length=DISPLAY_NAME_MAX_LENGTH, required=False)
+    password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}), min_length=8,
+                               max_length=128, help_text="At least 8 characters, not only digits.")
+
+
+class SignUpView(FormView):
+    """Create an account, then go on where the sign-in would have: the link on the sign-in
+    page carries the authorization request as ``next``, so an app (the web client at ``/``
+    or any other) gets its code through the usual consent page. Counted against the
+    registration limit as ``POST /v1/auth/register`` is, and checked by the same service."""
+
+    template_name = "mastoapi/sign_up.html"
+    form_class = SignUpForm
+
+    def next_url(self) -> str:
+        wanted = self.request.POST.get("next") or self.request.GET.get("next") or "/"
+        safe = url_has_allowed_host_and_scheme(wanted, allowed_hosts={self.request.get_host()},
+                                               require_https=self.request.is_secure())
+        return wanted if safe else "/"
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(next=self.next_url(), **kwargs)
+
+    def post(self, request, *args, **kwargs):
+        def refuse(message: str, status: int):
+            return render(request, self.template_name, {"form": self.form_class(), "refusal": message,
+                                                        "next": self.next_url()}, status=status)
+
+        return throttling.sign_up_form_refusal(request, refuse) or super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        return self.render_to_response(self.get_context_data(form=form), status=400)
+
+    def form_valid(self, form):
+        try:
+            user = social_services.user_register(**form.cleaned_data)
+        except ValidationError as error:
+            for field, messages in error.message_dict.items():
+                for message in messages:
+                    form.add_error(field if field in form.fields else None, message)
+            return self.form_invalid(form)
+        login(self.request, user)
+        return redirect(self.next_url())
+
+
+class SignOutView(auth_views.LogoutView):
+    """End the session the sign-in pages opened (their tokens are the apps' to revoke), so
+    the next person at this browser signs in afresh; back to the web client."""
+
+    http_method_names = ["post", "options"]
+    next_page = "/"

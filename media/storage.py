@@ -255,9 +255,9 @@ def ping() -> None:
 
 
 def bucket_ensure() -> bool:
-    """Create the bucket if it is missing and let anyone read the objects under ``public/``
-    (and nothing else: uploads and private media are read through signed URLs); True if it
-    was created."""
+    """Create the bucket if it is missing, let anyone read the objects under ``public/``
+    (and nothing else: uploads and private media are read through signed URLs), and let
+    pages of any origin upload and read (CORS); True if it was created."""
     client = _client()
     bucket = settings.AWS_STORAGE_BUCKET_NAME
     created = False
@@ -271,4 +271,10 @@ def bucket_ensure() -> bool:
         "Statement": [{"Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject"],
                        "Resource": [f"arn:aws:s3:::{bucket}/{PUBLIC}*"]}],
     }))
+    # Browsers upload straight to the bucket (the web client's presigned POST, from its page's
+    # origin) and read the media: the presigned policy, not the origin, is what guards a write.
+    client.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [{
+        "AllowedOrigins": ["*"], "AllowedMethods": ["GET", "HEAD", "POST"], "AllowedHeaders": ["*"],
+        "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3600,
+    }]})
     return created

@@ -20,13 +20,19 @@ from typing import Literal
 import regex
 from twitter_text import extract_urls_with_indices, parse_tweet
 from twitter_text.config import config as _twitter_text_config
+from twitter_text.regexp.extract_url import extract_url as _extract_url
+from twitter_text.regexp.invalid_url_without_protocol_preceding_chars import (
+    invalid_url_without_protocol_preceding_chars as _url_invalid_before,
+)
 from twitter_text.regexp.latin_accent_chars import latin_accent_chars
+from twitter_text.regexp.valid_ascii_domain import valid_ascii_domain as _valid_ascii_domain
 
 __all__ = [
     "MAX_USERNAME_LENGTH",
     "MAX_WEIGHTED_LENGTH",
     "URL_WEIGHT",
     "Entity",
+    "counting_rules",
     "entities_with_indices",
     "extract_hashtags",
     "extract_mentions",
@@ -104,6 +110,22 @@ def is_parseable(content: str) -> bool:
 def weighted_length(content: str) -> int:
     """Twitter's v3 weighted length: URLs count 23, CJK and emoji 2, most else 1."""
     return parse_tweet(content).weightedLength
+
+
+def counting_rules() -> dict:
+    """The counting rules as a browser needs them to count as ``weighted_length`` does (the
+    web client's compose counter): the weights, and the URL finder's own regular
+    expressions (twitter-text's, written in JavaScript's syntax to begin with)."""
+    return {
+        "max": MAX_WEIGHTED_LENGTH,
+        "scale": _COUNTING["scale"],
+        "default_weight": _COUNTING["default_weight"],
+        "ranges": [[r["start"], r["end"], r["weight"]] for r in _COUNTING["ranges"]],
+        "url_weight": URL_WEIGHT,
+        "url": _extract_url.pattern,
+        "url_invalid_before": _url_invalid_before.pattern,
+        "ascii_domain": _valid_ascii_domain.pattern,
+    }
 
 
 def is_valid_length(content: str) -> bool:

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "oauth2_provider",
     "mastoapi",
     "streaming",
+    "web",
 ]
 
 MIDDLEWARE = [

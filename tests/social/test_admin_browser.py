@@ -7,66 +7,18 @@ page, then suspend another user by unticking "Active"; the effects are then
 checked over HTTP through the API, as clients see them. The moderator's pages
 show no password, staff, superuser, group or permission field, and a
 superuser's page has nothing to save. The web server is pytest-django's ``live_server`` (a thread serving
-the test database). The browser runs in a thread of its own: Playwright's sync
-API keeps an event loop in the thread it runs in, and Django refuses database
-calls from a thread with a running event loop.
-
-Chromium is Debian's (``make install`` installs it where it can); without it,
-or without the ``playwright`` package, the test is skipped and says why (and
-fails under ``CI=true``: ``tests.helpers.tool_missing``).
+the test database); the browser is ``tests.browser``'s.
 """
-import os
-import threading
-
 import pytest
 import requests
 
 from social import services as social_services
+from tests.browser import in_browser, new_page, require_browser
 from tests.factories import PASSWORD
-from tests.helpers import post, tool_missing
+from tests.helpers import post
 from tweets import services as tweet_services
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = "/usr/bin/chromium"
-TIMEOUT_MS = 30_000
-
-
-def _browser_missing() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the playwright package is not installed (pip install -r requirements-dev.txt)"
-    if not os.access(CHROMIUM, os.X_OK):
-        return (f"no browser: {CHROMIUM} is missing (make install installs Debian's chromium "
-                "when run as root where apt-get works)")
-    return None
-
-
-def _in_browser(steps) -> None:
-    """Run ``steps(page)`` in a fresh headless Chromium, in a thread of its own; re-raise what it raised."""
-    from playwright.sync_api import sync_playwright
-
-    failures = []
-
-    def run():
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-                try:
-                    page = browser.new_page()
-                    page.set_default_timeout(TIMEOUT_MS)
-                    steps(page)
-                finally:
-                    browser.close()
-        except BaseException as error:  # noqa: BLE001 - handed to the test's thread
-            failures.append(error)
-
-    thread = threading.Thread(target=run, name="browser")
-    thread.start()
-    thread.join()
-    if failures:
-        raise failures[0]
 
 
 def _token(base: str, user) -> requests.Response:
@@ -81,8 +33,7 @@ PRIVILEGE_FIELDS = ("#id_is_staff", "#id_is_superuser", "select[name=groups]", "
 @pytest.mark.parametrize("role", ["moderator", "superuser"])
 def test_a_moderator_deletes_tweets_and_suspends_a_user_in_the_admin(live_server, moderator_user, staff, make_user,
                                                                       api, role):
-    if reason := _browser_missing():
-        tool_missing(reason)
+    require_browser()
     acting = moderator_user if role == "moderator" else staff
     base = live_server.url
     author, chatty, reader = make_user(), make_user(), make_user()
@@ -102,7 +53,8 @@ def test_a_moderator_deletes_tweets_and_suspends_a_user_in_the_admin(live_server
 
     assert home() == [also_doomed, doomed, kept, str(by_author)]
 
-    def moderate(page):
+    def moderate(browser):
+        page = new_page(browser)
         page.goto(f"{base}/admin/login/?next=/admin/")
         page.fill("#id_username", acting.username)
         page.fill("#id_password", PASSWORD)
@@ -141,7 +93,7 @@ def test_a_moderator_deletes_tweets_and_suspends_a_user_in_the_admin(live_server
         page.goto(f"{base}/admin/social/user/{staff.id}/change/")
         assert page.locator("input[name=_save]").count() == (0 if role == "moderator" else 1)
 
-    _in_browser(moderate)
+    in_browser(moderate)
 
     # The suspended author can neither log in nor refresh a token; their tweets are gone.
     assert _token(base, author).status_code == 401

@@ -1,0 +1,365 @@
+// The web client: sign in (auth.js), the home timeline with compose and live updates, a
+// profile per account (/@username), and follow requests to answer. It uses only the public
+// APIs, with the token its OAuth sign-in got, as any other app does.
+
+import { Api, ApiError } from "./api.js";
+import * as auth from "./auth.js";
+import { Compose } from "./compose.js";
+import { el } from "./dom.js";
+import { Feed } from "./feed.js";
+import { Live } from "./live.js";
+
+const config = JSON.parse(document.getElementById("config").textContent);
+const main = document.getElementById("main");
+const statusLine = document.getElementById("status");
+const offline = document.getElementById("offline");
+
+const api = new Api(auth.token, (message) => {
+  auth.forgetToken();
+  welcome(message);
+});
+
+let me = null;
+let streaming = null;
+let view = null; // the shown view's {stop()}
+
+// --- Telling the reader --------------------------------------------------------------------
+
+let statusTimer = null;
+function tell(message, { error = false } = {}) {
+  clearTimeout(statusTimer);
+  statusLine.textContent = message;
+  statusLine.classList.toggle("error", error);
+  statusLine.hidden = !message;
+  if (message) statusLine.setAttribute("role", error ? "alert" : "status");
+  if (message && !error) statusTimer = setTimeout(() => { statusLine.hidden = true; }, 4000);
+}
+
+function failed(error) {
+  tell(error instanceof ApiError || error instanceof Error ? error.message : String(error), { error: true });
+}
+
+function showOnline() {
+  offline.hidden = navigator.onLine;
+}
+addEventListener("online", () => { showOnline(); tell("You're back online."); });
+addEventListener("offline", showOnline);
+
+// --- Routes --------------------------------------------------------------------------------
+
+function go(path) {
+  if (path !== location.pathname) history.pushState(null, "", path);
+  route();
+}
+
+document.addEventListener("click", (event) => {
+  const link = event.target.closest("a[data-route]");
+  if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+  event.preventDefault();
+  go(new URL(link.href).pathname);
+});
+addEventListener("popstate", () => route());
+
+function show(next, title) {
+  view?.stop();
+  view = next;
+  document.title = title ? `${title} · Home Timeline` : "Home Timeline";
+}
+
+function route() {
+  if (!me) return;
+  const profile = location.pathname.match(/^\/@([A-Za-z0-9_]{1,15})$/);
+  if (profile) profileView(profile[1]);
+  else if (location.pathname === "/follow_requests") requestsView();
+  else homeView();
+  main.focus({ preventScroll: true });
+}
+
+// --- Signed out ----------------------------------------------------------------------------
+
+function welcome(message) {
+  me = null;
+  show({ stop() {} });
+  document.getElementById("nav").hidden = true;
+  const begin = (signUp) => auth.beginSignIn(api, config, { signUp }).catch(failed);
+  main.replaceChildren(el("section", { class: "welcome" },
+    el("h1", {}, "Home Timeline"),
+    el("p", {}, "Short tweets from the people you follow, newest first, as they happen."),
+    message ? el("p", { class: "error", role: "alert" }, message) : null,
+    el("div", { class: "welcome-actions" },
+      el("button", { type: "button", id: "sign-in", class: "primary", onclick: () => begin(false) }, "Sign in"),
+      el("button", { type: "button", id: "sign-up", onclick: () => begin(true) }, "Create an account"))));
+}
+
+// --- Home ----------------------------------------------------------------------------------
+
+function homeView() {
+  const feed = new Feed(api, { path: "/api/v1/timelines/home?limit=20", me, onError: failed,
+    emptyText: "Nothing here yet. Follow someone, or post your first tweet." });
+  const pending = [];
+  const newBar = el("button", { type: "button", id: "new-bar", class: "new-bar", hidden: true });
+  const atTop = () => scrollY < 40;
+  const showPending = () => {
+    feed.prepend(pending.splice(0));
+    newBar.hidden = true;
+    scrollTo({ top: 0 });
+    feed.list.firstElementChild?.focus({ preventScroll: true });
+  };
+  newBar.addEventListener("click", showPending);
+  const arrived = (statuses) => {
+    if (atTop() && pending.length === 0) {
+      feed.prepend(statuses);
+      return;
+    }
+    // Scrolled down: nothing moves under the reader; a bar says how many are waiting.
+    for (const status of statuses) {
+      if (!feed.ids.has(status.id) && !pending.some((p) => p.id === status.id)) pending.push(status);
+    }
+    newBar.textContent = `${pending.length} new tweet${pending.length === 1 ? "" : "s"} — show`;
+    newBar.hidden = pending.length === 0;
+  };
+  const onScroll = () => { if (atTop() && pending.length) showPending(); };
+  addEventListener("scroll", onScroll, { passive: true });
+
+  const compose = new Compose(api, config, { onError: failed, onPosted: (status) => {
+    feed.prepend([status]);
+    tell("Posted.");
+  } });
+  main.replaceChildren(el("h1", { class: "visually-hidden" }, "Home"), compose.element, newBar, feed.element);
+
+  const live = streaming ? new Live(streaming, auth.token(), {
+    onUpdate: (status) => arrived([status]),
+    onDelete: (id) => {
+      feed.remove(id);
+      const at = pending.findIndex((p) => p.id === id);
+      if (at >= 0) pending.splice(at, 1);
+      newBar.textContent = `${pending.length} new tweet${pending.length === 1 ? "" : "s"} — show`;
+      newBar.hidden = pending.length === 0;
+    },
+    onOpen: (again) => {
+      // Back after a drop: what entered the timeline meanwhile, as one more arrival.
+      const newest = feed.newestId();
+      if (again && newest) {
+        api.get(`/api/v1/timelines/home?limit=40&min_id=${newest}`).then(({ data }) => arrived(data))
+          .catch(failed);
+      }
+    },
+  }) : null;
+
+  // The reading position, kept across reloads (and devices) as the home marker.
+  let savedMarker = null;
+  let markerTimer = null;
+  const saveMarker = () => {
+    const id = feed.topmostVisible(document.querySelector(".bar").getBoundingClientRect().bottom);
+    if (!id || id === savedMarker) return;
+    savedMarker = id;
+    api.post("/api/v1/markers", { json: { home: { last_read_id: id } } }).catch(() => { savedMarker = null; });
+  };
+  const onScrollMarker = () => { clearTimeout(markerTimer); markerTimer = setTimeout(saveMarker, 1000); };
+  addEventListener("scroll", onScrollMarker, { passive: true });
+  const onHide = () => { if (document.visibilityState === "hidden") saveMarker(); };
+  document.addEventListener("visibilitychange", onHide);
+
+  Promise.all([feed.more(), api.get("/api/v1/markers?timeline[]=home").catch(() => ({ data: {} }))])
+    .then(async ([, { data }]) => {
+      const marker = data?.home?.last_read_id;
+      if (!marker || marker === feed.newestId()) return;
+      savedMarker = marker;
+      const article = await feed.reach(marker, 10);
+      if (article) {
+        article.scrollIntoView({ block: "start" });
+        scrollBy(0, -document.querySelector(".bar").getBoundingClientRect().bottom);
+        article.focus({ preventScroll: true });
+      }
+    });
+
+  show({
+    stop() {
+      feed.stop();
+      live?.stop();
+      removeEventListener("scroll", onScroll);
+      removeEventListener("scroll", onScrollMarker);
+      document.removeEventListener("visibilitychange", onHide);
+      saveMarker();
+    },
+  }, "Home");
+}
+
+// --- A profile -----------------------------------------------------------------------------
+
+async function profileView(username) {
+  show({ stop() { feed?.stop(); } }, `@${username}`);
+  let feed = null;
+  main.replaceChildren(el("p", { class: "loading" }, "Loading…"));
+  let account;
+  try {
+    ({ data: account } = await api.get(`/api/v1/accounts/lookup?acct=${encodeURIComponent(username)}`));
+  } catch (error) {
+    main.replaceChildren(el("p", { class: "error" }, error.status === 404 ? `There is no @${username}.`
+      : error.message));
+    return;
+  }
+  const followButton = el("button", { type: "button", id: "follow", class: "primary", hidden: true });
+  const note = el("p", { class: "relationship" });
+  const counts = el("p", { class: "counts" });
+  const showCounts = () => counts.replaceChildren(
+    el("span", {}, el("strong", {}, account.followers_count), " followers"), " · ",
+    el("span", {}, el("strong", {}, account.following_count), " following"));
+  showCounts();
+  let relationship = null;
+  const showRelationship = () => {
+    if (account.id === me.id) {
+      note.textContent = "This is you.";
+      return;
+    }
+    followButton.hidden = false;
+    followButton.textContent = relationship.following ? "Unfollow"
+      : relationship.requested ? "Cancel request" : account.locked ? "Request to follow" : "Follow";
+    note.textContent = [relationship.followed_by ? "Follows you." : "",
+      relationship.requested ? "Your request is waiting for approval." : ""].join(" ").trim();
+  };
+  followButton.addEventListener("click", async () => {
+    const undo = relationship.following || relationship.requested;
+    followButton.disabled = true;
+    try {
+      ({ data: relationship } = await api.post(`/api/v1/accounts/${account.id}/${undo ? "unfollow" : "follow"}`));
+      ({ data: account } = await api.get(`/api/v1/accounts/${account.id}`));
+      showRelationship();
+      showCounts();
+      loadTweets();
+    } catch (error) {
+      failed(error);
+    } finally {
+      followButton.disabled = false;
+    }
+  });
+  const tweets = el("div", { class: "profile-tweets" });
+  const loadTweets = () => {
+    feed?.stop();
+    const hidden = account.locked && account.id !== me.id && !relationship?.following;
+    if (hidden) {
+      tweets.replaceChildren(el("p", { class: "empty" }, `Only people @${account.username} approves see their tweets.`));
+      return;
+    }
+    feed = new Feed(api, { path: `/api/v1/accounts/${account.id}/statuses?limit=20`, me, onError: failed,
+      emptyText: `@${account.username} hasn't posted yet.` });
+    tweets.replaceChildren(feed.element);
+    feed.more();
+  };
+  main.replaceChildren(el("section", { class: "profile" },
+    el("h1", {}, account.display_name || account.username, account.locked ? el("span", {
+      class: "locked", title: "Locked: followers are approved" }, " 🔒") : null),
+    el("p", { class: "acct" }, `@${account.acct}`), counts, note, followButton), tweets);
+  if (account.id !== me.id) {
+    try {
+      ({ data: [relationship] } = await api.get(`/api/v1/accounts/relationships?id[]=${account.id}`));
+      showRelationship();
+    } catch (error) {
+      failed(error);
+    }
+  } else {
+    showRelationship();
+  }
+  loadTweets();
+}
+
+// --- Follow requests -----------------------------------------------------------------------
+
+async function requestsView() {
+  show({ stop() {} }, "Follow requests");
+  const list = el("ul", { class: "requests" });
+  main.replaceChildren(el("h1", {}, "Follow requests"), list);
+  let accounts;
+  try {
+    ({ data: accounts } = await api.get("/api/v1/follow_requests?limit=80"));
+  } catch (error) {
+    failed(error);
+    return;
+  }
+  if (!accounts.length) {
+    list.replaceWith(el("p", { class: "empty" }, "No one is waiting for your approval."));
+    return;
+  }
+  for (const account of accounts) {
+    const answer = async (verb, item) => {
+      try {
+        await api.post(`/api/v1/follow_requests/${account.id}/${verb}`);
+        item.replaceChildren(el("span", {}, `@${account.acct} ${verb === "authorize" ? "now follows you" : "was declined"}.`));
+      } catch (error) {
+        failed(error);
+      }
+    };
+    const item = el("li", { "data-account": account.username },
+      el("a", { href: `/@${account.username}`, "data-route": true }, account.display_name || account.username,
+        " ", el("span", { class: "acct" }, `@${account.acct}`)));
+    item.append(
+      el("button", { type: "button", class: "primary approve", onclick: () => answer("authorize", item) }, "Approve"),
+      el("button", { type: "button", class: "reject", onclick: () => answer("reject", item) }, "Decline"));
+    list.append(item);
+  }
+}
+
+// --- The keyboard --------------------------------------------------------------------------
+
+document.addEventListener("keydown", (event) => {
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  if (event.target.closest("input, textarea, select, [contenteditable]")) {
+    if (event.key === "Escape") event.target.blur();
+    return;
+  }
+  const articles = [...main.querySelectorAll("article.status")];
+  const at = articles.indexOf(document.activeElement);
+  if (event.key === "j" || event.key === "k") {
+    const next = articles[event.key === "j" ? at + 1 : Math.max(at - 1, 0)];
+    if (next) {
+      event.preventDefault();
+      next.focus();
+      next.scrollIntoView({ block: "nearest" });
+    }
+  } else if (event.key === "n") {
+    const text = document.getElementById("compose-text");
+    if (text) {
+      event.preventDefault();
+      text.focus();
+    }
+  } else if (event.key === ".") {
+    document.getElementById("new-bar")?.click();
+  }
+});
+
+// --- Start ---------------------------------------------------------------------------------
+
+async function start() {
+  showOnline();
+  document.getElementById("sign-out").addEventListener("click", () => auth.signOut(api));
+  try {
+    const returnTo = await auth.finishSignIn(api);
+    if (returnTo && returnTo !== "/") history.replaceState(null, "", returnTo);
+  } catch (error) {
+    welcome(error.message);
+    return;
+  }
+  if (!auth.token()) {
+    welcome();
+    return;
+  }
+  try {
+    const [{ data: account }, { data: instance }] = await Promise.all([
+      api.get("/api/v1/accounts/verify_credentials"), api.get("/api/v2/instance", { anonymous: true })]);
+    me = account;
+    streaming = instance.configuration?.urls?.streaming || null;
+  } catch (error) {
+    if (!auth.token()) return; // a 401: already back at the welcome
+    main.replaceChildren(el("p", { class: "error", role: "alert" }, error.message),
+      el("button", { type: "button", onclick: () => location.reload() }, "Try again"));
+    return;
+  }
+  const nav = document.getElementById("nav");
+  nav.hidden = false;
+  const profileLink = document.getElementById("nav-profile");
+  profileLink.href = `/@${me.username}`;
+  profileLink.textContent = `@${me.username}`;
+  route();
+}
+
+start();

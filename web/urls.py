@@ -1,0 +1,10 @@
+from django.urls import path, re_path
+
+from . import views
+
+urlpatterns = [
+    path("", views.index, name="web-home"),
+    # A profile's address is the one its Mastodon Account names (``url``: /@username).
+    re_path(r"^@(?P<username>[A-Za-z0-9_]{1,15})$", views.index, name="web-profile"),
+    path("follow_requests", views.index, name="web-follow-requests"),
+]
