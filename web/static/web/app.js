@@ -203,7 +203,8 @@ async function profileView(username) {
   const note = el("p", { class: "relationship" });
   const counts = el("p", { class: "counts" });
   const showCounts = () => counts.replaceChildren(
-    el("span", {}, el("strong", {}, account.followers_count), " followers"), " · ",
+    el("span", {}, el("strong", {}, account.followers_count), account.followers_count === 1 ? " follower"
+      : " followers"), " · ",
     el("span", {}, el("strong", {}, account.following_count), " following"));
   showCounts();
   let relationship = null;
