@@ -13,6 +13,7 @@ import functools
 import hashlib
 import hmac
 import json
+import logging
 import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
@@ -21,6 +22,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from storages.backends.s3 import S3Storage
+
+logger = logging.getLogger(__name__)
 
 
 class StorageUnavailable(Exception):
@@ -273,8 +276,14 @@ def bucket_ensure() -> bool:
     }))
     # Browsers upload straight to the bucket (the web client's presigned POST, from its page's
     # origin) and read the media: the presigned policy, not the origin, is what guards a write.
-    client.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [{
-        "AllowedOrigins": ["*"], "AllowedMethods": ["GET", "HEAD", "POST"], "AllowedHeaders": ["*"],
-        "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3600,
-    }]})
+    try:
+        client.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [{
+            "AllowedOrigins": ["*"], "AllowedMethods": ["GET", "HEAD", "POST"], "AllowedHeaders": ["*"],
+            "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3600,
+        }]})
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "NotImplemented":
+            raise
+        # MinIO has no per-bucket CORS: it answers any origin itself (MINIO_API_CORS_ALLOW_ORIGIN, "*").
+        logger.info("bucket %s: the server sets CORS itself (no per-bucket rules)", bucket)
     return created

@@ -60,10 +60,17 @@ document.addEventListener("click", (event) => {
 });
 addEventListener("popstate", () => route());
 
+// Stop the shown view and make `next` the shown one; a view that awaits checks `shown(next)`
+// after each wait, so an answer arriving after the reader moved on draws nothing.
 function show(next, title) {
   view?.stop();
   view = next;
   document.title = title ? `${title} · Home Timeline` : "Home Timeline";
+  return next;
+}
+
+function shown(candidate) {
+  return view === candidate;
 }
 
 function route() {
@@ -188,13 +195,15 @@ function homeView() {
 // --- A profile -----------------------------------------------------------------------------
 
 async function profileView(username) {
-  show({ stop() { feed?.stop(); } }, `@${username}`);
   let feed = null;
+  const current = show({ stop() { feed?.stop(); } }, `@${username}`);
   main.replaceChildren(el("p", { class: "loading" }, "Loading…"));
   let account;
   try {
     ({ data: account } = await api.get(`/api/v1/accounts/lookup?acct=${encodeURIComponent(username)}`));
+    if (!shown(current)) return;
   } catch (error) {
+    if (!shown(current)) return;
     main.replaceChildren(el("p", { class: "error" }, error.status === 404 ? `There is no @${username}.`
       : error.message));
     return;
@@ -254,6 +263,7 @@ async function profileView(username) {
   if (account.id !== me.id) {
     try {
       ({ data: [relationship] } = await api.get(`/api/v1/accounts/relationships?id[]=${account.id}`));
+      if (!shown(current)) return;
       showRelationship();
     } catch (error) {
       failed(error);
@@ -267,37 +277,46 @@ async function profileView(username) {
 // --- Follow requests -----------------------------------------------------------------------
 
 async function requestsView() {
-  show({ stop() {} }, "Follow requests");
+  const current = show({ stop() {} }, "Follow requests");
   const list = el("ul", { class: "requests" });
-  main.replaceChildren(el("h1", {}, "Follow requests"), list);
-  let accounts;
-  try {
-    ({ data: accounts } = await api.get("/api/v1/follow_requests?limit=80"));
-  } catch (error) {
-    failed(error);
-    return;
-  }
-  if (!accounts.length) {
-    list.replaceWith(el("p", { class: "empty" }, "No one is waiting for your approval."));
-    return;
-  }
-  for (const account of accounts) {
-    const answer = async (verb, item) => {
+  const more = el("button", { type: "button", class: "retry", hidden: true }, "Show more");
+  const none = el("p", { class: "empty", hidden: true }, "No one is waiting for your approval.");
+  main.replaceChildren(el("h1", {}, "Follow requests"), list, none, more);
+  const item = (account) => {
+    const answered = el("li", { "data-account": account.username },
+      el("a", { href: `/@${account.username}`, "data-route": true }, account.display_name || account.username,
+        " ", el("span", { class: "acct" }, `@${account.acct}`)));
+    const answer = async (verb) => {
       try {
         await api.post(`/api/v1/follow_requests/${account.id}/${verb}`);
-        item.replaceChildren(el("span", {}, `@${account.acct} ${verb === "authorize" ? "now follows you" : "was declined"}.`));
+        answered.replaceChildren(el("span", {},
+          `@${account.acct} ${verb === "authorize" ? "now follows you" : "was declined"}.`));
       } catch (error) {
         failed(error);
       }
     };
-    const item = el("li", { "data-account": account.username },
-      el("a", { href: `/@${account.username}`, "data-route": true }, account.display_name || account.username,
-        " ", el("span", { class: "acct" }, `@${account.acct}`)));
-    item.append(
-      el("button", { type: "button", class: "primary approve", onclick: () => answer("authorize", item) }, "Approve"),
-      el("button", { type: "button", class: "reject", onclick: () => answer("reject", item) }, "Decline"));
-    list.append(item);
-  }
+    answered.append(
+      el("button", { type: "button", class: "primary approve", onclick: () => answer("authorize") }, "Approve"),
+      el("button", { type: "button", class: "reject", onclick: () => answer("reject") }, "Decline"));
+    return answered;
+  };
+  // A page at a time, following `Link: rel="next"` when asked for more.
+  const load = async (path) => {
+    more.hidden = true;
+    try {
+      const { data, links } = await api.get(path);
+      if (!shown(current)) return;
+      list.append(...data.map(item));
+      none.hidden = list.children.length > 0;
+      if (links.next && data.length) {
+        more.hidden = false;
+        more.onclick = () => load(links.next);
+      }
+    } catch (error) {
+      failed(error);
+    }
+  };
+  await load("/api/v1/follow_requests?limit=40");
 }
 
 // --- The keyboard --------------------------------------------------------------------------
