@@ -233,6 +233,7 @@ def test_the_reading_position_errors_in_plain_words_and_the_keyboard(stack, make
     social_services.follow_create(follower=reader, followee_id=author.id)
     ids = [tweet_services.tweet_create(author=author, content=f"tweet number {n}").id for n in range(40)]
     settings.RATE_LIMIT_TWEETS = "1/hour"
+    settings.MEDIA_QUOTA_BYTES = 100  # less than any picture: the API refuses it with a 413
     seen = {}
 
     def read(browser):
@@ -267,7 +268,8 @@ def test_the_reading_position_errors_in_plain_words_and_the_keyboard(stack, make
             "() => { const a = document.activeElement; return a.getBoundingClientRect().top"
             " - document.querySelector('.bar').getBoundingClientRect().bottom; }")
 
-        # Errors in plain words: over the posting limit, a file too large, and offline.
+        # Errors in plain words: over the posting limit, a file too large (for its type; for the
+        # quota left, the API's 413), and offline.
         page.evaluate("scrollTo(0, 0)")
         page.fill("#compose-text", "this one is posted")
         page.click("#compose-post")
@@ -279,6 +281,10 @@ def test_the_reading_position_errors_in_plain_words_and_the_keyboard(stack, make
         page.set_input_files("#compose-file", files=[{
             "name": "huge.png", "mimeType": "image/png", "buffer": b"\0" * (settings.MEDIA_IMAGE_MAX_BYTES + 1)}])
         seen["too_large"] = page.locator(".compose-error").inner_text()
+        page.set_input_files("#compose-file", files=[{"name": "small.png", "mimeType": "image/png",
+                                                      "buffer": picture()}])
+        page.wait_for_selector(".compose-error:has-text('small.png')")
+        seen["413"] = page.locator(".compose-error").inner_text()
         context.set_offline(True)
         page.click("#compose-post")
         page.wait_for_selector("#offline:visible")
@@ -290,4 +296,5 @@ def test_the_reading_position_errors_in_plain_words_and_the_keyboard(stack, make
     assert abs(seen["reopened_at"]) <= 2, seen
     assert re.fullmatch(r"You're doing that too often\. Try again in \d+ (seconds?|minutes?)\.", seen["429"]), seen
     assert re.fullmatch(r"huge\.png is too large \([\d.]+ MB\); the most is [\d.]+ MB\.", seen["too_large"]), seen
+    assert seen["413"].startswith("small.png: That is too large for the server. Media storage quota exceeded"), seen
     assert seen["offline"].startswith("You're offline"), seen
