@@ -32,7 +32,7 @@ def run_stack(env: dict[str, str], data_dir: Path, cleanup: contextlib.ExitStack
     cleanup.callback(stop_processes, children)  # runs before the embedded servers stop
     for name, command in commands.items():
         children[name] = procfile.start(command, child_env)
-    say(f"web: http://{env.get('WEB_HOST') or '127.0.0.1'}:{env.get('PORT') or 8000}/ "
+    say(f"web client and APIs: http://{env.get('WEB_HOST') or '127.0.0.1'}:{env.get('PORT') or 8000}/ "
         f"(streams on port {child_env.get('STREAM_PORT') or 8001}; worker and beat running; Ctrl-C stops all)")
 
     received: list[int] = []
