@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "django.contrib.postgres",
     "drf_spectacular",
+    "corsheaders",
     "social",
     "tweets",
     "timelines",
@@ -47,6 +48,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "core.metrics.RequestMetricsMiddleware",  # first: times and logs every request, refusals included
+    # Before every guard that may answer early (413, 400) and before the views' 401 and 429,
+    # so a browser script on another origin can read those refusals too; answers preflights.
+    "corsheaders.middleware.CorsMiddleware",
     "mastoapi.middleware.MastodonErrorBodyMiddleware",  # the guards' errors in Mastodon's shape on its paths
     "core.middleware.BodySizeLimitMiddleware",
     "core.middleware.UnstorableTextGuardMiddleware",  # no NUL in any query string or form
@@ -378,6 +382,23 @@ SPECTACULAR_SETTINGS = {
         "core.schema.error_responses_hook",
     ],
 }
+
+# --- Browsers on other origins (CORS, django-cors-headers) ---------------------
+
+# As Mastodon serves it (its config/initializers/cors.rb): any origin may call the
+# APIs, the token endpoints and the discovery documents, with a bearer token and never
+# with credentials (cookies, HTTP authentication), so no page elsewhere can act with a
+# signed-in session. The admin and the HTML sign-in pages (/oauth/authorize,
+# /oauth/login) stay same-origin: no CORS headers there. docs/security.md, "CORS".
+CORS_ALLOW_ALL_ORIGINS = True
+CORS_ALLOW_CREDENTIALS = False
+CORS_URLS_REGEX = r"^/(?:api/|v1/|oauth/(?:token|revoke)$|\.well-known/|nodeinfo/)"
+# django-cors-headers' defaults but x-csrftoken (no cookie crosses origins, so no CSRF
+# token either), and the key that makes a post safe to retry.
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "user-agent", "x-requested-with",
+                      "idempotency-key")
+CORS_EXPOSE_HEADERS = ("Link", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After",
+                       "Idempotent-Replayed")
 
 # --- The Mastodon-compatible API (mastoapi/, docs/subsystems/mastodon-api.md) -----------
 
