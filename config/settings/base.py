@@ -446,9 +446,13 @@ OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
 # The consent page of the authorization-code grant signs the user in first.
 LOGIN_URL = "/oauth/login"
 # What /api/v1/instance reports: the host name clients show, and the version
-# Mastodon clients gate features on (they read the part before " (compatible").
+# Mastodon clients gate features on (they read the part before " (compatible", as
+# Pleroma's; a "+" would read as Hometown's fork version to Mastodon.py). NodeInfo names
+# the software itself (lower case, as its schema wants).
 MASTODON_DOMAIN = env("MASTODON_DOMAIN", default="localhost")
-MASTODON_VERSION = "4.3.0 (compatible; timeline)"
+SOFTWARE_NAME = "hometimeline"
+SOFTWARE_VERSION = "1.0.0"
+MASTODON_VERSION = f"4.3.0 (compatible; {SOFTWARE_NAME} {SOFTWARE_VERSION})"
 
 # --- Celery --------------------------------------------------------------------
 
