@@ -285,20 +285,27 @@ class InstanceApi(MastoApi):
 
 
 class PublicDocumentApi(MastoApi):
-    """A public document that describes the server, not a user (CORS lets any origin
-    read it): the route names its builder, which takes ``base`` and ``usage``
-    (``entities.oauth_metadata``, ``nodeinfo_links``, ``nodeinfo``)."""
+    """A public document that describes the server, not a user (CORS lets any origin read
+    it): the route names its builder (``entities.oauth_metadata``, ``nodeinfo_links``)."""
 
     http_method_names = serves("get")
     authentication_classes = []
     permission_classes = [AllowAny]
     build = staticmethod(entities.oauth_metadata)
-    counts = False  # whether the document shows the usage counts
 
     def get(self, request):
-        if self.counts:
-            return Response(self.build(usage=usage.usage()))
         return Response(self.build(base=self.base))
+
+
+class NodeInfoApi(MastoApi):
+    """The NodeInfo 2.0 document (``entities.nodeinfo``), with the usage counts."""
+
+    http_method_names = serves("get")
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        return Response(entities.nodeinfo(usage=usage.usage()))
 
 
 # --- Accounts ---------------------------------------------------------------------
@@ -538,18 +545,27 @@ class StatusContextApi(MastoApi):
         return Response({"ancestors": [], "descendants": []})
 
 
-class Focus(serializers.CharField):
+class Focus(serializers.Field):
     """Mastodon's ``focus``: ``"x,y"``, each a number in [-1, 1]."""
 
+    default_error_messages = {
+        "invalid": 'must be "x,y", two numbers between -1.0 and 1.0.',
+        "range": "x and y must each be between -1.0 and 1.0.",
+    }
+
     def to_internal_value(self, data) -> tuple[float, float]:
-        text = super().to_internal_value(data)
+        if not isinstance(data, str):
+            self.fail("invalid")
         try:
-            x, y = (float(part) for part in text.split(","))
+            x, y = (float(part) for part in data.split(","))
         except ValueError:
-            raise serializers.ValidationError('must be "x,y", two numbers between -1.0 and 1.0.') from None
+            self.fail("invalid")
         if not (-1.0 <= x <= 1.0 and -1.0 <= y <= 1.0):  # NaN fails these too
-            raise serializers.ValidationError("x and y must each be between -1.0 and 1.0.")
+            self.fail("range")
         return x, y
+
+    def to_representation(self, value) -> str:
+        return f"{value[0]},{value[1]}"
 
 
 class MediaCreateApi(MastoApi):

@@ -56,7 +56,7 @@ urlpatterns = [
          name="masto-oauth-metadata"),
     path(".well-known/nodeinfo", apis.PublicDocumentApi.as_view(build=entities.nodeinfo_links),
          name="nodeinfo-links"),
-    path("nodeinfo/2.0", apis.PublicDocumentApi.as_view(build=entities.nodeinfo, counts=True), name="nodeinfo"),
+    path("nodeinfo/2.0", apis.NodeInfoApi.as_view(), name="nodeinfo"),
     path("api/v1/timelines/home", apis.HomeTimelineApi.as_view(), name="masto-home"),
     path("api/v1/markers", apis.MarkersApi.as_view(), name="masto-markers"),
     path("api/v1/statuses/<id:status_id>/context", apis.StatusContextApi.as_view(), name="masto-status-context"),

@@ -13,8 +13,8 @@ import threading
 
 import pytest
 
-from tests.social.test_admin_browser import _browser_missing, _in_browser
 from tests.helpers import tool_missing
+from tests.social.test_admin_browser import _browser_missing, _in_browser
 
 from .conftest import password_token
 
