@@ -388,11 +388,13 @@ SPECTACULAR_SETTINGS = {
 # As Mastodon serves it (its config/initializers/cors.rb): any origin may call the
 # APIs, the token endpoints and the discovery documents, with a bearer token and never
 # with credentials (cookies, HTTP authentication), so no page elsewhere can act with a
-# signed-in session. The admin and the HTML sign-in pages (/oauth/authorize,
-# /oauth/login) stay same-origin: no CORS headers there. docs/security.md, "CORS".
+# signed-in session. The admin, the HTML sign-in pages (/oauth/authorize,
+# /oauth/login) and every other page stay same-origin: no CORS headers there.
+# docs/security.md, "CORS".
 CORS_ALLOW_ALL_ORIGINS = True
 CORS_ALLOW_CREDENTIALS = False
-CORS_URLS_REGEX = r"^/(?:api/|v1/|oauth/(?:token|revoke)$|\.well-known/|nodeinfo/)"
+# /v1/docs is the schema's HTML page (Swagger UI): same-origin too.
+CORS_URLS_REGEX = r"^/(?:api/|v1/(?!docs$)|oauth/(?:token|revoke)$|\.well-known/|nodeinfo/)"
 # django-cors-headers' defaults but x-csrftoken (no cookie crosses origins, so no CSRF
 # token either), and the key that makes a post safe to retry.
 CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "user-agent", "x-requested-with",
