@@ -46,12 +46,18 @@ def test_preflight_is_answered_for_any_origin_on_the_apis(path, method):
 
 
 @pytest.mark.parametrize("path", ["/admin/", "/admin/login/", "/oauth/authorize", "/oauth/authorize/",
-                                  "/oauth/login", "/v1/docs", "/healthz"])
+                                  "/oauth/login", "/healthz"])
 def test_html_pages_and_the_admin_stay_same_origin(path):
     r = preflight(path)
     assert "Access-Control-Allow-Origin" not in r
     r = APIClient().get(path, HTTP_ORIGIN=ORIGIN)
     assert "Access-Control-Allow-Origin" not in r and "Access-Control-Expose-Headers" not in r
+
+
+def test_the_schemas_html_page_stays_same_origin():
+    r = APIClient().get("/v1/docs", HTTP_ORIGIN=ORIGIN)
+    assert r.status_code == 200 and "Access-Control-Allow-Origin" not in r
+    assert APIClient().get("/v1/schema", HTTP_ORIGIN=ORIGIN)["Access-Control-Allow-Origin"] == "*"
 
 
 def test_an_actual_request_shows_the_headers_and_exposes_paging_and_limits(make_user, masto):
