@@ -36,7 +36,7 @@ chromium:
 	  || echo "chromium: could not be installed; the browser test will skip"; \
 	fi
 
-# The JavaScript client libraries the tests drive the API with (tests/js: megalodon), pinned by
+# The JavaScript client libraries the tests drive the API with (tests/js: megalodon, masto.js), pinned by
 # its package-lock.json. Never fails the build: without npm those tests skip and say why (and
 # fail under CI=true).
 js:

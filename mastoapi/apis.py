@@ -29,8 +29,10 @@ from core.exceptions import exception_handler as core_exception_handler
 from core.fields import IdField, StrictCharField, idempotency_key
 from core.parsers import SafeFormParser, SafeJSONParser, SafeMultiPartParser
 from core.request_notes import ReadsFirst, notes_of
+from media import selectors as media_selectors
 from media import services as media_services
 from media import uploads
+from media.models import DESCRIPTION_MAX_LENGTH
 from social import selectors as social_selectors
 from social import services as social_services
 from social.models import DISPLAY_NAME_MAX_LENGTH, User
@@ -40,7 +42,7 @@ from tweets import services as tweet_services
 from tweets.objects import TweetEntry
 from tweets.selectors import tweet_shown, tweet_visible_to
 
-from . import entities, oauth, selectors, services
+from . import entities, oauth, selectors, services, usage
 from .authentication import HasScope, MastodonAuthentication, MastodonReaderAuthentication
 from .serializers import (
     ACCOUNTS_LIMIT,
@@ -279,7 +281,31 @@ class InstanceApi(MastoApi):
     build = staticmethod(entities.instance_v2)
 
     def get(self, request):
-        return Response(self.build(base=self.base, domain=settings.MASTODON_DOMAIN))
+        return Response(self.build(base=self.base, domain=settings.MASTODON_DOMAIN, usage=usage.usage()))
+
+
+class PublicDocumentApi(MastoApi):
+    """A public document that describes the server, not a user (CORS lets any origin read
+    it): the route names its builder (``entities.oauth_metadata``, ``nodeinfo_links``)."""
+
+    http_method_names = serves("get")
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    build = staticmethod(entities.oauth_metadata)
+
+    def get(self, request):
+        return Response(self.build(base=self.base))
+
+
+class NodeInfoApi(MastoApi):
+    """The NodeInfo 2.0 document (``entities.nodeinfo``), with the usage counts."""
+
+    http_method_names = serves("get")
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        return Response(entities.nodeinfo(usage=usage.usage()))
 
 
 # --- Accounts ---------------------------------------------------------------------
@@ -519,6 +545,29 @@ class StatusContextApi(MastoApi):
         return Response({"ancestors": [], "descendants": []})
 
 
+class Focus(serializers.Field):
+    """Mastodon's ``focus``: ``"x,y"``, each a number in [-1, 1]."""
+
+    default_error_messages = {
+        "invalid": 'must be "x,y", two numbers between -1.0 and 1.0.',
+        "range": "x and y must each be between -1.0 and 1.0.",
+    }
+
+    def to_internal_value(self, data) -> tuple[float, float]:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        try:
+            x, y = (float(part) for part in data.split(","))
+        except ValueError:
+            self.fail("invalid")
+        if not (-1.0 <= x <= 1.0 and -1.0 <= y <= 1.0):  # NaN fails these too
+            self.fail("range")
+        return x, y
+
+    def to_representation(self, value) -> str:
+        return f"{value[0]},{value[1]}"
+
+
 class MediaCreateApi(MastoApi):
     """The one request that carries a file: refused from its headers before the body is
     read, then streamed to object storage as it arrives, in bounded memory and under a
@@ -531,9 +580,9 @@ class MediaCreateApi(MastoApi):
 
     class Input(Params):
         file = serializers.FileField(error_messages={**CANT_BE_BLANK, "invalid": "can't be blank"})
-        # Taken and ignored: no descriptions or focal points are kept here.
-        description = StrictCharField(required=False, allow_blank=True, allow_null=True)
-        focus = StrictCharField(required=False, allow_blank=True, allow_null=True)
+        description = StrictCharField(max_length=DESCRIPTION_MAX_LENGTH, required=False, allow_blank=True,
+                                      allow_null=True, trim_whitespace=False)
+        focus = Focus(required=False, allow_null=True)
 
     def post(self, request):
         quota_left = uploads.check_request(request, owner_id=request.user.id)
@@ -541,16 +590,49 @@ class MediaCreateApi(MastoApi):
         request._request.upload_handlers = [handler]
         recorded = False
         try:
-            upload = self.Input.of(request.data)["file"]
+            params = self.Input.of(request.data)
+            upload = params["file"]
             media = media_services.media_upload_record(owner_id=request.user.id, name=upload.media_name,
                                                        content_type=upload.content_type,
-                                                       size_bytes=upload.size)
+                                                       size_bytes=upload.size,
+                                                       description=params.get("description") or "",
+                                                       focus=params.get("focus"))
             recorded = True
         finally:
             if not recorded:
                 handler.discard()
-        return Response(entities.media_attachment(str(media.id), media_services.upload_url(media),
-                                                  media.content_type))
+        return Response(_media_entity(media))
+
+
+class MediaApi(MastoApi):
+    """An upload of the caller's, until a status takes it, as Mastodon serves it: shown
+    (with its URL: uploads here are stored at once, never still processing, so always a
+    200) and described (``description``, ``focus``). Another's, an unknown one or one
+    already on a status: 404, as Mastodon finds only unattached media of the caller's."""
+
+    http_method_names = serves("get", "put")
+    required_scopes = {"GET": "write:media", "PUT": "write:media"}
+
+    class Input(Params):
+        description = StrictCharField(max_length=DESCRIPTION_MAX_LENGTH, required=False, allow_blank=True,
+                                      allow_null=True, trim_whitespace=False)
+        focus = Focus(required=False, allow_null=True)
+
+    def get(self, request, media_id: int):
+        return Response(_media_entity(media_selectors.media_owned_upload(owner_id=request.user.id,
+                                                                           media_id=media_id)))
+
+    def put(self, request, media_id: int):
+        params = self.Input.of(request.data)
+        media = media_services.media_describe(owner_id=request.user.id, media_id=media_id,
+                                              description=params.get("description"), focus=params.get("focus"))
+        return Response(_media_entity(media))
+
+
+def _media_entity(media) -> dict:
+    focus = (media.focus_x, media.focus_y) if media.focus_x is not None and media.focus_y is not None else None
+    return entities.media_attachment(str(media.id), media_services.upload_url(media), media.content_type,
+                                     description=media.description, focus=focus)
 
 
 # --- The home timeline and its read position -----------------------------------------

@@ -17,11 +17,15 @@ from django.conf import settings
 
 from core.dates import iso_utc, iso_utc_from_unix
 from media import services as media_services
+from media.models import DESCRIPTION_MAX_LENGTH
 from social.models import Follow, User
 from tweets.objects import TweetEntry
 from tweets.text import MAX_WEIGHTED_LENGTH, URL_WEIGHT, Entity, entities_with_indices
 
+from . import scopes
 from .models import Marker
+from .oauth import GRANT_TYPES
+from .usage import Usage
 
 
 def mastodon_time(moment: datetime | float) -> str:
@@ -111,7 +115,10 @@ def _link(entity: Entity, *, base: str, mentioned: dict[str, User], tags: set[st
             f'#<span>{escape(entity.value)}</span></a>')
 
 
-def media_attachment(media_id: str, url: str, content_type: str) -> dict:
+def media_attachment(media_id: str, url: str, content_type: str, *, description: str = "",
+                     focus: tuple[float, float] | None = None) -> dict:
+    """A MediaAttachment: ``description`` is its alt text (none: null), ``focus`` the point
+    a cropped preview keeps in view (``meta.focus``)."""
     return {
         "id": media_id,
         "type": "video" if content_type.startswith("video/") else "image",
@@ -120,8 +127,8 @@ def media_attachment(media_id: str, url: str, content_type: str) -> dict:
         "remote_url": None,
         "preview_remote_url": None,
         "text_url": None,
-        "meta": {},
-        "description": None,
+        "meta": {"focus": {"x": focus[0], "y": focus[1]}} if focus is not None else {},
+        "description": description or None,
         "blurhash": None,
     }
 
@@ -157,7 +164,8 @@ def status(tweet: TweetEntry, *, author: User, base: str, mentioned: dict[str, U
         "reblog": None,
         "text": None,
         "account": account(author, base=base),
-        "media_attachments": [media_attachment(m.media_id, m.url_for(tweet.author), m.content_type)
+        "media_attachments": [media_attachment(m.media_id, m.url_for(tweet.author), m.content_type,
+                                               description=m.description, focus=m.focus)
                               for m in tweet.media],
         "mentions": [{"id": str(u.id), "username": u.username, "url": f"{base}/@{u.username}", "acct": u.username}
                      for u in mentions],
@@ -228,7 +236,7 @@ def _media_configuration() -> dict:
     video = max(limit for t, (limit, _) in media_services.ALLOWED_TYPES.items() if t.startswith("video/"))
     return {"supported_mime_types": list(media_services.ALLOWED_TYPES), "image_size_limit": image,
             "image_matrix_limit": 16777216, "video_size_limit": video, "video_frame_rate_limit": 60,
-            "video_matrix_limit": 8294400, "description_limit": 0}
+            "video_matrix_limit": 8294400, "description_limit": DESCRIPTION_MAX_LENGTH}
 
 
 def _statuses_configuration() -> dict:
@@ -253,7 +261,7 @@ def _streaming(base: str) -> str:
 _DESCRIPTION = "A home timeline that scrolls to the very first post (Mastodon-compatible client API)."
 
 
-def instance_v1(*, base: str, domain: str) -> dict:
+def instance_v1(*, base: str, domain: str, usage: Usage) -> dict:
     return {
         "uri": domain,
         "title": "Home Timeline",
@@ -262,10 +270,11 @@ def instance_v1(*, base: str, domain: str) -> dict:
         "email": "",
         "version": settings.MASTODON_VERSION,
         "urls": {"streaming_api": _streaming(base)},
-        "stats": {"user_count": 0, "status_count": 0, "domain_count": 1},
+        "stats": {"user_count": usage.users, "status_count": usage.posts, "domain_count": 1},
         "thumbnail": None,
         "languages": ["en"],
-        "registrations": False,
+        # Anyone may sign up (POST /v1/auth/register), and is not reviewed first.
+        "registrations": True,
         "approval_required": False,
         "invites_enabled": False,
         "configuration": {"statuses": _statuses_configuration(), "media_attachments": _media_configuration(),
@@ -275,14 +284,14 @@ def instance_v1(*, base: str, domain: str) -> dict:
     }
 
 
-def instance_v2(*, base: str, domain: str) -> dict:
+def instance_v2(*, base: str, domain: str, usage: Usage) -> dict:
     return {
         "domain": domain,
         "title": "Home Timeline",
         "version": settings.MASTODON_VERSION,
         "source_url": "",
         "description": _DESCRIPTION,
-        "usage": {"users": {"active_month": 0}},
+        "usage": {"users": {"active_month": usage.active_month}},
         "thumbnail": {"url": ""},
         "languages": ["en"],
         "icon": [],
@@ -294,8 +303,59 @@ def instance_v2(*, base: str, domain: str) -> dict:
             "polls": _POLLS,
             "translation": {"enabled": False},
         },
-        "registrations": {"enabled": False, "approval_required": False, "message": None, "url": None},
+        "registrations": {"enabled": True, "approval_required": False, "message": None, "url": None},
         "api_versions": {"mastodon": 2},
         "contact": {"email": "", "account": None},
         "rules": [],
     }
+
+
+def oauth_metadata(*, base: str) -> dict:
+    """The OAuth server's metadata (RFC 8414) with the fields Mastodon 4.3 serves, which
+    web apps read to find where to register and sign in (``app_registration_endpoint`` is
+    Mastodon's name for ``POST /api/v1/apps``: not RFC 7591's dynamic registration)."""
+    return {
+        "issuer": f"{base}/",
+        "service_documentation": "https://docs.joinmastodon.org/",
+        "authorization_endpoint": f"{base}/oauth/authorize",
+        "token_endpoint": f"{base}/oauth/token",
+        "app_registration_endpoint": f"{base}/api/v1/apps",
+        "revocation_endpoint": f"{base}/oauth/revoke",
+        "scopes_supported": list(scopes.ALL),
+        "response_types_supported": ["code"],
+        # The code comes back in the redirect's query (or on the out-of-band page).
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "grant_types_supported": list(GRANT_TYPES),
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+    }
+
+
+NODEINFO_SCHEMA = "http://nodeinfo.diaspora.software/ns/schema/2.0"
+
+
+def nodeinfo_links(*, base: str) -> dict:
+    """``/.well-known/nodeinfo``: where the NodeInfo 2.0 document is."""
+    return {"links": [{"rel": NODEINFO_SCHEMA, "href": f"{base}/nodeinfo/2.0"}]}
+
+
+def nodeinfo(*, usage: Usage) -> dict:
+    """The NodeInfo 2.0 document. The software is named as what it is; ``metadata.upstream``
+    says whose client API it speaks (Mastodon's), which is how client libraries that pick
+    an API by the software's name (megalodon's ``detector``) know to speak Mastodon's to
+    a server that is not Mastodon. No protocols: this server does not federate."""
+    return {
+        "version": "2.0",
+        "software": {"name": settings.SOFTWARE_NAME, "version": settings.SOFTWARE_VERSION},
+        "protocols": [],
+        "services": {"outbound": [], "inbound": []},
+        "openRegistrations": True,
+        "usage": {"users": {"total": usage.users, "activeMonth": usage.active_month,
+                            "activeHalfyear": usage.active_halfyear},
+                  "localPosts": usage.posts},
+        "metadata": {"upstream": {"name": "mastodon", "version": _mastodon_version()}},
+    }
+
+
+def _mastodon_version() -> str:
+    return settings.MASTODON_VERSION.split(" ")[0]

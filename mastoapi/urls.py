@@ -20,6 +20,9 @@ urlpatterns = [
     path("oauth/token", apis.TokenApi.as_view(), name="masto-token"),
     path("oauth/revoke", apis.RevokeApi.as_view(), name="masto-revoke"),
     path("oauth/authorize", views.AuthorizeView.as_view(http_method_names=_PAGE_METHODS), name="masto-authorize"),
+    # The same page, as some clients (the `toot` CLI) open it.
+    path("oauth/authorize/", views.AuthorizeView.as_view(http_method_names=_PAGE_METHODS),
+         name="masto-authorize-slash"),
     path("oauth/login", views.LoginView.as_view(http_method_names=_PAGE_METHODS), name="masto-login"),
     path("auth/sign_up", views.SignUpView.as_view(http_method_names=_PAGE_METHODS), name="masto-sign-up"),
     # Ends the browser's session with the sign-in pages (a POST with the page's CSRF token).
@@ -51,6 +54,13 @@ urlpatterns = [
     path("api/v1/statuses/<id:status_id>", apis.StatusApi.as_view(), name="masto-status"),
     path("api/v2/media", apis.MediaCreateApi.as_view(), name="masto-media"),
     path("api/v1/media", apis.MediaCreateApi.as_view(), name="masto-media-v1"),
+    path("api/v1/media/<id:media_id>", apis.MediaApi.as_view(), name="masto-media-one"),
+    # Discovery: what web apps read before anything else (CORS lets any origin read them).
+    path(".well-known/oauth-authorization-server", apis.PublicDocumentApi.as_view(build=entities.oauth_metadata),
+         name="masto-oauth-metadata"),
+    path(".well-known/nodeinfo", apis.PublicDocumentApi.as_view(build=entities.nodeinfo_links),
+         name="nodeinfo-links"),
+    path("nodeinfo/2.0", apis.NodeInfoApi.as_view(), name="nodeinfo"),
     path("api/v1/timelines/home", apis.HomeTimelineApi.as_view(), name="masto-home"),
     path("api/v1/markers", apis.MarkersApi.as_view(), name="masto-markers"),
     path("api/v1/statuses/<id:status_id>/context", apis.StatusContextApi.as_view(), name="masto-status-context"),

@@ -4,6 +4,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Now
 
+# The longest description (alt text) of a medium: Mastodon's limit.
+DESCRIPTION_MAX_LENGTH = 1500
+
 
 class Media(models.Model):
     class Placement(models.TextChoices):
@@ -27,6 +30,11 @@ class Media(models.Model):
     # sits below tweets in the layers and knows nothing of the Tweet model.
     tweet_id = models.BigIntegerField(null=True, blank=True)
     placement = models.CharField(max_length=8, choices=Placement.choices, default=Placement.UPLOAD)
+    # What the uploader says it shows (alt text), and the point a cropped preview keeps
+    # in view, each of x and y in [-1, 1] (Mastodon's focus); set before a tweet takes it.
+    description = models.TextField(max_length=DESCRIPTION_MAX_LENGTH, blank=True, default="")
+    focus_x = models.FloatField(null=True, blank=True)
+    focus_y = models.FloatField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "media"

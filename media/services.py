@@ -24,10 +24,10 @@ from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from core.exceptions import ApplicationError, Conflict, Unavailable
+from core.exceptions import ApplicationError, Conflict, NotFound, Unavailable
 
 from . import storage
-from .models import Media, MediaGarbage
+from .models import DESCRIPTION_MAX_LENGTH, Media, MediaGarbage
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,8 @@ def new_name(*, owner_id: int, content_type: str) -> str:
     return f"{owner_id}/{secrets.token_urlsafe(16)}.{ALLOWED_TYPES[content_type][1]}"
 
 
-def _media_record(*, owner_id: int, content_type: str, size_bytes: int, name: str | None = None) -> Media:
+def _media_record(*, owner_id: int, content_type: str, size_bytes: int, name: str | None = None,
+                  description: str = "", focus: tuple[float, float] | None = None) -> Media:
     """Check the type, size and the owner's quota of an upload to be, and record it under a
     fresh name. The owner's uploads are recorded one at a time (a transaction-scoped
     advisory lock), so two at once cannot both fit in the last of the quota."""
@@ -88,7 +89,9 @@ def _media_record(*, owner_id: int, content_type: str, size_bytes: int, name: st
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_QUOTA_LOCK, owner_id % 2**31])
         _quota_check(owner_id=owner_id, size_bytes=size_bytes)
         name = name or new_name(owner_id=owner_id, content_type=content_type)
-        return Media.objects.create(owner_id=owner_id, key=name, content_type=content_type, size_bytes=size_bytes)
+        return Media.objects.create(owner_id=owner_id, key=name, content_type=content_type, size_bytes=size_bytes,
+                                    description=description, focus_x=focus[0] if focus else None,
+                                    focus_y=focus[1] if focus else None)
 
 
 _QUOTA_LOCK = 0x6D65  # the advisory lock space of the quota ("me")
@@ -105,13 +108,15 @@ def media_create(*, owner_id: int, content_type: str, size_bytes: int) -> tuple[
     return media, upload
 
 
-def media_upload_record(*, owner_id: int, name: str, content_type: str, size_bytes: int) -> Media:
+def media_upload_record(*, owner_id: int, name: str, content_type: str, size_bytes: int, description: str = "",
+                        focus: tuple[float, float] | None = None) -> Media:
     """Record an upload the API already streamed to ``name``'s upload key (the Mastodon
-    API's ``POST /api/v2/media``, ``media.uploads``): outside any transaction that held
-    the bytes. If it may not be recorded (the quota, filled meanwhile), the object is
-    deleted and the refusal raised."""
+    API's ``POST /api/v2/media``, ``media.uploads``), with its uploader's description and
+    focus: outside any transaction that held the bytes. If it may not be recorded (the
+    quota, filled meanwhile), the object is deleted and the refusal raised."""
     try:
-        return _media_record(owner_id=owner_id, content_type=content_type, size_bytes=size_bytes, name=name)
+        return _media_record(owner_id=owner_id, content_type=content_type, size_bytes=size_bytes, name=name,
+                             description=description, focus=focus)
     except (ValidationError, ApplicationError):
         _delete_now([storage.key_of(name, Placement.UPLOAD)])
         raise
@@ -203,7 +208,44 @@ def media_attach(*, media: list[Media], tweet_id: int) -> list[dict]:
     uploads = [storage.key_of(m.key, p) for m in media for p in (Placement.UPLOAD, Placement.LEGACY)]
     _let_go(uploads)
     _let_go(uploads, due_at=max(upload_expires_at(m) for m in media) + timedelta(minutes=1))
-    return [{"media_id": str(m.id), "key": m.key, "content_type": m.content_type} for m in media]
+    return [stored_form(m) for m in media]
+
+
+def stored_form(media: Media) -> dict:
+    """What a tweet stores of an attached medium (``tweets.objects.Media.of`` reads it):
+    its id, key and type, and its description and focus when it has them."""
+    stored: dict = {"media_id": str(media.id), "key": media.key, "content_type": media.content_type}
+    if media.description:
+        stored["description"] = media.description
+    if media.focus_x is not None and media.focus_y is not None:
+        stored["focus"] = [media.focus_x, media.focus_y]
+    return stored
+
+
+def media_describe(*, owner_id: int, media_id: int, description: str | None = None,
+                   focus: tuple[float, float] | None = None) -> Media:
+    """Set an upload's description and/or focus, as Mastodon lets its uploader do until a
+    status takes it (the tweet keeps what it had then). ``NotFound`` for an upload that is
+    not the owner's, or already on a tweet."""
+    with transaction.atomic():
+        media = Media.objects.select_for_update().filter(id=media_id, owner_id=owner_id, tweet_id__isnull=True).first()
+        if media is None:
+            raise NotFound("No such media.")
+        fields = []
+        if description is not None:
+            if len(description) > DESCRIPTION_MAX_LENGTH:
+                raise ValidationError({"description": [f"At most {DESCRIPTION_MAX_LENGTH} characters."]})
+            media.description = description
+            fields.append("description")
+        if focus is not None:
+            if not all(-1.0 <= v <= 1.0 for v in focus):
+                raise ValidationError({"focus": ["Each of x and y must be between -1.0 and 1.0."]})
+            media.focus_x, media.focus_y = focus
+            fields += ["focus_x", "focus_y"]
+        if fields:
+            media.save(update_fields=fields)
+    return media
+
 
 
 def _let_go(keys: Iterable[str], *, due_at: datetime | None = None, purge_after_commit: bool = True) -> None:

@@ -80,3 +80,8 @@ def follow_states(*, viewer_id: int, user_ids: list[int]) -> tuple[dict[int, str
     incoming = dict(Follow.objects.filter(followee_id=viewer_id, follower_id__in=user_ids)
                     .values_list("follower_id", "state"))
     return outgoing, incoming
+
+
+def users_count() -> int:
+    """How many accounts are active (not suspended)."""
+    return User.objects.active().count()

@@ -58,6 +58,28 @@ class Media:
     media_id: str
     key: str
     content_type: str
+    description: str = ""
+    focus: tuple[float, float] | None = None
+
+    @classmethod
+    def of(cls, stored: dict) -> Media:
+        """The medium as a tweet's row stores it (``media_attach``'s dict)."""
+        focus = stored.get("focus")
+        return cls(media_id=stored["media_id"], key=stored["key"], content_type=stored["content_type"],
+                   description=stored.get("description", ""), focus=(focus[0], focus[1]) if focus else None)
+
+    def packed(self) -> list:
+        """Its cached form: id, key and type, then the description and focus when it has them."""
+        if not self.description and self.focus is None:
+            return [self.media_id, self.key, self.content_type]
+        return [self.media_id, self.key, self.content_type, self.description, *(self.focus or ())]
+
+    @classmethod
+    def unpacked(cls, packed: list) -> Media:
+        media_id, key, content_type, *more = packed
+        description = more[0] if more else ""
+        focus = (more[1], more[2]) if len(more) >= 3 else None
+        return cls(media_id=media_id, key=key, content_type=content_type, description=description, focus=focus)
 
     def url_for(self, author: Author) -> str:
         """Where readers fetch it, as configured now (under ``MEDIA_CDN_URL``): an active
@@ -122,8 +144,7 @@ class TweetEntry:
             tweet_id=tweet.id,
             author=Author.of(tweet.author),
             content=tweet.content,
-            media=tuple(Media(media_id=m["media_id"], key=m["key"], content_type=m["content_type"])
-                        for m in tweet.media),
+            media=tuple(Media.of(m) for m in tweet.media),
             mentions=tuple(tweet.mentions),
             hashtags=tuple(tweet.hashtags),
         )
@@ -144,7 +165,7 @@ class TweetEntry:
         author = self.author
         flags = (_ACTIVE if author.active else 0) | (_PRIVATE if author.private else 0)
         packed = [_PACKED, author.user_id, author.username, author.display_name, flags, self.content,
-                  [[m.media_id, m.key, m.content_type] for m in self.media], self.mentions, self.hashtags]
+                  [m.packed() for m in self.media], self.mentions, self.hashtags]
         while len(packed) > _FIXED and not packed[-1]:  # only the lists may be left off, never a blank field
             packed.pop()
         return orjson.dumps(packed)
@@ -162,7 +183,7 @@ class TweetEntry:
             author=Author(user_id=author_id, username=username, display_name=display_name,
                           active=bool(flags & _ACTIVE), private=bool(flags & _PRIVATE)),
             content=content,
-            media=tuple(Media(media_id=m[0], key=m[1], content_type=m[2]) for m in media),
+            media=tuple(Media.unpacked(m) for m in media),
             mentions=tuple(mentions),
             hashtags=tuple(hashtags),
         )

@@ -6,7 +6,7 @@ entry already read from the cache, ``social.selectors.may_see_account``: the sam
 from core import redis as core_redis
 from social.selectors import may_see_account
 
-from . import cache
+from . import cache, snowflake
 from .models import Tweet
 from .objects import TweetEntry
 
@@ -80,3 +80,15 @@ def author_tweets_page(*, viewer_id: int, author_id: int, limit: int, max_id: in
     else:
         ids = list(tweets.order_by("-id").values_list("id", flat=True)[:limit])
     return tweets_hydrate(tweet_ids=ids)
+
+
+def posts_count() -> int:
+    """How many live tweets there are (the instance's usage, NodeInfo's ``localPosts``)."""
+    return Tweet.objects.live().count()
+
+
+def authors_since(*, since_ms: int) -> int:
+    """How many accounts posted a live tweet since unix millisecond ``since_ms``: the id
+    range (Snowflake ids grow with time) walks the primary key, not the whole table."""
+    return (Tweet.objects.live().filter(id__gte=snowflake.lowest_id_at(since_ms))
+            .values("author_id").distinct().count())

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "django.contrib.postgres",
     "drf_spectacular",
+    "corsheaders",
     "social",
     "tweets",
     "timelines",
@@ -48,6 +49,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "core.metrics.RequestMetricsMiddleware",  # first: times and logs every request, refusals included
+    # Before every guard that may answer early (413, 400) and before the views' 401 and 429,
+    # so a browser script on another origin can read those refusals too; answers preflights.
+    "corsheaders.middleware.CorsMiddleware",
     "mastoapi.middleware.MastodonErrorBodyMiddleware",  # the guards' errors in Mastodon's shape on its paths
     "core.middleware.BodySizeLimitMiddleware",
     "core.middleware.UnstorableTextGuardMiddleware",  # no NUL in any query string or form
@@ -380,6 +384,25 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# --- Browsers on other origins (CORS, django-cors-headers) ---------------------
+
+# As Mastodon serves it (its config/initializers/cors.rb): any origin may call the
+# APIs, the token endpoints and the discovery documents, with a bearer token and never
+# with credentials (cookies, HTTP authentication), so no page elsewhere can act with a
+# signed-in session. The admin, the HTML sign-in pages (/oauth/authorize,
+# /oauth/login) and every other page stay same-origin: no CORS headers there.
+# docs/security.md, "CORS".
+CORS_ALLOW_ALL_ORIGINS = True
+CORS_ALLOW_CREDENTIALS = False
+# /v1/docs is the schema's HTML page (Swagger UI): same-origin too.
+CORS_URLS_REGEX = r"^/(?:api/|v1/(?!docs$)|oauth/(?:token|revoke)$|\.well-known/|nodeinfo/)"
+# django-cors-headers' defaults but x-csrftoken (no cookie crosses origins, so no CSRF
+# token either), and the key that makes a post safe to retry.
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "user-agent", "x-requested-with",
+                      "idempotency-key")
+CORS_EXPOSE_HEADERS = ("Link", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After",
+                       "Idempotent-Replayed")
+
 # --- The Mastodon-compatible API (mastoapi/, docs/subsystems/mastodon-api.md) -----------
 
 # OAuth 2 by django-oauth-toolkit: Mastodon's tokens do not expire (a user
@@ -426,9 +449,13 @@ OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
 # The consent page of the authorization-code grant signs the user in first.
 LOGIN_URL = "/oauth/login"
 # What /api/v1/instance reports: the host name clients show, and the version
-# Mastodon clients gate features on (they read the part before " (compatible").
+# Mastodon clients gate features on (they read the part before " (compatible", as
+# Pleroma's; a "+" would read as Hometown's fork version to Mastodon.py). NodeInfo names
+# the software itself (lower case, as its schema wants).
 MASTODON_DOMAIN = env("MASTODON_DOMAIN", default="localhost")
-MASTODON_VERSION = "4.3.0 (compatible; timeline)"
+SOFTWARE_NAME = "hometimeline"
+SOFTWARE_VERSION = "1.0.0"
+MASTODON_VERSION = f"4.3.0 (compatible; {SOFTWARE_NAME} {SOFTWARE_VERSION})"
 
 # --- Celery --------------------------------------------------------------------
 
