@@ -17,7 +17,9 @@ urlpatterns = [
     path("admin/login/", admin_login.login, name="admin-login"),  # admin's own, counted against the login limit
     path("admin/", admin.site.urls),
     path("v1/schema", SpectacularAPIView.as_view(), name="schema"),
-    path("v1/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # A page to look at: any other method is a 405 (DRF's OPTIONS would render its metadata through
+    # the page's HTML renderer, which has no template for it).
+    path("v1/docs", SpectacularSwaggerView.as_view(url_name="schema", http_method_names=["get", "head"]), name="docs"),
     path("v1/", include("social.urls")),
     # A user's sessions cover both token stores, the OAuth one the Mastodon layer's: mastoapi/sessions.py.
     path("v1/auth/sessions", sessions.SessionsApi.as_view(), name="sessions"),

@@ -23,6 +23,11 @@ def test_schema_and_docs_are_served(anon):
     assert anon.get("/v1/docs").status_code == 200
 
 
+@pytest.mark.parametrize("method", ["options", "post", "put", "delete"])
+def test_the_docs_page_answers_another_method_with_a_405(anon, method):
+    assert getattr(anon, method)("/v1/docs").status_code == 405
+
+
 def test_probes(anon):
     proxies.forget()
     assert anon.get("/healthz").json() == {"status": "ok"}
