@@ -6,5 +6,7 @@ urlpatterns = [
     path("", views.index, name="web-home"),
     # A profile's address is the one its Mastodon Account names (``url``: /@username).
     re_path(r"^@(?P<username>[A-Za-z0-9_]{1,15})$", views.index, name="web-profile"),
+    # A status's, the one its Status names (``url``: /@username/id).
+    re_path(r"^@(?P<username>[A-Za-z0-9_]{1,15})/(?P<status_id>[0-9]{1,20})$", views.index, name="web-status"),
     path("follow_requests", views.index, name="web-follow-requests"),
 ]

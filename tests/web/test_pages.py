@@ -30,7 +30,7 @@ def page_config(response) -> dict:
     return json.loads(html[start:html.index("</script>", start)])
 
 
-@pytest.mark.parametrize("path", ["/", "/@someone", "/follow_requests"])
+@pytest.mark.parametrize("path", ["/", "/@someone", "/@someone/388332139131965440", "/follow_requests"])
 def test_the_page_is_served_at_each_route_with_what_the_scripts_need(client, path):
     r = client.get(path)
     assert r.status_code == 200

@@ -148,6 +148,13 @@ def test_two_people_follow_post_with_an_image_see_it_live_and_delete_it(stack, m
         seen["live"] = first.get_attribute("data-id")
         screenshot(alice, "home")
 
+        # Its time links to its own page (the Status's url), and back is the home again.
+        first.locator("a.permalink").click()
+        alice.wait_for_url(f"{base}/@bob/{seen['live']}")
+        alice.locator(f"main article.status[data-id='{seen['live']}'] >> text=Sunset over the bay").wait_for()
+        alice.go_back()
+        alice.locator("main .feed article.status").first.locator("text=Sunset over the bay").wait_for()
+
         # Endless scrolling down to the very first tweet, past the cache, each once.
         scroll_to_the_end(alice)
         seen["scrolled"] = shown_ids(alice)

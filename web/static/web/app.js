@@ -5,7 +5,7 @@
 import { Api, ApiError } from "./api.js";
 import * as auth from "./auth.js";
 import { Compose } from "./compose.js";
-import { el } from "./dom.js";
+import { el, statusElement } from "./dom.js";
 import { Feed } from "./feed.js";
 import { Live } from "./live.js";
 
@@ -76,7 +76,9 @@ function shown(candidate) {
 function route() {
   if (!me) return;
   const profile = location.pathname.match(/^\/@([A-Za-z0-9_]{1,15})$/);
+  const single = location.pathname.match(/^\/@[A-Za-z0-9_]{1,15}\/([0-9]{1,20})$/);
   if (profile) profileView(profile[1]);
+  else if (single) statusView(single[1]);
   else if (location.pathname === "/follow_requests") requestsView();
   else homeView();
   main.focus({ preventScroll: true });
@@ -272,6 +274,34 @@ async function profileView(username) {
     showRelationship();
   }
   loadTweets();
+}
+
+// --- One status ---------------------------------------------------------------------------
+
+async function statusView(id) {
+  const current = show({ stop() {} }, "Tweet");
+  main.replaceChildren(el("p", { class: "loading" }, "Loading…"));
+  try {
+    const { data: status } = await api.get(`/api/v1/statuses/${id}`);
+    if (!shown(current)) return;
+    const article = statusElement(status, { me, onDelete: async () => {
+      try {
+        await api.delete(`/api/v1/statuses/${status.id}`);
+        tell("Deleted.");
+        go("/");
+      } catch (error) {
+        failed(error);
+      }
+    } });
+    main.replaceChildren(el("h1", { class: "visually-hidden" }, "Tweet"), article,
+      el("p", {}, el("a", { href: `/@${status.account.username}`, "data-route": true },
+        `More from @${status.account.acct}`)));
+    article.focus();
+  } catch (error) {
+    if (!shown(current)) return;
+    main.replaceChildren(el("p", { class: "error" }, error.status === 404
+      ? "This tweet isn't here: it was deleted, or it isn't yours to see." : error.message));
+  }
 }
 
 // --- Follow requests -----------------------------------------------------------------------

@@ -78,8 +78,9 @@ export function statusElement(status, { me, onDelete }) {
     el("a", { href: `/@${account.username}`, "data-route": true, class: "author" },
       el("strong", {}, account.display_name || account.username), " ",
       el("span", { class: "acct" }, `@${account.acct}`)),
-    el("time", { datetime: status.created_at, title: new Date(status.created_at).toLocaleString() },
-      ago(status.created_at))),
+    el("a", { href: `/@${account.username}/${status.id}`, "data-route": true, class: "permalink" },
+      el("time", { datetime: status.created_at, title: new Date(status.created_at).toLocaleString() },
+        ago(status.created_at)))),
   el("div", { class: "content" }, safeContent(status.content)),
   media.length ? el("div", { class: `media media-${media.length}` }, media) : null);
   if (me && account.id === me.id && onDelete) {
