@@ -138,8 +138,9 @@ class SignUpForm(forms.Form):
     username = forms.RegexField(regex=USERNAME_PATTERN, max_length=15, help_text="1-15 letters, digits or underscores.",
                                 error_messages={"invalid": "1-15 letters, digits or underscores."})
     display_name = forms.CharField(max_length=DISPLAY_NAME_MAX_LENGTH, required=False)
+    # Not stripped: signing in reads the password exactly as typed, so signing up must keep it so.
     password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}), min_length=8,
-                               max_length=128, help_text="At least 8 characters, not only digits.")
+                               max_length=128, strip=False, help_text="At least 8 characters, not only digits.")
 
 
 class SignUpView(FormView):
@@ -162,7 +163,9 @@ class SignUpView(FormView):
 
     def post(self, request, *args, **kwargs):
         def refuse(message: str, status: int):
-            return render(request, self.template_name, {"form": self.form_class(), "refusal": message,
+            # The form again, with the names typed (never the password) and why it was refused.
+            typed = {field: request.POST.get(field, "") for field in ("username", "display_name")}
+            return render(request, self.template_name, {"form": self.form_class(initial=typed), "refusal": message,
                                                         "next": self.next_url()}, status=status)
 
         return throttling.sign_up_form_refusal(request, refuse) or super().post(request, *args, **kwargs)

@@ -20,12 +20,16 @@ from typing import Literal
 import regex
 from twitter_text import extract_urls_with_indices, parse_tweet
 from twitter_text.config import config as _twitter_text_config
+from twitter_text.extract_urls import max_tco_slug_length as _MAX_TCO_SLUG_LENGTH
+from twitter_text.extract_urls import max_url_length as _MAX_URL_LENGTH
+from twitter_text.regexp.emoji import emoji as _emoji
 from twitter_text.regexp.extract_url import extract_url as _extract_url
 from twitter_text.regexp.invalid_url_without_protocol_preceding_chars import (
     invalid_url_without_protocol_preceding_chars as _url_invalid_before,
 )
 from twitter_text.regexp.latin_accent_chars import latin_accent_chars
 from twitter_text.regexp.valid_ascii_domain import valid_ascii_domain as _valid_ascii_domain
+from twitter_text.regexp.valid_tco_url import valid_tco_url as _valid_tco_url
 
 __all__ = [
     "MAX_USERNAME_LENGTH",
@@ -114,8 +118,10 @@ def weighted_length(content: str) -> int:
 
 def counting_rules() -> dict:
     """The counting rules as a browser needs them to count as ``weighted_length`` does (the
-    web client's compose counter): the weights, and the URL finder's own regular
-    expressions (twitter-text's, written in JavaScript's syntax to begin with)."""
+    web client's compose counter): the weights, and the very regular expressions the
+    counting uses — the URL finder's (twitter-text's, written in JavaScript's syntax to begin
+    with) and the emoji list's (its ``\\UXXXXXXXX`` escapes spelled as JavaScript's ``\\u{…}``,
+    for a ``u`` expression)."""
     return {
         "max": MAX_WEIGHTED_LENGTH,
         "scale": _COUNTING["scale"],
@@ -125,6 +131,10 @@ def counting_rules() -> dict:
         "url": _extract_url.pattern,
         "url_invalid_before": _url_invalid_before.pattern,
         "ascii_domain": _valid_ascii_domain.pattern,
+        "url_max_length": _MAX_URL_LENGTH,
+        "tco": _valid_tco_url.pattern,
+        "tco_slug_max_length": _MAX_TCO_SLUG_LENGTH,
+        "emoji": re.sub(r"\\U([0-9a-fA-F]{8})", lambda m: f"\\u{{{int(m.group(1), 16):x}}}", _emoji.pattern),
     }
 
 

@@ -1,8 +1,13 @@
 """The web client's one page: the same HTML at each of its routes, with what the
-scripts need to know about this server that no API states (the counting rules
-the compose counter applies, the media it may attach); everything else they ask
-the APIs, as any app would (``docs/web-client.md``)."""
-from django.shortcuts import render
+scripts need to know about this server that no API states (where the counting
+rules the compose counter applies are, the media it may attach); everything else
+they ask the APIs, as any app would (``docs/web-client.md``)."""
+import functools
+import hashlib
+import json
+
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 
@@ -17,10 +22,30 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'se
                            "connect-src 'self' http: https: ws: wss:")
 
 
+@functools.cache
+def _counting_rules() -> tuple[bytes, str]:
+    """The rules as JSON (about 120 KB: the emoji list is most of it) and their version."""
+    body = json.dumps(text.counting_rules(), separators=(",", ":")).encode()
+    return body, hashlib.sha256(body).hexdigest()[:12]
+
+
+@require_safe
+def counting_rules(request, version: str):
+    """The counting rules, at an address that names their version, so a browser keeps them
+    for good; an older version's address leads to the current one."""
+    body, current = _counting_rules()
+    if version != current:
+        return redirect("web-counting-rules", version=current)
+    response = HttpResponse(body, content_type="application/json")
+    response["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
+
+
 @require_safe
 def index(request, **route):
     config = {
-        "counting": text.counting_rules(),
+        "counting_rules_url": reverse("web-counting-rules", kwargs={"version": _counting_rules()[1]}),
+        "max_characters": text.MAX_WEIGHTED_LENGTH,
         "max_media": MAX_MEDIA_PER_TWEET,
         "media_types": {content_type: limit for content_type, (limit, _extension) in ALLOWED_TYPES.items()},
         "scopes": "read write follow",

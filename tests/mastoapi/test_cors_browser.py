@@ -3,9 +3,7 @@ origin reads the API with a bearer token, as a web client hosted elsewhere does,
 request that would send credentials is refused by the browser itself.
 
 The page is served by a tiny ``http.server`` on a spare port of ``127.0.0.1`` (another
-port, so another origin than ``live_server``'s). The browser runs in a thread of its
-own, as in ``tests/social/test_admin_browser.py``, which says why; without Chromium or
-the ``playwright`` package the test is skipped and says why (``tool_missing``).
+port, so another origin than ``live_server``'s). The browser is ``tests.browser``'s.
 """
 import http.server
 import json
@@ -13,8 +11,7 @@ import threading
 
 import pytest
 
-from tests.helpers import tool_missing
-from tests.social.test_admin_browser import _browser_missing, _in_browser
+from tests.browser import in_browser, new_page, require_browser
 
 from .conftest import password_token
 
@@ -64,8 +61,7 @@ def elsewhere():
 
 def test_a_page_on_another_origin_reads_the_api_with_a_token_but_never_with_credentials(
         live_server, elsewhere, make_user, api, app_client):
-    if reason := _browser_missing():
-        tool_missing(reason)
+    require_browser()
     reader, author = make_user(), make_user()
     assert api(reader).post(f"/v1/users/{author.id}/follow").status_code in (200, 201)
     for text in ("first", "second"):
@@ -74,12 +70,13 @@ def test_a_page_on_another_origin_reads_the_api_with_a_token_but_never_with_cred
     assert not live_server.url.startswith(elsewhere.rstrip("/"))
     results = {}
 
-    def steps(page):
+    def steps(browser):
+        page = new_page(browser)
         page.goto(elsewhere)
         results["read"] = page.evaluate(READ, [live_server.url, token])
         results["credentials"] = page.evaluate(WITH_CREDENTIALS, [live_server.url, token])
 
-    _in_browser(steps)
+    in_browser(steps)
     read = results["read"]
     assert read["status"] == 200, json.dumps(read)
     assert [s["content"] for s in read["body"]] == ["<p>second</p>"]

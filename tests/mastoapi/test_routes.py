@@ -57,7 +57,7 @@ def _routes():
 
 
 _ROUTES = list(_routes())
-_PAGES = {"masto-authorize", "masto-authorize-slash", "masto-login"}  # HTML pages, not API routes
+_PAGES = {"masto-authorize", "masto-authorize-slash", "masto-login", "masto-sign-up", "masto-sign-out"}  # HTML pages
 _METHODS = ("get", "post", "put", "patch", "delete")
 
 

@@ -287,7 +287,7 @@ def test_mastodon_py_stream_user_receives_updates_and_deletes(tmp_path, live_ser
         client_id, secret = Mastodon.create_app("stream tests", scopes=["read", "write", "follow"],
                                                 api_base_url=live_server.url)
         clients[name] = Mastodon(client_id=client_id, client_secret=secret, api_base_url=live_server.url)
-        clients[name].log_in(username=name, password=PASSWORD, scopes=["read", "write", "follow"])
+        clients[name].log_in(username=name, password=PASSWORD, scopes=["read", "write", "follow"], allow_http=True)
     reader, author = clients["reader"], clients["author"]
     reader.account_follow(reader.account_lookup("author").id)
 

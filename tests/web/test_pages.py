@@ -8,11 +8,13 @@ import pytest
 from django.conf import settings
 from django.test import Client
 from rest_framework.test import APIClient
+from twitter_text.regexp.extract_url import extract_url as _extract_url
 
 from social.models import User
 from tests.factories import PASSWORD
 from tests.helpers import form_fields
 from tests.mastoapi.conftest import password_token
+from tweets import text
 
 AUTHORIZE = "/oauth/authorize?response_type=code&client_id=x"
 
@@ -37,9 +39,19 @@ def test_the_page_is_served_at_each_route_with_what_the_scripts_need(client, pat
     assert "script-src 'self'" in r["Content-Security-Policy"]
     assert '<script type="module" src="/static/web/app.js">' in r.content.decode()
     config = page_config(r)
-    assert config["counting"]["max"] == 280 and config["counting"]["url_weight"] == 23
+    assert config["max_characters"] == 280 and config["counting_rules_url"].startswith("/web/counting-rules.")
     assert config["max_media"] == 4 and config["media_types"]["image/png"] == settings.MEDIA_IMAGE_MAX_BYTES
     assert client.post(path).status_code == 405
+
+
+def test_the_counting_rules_are_the_servers_at_an_address_kept_for_good(client):
+    url = page_config(client.get("/"))["counting_rules_url"]
+    r = client.get(url)
+    assert r.status_code == 200 and "immutable" in r["Cache-Control"]
+    assert r.json() == json.loads(json.dumps(text.counting_rules()))
+    assert r.json()["url"] == _extract_url.pattern  # the server's own finder, not a copy
+    stale = client.get("/web/counting-rules.000000000000.json")
+    assert stale.status_code == 302 and stale["Location"] == url
 
 
 @pytest.mark.parametrize("module", ["app.js", "api.js", "auth.js", "compose.js", "count.js", "dom.js", "feed.js",
@@ -78,6 +90,26 @@ def test_a_bad_sign_up_is_a_400_showing_why_and_creates_nothing(db, make_user, f
     assert r.status_code == 400
     assert r.context["form"].errors[field]
     assert User.objects.count() == 1 and "_auth_user_id" not in browser.session
+
+
+def test_a_password_chosen_with_spaces_signs_in_as_typed(db):
+    browser = Client()
+    password = "  spaced out pass  "
+    r = browser.post("/auth/sign_up", {**sign_up_form(browser), "username": "spacey", "password": password})
+    assert r.status_code == 302
+    token = APIClient().post("/v1/auth/token", {"username": "spacey", "password": password}, format="json")
+    assert token.status_code == 200, token.content
+
+
+def test_a_refused_sign_up_shows_the_form_again_with_the_name_typed(db, settings):
+    settings.RATE_LIMIT_REGISTER = "1/hour"
+    browser = Client()
+    form = sign_up_form(browser)
+    assert browser.post("/auth/sign_up", {**form, "username": "patient", "password": "short"}).status_code == 400
+    r = browser.post("/auth/sign_up", {**form, "username": "patient", "password": PASSWORD})
+    assert r.status_code == 429
+    fields = form_fields(r.content.decode(), "signUpForm")
+    assert fields["username"] == ["patient"] and fields.get("password", [""]) == [""]
 
 
 def test_sign_up_sends_nowhere_but_this_site(db):

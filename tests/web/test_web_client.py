@@ -71,11 +71,13 @@ def shown_ids(page) -> list[str]:
 
 
 def scroll_to_the_end(page) -> None:
-    for _ in range(40):
+    """Scroll down as a reader does, a page's height at a time, until the first tweet says so."""
+    for _ in range(200):
         if page.locator("p.end").is_visible():
             return
         page.evaluate("scrollTo(0, document.body.scrollHeight)")
-        page.wait_for_timeout(150)
+        page.wait_for_function("() => document.querySelector('.feed').getAttribute('aria-busy') === 'false'")
+        page.wait_for_timeout(50)
     raise AssertionError(f"never reached the first tweet; shown: {len(shown_ids(page))}")
 
 
@@ -201,7 +203,13 @@ def test_two_people_follow_post_with_an_image_see_it_live_and_delete_it(stack, m
 
 
 COUNTED = [
+    "",
     "plain ascii text",
+    "newer emoji, which the server's list counts by their parts: 😮‍💨 🧔‍♂️ 🐻‍❄️ 🏳️‍⚧️ 🫱🏻‍🫲🏼 🧑🏻‍❤️‍💋‍🧑🏼",
+    "text presentation ☺︎, a keycap on a letter a⃣, an unassigned flag 🇦🇦",
+    "a t.co link https://t.co/abc/def and one too long https://t.co/" + "a" * 41,
+    "a host label over 63: https://" + "a" * 64 + ".com/x",
+    "international domains: https://bücher.de/x and 日本語.jp",
     "a link https://example.com/a/long/path?with=query&and=more#fragment counts 23",
     "bare domains too: example.com and sub.example.co.uk/path, not file.txt",
     "日本語のテキストは二倍に数えます",
@@ -222,8 +230,9 @@ def test_the_compose_counter_counts_as_the_server_does(live_server):
         page = new_page(browser)
         page.goto(f"{live_server.url}/")
         counted.update(page.evaluate("""async (samples) => {
-            const { makeCounter } = await import('/static/web/count.js');
-            const count = makeCounter(JSON.parse(document.getElementById('config').textContent).counting);
+            const { countingRules, makeCounter } = await import('/static/web/count.js');
+            const config = JSON.parse(document.getElementById('config').textContent);
+            const count = makeCounter(await countingRules(config.counting_rules_url));
             return Object.fromEntries(samples.map((text) => [text, count(text)]));
         }""", COUNTED))
 
@@ -267,7 +276,9 @@ def test_the_reading_position_errors_in_plain_words_and_the_keyboard(stack, make
                       " - document.querySelector('.bar').getBoundingClientRect().bottom + 1); }",
                       target.get_attribute("data-id"))
         seen["read_to"] = target.get_attribute("data-id")
-        page.wait_for_timeout(1500)  # the marker is saved a second after scrolling stops
+        with page.expect_response(lambda r: r.url.endswith("/api/v1/markers") and r.request.method == "POST"
+                                  and seen["read_to"] in (r.request.post_data or "")):
+            pass  # saved a second after scrolling stops
         page.reload()
         page.wait_for_function("(id) => document.activeElement && document.activeElement.dataset.id === id",
                                arg=seen["read_to"])
@@ -287,6 +298,7 @@ def test_the_reading_position_errors_in_plain_words_and_the_keyboard(stack, make
         seen["429"] = page.locator(".compose-error").inner_text()
         page.set_input_files("#compose-file", files=[{
             "name": "huge.png", "mimeType": "image/png", "buffer": b"\0" * (settings.MEDIA_IMAGE_MAX_BYTES + 1)}])
+        page.wait_for_selector(".compose-error:has-text('huge.png')")
         seen["too_large"] = page.locator(".compose-error").inner_text()
         page.set_input_files("#compose-file", files=[{"name": "small.png", "mimeType": "image/png",
                                                       "buffer": picture()}])

@@ -31,10 +31,10 @@ function retryAfterOf(headers) {
 // or a form's {"field": ["message"]}.
 function said(body) {
   if (!body || typeof body !== "object") return "";
+  if (typeof body.error_description === "string") return body.error_description; // OAuth's
   if (typeof body.error === "string") return body.error;
   if (typeof body.detail === "string") return body.detail;
-  const fields = Object.entries(body).filter(([, value]) => Array.isArray(value));
-  return fields.map(([field, messages]) => `${field}: ${messages.join(" ")}`).join(" ");
+  return Object.values(body).filter(Array.isArray).flat().filter((m) => typeof m === "string").join(" ");
 }
 
 /** The plain-words message for a refused request. */
@@ -74,7 +74,7 @@ export class Api {
   }
 
   /** `{data, links, headers}`; throws an ApiError in plain words. */
-  async request(path, { method = "GET", json, form, headers = {}, anonymous = false } = {}) {
+  async request(path, { method = "GET", json, form, headers = {}, anonymous = false, keepalive = false } = {}) {
     const sent = { ...headers };
     const token = anonymous ? null : this.token();
     if (token) sent.Authorization = `Bearer ${token}`;
@@ -87,7 +87,7 @@ export class Api {
     }
     let response;
     try {
-      response = await fetch(path, { method, headers: sent, body, credentials: "omit" });
+      response = await fetch(path, { method, headers: sent, body, credentials: "omit", keepalive });
     } catch {
       throw new ApiError(OFFLINE);
     }

@@ -12,6 +12,7 @@ import { Live } from "./live.js";
 const config = JSON.parse(document.getElementById("config").textContent);
 const main = document.getElementById("main");
 const statusLine = document.getElementById("status");
+const alertLine = document.getElementById("alert");
 const offline = document.getElementById("offline");
 
 const api = new Api(auth.token, (message) => {
@@ -25,14 +26,14 @@ let view = null; // the shown view's {stop()}
 
 // --- Telling the reader --------------------------------------------------------------------
 
+// Two live regions, always in the page: news (said politely, gone after a while) and errors
+// (said at once, kept until the next message).
 let statusTimer = null;
 function tell(message, { error = false } = {}) {
   clearTimeout(statusTimer);
-  statusLine.textContent = message;
-  statusLine.classList.toggle("error", error);
-  statusLine.hidden = !message;
-  if (message) statusLine.setAttribute("role", error ? "alert" : "status");
-  if (message && !error) statusTimer = setTimeout(() => { statusLine.hidden = true; }, 4000);
+  statusLine.textContent = error ? "" : message;
+  alertLine.textContent = error ? message : "";
+  if (message && !error) statusTimer = setTimeout(() => { statusLine.textContent = ""; }, 4000);
 }
 
 function failed(error) {
@@ -90,7 +91,13 @@ function welcome(message) {
   me = null;
   show({ stop() {} });
   document.getElementById("nav").hidden = true;
-  const begin = (signUp) => auth.beginSignIn(api, config, { signUp }).catch(failed);
+  const begin = (signUp) => {
+    for (const button of main.querySelectorAll(".welcome-actions button")) button.disabled = true;
+    auth.beginSignIn(api, config, { signUp }).catch((error) => {
+      for (const button of main.querySelectorAll(".welcome-actions button")) button.disabled = false;
+      failed(error);
+    });
+  };
   main.replaceChildren(el("section", { class: "welcome" },
     el("h1", {}, "Home Timeline"),
     el("p", {}, "Short tweets from the people you follow, newest first, as they happen."),
@@ -102,19 +109,28 @@ function welcome(message) {
 
 // --- Home ----------------------------------------------------------------------------------
 
+const CATCH_UP_PAGES = 25; // after a drop, at most this many pages of 40 are fetched; then a reload is better
+
 function homeView() {
   const feed = new Feed(api, { path: "/api/v1/timelines/home?limit=20", me, onError: failed,
     emptyText: "Nothing here yet. Follow someone, or post your first tweet." });
   const pending = [];
   const newBar = el("button", { type: "button", id: "new-bar", class: "new-bar", hidden: true });
   const atTop = () => scrollY < 40;
-  const showPending = () => {
-    feed.prepend(pending.splice(0));
-    newBar.hidden = true;
-    scrollTo({ top: 0 });
-    feed.list.firstElementChild?.focus({ preventScroll: true });
+  const showBar = () => {
+    newBar.textContent = `${pending.length} new tweet${pending.length === 1 ? "" : "s"} — show`;
+    newBar.hidden = pending.length === 0;
   };
-  newBar.addEventListener("click", showPending);
+  // Waiting tweets go on top; the reader is taken there only when they asked (the bar, ".").
+  const showPending = ({ asked }) => {
+    feed.prepend(pending.splice(0));
+    showBar();
+    if (asked) {
+      scrollTo({ top: 0 });
+      feed.list.firstElementChild?.focus({ preventScroll: true });
+    }
+  };
+  newBar.addEventListener("click", () => showPending({ asked: true }));
   const arrived = (statuses) => {
     if (atTop() && pending.length === 0) {
       feed.prepend(statuses);
@@ -124,72 +140,88 @@ function homeView() {
     for (const status of statuses) {
       if (!feed.ids.has(status.id) && !pending.some((p) => p.id === status.id)) pending.push(status);
     }
-    newBar.textContent = `${pending.length} new tweet${pending.length === 1 ? "" : "s"} — show`;
-    newBar.hidden = pending.length === 0;
+    showBar();
   };
-  const onScroll = () => { if (atTop() && pending.length) showPending(); };
+  const onScroll = () => { if (atTop() && pending.length) showPending({ asked: false }); };
   addEventListener("scroll", onScroll, { passive: true });
 
   const compose = new Compose(api, config, { onError: failed, onPosted: (status) => {
-    feed.prepend([status]);
+    feed.prepend([...pending.splice(0), status]); // the waiting ones are older: all in order
+    showBar();
     tell("Posted.");
   } });
   main.replaceChildren(el("h1", { class: "visually-hidden" }, "Home"), compose.element, newBar, feed.element);
+  const firstPage = feed.more();
 
+  // What entered the timeline since the newest tweet shown: the page just newer each time
+  // (min_id), until none is left. Run once the stream listens, so nothing falls in between.
+  let catchingUp = null;
+  const catchUp = async () => {
+    for (let page = 0; page < CATCH_UP_PAGES && shown(current); page += 1) {
+      const newest = [feed.newestId(), ...pending.map((p) => p.id)].filter(Boolean)
+        .reduce((a, b) => (BigInt(a) > BigInt(b) ? a : b), null);
+      if (!newest) return;
+      const { data } = await api.get(`/api/v1/timelines/home?limit=40&min_id=${newest}`);
+      if (!shown(current) || data.length === 0) return;
+      arrived(data);
+    }
+  };
   const live = streaming ? new Live(streaming, auth.token(), {
     onUpdate: (status) => arrived([status]),
     onDelete: (id) => {
       feed.remove(id);
       const at = pending.findIndex((p) => p.id === id);
       if (at >= 0) pending.splice(at, 1);
-      newBar.textContent = `${pending.length} new tweet${pending.length === 1 ? "" : "s"} — show`;
-      newBar.hidden = pending.length === 0;
+      showBar();
     },
-    onOpen: (again) => {
-      // Back after a drop: what entered the timeline meanwhile, as one more arrival.
-      const newest = feed.newestId();
-      if (again && newest) {
-        api.get(`/api/v1/timelines/home?limit=40&min_id=${newest}`).then(({ data }) => arrived(data))
-          .catch(failed);
-      }
+    onOpen: () => {
+      catchingUp ??= firstPage.then(catchUp).catch(failed).finally(() => { catchingUp = null; });
     },
   }) : null;
 
   // The reading position, kept across reloads (and devices) as the home marker.
   let savedMarker = null;
   let markerTimer = null;
-  const saveMarker = () => {
+  const saveMarker = ({ leaving = false } = {}) => {
     const id = feed.topmostVisible(document.querySelector(".bar").getBoundingClientRect().bottom);
     if (!id || id === savedMarker) return;
     savedMarker = id;
-    api.post("/api/v1/markers", { json: { home: { last_read_id: id } } }).catch(() => { savedMarker = null; });
+    api.post("/api/v1/markers", { json: { home: { last_read_id: id } }, keepalive: leaving })
+      .catch(() => { savedMarker = null; });
   };
   const onScrollMarker = () => { clearTimeout(markerTimer); markerTimer = setTimeout(saveMarker, 1000); };
   addEventListener("scroll", onScrollMarker, { passive: true });
-  const onHide = () => { if (document.visibilityState === "hidden") saveMarker(); };
+  const onHide = () => { if (document.visibilityState === "hidden") saveMarker({ leaving: true }); };
   document.addEventListener("visibilitychange", onHide);
 
-  Promise.all([feed.more(), api.get("/api/v1/markers?timeline[]=home").catch(() => ({ data: {} }))])
+  // Back to the saved position, unless the reader has started moving meanwhile.
+  let restoring = true;
+  const moved = () => { restoring = false; };
+  const moves = ["wheel", "keydown", "pointerdown", "touchstart"];
+  for (const type of moves) addEventListener(type, moved, { once: true, passive: true });
+  Promise.all([firstPage, api.get("/api/v1/markers?timeline[]=home").catch(() => ({ data: {} }))])
     .then(async ([, { data }]) => {
       const marker = data?.home?.last_read_id;
       if (!marker || marker === feed.newestId()) return;
       savedMarker = marker;
       const article = await feed.reach(marker, 10);
-      if (article) {
-        article.scrollIntoView({ block: "start" });
-        scrollBy(0, -document.querySelector(".bar").getBoundingClientRect().bottom);
+      if (article && restoring && shown(current)) {
+        // Its top just under the bar, where it was.
+        const bar = document.querySelector(".bar").getBoundingClientRect().bottom;
+        scrollTo(0, article.getBoundingClientRect().top + scrollY - bar);
         article.focus({ preventScroll: true });
       }
     });
 
-  show({
+  const current = show({
     stop() {
       feed.stop();
       live?.stop();
       removeEventListener("scroll", onScroll);
       removeEventListener("scroll", onScrollMarker);
       document.removeEventListener("visibilitychange", onHide);
-      saveMarker();
+      for (const type of moves) removeEventListener(type, moved);
+      if (main.contains(feed.element)) saveMarker();
     },
   }, "Home");
 }
@@ -236,6 +268,7 @@ async function profileView(username) {
     try {
       ({ data: relationship } = await api.post(`/api/v1/accounts/${account.id}/${undo ? "unfollow" : "follow"}`));
       ({ data: account } = await api.get(`/api/v1/accounts/${account.id}`));
+      if (!shown(current)) return;
       showRelationship();
       showCounts();
       loadTweets();
@@ -317,11 +350,13 @@ async function requestsView() {
       el("a", { href: `/@${account.username}`, "data-route": true }, account.display_name || account.username,
         " ", el("span", { class: "acct" }, `@${account.acct}`)));
     const answer = async (verb) => {
+      for (const button of answered.querySelectorAll("button")) button.disabled = true;
       try {
         await api.post(`/api/v1/follow_requests/${account.id}/${verb}`);
         answered.replaceChildren(el("span", {},
           `@${account.acct} ${verb === "authorize" ? "now follows you" : "was declined"}.`));
       } catch (error) {
+        for (const button of answered.querySelectorAll("button")) button.disabled = false;
         failed(error);
       }
     };
@@ -351,12 +386,16 @@ async function requestsView() {
 
 // --- The keyboard --------------------------------------------------------------------------
 
+// The one-key shortcuts work while the reader is reading (the focus on the page, the timeline
+// or a tweet), never while they type or are on a link or a button.
 document.addEventListener("keydown", (event) => {
   if (event.ctrlKey || event.metaKey || event.altKey) return;
   if (event.target.closest("input, textarea, select, [contenteditable]")) {
     if (event.key === "Escape") event.target.blur();
     return;
   }
+  const reading = event.target === document.body || event.target === main || event.target.matches("article.status");
+  if (!reading) return;
   const articles = [...main.querySelectorAll("article.status")];
   const at = articles.indexOf(document.activeElement);
   if (event.key === "j" || event.key === "k") {
@@ -373,7 +412,8 @@ document.addEventListener("keydown", (event) => {
       text.focus();
     }
   } else if (event.key === ".") {
-    document.getElementById("new-bar")?.click();
+    const bar = document.getElementById("new-bar");
+    if (bar && !bar.hidden) bar.click();
   }
 });
 

@@ -37,9 +37,25 @@ function forget() {
   localStorage.removeItem(TOKEN_KEY);
 }
 
+// Whether the server still knows the app this browser registered (it may have been removed, or
+// the server's data reset): revoking a token that is none answers 200 to a known client
+// (RFC 7009 §2.2) and 401 to an unknown one, and changes nothing.
+async function known(api, client) {
+  try {
+    await api.post("/oauth/revoke", { anonymous: true, form: {
+      client_id: client.client_id, client_secret: client.client_secret, token: "none" } });
+    return true;
+  } catch (error) {
+    if (error.status === 401 || error.status === 400) return false;
+    throw error;
+  }
+}
+
 async function app(api, scopes) {
   const saved = JSON.parse(localStorage.getItem(APP_KEY) || "null");
-  if (saved && saved.redirect_uri === redirectUri() && saved.scopes === scopes) return saved;
+  if (saved && saved.redirect_uri === redirectUri() && saved.scopes === scopes && await known(api, saved)) {
+    return saved;
+  }
   const { data } = await api.post("/api/v1/apps", {
     anonymous: true,
     json: { client_name: "Home Timeline (web)", redirect_uris: redirectUri(), scopes, website: location.origin },
@@ -84,13 +100,19 @@ export async function finishSignIn(api) {
   }
   const client = JSON.parse(localStorage.getItem(APP_KEY) || "null");
   if (!client) throw new Error("This browser forgot the sign-in it started. Please sign in again.");
-  const { data } = await api.post("/oauth/token", {
-    anonymous: true,
-    form: {
-      grant_type: "authorization_code", code: params.get("code"), redirect_uri: client.redirect_uri,
-      client_id: client.client_id, client_secret: client.client_secret, code_verifier: pending.verifier,
-    },
-  });
+  let data;
+  try {
+    ({ data } = await api.post("/oauth/token", {
+      anonymous: true,
+      form: {
+        grant_type: "authorization_code", code: params.get("code"), redirect_uri: client.redirect_uri,
+        client_id: client.client_id, client_secret: client.client_secret, code_verifier: pending.verifier,
+      },
+    }));
+  } catch (error) {
+    if (error.status === 401) localStorage.removeItem(APP_KEY); // the server forgot this app: a new one next time
+    throw new Error("The sign-in could not be completed. Please sign in again.");
+  }
   localStorage.setItem(TOKEN_KEY, data.access_token);
   return pending.returnTo || "/";
 }

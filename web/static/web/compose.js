@@ -4,7 +4,7 @@
 // after a lost answer posts once).
 
 import { ApiError, megabytes, OFFLINE } from "./api.js";
-import { makeCounter } from "./count.js";
+import { countingRules, makeCounter } from "./count.js";
 import { el } from "./dom.js";
 
 function idempotencyKey() {
@@ -38,15 +38,20 @@ export class Compose {
   constructor(api, config, { onPosted, onError }) {
     this.api = api;
     this.config = config;
-    this.count = makeCounter(config.counting);
+    this.count = null; // until the server's counting rules are in; the server checks the length anyway
+    countingRules(config.counting_rules_url).then((rules) => {
+      this.count = makeCounter(rules);
+      this.update();
+    }).catch(() => this.say("The character counter could not load; the server still checks the length."));
     this.onPosted = onPosted;
     this.onError = onError;
     this.attachments = [];
     this.key = idempotencyKey();
 
-    this.text = el("textarea", { id: "compose-text", rows: "3", placeholder: "What's happening?",
-      "aria-describedby": "compose-counter" });
-    this.counter = el("span", { id: "compose-counter", class: "counter", "aria-live": "polite" });
+    this.text = el("textarea", { id: "compose-text", rows: "3", placeholder: "What's happening?" });
+    this.counter = el("span", { id: "compose-counter", class: "counter", "aria-hidden": "true" });
+    // Said to screen readers only near the limit and past it, not at every key.
+    this.counterSaid = el("span", { class: "visually-hidden", "aria-live": "polite" });
     this.file = el("input", { type: "file", id: "compose-file", class: "visually-hidden", tabindex: "-1",
       accept: Object.keys(config.media_types).join(","), multiple: true });
     this.attach = el("button", { type: "button", id: "compose-attach" }, "Add image");
@@ -56,7 +61,7 @@ export class Compose {
     this.element = el("form", { id: "compose", class: "compose", "aria-label": "Write a tweet" },
       el("label", { for: "compose-text", class: "visually-hidden" }, "Your tweet"),
       this.text, this.list, this.message,
-      el("div", { class: "compose-tools" }, this.attach, this.file, this.counter, this.post));
+      el("div", { class: "compose-tools" }, this.attach, this.file, this.counter, this.counterSaid, this.post));
 
     this.text.addEventListener("input", () => { this.key = idempotencyKey(); this.update(); });
     this.text.addEventListener("keydown", (event) => {
@@ -77,13 +82,14 @@ export class Compose {
   }
 
   update() {
-    const left = this.config.counting.max - this.count(this.text.value);
-    this.counter.textContent = String(left);
-    this.counter.classList.toggle("over", left < 0);
-    this.counter.setAttribute("aria-label", left < 0 ? `${-left} characters too many` : `${left} characters left`);
+    const left = this.count ? this.config.max_characters - this.count(this.text.value) : null;
+    this.counter.textContent = left === null ? "" : String(left);
+    this.counter.classList.toggle("over", left !== null && left < 0);
+    const said = left === null || left > 20 ? "" : left < 0 ? `${-left} characters too many` : `${left} characters left`;
+    if (this.counterSaid.textContent !== said) this.counterSaid.textContent = said;
     const uploading = this.attachments.some((a) => !a.mediaId);
     const blank = !this.text.value.trim() && this.attachments.length === 0;
-    this.post.disabled = left < 0 || blank || uploading || this.posting;
+    this.post.disabled = (left !== null && left < 0) || blank || uploading || this.posting;
     this.attach.disabled = this.attachments.length >= this.config.max_media;
   }
 
@@ -110,8 +116,10 @@ export class Compose {
       file.type.startsWith("video/") ? el("video", { src: preview, muted: true })
         : el("img", { src: preview, alt: `Preview of ${file.name}` }),
       progress, remove);
-    const attachment = { file, item, mediaId: null };
+    const attachment = { file, item, preview, mediaId: null };
+    this.key = idempotencyKey();
     remove.addEventListener("click", () => {
+      this.key = idempotencyKey(); // another post now: the server would refuse the key with other media
       this.attachments = this.attachments.filter((a) => a !== attachment);
       item.remove();
       URL.revokeObjectURL(preview);
@@ -135,6 +143,7 @@ export class Compose {
       .catch((error) => {
         this.attachments = this.attachments.filter((a) => a !== attachment);
         item.remove();
+        URL.revokeObjectURL(preview);
         this.say(`${file.name}: ${error.message}`);
         this.update();
       });
@@ -152,7 +161,10 @@ export class Compose {
         headers: { "Idempotency-Key": this.key },
       });
       this.text.value = "";
-      for (const attachment of this.attachments) attachment.item.remove();
+      for (const attachment of this.attachments) {
+        attachment.item.remove();
+        URL.revokeObjectURL(attachment.preview);
+      }
       this.attachments = [];
       this.key = idempotencyKey();
       this.onPosted(data);

@@ -1,9 +1,20 @@
 // A tweet's length as the server counts it (tweets/text.py: twitter-text's v3 rules), so the
 // compose counter and the server never disagree: NFC, one line ending, every URL weighs
-// `url_weight`, an emoji `default_weight`, and every other character its range's weight.
-// The URL finder is the server's own regular expression, handed to the page in its config.
+// `url_weight`, an emoji `default_weight`, and every other character its range's weight. The
+// URLs and emoji are found with the server's own regular expressions, which it serves at the
+// page config's `counting_rules_url`, and the URL checks after a match are the server's too.
 
-const EMOJI = /\p{Extended_Pictographic}|\p{Regional_Indicator}|\u20E3/u;
+function idnaValid(domain) {
+  // As Python's "idna" codec: every label 1 to 63 characters once punycoded.
+  let host;
+  try {
+    host = new URL(`http://${domain}/`).hostname;
+  } catch {
+    return false;
+  }
+  return host.split(".").every((label, i, labels) => (label.length > 0 || i === labels.length - 1)
+    && label.length <= 63);
+}
 
 function urlRanges(text, rules, expressions) {
   if (!text.includes(".")) return [];
@@ -12,8 +23,16 @@ function urlRanges(text, rules, expressions) {
     const [, , before, url, protocol, domain, , path] = match;
     const end = match.index + match[0].length;
     const start = end - url.length;
+    if (!idnaValid(domain) || (protocol || "https://").length + url.length > rules.url_max_length) continue;
     if (protocol) {
-      ranges.push([start, end]);
+      // A t.co link counts without what follows its slug (and not at all with a longer slug).
+      const tco = url.match(expressions.tco);
+      if (tco) {
+        if (tco[1] && tco[1].length > rules.tco_slug_max_length) continue;
+        ranges.push([start, start + tco[0].length]);
+      } else {
+        ranges.push([start, end]);
+      }
       continue;
     }
     // Without a protocol only ASCII domains count, and not after "-", "_", "." or "/".
@@ -35,25 +54,20 @@ function characterWeight(codePoint, rules) {
   return rules.default_weight;
 }
 
-/** A function counting a text's weighted length under `rules` (the page config's `counting`). */
+/** A function counting a text's weighted length under `rules` (the server's counting rules). */
 export function makeCounter(rules) {
   const expressions = {
     url: new RegExp(rules.url, "gi"),
     invalidBefore: new RegExp(rules.url_invalid_before),
     asciiDomain: new RegExp(rules.ascii_domain, "gi"),
+    tco: new RegExp(rules.tco, "i"),
+    emoji: new RegExp(rules.emoji, "gu"),
   };
-  const graphemes = typeof Intl !== "undefined" && Intl.Segmenter
-    ? new Intl.Segmenter("en", { granularity: "grapheme" }) : null;
 
   return function weightedLength(raw) {
     const text = raw.normalize("NFC").replace(/\r\n|\r/g, "\n");
-    const urls = new Map(urlRanges(text, rules, expressions).map(([start, end]) => [start, end]));
-    const emoji = new Map();
-    if (graphemes) {
-      for (const { segment, index } of graphemes.segment(text)) {
-        if (EMOJI.test(segment)) emoji.set(index, index + segment.length);
-      }
-    }
+    const urls = new Map(urlRanges(text, rules, expressions));
+    const emoji = new Map([...text.matchAll(expressions.emoji)].map((m) => [m.index, m.index + m[0].length]));
     let weight = 0;
     for (let i = 0; i < text.length;) {
       if (urls.has(i)) {
@@ -70,4 +84,18 @@ export function makeCounter(rules) {
     }
     return Math.floor(weight / rules.scale);
   };
+}
+
+let loading = null;
+
+/** The server's counting rules, fetched once (a versioned, long-cached URL). */
+export function countingRules(url) {
+  loading ??= fetch(url).then((response) => {
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    return response.json();
+  }).catch((error) => {
+    loading = null;
+    throw error;
+  });
+  return loading;
 }

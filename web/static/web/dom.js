@@ -73,15 +73,15 @@ export function statusElement(status, { me, onDelete }) {
     : el("img", { src: attachment.preview_url || attachment.url, alt: attachment.description || "An image",
       loading: "lazy" })));
   const article = el("article", { class: "status", "data-id": status.id, tabindex: "0",
-    "aria-label": `${account.display_name || account.username}: ${status.content.replace(/<[^>]+>/g, " ").trim()}` },
+    "aria-labelledby": `author-${status.id} content-${status.id}` },
   el("header", {},
-    el("a", { href: `/@${account.username}`, "data-route": true, class: "author" },
+    el("a", { href: `/@${account.username}`, "data-route": true, class: "author", id: `author-${status.id}` },
       el("strong", {}, account.display_name || account.username), " ",
       el("span", { class: "acct" }, `@${account.acct}`)),
     el("a", { href: `/@${account.username}/${status.id}`, "data-route": true, class: "permalink" },
       el("time", { datetime: status.created_at, title: new Date(status.created_at).toLocaleString() },
         ago(status.created_at)))),
-  el("div", { class: "content" }, safeContent(status.content)),
+  el("div", { class: "content", id: `content-${status.id}` }, safeContent(status.content)),
   media.length ? el("div", { class: `media media-${media.length}` }, media) : null);
   if (me && account.id === me.id && onDelete) {
     const actions = el("div", { class: "actions" });

@@ -25,6 +25,7 @@ export class Feed {
   }
 
   stop() {
+    this.stopped = true;
     this.observer.disconnect();
   }
 
@@ -34,7 +35,7 @@ export class Feed {
 
   /** Load the next (older) page, once at a time; resolves when it is shown. */
   more() {
-    if (this.loading || this.done) return this.loading || Promise.resolve();
+    if (this.loading || this.done || this.stopped) return this.loading || Promise.resolve();
     this.list.setAttribute("aria-busy", "true");
     this.retry.hidden = true;
     this.loading = this.api.get(this.next).then(({ data, links }) => {
@@ -49,14 +50,13 @@ export class Feed {
       this.loading = null;
       this.list.setAttribute("aria-busy", "false");
       // A short page leaves the sentinel in view: the observer won't fire again for it.
-      if (!this.done && this.retry.hidden && this.sentinelInView()) this.more();
+      if (!this.done && !this.stopped && this.retry.hidden && this.sentinelInView()) this.more();
     });
     return this.loading;
   }
 
   sentinelInView() {
-    const box = this.sentinel.getBoundingClientRect();
-    return box.top < innerHeight + 600;
+    return this.sentinel.isConnected && this.sentinel.getBoundingClientRect().top < innerHeight + 600;
   }
 
   element_of(status) {
@@ -92,14 +92,19 @@ export class Feed {
   }
 
   async delete(status, article) {
+    for (const button of article.querySelectorAll(".actions button")) button.disabled = true;
     try {
       await this.api.delete(`/api/v1/statuses/${status.id}`);
-      const next = article.nextElementSibling || article.previousElementSibling;
-      this.remove(status.id);
-      next?.focus();
     } catch (error) {
-      this.onError(error);
+      if (error.status !== 404) { // a 404: already gone, so gone from here too
+        for (const button of article.querySelectorAll(".actions button")) button.disabled = false;
+        this.onError(error);
+        return;
+      }
     }
+    const next = article.nextElementSibling || article.previousElementSibling;
+    this.remove(status.id);
+    next?.focus();
   }
 
   /** The first status whose bottom is below `top` pixels: where the reader is. */

@@ -26,12 +26,14 @@ export class Live {
     });
     socket.addEventListener("message", (message) => {
       let frame;
+      let status;
       try {
         frame = JSON.parse(message.data);
+        if (frame.event === "update") status = JSON.parse(frame.payload);
       } catch {
-        return;
+        return; // not a frame of Mastodon's: nothing to show
       }
-      if (frame.event === "update") this.handlers.onUpdate(JSON.parse(frame.payload));
+      if (frame.event === "update") this.handlers.onUpdate(status);
       else if (frame.event === "delete") this.handlers.onDelete(String(frame.payload));
     });
     socket.addEventListener("close", () => {
