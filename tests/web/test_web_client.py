@@ -46,6 +46,17 @@ def screenshot(page, name: str) -> None:
         page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"))
 
 
+def watched(page, errors: list[str]):
+    """``page``, with what it shows as an error (``#alert``) or throws collected in ``errors``."""
+    page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))
+    page.expose_function("reportAlert", lambda text: errors.append(f"{page.url}: alert: {text}"))
+    page.add_init_script("""new MutationObserver(() => {
+        const alert = document.getElementById('alert');
+        if (alert && alert.textContent) reportAlert(alert.textContent);
+    }).observe(document, {subtree: true, childList: true, characterData: true});""")
+    return page
+
+
 def sign_up(page, base: str, username: str) -> None:
     page.goto(f"{base}/")
     page.click("#sign-up")
@@ -78,7 +89,10 @@ def scroll_to_the_end(page) -> None:
         page.evaluate("scrollTo(0, document.body.scrollHeight)")
         page.wait_for_function("() => document.querySelector('.feed').getAttribute('aria-busy') === 'false'")
         page.wait_for_timeout(50)
-    raise AssertionError(f"never reached the first tweet; shown: {len(shown_ids(page))}")
+    state = page.evaluate("""() => ({busy: document.querySelector('.feed').getAttribute('aria-busy'),
+        retry: !document.querySelector('.retry').hidden, alert: document.getElementById('alert').textContent,
+        scrollY, height: document.body.scrollHeight})""")
+    raise AssertionError(f"never reached the first tweet; shown: {len(shown_ids(page))}, {state}")
 
 
 def home_ids(base: str, username: str) -> list[str]:
@@ -116,11 +130,11 @@ def test_two_people_follow_post_with_an_image_see_it_live_and_delete_it(stack, m
     old = [tweet_services.tweet_create(author=bob, content=f"old tweet {n}").id for n in range(OLD_TWEETS)]
     tweet_services.tweet_create(author=carol, content="for approved eyes only")
     image = picture()
-    seen = {}
+    seen, errors = {}, []
 
     def people(browser):
         alice_context, bob_context = browser.new_context(), browser.new_context()
-        alice, as_bob = new_page(alice_context), new_page(bob_context)
+        alice, as_bob = watched(new_page(alice_context), errors), watched(new_page(bob_context), errors)
         sign_up(alice, base, "alice")
         sign_in(as_bob, base, "bob")
 
@@ -129,6 +143,7 @@ def test_two_people_follow_post_with_an_image_see_it_live_and_delete_it(stack, m
         alice.wait_for_selector("#follow:has-text('Follow')")
         alice.click("#follow")
         alice.wait_for_selector("#follow:has-text('Unfollow')")
+        alice.wait_for_selector(".profile-tweets article.status:has-text('old tweet 44')")
         screenshot(alice, "profile")
         alice.click("nav >> text=Home")
         alice.wait_for_selector("article.status")
@@ -157,7 +172,10 @@ def test_two_people_follow_post_with_an_image_see_it_live_and_delete_it(stack, m
         alice.go_back()
         alice.locator("main .feed article.status").first.locator("text=Sunset over the bay").wait_for()
 
-        # Endless scrolling down to the very first tweet, past the cache, each once.
+        # Endless scrolling down to the very first tweet, past the cache, each once. (The page in
+        # front, as the one a reader scrolls is: a page behind another may get no frames, and so
+        # no IntersectionObserver callbacks.)
+        alice.bring_to_front()
         scroll_to_the_end(alice)
         seen["scrolled"] = shown_ids(alice)
 
@@ -183,7 +201,7 @@ def test_two_people_follow_post_with_an_image_see_it_live_and_delete_it(stack, m
         alice.wait_for_selector("text=Only people @carol approves see their tweets.")
         alice.click("#follow:has-text('Request to follow')")
         alice.wait_for_selector("#follow:has-text('Cancel request')")
-        as_carol = new_page(browser.new_context())
+        as_carol = watched(new_page(browser.new_context()), errors)
         sign_in(as_carol, base, "carol")
         as_carol.click("nav >> text=Follow requests")
         as_carol.click("li[data-account=alice] button.approve")
@@ -194,6 +212,7 @@ def test_two_people_follow_post_with_an_image_see_it_live_and_delete_it(stack, m
 
     in_browser(people)
 
+    assert errors == []  # nothing went wrong on any page, nor was said to
     everything = home_ids(base, "alice")
     assert seen["scrolled"][0] == seen["live"]
     assert seen["scrolled"] == [seen["live"], *[str(i) for i in reversed(old)]]

@@ -158,9 +158,9 @@ function homeView() {
   let catchingUp = null;
   const catchUp = async () => {
     for (let page = 0; page < CATCH_UP_PAGES && shown(current); page += 1) {
-      const newest = [feed.newestId(), ...pending.map((p) => p.id)].filter(Boolean)
-        .reduce((a, b) => (BigInt(a) > BigInt(b) ? a : b), null);
-      if (!newest) return;
+      const shownIds = [feed.newestId(), ...pending.map((p) => p.id)].filter(Boolean);
+      if (shownIds.length === 0) return; // nothing shown yet: the first page is all there is
+      const newest = shownIds.reduce((a, b) => (BigInt(a) > BigInt(b) ? a : b));
       const { data } = await api.get(`/api/v1/timelines/home?limit=40&min_id=${newest}`);
       if (!shown(current) || data.length === 0) return;
       arrived(data);
