@@ -1,18 +1,28 @@
 """The instance's usage counts (accounts, accounts that posted lately, posts), as the
 instance documents and NodeInfo show them.
 
-Counting is a scan, and these documents are read by every client that starts and by
-every crawler, so each process counts at most once every ``USAGE_SECONDS`` and answers
-the counts it has in between: the one cache of this module, filled only by ``usage``.
+Counting scans the tweets of the last half year, and these documents are read by every
+client that starts and by every crawler, so no request counts: beat does, every
+``INSTANCE_USAGE_EVERY_SECONDS`` (``mastoapi.count_usage``), into the shared cache,
+and the documents read the last counts there. Until beat has counted once (a fresh
+deployment), or while the cache cannot be read, each process counts for itself at most
+once every ``PROCESS_COUNT_SECONDS``.
 """
+import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+
+from django.conf import settings
+from django.core.cache import cache
 
 from social import selectors as social_selectors
 from tweets import selectors as tweets_selectors
 
-USAGE_SECONDS = 300
+logger = logging.getLogger(__name__)
+
+PROCESS_COUNT_SECONDS = 300
+_KEY = "mastoapi:instance-usage"
 _DAY_MS = 24 * 3600 * 1000
 
 
@@ -36,11 +46,25 @@ def _count() -> Usage:
                  posts=tweets_selectors.posts_count())
 
 
+def usage_count() -> Usage:
+    """Count now and keep the counts for every process to read (beat's task); kept twice as
+    long as beat's period, so a missed run or two shows the last counts, not none."""
+    counted = _count()
+    cache.set(_KEY, asdict(counted), timeout=2 * settings.INSTANCE_USAGE_EVERY_SECONDS + 60)
+    return counted
+
+
 def usage() -> Usage:
-    """The counts, at most ``USAGE_SECONDS`` old (counted now when they are older)."""
+    """The last counts beat made, or this process's own (at most ``PROCESS_COUNT_SECONDS`` old)."""
     global _last
+    try:
+        stored = cache.get(_KEY)
+    except Exception as exc:  # noqa: BLE001 - the shared cache is Redis: without it, counts of our own
+        logger.warning("instance usage: the cache cannot be read (%s); counting in this process", exc)
+        stored = None
+    if stored is not None:
+        return Usage(**stored)
     with _lock:
-        if _last is None or time.monotonic() - _last[0] > USAGE_SECONDS:
+        if _last is None or time.monotonic() - _last[0] > PROCESS_COUNT_SECONDS:
             _last = (time.monotonic(), _count())
         return _last[1]
-

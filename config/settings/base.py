@@ -456,6 +456,9 @@ MASTODON_DOMAIN = env("MASTODON_DOMAIN", default="localhost")
 SOFTWARE_NAME = "hometimeline"
 SOFTWARE_VERSION = "1.0.0"
 MASTODON_VERSION = f"4.3.0 (compatible; {SOFTWARE_NAME} {SOFTWARE_VERSION})"
+# How often beat counts the accounts and posts the instance documents and NodeInfo show
+# (mastoapi/usage.py): a scan of the last half year's tweets, so never in a request.
+INSTANCE_USAGE_EVERY_SECONDS = env.int("INSTANCE_USAGE_EVERY_SECONDS", default=3600)
 
 # --- Celery --------------------------------------------------------------------
 
@@ -537,6 +540,7 @@ CELERY_BEAT_SCHEDULE = {
     "media-sweep": _every("media.sweep", MEDIA_SWEEP_EVERY_SECONDS),
     "media-reconcile": _every("tweets.media_reconcile", MEDIA_RECONCILE_EVERY_SECONDS),
     "idempotency-keys-sweep": _every("tweets.sweep_idempotency_keys", IDEMPOTENCY_KEY_SWEEP_EVERY_SECONDS),
+    "instance-usage": _every("mastoapi.count_usage", INSTANCE_USAGE_EVERY_SECONDS),
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULER = "config.celery_app:BeatScheduler"  # creates the schedule's directory

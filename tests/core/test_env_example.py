@@ -110,5 +110,5 @@ def test_each_beat_job_has_an_interval_setting_of_its_own():
                     and getattr(node.targets[0], "id", None) == "CELERY_BEAT_SCHEDULE")
     intervals = [entry.args[1].id for entry in schedule.values]
     reads = envdoc.settings_reads()
-    assert len(intervals) == len(set(intervals)) == 6, intervals
+    assert len(intervals) == len(set(intervals)) == 7, intervals
     assert all(name in reads for name in intervals), intervals

@@ -2,9 +2,10 @@
 the instance documents' limits and registrations, and the authorization page under both
 of its spellings."""
 import pytest
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from mastoapi import oauth, scopes, usage
+from mastoapi import oauth, scopes, tasks, usage
 from media import services as media_services
 from tests.helpers import post
 from tweets.text import MAX_WEIGHTED_LENGTH
@@ -14,7 +15,11 @@ pytestmark = [pytest.mark.django_db]
 
 @pytest.fixture(autouse=True)
 def fresh_counts(monkeypatch):
+    """No counts yet, neither beat's (the shared cache outlives a test) nor this process's."""
     monkeypatch.setattr(usage, "_last", None)
+    cache.delete(usage._KEY)
+    yield
+    cache.delete(usage._KEY)
 
 
 def test_the_oauth_metadata_names_every_endpoint_and_what_they_take():
@@ -60,6 +65,21 @@ def test_counts_are_kept_a_while_not_counted_on_every_read(make_user, django_ass
     with django_assert_num_queries(0):
         assert APIClient().get("/nodeinfo/2.0").status_code == 200
         assert APIClient().get("/api/v2/instance").status_code == 200
+
+
+def test_beat_counts_for_every_process_and_no_request_counts(make_user, api, settings,
+                                                             django_assert_num_queries):
+    author = make_user()
+    post(api(author), "one")
+    tasks.count_usage_task()  # beat's
+    post(api(author), "two")  # shown once beat counts again
+    with django_assert_num_queries(0):
+        assert APIClient().get("/nodeinfo/2.0").json()["usage"]["localPosts"] == 1
+    tasks.count_usage_task()
+    assert APIClient().get("/nodeinfo/2.0").json()["usage"]["localPosts"] == 2
+    schedule = settings.CELERY_BEAT_SCHEDULE["instance-usage"]
+    assert schedule["task"] == tasks.COUNT_USAGE_TASK
+    assert schedule["schedule"] == settings.INSTANCE_USAGE_EVERY_SECONDS
 
 
 def test_the_instance_documents_carry_what_clients_read_at_start(make_user, api, settings):
