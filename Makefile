@@ -17,6 +17,7 @@ $(STAMP): requirements.txt requirements-dev.txt tests/js/package-lock.json
 	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@$(MAKE) --no-print-directory chromium
+	@$(MAKE) --no-print-directory haproxy
 	@$(MAKE) --no-print-directory js
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
@@ -80,7 +81,8 @@ chaos: $(STAMP)
 # The soak (python -m bench.soak): the production stack on two hosts' worth of
 # processes behind haproxy, a mixed workload for MINUTES (default 10), then the
 # audit of every timeline against PostgreSQL; writes bench/results/soak-<date>/.
-# haproxy is Debian's, installed as root like chromium above.
+# haproxy is Debian's, installed as root like chromium above (by make install too: the
+# suite checks the soak's haproxy configuration with haproxy itself).
 soak: $(STAMP) haproxy
 	@$(PY) -m bench.soak $(if $(MINUTES),--minutes $(MINUTES),)
 
@@ -88,8 +90,8 @@ APT_HAPROXY := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-instal
 haproxy:
 	@if command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; then :; \
 	elif ! command -v apt-get >/dev/null 2>&1 || [ "$$(id -u)" != 0 ]; then \
-	  echo "haproxy: not installed, and no apt-get as root here: install it (the soak needs it)"; \
-	else echo "Installing Debian's haproxy (apt-get install haproxy) for the soak ..."; \
+	  echo "haproxy: not installed, and no apt-get as root here: install it (the soak and its test need it)"; \
+	else echo "Installing Debian's haproxy (apt-get install haproxy) for the soak and its test ..."; \
 	  $(APT_HAPROXY) || { apt-get update -qq >/dev/null; $(APT_HAPROXY); } \
 	  || echo "haproxy: could not be installed"; \
 	fi
