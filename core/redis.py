@@ -29,10 +29,35 @@ from typing import Any, Generic, TypeVar
 from django.conf import settings
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import NoScriptError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ClusterError,
+    MovedError,
+    NoScriptError,
+    RedisError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 _clusters: dict[tuple, RedisCluster] = {}
 T = TypeVar("T")
+
+# Redis cannot answer now, and may soon: no connection, a timeout, or a cluster that is
+# failing over (the cluster is down, a master is down, try again, a slot has no master
+# yet, slots that moved until the client's retries ran out). Every caller that degrades
+# (reads from PostgreSQL, a 503 with Retry-After) catches these, and the breakers count
+# them; any other Redis error is a bug and goes on to a 500. (``MasterDownError`` is a
+# ``ClusterDownError``.)
+UNREACHABLE: tuple[type[Exception], ...] = (
+    RedisConnectionError, RedisTimeoutError, ClusterDownError, ClusterError, TryAgainError, SlotNotCoveredError,
+    MovedError, AskError,
+)
+# Any failure of a Redis call: every RedisError, and the cluster client's that are not one
+# (a slot without a master), for callers that carry on without Redis whatever went wrong.
+FAILURES: tuple[type[Exception], ...] = (RedisError, *UNREACHABLE)
 
 
 def is_cluster() -> bool:

@@ -41,7 +41,6 @@ from urllib.parse import unquote_plus
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse
-from redis.exceptions import RedisError
 from rest_framework import exceptions, status
 from rest_framework.throttling import BaseThrottle
 
@@ -373,7 +372,7 @@ class RedisScopeThrottle(BaseThrottle):
                 if not who:  # nothing this scope counts by (an OAuth request naming no client)
                     return True
                 self.decision = hit(scope=scope, who=who, rate=rate)
-        except RedisError as exc:
+        except core_redis.FAILURES as exc:
             if config.fail_closed:
                 logger.error("rate limit %s unavailable, refusing: %s", scope, exc)
                 raise RateLimiterUnavailable() from exc
@@ -437,7 +436,7 @@ def _form_refusal(request, refuse: Callable[[str, int], HttpResponse], *, scope:
     try:
         decision = hit(scope=scope, who=who_for(scope, ip=client_ip(request), username=username),
                        rate=rate_for(scope))
-    except RedisError as exc:
+    except core_redis.FAILURES as exc:
         logger.error("rate limit %s unavailable, refusing: %s", scope, exc)
         response = refuse(str(RateLimiterUnavailable.default_detail), status.HTTP_503_SERVICE_UNAVAILABLE)
         response["Retry-After"] = str(RateLimiterUnavailable.wait)

@@ -28,8 +28,6 @@ from django.conf import settings
 from oauth2_provider.models import AccessToken
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request as OAuthRequest
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import redis as core_redis
 
@@ -37,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 TTL_SECONDS = 600  # bounds how long a revocation Redis could not record is still honoured
 _REVOKED = b"-"
-_UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
+_UNREACHABLE = core_redis.UNREACHABLE
 
 
 @dataclass(frozen=True)

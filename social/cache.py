@@ -36,9 +36,7 @@ from datetime import datetime
 import orjson
 from django.conf import settings
 from django.db.models.functions import Lower
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import redis as core_redis
 
@@ -47,7 +45,7 @@ from .models import User
 
 TTL_SECONDS = 24 * 3600
 NO_SUCH_NAME_TTL_SECONDS = 60  # how long a name that no one holds may stay unlinked once someone takes it
-_UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
+_UNREACHABLE = core_redis.UNREACHABLE
 
 logger = logging.getLogger(__name__)
 

@@ -20,9 +20,6 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from core import db
 from core import redis as core_redis
 from tweets.cache import Prefetched
@@ -119,7 +116,7 @@ class _Timeline:
                 state = store.read(user_id=user_id, prefix=prefix)
             graph = _graph(user_id=user_id, state=state)
             self.cached = cached_ids(user_id=user_id, state=state, graph=graph, prefix=prefix, ahead=ahead)
-        except (RedisConnectionError, RedisTimeoutError):
+        except core_redis.UNREACHABLE:
             logger.warning("timeline cache unreachable: serving user %s from PostgreSQL", user_id)
             graph, self.cached = graph_from_db(user_id=user_id), _NOTHING_CACHED
         self.authors = graph.followees | {user_id}

@@ -13,8 +13,6 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import redis as core_redis
 
@@ -23,7 +21,7 @@ from .models import Tweet
 from .objects import TweetEntry
 
 TOMBSTONE = b""
-_UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
+_UNREACHABLE = core_redis.UNREACHABLE
 
 logger = logging.getLogger(__name__)
 

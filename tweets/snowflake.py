@@ -26,8 +26,6 @@ import time
 from datetime import UTC, datetime
 
 from django.conf import settings
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import redis as core_redis
 from core.exceptions import ApplicationError
@@ -144,7 +142,7 @@ class SnowflakeGenerator:
             return
         try:
             self._renew_or_acquire(now, held=held)
-        except (RedisConnectionError, RedisTimeoutError):
+        except core_redis.UNREACHABLE:
             # Redis is unreachable: a held lease is still ours until it expires.
             limit = _lease_ms() - EXPIRY_MARGIN_MS
             if held and age < limit and max(self._last_ms, now) < self._recorded_ms + limit:
