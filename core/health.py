@@ -23,6 +23,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from . import proxies
@@ -59,10 +60,27 @@ def _check_redis() -> None:
     # A client of its own, with the probe's timeouts (the cache pool waits 5 s for
     # an answer) and no retries (which some redis-py versions make by default).
     url = settings.REDIS_URL
+    if settings.REDIS_CLUSTER:
+        _check_redis_cluster(url)
+        return
     if url not in _redis_probes:
         _redis_probes[url] = redis.Redis.from_url(url, socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
                                                   socket_timeout=CHECK_TIMEOUT_SECONDS, retry=Retry(NoBackoff(), 0))
     _redis_probes[url].ping()
+
+
+def _check_redis_cluster(url: str) -> None:
+    """Every master answers, and the cluster covers every slot: the node ``REDIS_URL``
+    names answering says nothing of the masters holding other slots. A client made for
+    each check, so that it knows the masters as they are now (after a failover)."""
+    probe = RedisCluster.from_url(url, socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
+                                  socket_timeout=CHECK_TIMEOUT_SECONDS, cluster_error_retry_attempts=0)
+    try:
+        probe.ping(target_nodes=RedisCluster.PRIMARIES)
+        if probe.cluster_info(target_nodes=RedisCluster.RANDOM).get("cluster_state") != "ok":
+            raise redis.exceptions.ClusterDownError("cluster_state is not ok")
+    finally:
+        probe.close()
 
 
 def _check_broker() -> None:

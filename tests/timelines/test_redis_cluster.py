@@ -213,3 +213,22 @@ def test_a_cluster_with_the_default_broker_is_refused_at_start():
     result = subprocess.run([sys.executable, "-c", "import django; django.setup()"], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.django_db
+def test_readyz_checks_every_master_not_only_the_one_named(settings, tmp_path, client):
+    """A master that is down (a slot range without its master) makes the web process not
+    ready, whichever node ``REDIS_URL`` names."""
+    saved = settings.REDIS_URL, settings.REDIS_CLUSTER
+    with contextlib.ExitStack() as cleanup:
+        nodes = start_redis_cluster(tmp_path, cleanup)
+        settings.REDIS_URL, settings.REDIS_CLUSTER = nodes.url, True
+        try:
+            assert client.get("/readyz").status_code == 200
+            named = int(nodes.url.rsplit(":", 1)[1].split("/")[0])
+            nodes.kill(next(port for port in nodes.ports if port != named))
+            r = client.get("/readyz")
+            assert r.status_code == 503 and r.json()["failing"] == ["redis"], r.content
+        finally:
+            # Back to the suite's Redis before this cluster stops (the key clean-up runs after the test).
+            settings.REDIS_URL, settings.REDIS_CLUSTER = saved
