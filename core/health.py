@@ -74,7 +74,7 @@ def _check_redis_cluster(url: str) -> None:
     names answering says nothing of the masters holding other slots. A client made for
     each check, so that it knows the masters as they are now (after a failover)."""
     probe = RedisCluster.from_url(url, socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
-                                  socket_timeout=CHECK_TIMEOUT_SECONDS, cluster_error_retry_attempts=0)
+                                  socket_timeout=CHECK_TIMEOUT_SECONDS, retry=Retry(NoBackoff(), 0))
     try:
         probe.ping(target_nodes=RedisCluster.PRIMARIES)
         if probe.cluster_info(target_nodes=RedisCluster.RANDOM).get("cluster_state") != "ok":
