@@ -172,9 +172,8 @@ def test_two_people_follow_post_with_an_image_see_it_live_and_delete_it(stack, m
         alice.go_back()
         alice.locator("main .feed article.status").first.locator("text=Sunset over the bay").wait_for()
 
-        # Endless scrolling down to the very first tweet, past the cache, each once. (The page in
-        # front, as the one a reader scrolls is: a page behind another may get no frames, and so
-        # no IntersectionObserver callbacks.)
+        # Endless scrolling down to the very first tweet, past the cache, each once, scrolled
+        # as fast as the pages come (which once lost the end of the list between two frames).
         alice.bring_to_front()
         scroll_to_the_end(alice)
         seen["scrolled"] = shown_ids(alice)

@@ -49,14 +49,13 @@ export class Feed {
     }).finally(() => {
       this.loading = null;
       this.list.setAttribute("aria-busy", "false");
-      // A short page leaves the sentinel in view: the observer won't fire again for it.
-      if (!this.done && !this.stopped && this.retry.hidden && this.sentinelInView()) this.more();
+      // Observed afresh, the sentinel is reported as it is at the next frame. Otherwise a
+      // sentinel that was in view, was pushed out by this page and was scrolled back in
+      // before any frame (or a short page that never pushed it out) is never reported again.
+      this.observer.unobserve(this.sentinel);
+      if (!this.done && !this.stopped && this.retry.hidden) this.observer.observe(this.sentinel);
     });
     return this.loading;
-  }
-
-  sentinelInView() {
-    return this.sentinel.isConnected && this.sentinel.getBoundingClientRect().top < innerHeight + 600;
   }
 
   element_of(status) {
