@@ -57,22 +57,14 @@ def watched(page, errors: list[str]):
     return page
 
 
-def sign_up(page, base: str, username: str) -> None:
+def sign_in(page, base: str, username: str, *, new: bool = False) -> None:
+    """From the welcome page through the OAuth pages (the sign-up page when ``new``) and the
+    consent page, as for any app, back to the home timeline."""
     page.goto(f"{base}/")
-    page.click("#sign-up")
+    page.click("#sign-up" if new else "#sign-in")
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
-    page.click("#signUpForm input[type=submit]")
-    page.click("input[name=allow]")  # the consent page, as for any app
-    page.wait_for_selector("#compose-text")
-
-
-def sign_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/")
-    page.click("#sign-in")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("#loginForm input[type=submit]")
+    page.click("#signUpForm input[type=submit]" if new else "#loginForm input[type=submit]")
     page.click("input[name=allow]")
     page.wait_for_selector("#compose-text")
 
@@ -135,7 +127,7 @@ def test_two_people_follow_post_with_an_image_see_it_live_and_delete_it(stack, m
     def people(browser):
         alice_context, bob_context = browser.new_context(), browser.new_context()
         alice, as_bob = watched(new_page(alice_context), errors), watched(new_page(bob_context), errors)
-        sign_up(alice, base, "alice")
+        sign_in(alice, base, "alice", new=True)
         sign_in(as_bob, base, "bob")
 
         # Alice finds Bob's profile and follows him; his tweets come into her home.

@@ -33,8 +33,13 @@ export function token() {
   return localStorage.getItem(TOKEN_KEY);
 }
 
-function forget() {
+export function forgetToken() {
   localStorage.removeItem(TOKEN_KEY);
+}
+
+// The app this browser registered, as `app()` saved it, or null.
+function savedApp() {
+  return JSON.parse(localStorage.getItem(APP_KEY) || "null");
 }
 
 // Whether the server still knows the app this browser registered (it may have been removed, or
@@ -52,7 +57,7 @@ async function known(api, client) {
 }
 
 async function app(api, scopes) {
-  const saved = JSON.parse(localStorage.getItem(APP_KEY) || "null");
+  const saved = savedApp();
   if (saved && saved.redirect_uri === redirectUri() && saved.scopes === scopes && await known(api, saved)) {
     return saved;
   }
@@ -98,7 +103,7 @@ export async function finishSignIn(api) {
   if (!pending || pending.state !== params.get("state")) {
     throw new Error("That sign-in was not started from this page. Please sign in again.");
   }
-  const client = JSON.parse(localStorage.getItem(APP_KEY) || "null");
+  const client = savedApp();
   if (!client) throw new Error("This browser forgot the sign-in it started. Please sign in again.");
   let data;
   try {
@@ -119,9 +124,9 @@ export async function finishSignIn(api) {
 
 /** Revoke the token, forget it, and end the sign-in pages' session (back to `/`). */
 export async function signOut(api) {
-  const client = JSON.parse(localStorage.getItem(APP_KEY) || "null");
+  const client = savedApp();
   const current = token();
-  forget();
+  forgetToken();
   if (client && current) {
     try {
       await api.post("/oauth/revoke", { anonymous: true, form: {
@@ -131,8 +136,4 @@ export async function signOut(api) {
     }
   }
   document.getElementById("sign-out-form").submit();
-}
-
-export function forgetToken() {
-  forget();
 }

@@ -58,14 +58,14 @@ export class Feed {
     return this.loading;
   }
 
-  element_of(status) {
+  elementOf(status) {
     return statusElement(status, { me: this.me, onDelete: (shown, article) => this.delete(shown, article) });
   }
 
   append(status) {
     if (this.ids.has(status.id)) return;
     this.ids.add(status.id);
-    this.list.append(this.element_of(status));
+    this.list.append(this.elementOf(status));
   }
 
   /** Put newer statuses (any order) on top, newest first; true if any was new here. */
@@ -74,7 +74,7 @@ export class Feed {
       .sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
     for (const status of fresh) {
       this.ids.add(status.id);
-      this.list.prepend(this.element_of(status));
+      this.list.prepend(this.elementOf(status));
     }
     if (fresh.length) this.empty.hidden = true;
     return fresh.length > 0;
