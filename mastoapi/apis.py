@@ -568,6 +568,14 @@ class Focus(serializers.Field):
         return f"{value[0]},{value[1]}"
 
 
+class MediaDescription(Params):
+    """What an uploader may say of a medium, on upload or after: ``description``, ``focus``."""
+
+    description = StrictCharField(max_length=DESCRIPTION_MAX_LENGTH, required=False, allow_blank=True,
+                                  allow_null=True, trim_whitespace=False)
+    focus = Focus(required=False, allow_null=True)
+
+
 class MediaCreateApi(MastoApi):
     """The one request that carries a file: refused from its headers before the body is
     read, then streamed to object storage as it arrives, in bounded memory and under a
@@ -578,11 +586,8 @@ class MediaCreateApi(MastoApi):
     throttle_scope = "media"
     parser_classes = [SafeMultiPartParser]
 
-    class Input(Params):
+    class Input(MediaDescription):
         file = serializers.FileField(error_messages={**CANT_BE_BLANK, "invalid": "can't be blank"})
-        description = StrictCharField(max_length=DESCRIPTION_MAX_LENGTH, required=False, allow_blank=True,
-                                      allow_null=True, trim_whitespace=False)
-        focus = Focus(required=False, allow_null=True)
 
     def post(self, request):
         quota_left = uploads.check_request(request, owner_id=request.user.id)
@@ -613,10 +618,7 @@ class MediaApi(MastoApi):
     http_method_names = serves("get", "put")
     required_scopes = {"GET": "write:media", "PUT": "write:media"}
 
-    class Input(Params):
-        description = StrictCharField(max_length=DESCRIPTION_MAX_LENGTH, required=False, allow_blank=True,
-                                      allow_null=True, trim_whitespace=False)
-        focus = Focus(required=False, allow_null=True)
+    Input = MediaDescription
 
     def get(self, request, media_id: int):
         return Response(_media_entity(media_selectors.media_owned_upload(owner_id=request.user.id,
@@ -630,9 +632,8 @@ class MediaApi(MastoApi):
 
 
 def _media_entity(media) -> dict:
-    focus = (media.focus_x, media.focus_y) if media.focus_x is not None and media.focus_y is not None else None
     return entities.media_attachment(str(media.id), media_services.upload_url(media), media.content_type,
-                                     description=media.description, focus=focus)
+                                     description=media.description, focus=media.focus)
 
 
 # --- The home timeline and its read position -----------------------------------------

@@ -36,6 +36,15 @@ class Media(models.Model):
     focus_x = models.FloatField(null=True, blank=True)
     focus_y = models.FloatField(null=True, blank=True)
 
+    @property
+    def focus(self) -> tuple[float, float] | None:
+        """The focal point as ``(x, y)``, or None when none was set."""
+        return (self.focus_x, self.focus_y) if self.focus_x is not None and self.focus_y is not None else None
+
+    @focus.setter
+    def focus(self, point: tuple[float, float] | None) -> None:
+        self.focus_x, self.focus_y = point if point is not None else (None, None)
+
     class Meta:
         verbose_name_plural = "media"
         indexes = [

@@ -89,9 +89,11 @@ def _media_record(*, owner_id: int, content_type: str, size_bytes: int, name: st
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_QUOTA_LOCK, owner_id % 2**31])
         _quota_check(owner_id=owner_id, size_bytes=size_bytes)
         name = name or new_name(owner_id=owner_id, content_type=content_type)
-        return Media.objects.create(owner_id=owner_id, key=name, content_type=content_type, size_bytes=size_bytes,
-                                    description=description, focus_x=focus[0] if focus else None,
-                                    focus_y=focus[1] if focus else None)
+        media = Media(owner_id=owner_id, key=name, content_type=content_type, size_bytes=size_bytes,
+                      description=description)
+        media.focus = focus
+        media.save(force_insert=True)
+        return media
 
 
 _QUOTA_LOCK = 0x6D65  # the advisory lock space of the quota ("me")
@@ -217,8 +219,8 @@ def stored_form(media: Media) -> dict:
     stored: dict = {"media_id": str(media.id), "key": media.key, "content_type": media.content_type}
     if media.description:
         stored["description"] = media.description
-    if media.focus_x is not None and media.focus_y is not None:
-        stored["focus"] = [media.focus_x, media.focus_y]
+    if media.focus is not None:
+        stored["focus"] = list(media.focus)
     return stored
 
 
@@ -240,7 +242,7 @@ def media_describe(*, owner_id: int, media_id: int, description: str | None = No
         if focus is not None:
             if not all(-1.0 <= v <= 1.0 for v in focus):
                 raise ValidationError({"focus": ["Each of x and y must be between -1.0 and 1.0."]})
-            media.focus_x, media.focus_y = focus
+            media.focus = focus
             fields += ["focus_x", "focus_y"]
         if fields:
             media.save(update_fields=fields)
