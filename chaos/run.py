@@ -129,6 +129,7 @@ class FaultResult:
 ALLOWED = {
     "web worker SIGKILL mid-request": {"read": {"conn-error"}, "post": {"conn-error"}},  # retried with the key
     "PostgreSQL down, then back": {"post": {"503"}},  # writes refused, plainly; cached first pages still read
+    "PostgreSQL's disk full, then space again": {"post": {"503"}},  # writes refused, plainly; reads go on
 }
 
 
@@ -426,6 +427,25 @@ class Chaos:
                 self.db = psycopg.connect(self.stack.database_url.replace("postgres://", "postgresql://"),
                                           autocommit=True)
 
+    def postgres_disk_full(self) -> None:
+        volume = self.stack.database_on_volume(self.db)
+        with self.fault("PostgreSQL's disk full, then space again",
+                        f"every table and index on a {volume.size_mb} MB volume of their own, filled up under load "
+                        "(the WAL's volume has room); the ballast removed") as result:
+            time.sleep(1)
+            filled = volume.fill()
+            try:
+                time.sleep(self.p["fault_s"])
+            finally:
+                volume.free()
+            result.notes.append(f"filled with {filled >> 20} MB of ballast")
+        if "503" not in result.statuses("post"):
+            result.problems.append("no post was refused: the volume never filled up under the posts")
+        try:
+            self.post_as(self.users[0], "posted once there is space again")
+        except AssertionError as error:
+            result.problems.append(f"a post once there was space again: {error}")
+
     def warm_up(self) -> None:
         """Before any fault: the stream readers connected, every user has posted and read (caches, leases
         and pools warm)."""
@@ -447,7 +467,7 @@ class Chaos:
 
 
 FAULTS = ["web_worker_killed", "stream_killed", "worker_killed_mid_fanout", "broker_down", "redis_killed",
-          "redis_frozen", "postgres_down"]
+          "redis_frozen", "postgres_down", "postgres_disk_full"]
 
 
 def table(results: list[FaultResult]) -> str:

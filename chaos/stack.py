@@ -11,6 +11,7 @@ machine's shared services are never touched.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import shutil
@@ -21,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psycopg
 import redis
 import requests
 
@@ -43,6 +45,53 @@ class Postgres(EmbeddedPostgres):
 
     def start_again(self, port: int) -> None:
         self._start(port)
+
+
+def volume_possible() -> bool:
+    """Whether this process may mount a tmpfs (root with CAP_SYS_ADMIN), which the disk-full fault needs."""
+    if os.geteuid() != 0:
+        return False
+    with tempfile.TemporaryDirectory() as where:
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", where], capture_output=True).returncode:
+            return False
+        subprocess.run(["umount", where], check=True)
+    return True
+
+
+class Volume:
+    """A small tmpfs of its own for the database's tables and indexes (a tablespace), so that a
+    fault can fill it up (a ballast file) without touching the machine's disks, and empty it again.
+    PostgreSQL's catalogs and its WAL stay on the stack's directory, as on a server whose data
+    volume, not its WAL volume, fills up."""
+
+    def __init__(self, path: Path, size_mb: int, owner: tuple[int, int] | None):
+        self.path, self.size_mb = path, size_mb
+        self.ballast = path / "ballast"
+        path.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755", "tmpfs", str(path)], check=True)
+        self.data = path / "pg"  # CREATE TABLESPACE wants an empty directory its server owns
+        self.data.mkdir(mode=0o700)
+        if owner:
+            os.chown(self.data, *owner)
+
+    def fill(self) -> int:
+        """Write the ballast until the volume is full; the bytes written."""
+        written, chunk = 0, b"\0" * (1 << 20)
+        with open(self.ballast, "ab", buffering=0) as ballast:
+            while True:
+                try:
+                    written += ballast.write(chunk)
+                except OSError as error:
+                    if error.errno != errno.ENOSPC:
+                        raise
+                    return written
+
+    def free(self) -> None:
+        self.ballast.unlink(missing_ok=True)
+
+    def unmount(self) -> None:
+        if subprocess.run(["umount", str(self.path)], capture_output=True).returncode:
+            subprocess.run(["umount", "-l", str(self.path)], capture_output=True)
 
 
 class RedisServer:
@@ -96,6 +145,7 @@ class Stack:
         self.web_workers, self.fanout_batch = web_workers, fanout_batch
         self.procs: dict[str, subprocess.Popen] = {}
         self.secret_key = secrets.token_urlsafe(48)
+        self.volume: Volume | None = None
 
     def __enter__(self) -> Stack:
         try:
@@ -111,7 +161,9 @@ class Stack:
     def close(self) -> None:
         for name in list(self.procs):
             self.stop_process(name)
-        self.cleanup.close()
+        self.cleanup.close()  # PostgreSQL stopped first: nothing holds the volume's files then
+        if self.volume:
+            self.volume.unmount()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # --- Starting -------------------------------------------------------------------
@@ -262,6 +314,16 @@ class Stack:
 
     def start_postgres(self) -> None:
         self.pg.start_again(self.pg_port)
+
+    def database_on_volume(self, db: psycopg.Connection, size_mb: int = 256) -> Volume:
+        """Move every table and index of the database onto a tmpfs volume of its own (once)."""
+        if self.volume is None:
+            self.volume = Volume(self.dir / "volume", size_mb,
+                                 (self.pg.account.pw_uid, self.pg.account.pw_gid) if self.pg.account else None)
+            db.execute(f"CREATE TABLESPACE volume LOCATION '{self.volume.data}'")
+            db.execute("ALTER TABLE ALL IN TABLESPACE pg_default SET TABLESPACE volume")
+            db.execute("ALTER INDEX ALL IN TABLESPACE pg_default SET TABLESPACE volume")
+        return self.volume
 
 
 def _children(pid: int) -> list[int]:
