@@ -130,6 +130,7 @@ ALLOWED = {
     "web worker SIGKILL mid-request": {"read": {"conn-error"}, "post": {"conn-error"}},  # retried with the key
     "PostgreSQL down, then back": {"post": {"503"}},  # writes refused, plainly; cached first pages still read
     "PostgreSQL's disk full, then space again": {"post": {"503"}},  # writes refused, plainly; reads go on
+    "replica promoted, the primary gone": {"post": {"503"}},  # writes refused until pointed at the new primary
 }
 
 
@@ -446,6 +447,26 @@ class Chaos:
         except AssertionError as error:
             result.problems.append(f"a post once there was space again: {error}")
 
+    def replica_promoted(self) -> None:
+        """Last, when run: the stack's replica becomes its primary, and it has no replica after."""
+        dropped = self.users[: len(self.users) // 2]
+        with self.fault("replica promoted, the primary gone",
+                        "the primary crashed (immediate stop) under load and its synchronous replica was promoted; "
+                        f"{len(dropped)} users' cached timelines dropped, so their reads rebuild from the replica; "
+                        "then, with the load paused, DATABASE_URL pointed at the promoted server and every process "
+                        "restarted") as result:
+            self.stack.fail_over()
+            self.stack.cache.client().delete(*[f"tl:{{{user}}}" for user in dropped])
+            time.sleep(self.p["fault_s"])
+            during = collections.Counter(f"{s.op} {s.status}" for s in result.samples)
+            result.notes.append(f"before the restart: {', '.join(f'{k}: {v}' for k, v in sorted(during.items()))}")
+            self.load.stop()
+            self.stack.use_promoted()
+            self.db = psycopg.connect(self.stack.database_url.replace("postgres://", "postgresql://"),
+                                      autocommit=True)
+            self.stack.wait_until_streaming()
+            self.load.start(result.samples)
+
     def warm_up(self) -> None:
         """Before any fault: the stream readers connected, every user has posted and read (caches, leases
         and pools warm)."""
@@ -457,9 +478,11 @@ class Chaos:
         self.post_as(self.star, "the star's first")
 
     def run(self, names: list[str] | None = None) -> list[FaultResult]:
+        # The failover leaves the stack without a replica: it comes last.
+        names = sorted(names or FAULTS, key=lambda name: name == "replica_promoted")
         try:
             self.warm_up()
-            for name in names or FAULTS:
+            for name in names:
                 getattr(self, name)()
         finally:
             self.readers.stop()
@@ -467,7 +490,7 @@ class Chaos:
 
 
 FAULTS = ["web_worker_killed", "stream_killed", "worker_killed_mid_fanout", "broker_down", "redis_killed",
-          "redis_frozen", "postgres_down", "postgres_disk_full"]
+          "redis_frozen", "postgres_down", "postgres_disk_full", "replica_promoted"]
 
 
 def table(results: list[FaultResult]) -> str:

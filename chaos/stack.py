@@ -46,6 +46,40 @@ class Postgres(EmbeddedPostgres):
     def start_again(self, port: int) -> None:
         self._start(port)
 
+    def crash(self) -> None:
+        self._run("pg_ctl", "-D", str(self.pgdata), "-m", "immediate", "-w", "-t", "60", "stop")
+
+
+class Replica(Postgres):
+    """A streaming replica of the stack's PostgreSQL, made by ``pg_basebackup -R`` instead of initdb.
+    The primary waits for it on every commit (``synchronous_standby_names``), so a promoted replica
+    holds every write that was acknowledged."""
+
+    def __init__(self, data_dir: Path, primary_port: int, tablespaces: dict[Path, Path]):
+        super().__init__(data_dir)
+        self.primary_port, self.tablespaces = primary_port, tablespaces
+
+    def _initdb_if_needed(self) -> None:
+        if (self.pgdata / "PG_VERSION").exists():
+            return
+        for ours in self.tablespaces.values():  # both servers on one machine: not the same directory
+            ours.mkdir(mode=0o700)
+            self._give_to_account(ours)
+        mapping = [f"--tablespace-mapping={theirs}={ours}" for theirs, ours in self.tablespaces.items()]
+        result = self._run("pg_basebackup", "-h", HOST, "-p", str(self.primary_port), "-U", "postgres",
+                           "-D", str(self.pgdata), "-R", "-X", "stream", "--no-sync", *mapping)
+        if result.returncode:
+            raise RuntimeError(f"pg_basebackup failed: {result.stdout}")
+        with open(self.pgdata / "postgresql.auto.conf", "a") as conf:
+            # The name the primary waits for; and, once promoted, no standby of its own to wait for.
+            conf.write(f"primary_conninfo = 'host={HOST} port={self.primary_port} user=postgres "
+                       "application_name=replica'\nsynchronous_standby_names = ''\n")
+
+    def promote(self) -> None:
+        result = self._run("pg_ctl", "-D", str(self.pgdata), "-w", "-t", "60", "promote")
+        if result.returncode:
+            raise RuntimeError(f"pg_ctl promote failed: {result.stdout}")
+
 
 def volume_possible() -> bool:
     """Whether this process may mount a tmpfs (root with CAP_SYS_ADMIN), which the disk-full fault needs."""
@@ -65,7 +99,7 @@ class Volume:
     volume, not its WAL volume, fills up."""
 
     def __init__(self, path: Path, size_mb: int, owner: tuple[int, int] | None):
-        self.path, self.size_mb = path, size_mb
+        self.path, self.size_mb, self.moved = path, size_mb, False
         self.ballast = path / "ballast"
         path.mkdir()
         subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755", "tmpfs", str(path)], check=True)
@@ -138,7 +172,7 @@ class RedisServer:
 class Stack:
     """Start with ``with Stack(...) as stack``: services, migrations, web, stream, worker, beat."""
 
-    def __init__(self, *, web_workers: int = 2, fanout_batch: int = 20):
+    def __init__(self, *, web_workers: int = 2, fanout_batch: int = 20, replica: bool = True):
         self.cleanup = contextlib.ExitStack()
         (REPO / ".data").mkdir(exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix="chaos-", dir=REPO / ".data"))
@@ -146,6 +180,8 @@ class Stack:
         self.procs: dict[str, subprocess.Popen] = {}
         self.secret_key = secrets.token_urlsafe(48)
         self.volume: Volume | None = None
+        self.with_replica = replica
+        self.replica: Replica | None = None
 
     def __enter__(self) -> Stack:
         try:
@@ -173,6 +209,22 @@ class Stack:
         self.pg_port, _ = self.pg.start()
         self.cleanup.callback(self.pg.stop)
         self.database_url = f"postgres://postgres@{HOST}:{self.pg_port}/timeline_chaos"
+        tablespaces = {}
+        if volume_possible():  # the disk-full fault's volume, a tablespace before any replica copies the server
+            self.volume = Volume(self.dir / "volume", 256,
+                                 (self.pg.account.pw_uid, self.pg.account.pw_gid) if self.pg.account else None)
+            with psycopg.connect(self.database_url.replace("/timeline_chaos", "/postgres"), autocommit=True) as db:
+                db.execute(f"CREATE TABLESPACE volume LOCATION '{self.volume.data}'")
+            tablespaces[self.volume.data] = self.dir / "replica-volume"
+        replica_env = {}
+        if self.with_replica:
+            with psycopg.connect(self.database_url.replace("/timeline_chaos", "/postgres"), autocommit=True) as db:
+                db.execute("ALTER SYSTEM SET synchronous_standby_names = 'replica'")
+                db.execute("SELECT pg_reload_conf()")
+            self.replica = Replica(self.dir / "replica", self.pg_port, tablespaces)
+            self.replica_port, _ = self.replica.start()
+            self.cleanup.callback(self.replica.stop)
+            replica_env = {"DATABASE_REPLICA_URL": f"postgres://postgres@{HOST}:{self.replica_port}/timeline_chaos"}
         self.cache = RedisServer("cache", self.dir)
         self.broker = RedisServer("broker", self.dir)
         for server in (self.cache, self.broker):
@@ -201,6 +253,7 @@ class Stack:
             "AWS_S3_ENDPOINT_URL": f"http://{HOST}:{common.free_port()}",  # never reached: no media here
             **{f"RATE_LIMIT_{scope}": "1000000/min" for scope in ("TWEETS", "FOLLOWS", "TIMELINE", "LOGIN",
                                                                   "REGISTER")},
+            **replica_env,
         }, self.dir)
         services.ensure_database(self.database_url)
         say(f"PostgreSQL :{self.pg_port}, Redis :{self.cache.port}, broker :{self.broker.port}; migrating")
@@ -315,15 +368,37 @@ class Stack:
     def start_postgres(self) -> None:
         self.pg.start_again(self.pg_port)
 
-    def database_on_volume(self, db: psycopg.Connection, size_mb: int = 256) -> Volume:
-        """Move every table and index of the database onto a tmpfs volume of its own (once)."""
+    def database_on_volume(self, db: psycopg.Connection) -> Volume:
+        """Move every table and index of the database onto the stack's tmpfs volume (once)."""
         if self.volume is None:
-            self.volume = Volume(self.dir / "volume", size_mb,
-                                 (self.pg.account.pw_uid, self.pg.account.pw_gid) if self.pg.account else None)
-            db.execute(f"CREATE TABLESPACE volume LOCATION '{self.volume.data}'")
+            raise RuntimeError("no volume: this process may not mount a tmpfs (see volume_possible)")
+        if not self.volume.moved:
             db.execute("ALTER TABLE ALL IN TABLESPACE pg_default SET TABLESPACE volume")
             db.execute("ALTER INDEX ALL IN TABLESPACE pg_default SET TABLESPACE volume")
+            self.volume.moved = True
         return self.volume
+
+    def fail_over(self) -> None:
+        """The primary crashes (immediate stop) and is gone; its replica is promoted. The processes
+        keep their configuration (DATABASE_URL names the dead primary) until ``use_promoted``."""
+        assert self.replica is not None, "a stack without a replica"
+        self.pg.crash()
+        self.replica.promote()
+
+    def use_promoted(self) -> None:
+        """Do what an operator does after a failover: point DATABASE_URL at the promoted server,
+        drop DATABASE_REPLICA_URL, and restart every process."""
+        assert self.replica is not None
+        self.pg, self.pg_port, self.replica = self.replica, self.replica_port, None
+        self.database_url = f"postgres://postgres@{HOST}:{self.pg_port}/timeline_chaos"
+        self.env = {k: v for k, v in self.env.items() if k != "DATABASE_REPLICA_URL"} | {
+            "DATABASE_URL": self.database_url}
+        for name in ("web", "worker", "beat", "stream"):
+            self.stop_process(name)
+        self.start_stream()
+        for name in ("web", "worker", "beat"):
+            self.start_process(name)
+        self.wait_until_ready()
 
 
 def _children(pid: int) -> list[int]:

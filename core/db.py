@@ -11,13 +11,18 @@ had committed when the call began (its WAL position, compared with the
 replica's replay position), which makes the read as fresh as one on the primary:
 for reads that must see a write just made, by anyone. docs/scaling.md has why
 each routed read is safe.
+
+When the primary cannot be reached, the replica is the freshest copy there
+is: lag-tolerant and caught-up reads then go to it whatever its lag, and even
+once it has been promoted (a promoted replica is otherwise not used: it no
+longer follows the primary). Writes stay on the primary, and fail.
 """
 import logging
 import threading
 import time
 
 from django.conf import settings
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +61,10 @@ class PrimaryRouter:
         return db == PRIMARY
 
 
+# A query that fails with these could not reach its server (any other database error is a bug).
+UNREACHABLE = (OperationalError, InterfaceError)
+
+
 class _Health:
     def __init__(self):
         self.lock = threading.Lock()
@@ -78,6 +87,17 @@ def _replica_lag() -> float | None:
     return None if lag is None else float(lag)
 
 
+def primary_answers() -> bool:
+    """Whether the primary answers a query now (a connection that broke is closed, for the next to reconnect)."""
+    try:
+        with connections[PRIMARY].cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except UNREACHABLE:
+        connections[PRIMARY].close()
+        return False
+
+
 def _replica_usable() -> bool:
     now = time.monotonic()
     if now - _health.checked_at < REPLICA_CHECK_SECONDS:
@@ -88,8 +108,13 @@ def _replica_usable() -> bool:
         try:
             lag = _replica_lag()
             usable = lag is not None and lag <= settings.DATABASE_REPLICA_MAX_LAG_SECONDS
-            if not usable:
-                logger.warning("replica not used: replay lag %s s", lag)
+            if not usable and not primary_answers():
+                logger.warning("the primary is unreachable: reads go to the replica (replay lag %s s; none: "
+                               "promoted)", lag)
+                usable = True
+            elif not usable:
+                logger.warning("replica not used: replay lag %s s (none: promoted, so it follows the primary "
+                               "no more)", lag)
         except DatabaseError:
             logger.warning("replica not used: unreachable", exc_info=True)
             connections[REPLICA].close()
@@ -112,9 +137,15 @@ def forget_replica_health() -> None:
 
 
 def _caught_up() -> bool:
-    with connections[PRIMARY].cursor() as cursor:
-        cursor.execute("SELECT pg_current_wal_insert_lsn()")
-        (target,) = cursor.fetchone()
+    try:
+        with connections[PRIMARY].cursor() as cursor:
+            cursor.execute("SELECT pg_current_wal_insert_lsn()")
+            (target,) = cursor.fetchone()
+    except UNREACHABLE:
+        # Nothing can be committed where nobody can reach: the replica holds all there is to read.
+        logger.warning("the primary is unreachable: a caught-up read goes to the replica")
+        connections[PRIMARY].close()
+        return True
     deadline = time.monotonic() + CAUGHT_UP_WAIT_SECONDS
     with connections[REPLICA].cursor() as cursor:
         while True:
@@ -140,6 +171,18 @@ def replica_or_primary(*, caught_up: bool = False) -> str:
             replica_down()
             return PRIMARY
     return REPLICA
+
+
+def primary_or_replica(fn):
+    """``fn(PRIMARY)``, or ``fn(REPLICA)`` should the primary be unreachable and a replica answer:
+    for reads the primary usually serves that would rather be a little stale than fail."""
+    try:
+        return fn(PRIMARY)
+    except UNREACHABLE:
+        if not replica_configured() or not _replica_usable():
+            raise
+        logger.warning("the primary is unreachable: reading the replica")
+        return fn(REPLICA)
 
 
 def read(fn, *, caught_up: bool = False):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from core import db
 from core import redis as core_redis
 
 from .metrics import TWEET_CACHE_HITS, TWEET_CACHE_MISSES
@@ -94,7 +95,9 @@ def get_or_fill_many(tweet_ids: list[int], prefetched: Prefetched | None = None)
 
     A deleted tweet maps to ``None`` (and is cached as a tombstone); an unknown
     id is absent and not cached at all (it may be a tweet still being committed).
-    With Redis unreachable, every id is read from PostgreSQL and nothing is cached.
+    With Redis unreachable, every id is read from PostgreSQL and nothing is cached;
+    with the primary unreachable, from the replica when one is set
+    (``core.db.primary_or_replica``).
     ``prefetched``: entries already read in the caller's round trip (``prefetch``).
     """
     try:
@@ -113,8 +116,9 @@ def get_or_fill_many(tweet_ids: list[int], prefetched: Prefetched | None = None)
             evict(older)
         except _UNREACHABLE:
             redis_up = False
-        fetched = {tweet.id: None if tweet.is_deleted else TweetEntry.of(tweet)
-                   for tweet in Tweet.objects.filter(id__in=misses).select_related("author")}
+        fetched = db.primary_or_replica(lambda alias: {
+            tweet.id: None if tweet.is_deleted else TweetEntry.of(tweet)
+            for tweet in Tweet.objects.using(alias).filter(id__in=misses).select_related("author")})
         if redis_up:
             try:
                 fill_many(fetched)

@@ -32,9 +32,12 @@ def _replica_queries(fn):
     return result, len(captured.captured_queries)
 
 
-def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
-    django.setup()
+def _pg_ctl(data_dir: str, *args: str) -> None:
+    subprocess.run([os.environ["PG_CTL"], "-D", data_dir, "-w", *args], check=True,
+                   user=os.environ.get("PG_USER") or None, capture_output=True, timeout=60)
+
+
+def lag() -> None:
     from django.conf import settings
 
     from core import db
@@ -105,9 +108,7 @@ def main() -> None:
         assert db.replica_or_primary() == db.REPLICA
 
         # A replica that is down: reads go to the primary, and keep working.
-        user = os.environ.get("PG_USER") or None
-        subprocess.run([os.environ["PG_CTL"], "-D", os.environ["REPLICA_DATA_DIR"], "-m", "immediate", "-w", "stop"],
-                       check=True, user=user, capture_output=True, timeout=60)
+        _pg_ctl(os.environ["REPLICA_DATA_DIR"], "-m", "immediate", "stop")
         redis.delete(store.timeline_key(reader.id))
         page = timeline_page_for_user(user_id=reader.id, limit=20)
         assert page.tweets[0].tweet_id > newest.id
@@ -120,5 +121,54 @@ def main() -> None:
             redis.delete(*keys)
 
 
+def primary_gone() -> None:
+    """The primary crashes: reads go to the replica, in recovery and then promoted; writes fail."""
+    from django.conf import settings
+    from django.db import OperationalError
+
+    from core import db
+    from core.redis import connection as redis_connection
+    from social import services as social_services
+    from timelines import store
+    from timelines.store.keys import graph_key
+    from timelines.selectors import timeline_page_for_user
+    from tweets import cache as tweet_cache
+    from tweets import services as tweet_services
+
+    redis = redis_connection()
+    try:
+        author = social_services.user_register(username="author", password="a long password 1")
+        reader = social_services.user_register(username="reader", password="a long password 2")
+        social_services.follow_create(follower=reader, followee_id=author.id)
+        tweets = [tweet_services.tweet_create(author=author, content=f"tweet {i}").id for i in range(3)]
+        _wait_caught_up()
+        _pg_ctl(os.environ["PRIMARY_DATA_DIR"], "-m", "immediate", "stop")
+
+        def cold_page() -> list[int]:
+            """The reader's first page with nothing cached: the graph, the list and the tweets from PostgreSQL."""
+            redis.delete(store.timeline_key(reader.id), graph_key(reader.id))
+            tweet_cache.evict(tweets)
+            db.forget_replica_health()
+            return [t.tweet_id for t in timeline_page_for_user(user_id=reader.id, limit=20).tweets]
+
+        assert cold_page() == tweets[::-1], "with the primary gone, a cold page is read from the replica"
+        try:
+            tweet_services.tweet_create(author=author, content="nowhere to write")
+            raise AssertionError("a write went somewhere with the primary gone")
+        except OperationalError:
+            pass
+        _pg_ctl(os.environ["REPLICA_DATA_DIR"], "promote")
+        assert cold_page() == tweets[::-1], "and from the promoted replica"
+        print("scenario passed")
+    finally:
+        keys = list(redis.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}*", count=1000))
+        if keys:
+            redis.delete(*keys)
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+    django.setup()
+    {"lag": lag, "primary_gone": primary_gone}[sys.argv[1]]()

@@ -59,7 +59,7 @@ class Cluster:
             self.run("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def primary_and_replica():
     base = Path(tempfile.mkdtemp(prefix="replica-test-"))
     cluster = Cluster(base)
@@ -84,7 +84,7 @@ def primary_and_replica():
         migrate = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
                                  capture_output=True, text=True, timeout=300)
         assert migrate.returncode == 0, migrate.stdout + migrate.stderr
-        yield cluster, replica, ports
+        yield cluster, primary, replica, ports
     finally:
         for data in reversed(started):
             cluster.stop(data)
@@ -102,14 +102,22 @@ def _env(ports: tuple[int, int]) -> dict[str, str]:
     }
 
 
-def test_reads_use_the_replica_without_missing_a_write(primary_and_replica):
-    cluster, replica, ports = primary_and_replica
-    env = _env(ports) | {"REPLICA_DATA_DIR": str(replica), "PG_CTL": _bin("pg_ctl"),
-                         "PG_USER": cluster.user or ""}
+def _scenario(primary_and_replica, name: str) -> None:
+    cluster, primary, replica, ports = primary_and_replica
+    env = _env(ports) | {"PRIMARY_DATA_DIR": str(primary), "REPLICA_DATA_DIR": str(replica),
+                         "PG_CTL": _bin("pg_ctl"), "PG_USER": cluster.user or ""}
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "tests.timelines.replica_scenario"], cwd=ROOT, env=env,
+    result = subprocess.run([sys.executable, "-m", "tests.timelines.replica_scenario", name], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=300)
     print(result.stdout[-3000:])
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
     assert "scenario passed" in result.stdout
     print(f"took {time.monotonic() - started:.1f} s")
+
+
+def test_reads_use_the_replica_without_missing_a_write(primary_and_replica):
+    _scenario(primary_and_replica, "lag")
+
+
+def test_with_the_primary_gone_reads_go_to_the_replica_promoted_or_not_and_writes_fail(primary_and_replica):
+    _scenario(primary_and_replica, "primary_gone")
