@@ -129,6 +129,8 @@ class FaultResult:
 ALLOWED = {
     "web worker SIGKILL mid-request": {"read": {"conn-error"}, "post": {"conn-error"}},  # retried with the key
     "PostgreSQL down, then back": {"post": {"503"}},  # writes refused, plainly; cached first pages still read
+    # The same, once each process has waited out its bound (DATABASE_QUERY_TIMEOUT) and its breaker opened.
+    "PostgreSQL frozen (SIGSTOP), then SIGCONT": {"post": {"503"}},
 }
 
 
@@ -426,6 +428,15 @@ class Chaos:
                 self.db = psycopg.connect(self.stack.database_url.replace("postgres://", "postgresql://"),
                                           autocommit=True)
 
+    def postgres_frozen(self) -> None:
+        with self.fault("PostgreSQL frozen (SIGSTOP), then SIGCONT", "the PostgreSQL server and every backend "
+                        "stopped under load; continued"):
+            self.stack.signal_postgres(signal.SIGSTOP)
+            try:
+                time.sleep(self.p["fault_s"])
+            finally:
+                self.stack.signal_postgres(signal.SIGCONT)
+
     def warm_up(self) -> None:
         """Before any fault: the stream readers connected, every user has posted and read (caches, leases
         and pools warm)."""
@@ -447,7 +458,7 @@ class Chaos:
 
 
 FAULTS = ["web_worker_killed", "stream_killed", "worker_killed_mid_fanout", "broker_down", "redis_killed",
-          "redis_frozen", "postgres_down"]
+          "redis_frozen", "postgres_down", "postgres_frozen"]
 
 
 def table(results: list[FaultResult]) -> str:

@@ -44,6 +44,15 @@ class Postgres(EmbeddedPostgres):
     def start_again(self, port: int) -> None:
         self._start(port)
 
+    def signal(self, signum: int) -> None:
+        """Signal the postmaster and every process it forked (each backend, the checkpointer, the WAL
+        writer...): a frozen machine freezes them all. The postmaster first, so that it forks no new
+        backend meanwhile; its pid is the first line of ``postmaster.pid``."""
+        postmaster = int((self.pgdata / "postmaster.pid").read_text().splitlines()[0])
+        for pid in [postmaster, *_children(postmaster)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
 
 class RedisServer:
     """One Valkey server on a spare port, without persistence: a restart comes back empty."""
@@ -262,6 +271,9 @@ class Stack:
 
     def start_postgres(self) -> None:
         self.pg.start_again(self.pg_port)
+
+    def signal_postgres(self, signum: int) -> None:
+        self.pg.signal(signum)
 
 
 def _children(pid: int) -> list[int]:
