@@ -145,3 +145,29 @@ def test_a_commit_to_a_frozen_server_is_bounded_as_a_query_is(frozen_db):
     freeze(False)
     connection.close()  # as Django does at the end of a request whose connection failed
     assert select_one(connection) == 1
+
+
+def test_a_fanout_task_on_a_frozen_server_fails_within_the_bound_and_asks_to_be_retried(frozen_db):
+    """A worker meets the frozen server as a request does: the task's attempt ends, and its
+    retry policy schedules the next one (eagerly run, the task raises the ``Retry`` a worker
+    would act on), instead of holding the worker for as long as the server is stopped."""
+    from celery.exceptions import Retry
+
+    from timelines.tasks import fanout_task
+
+    connection, freeze = frozen_db
+    select_one(connection)
+    freeze()
+
+    def run_task():
+        # The task's queries (on the default alias) go to the frozen server, in this thread.
+        own = connections["default"]
+        connections["default"] = connection
+        try:
+            fanout_task.apply(args=[1]).get()
+        finally:
+            connections["default"] = own
+
+    error = within_deadline(run_task)
+    assert isinstance(error, Retry), error
+    assert isinstance(error.exc, OperationalError) and isinstance(error.exc.__cause__, QueryTimeout)
