@@ -131,6 +131,8 @@ ALLOWED = {
     "PostgreSQL down, then back": {"post": {"503"}},  # writes refused, plainly; cached first pages still read
     "PostgreSQL's disk full, then space again": {"post": {"503"}},  # writes refused, plainly; reads go on
     "replica promoted, the primary gone": {"post": {"503"}},  # writes refused until pointed at the new primary
+    # The same, once each process has waited out its bound (DATABASE_QUERY_TIMEOUT) and its breaker opened.
+    "PostgreSQL frozen (SIGSTOP), then SIGCONT": {"post": {"503"}},
 }
 
 
@@ -466,6 +468,14 @@ class Chaos:
                                       autocommit=True)
             self.stack.wait_until_streaming()
             self.load.start(result.samples)
+    def postgres_frozen(self) -> None:
+        with self.fault("PostgreSQL frozen (SIGSTOP), then SIGCONT", "the PostgreSQL server and every backend "
+                        "stopped under load; continued"):
+            self.stack.signal_postgres(signal.SIGSTOP)
+            try:
+                time.sleep(self.p["fault_s"])
+            finally:
+                self.stack.signal_postgres(signal.SIGCONT)
 
     def warm_up(self) -> None:
         """Before any fault: the stream readers connected, every user has posted and read (caches, leases
@@ -490,7 +500,7 @@ class Chaos:
 
 
 FAULTS = ["web_worker_killed", "stream_killed", "worker_killed_mid_fanout", "broker_down", "redis_killed",
-          "redis_frozen", "postgres_down", "postgres_disk_full", "replica_promoted"]
+          "redis_frozen", "postgres_down", "postgres_frozen", "postgres_disk_full", "replica_promoted"]
 
 
 def table(results: list[FaultResult]) -> str:

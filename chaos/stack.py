@@ -46,6 +46,15 @@ class Postgres(EmbeddedPostgres):
     def start_again(self, port: int) -> None:
         self._start(port)
 
+    def signal(self, signum: int) -> None:
+        """Signal the postmaster and every process it forked (each backend, the checkpointer, the WAL
+        writer...): a frozen machine freezes them all. The postmaster first, so that it forks no new
+        backend meanwhile; its pid is the first line of ``postmaster.pid``."""
+        postmaster = int((self.pgdata / "postmaster.pid").read_text().splitlines()[0])
+        for pid in [postmaster, *_children(postmaster)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
     def crash(self) -> None:
         self._run("pg_ctl", "-D", str(self.pgdata), "-m", "immediate", "-w", "-t", "60", "stop")
 
@@ -399,6 +408,8 @@ class Stack:
         for name in ("web", "worker", "beat"):
             self.start_process(name)
         self.wait_until_ready()
+    def signal_postgres(self, signum: int) -> None:
+        self.pg.signal(signum)
 
 
 def _children(pid: int) -> list[int]:

@@ -15,9 +15,13 @@ pile up behind it; a Redis that is back is noticed within a cooldown.
 
 Whatever returns the connection (``get_redis_connection``, a cluster client
 later) only needs to be built with this class for the breaker to apply.
+
+``Breaker`` itself knows nothing of Redis: PostgreSQL's connections use one per
+server too (``core/postgres``), with their own settings and their own error.
 """
 import threading
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from redis import Redis
@@ -33,33 +37,41 @@ class CircuitOpen(RedisConnectionError):
 
 
 class Breaker:
-    def __init__(self, name: str, *, clock=time.monotonic):
-        self.name = name
+    """The consecutive failures of one server, and whether to call it now.
+
+    ``settings_prefix`` names its two settings (``<prefix>_BREAKER_FAILURES`` and
+    ``<prefix>_BREAKER_COOLDOWN_SECONDS``, read at each use so tests can change
+    them); ``refusal`` is the error ``allow`` raises while open, given a message:
+    one its callers already handle as the server being unreachable.
+    """
+
+    def __init__(self, name: str, *, what: str = "Redis", settings_prefix: str = "REDIS",
+                 refusal: Callable[[str], Exception] = CircuitOpen, clock=time.monotonic):
+        self.name, self.what = name, what
+        self._prefix, self._refusal = settings_prefix, refusal
         self._clock = clock
         self._lock = threading.Lock()
         self._failures = 0
         self._open_until = 0.0
 
-    @staticmethod
-    def _threshold() -> int:
-        return settings.REDIS_BREAKER_FAILURES
+    def _threshold(self) -> int:
+        return getattr(settings, f"{self._prefix}_BREAKER_FAILURES")
 
-    @staticmethod
-    def _cooldown() -> float:
-        return settings.REDIS_BREAKER_COOLDOWN_SECONDS
+    def _cooldown(self) -> float:
+        return getattr(settings, f"{self._prefix}_BREAKER_COOLDOWN_SECONDS")
 
     @property
     def is_open(self) -> bool:
         return self._failures >= self._threshold() and self._clock() < self._open_until
 
     def allow(self) -> None:
-        """Raise ``CircuitOpen`` while open; past the cooldown, let one caller through as the trial."""
+        """Raise the refusal while open; past the cooldown, let one caller through as the trial."""
         with self._lock:
             if self._failures < self._threshold():
                 return
             now = self._clock()
             if now < self._open_until:
-                raise CircuitOpen(f"Redis at {self.name} is failing: skipped for a moment")
+                raise self._refusal(f"{self.what} at {self.name} is failing: skipped for a moment")
             self._open_until = now + self._cooldown()  # the others wait for this trial's outcome
 
     def succeeded(self) -> None:
@@ -76,15 +88,20 @@ _breakers: dict[str, Breaker] = {}
 _registry_lock = threading.Lock()
 
 
+def registered(key: str, make: Callable[[], Breaker]) -> Breaker:
+    """The process's breaker under ``key`` (a kind of server and its address), made on first use."""
+    breaker = _breakers.get(key)
+    if breaker is None:
+        with _registry_lock:
+            breaker = _breakers.get(key) or _breakers.setdefault(key, make())
+    return breaker
+
+
 def breaker_for(connection_pool) -> Breaker:
     """The breaker of the server a connection pool connects to (one per address, per process)."""
     kw = connection_pool.connection_kwargs
     name = kw.get("path") or f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}"
-    breaker = _breakers.get(name)
-    if breaker is None:
-        with _registry_lock:
-            breaker = _breakers.setdefault(name, Breaker(name))
-    return breaker
+    return registered(f"redis {name}", lambda: Breaker(name))
 
 
 def reset() -> None:

@@ -87,19 +87,44 @@ TEMPLATES = [
 
 # --- Data stores -----------------------------------------------------------
 
+# Every wait on PostgreSQL is bounded, so a server that stops answering (frozen,
+# or a network that drops packets) costs a request seconds, then a 503, never a
+# hang (core/postgres, docs/reliability.md). Connecting (libpq's connect_timeout,
+# whole seconds):
+DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=2)
+# The server ends a statement that runs longer (0: never), keeping the connection...
+DATABASE_STATEMENT_TIMEOUT = env.float("DATABASE_STATEMENT_TIMEOUT", default=3.0)
+# ...and the client stops waiting for any answer after this (0: never), closing the
+# connection: the bound that holds when the server does not run at all.
+DATABASE_QUERY_TIMEOUT = env.float("DATABASE_QUERY_TIMEOUT", default=4.0)
+# After this many connections or waits in a row failed, a process refuses every
+# database call at once for the cooldown (then tries one): core/postgres.
+DATABASE_BREAKER_FAILURES = env.int("DATABASE_BREAKER_FAILURES", default=3)
+DATABASE_BREAKER_COOLDOWN_SECONDS = env.float("DATABASE_BREAKER_COOLDOWN_SECONDS", default=3.0)
+
+
+def _bounded(database: dict) -> dict:
+    """A database of ``env.db`` on the bounded backend, with the timeouts above."""
+    database["ENGINE"] = "core.postgres"
+    options = database.setdefault("OPTIONS", {})
+    options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
+    if DATABASE_STATEMENT_TIMEOUT:
+        timeout = f"-c statement_timeout={round(DATABASE_STATEMENT_TIMEOUT * 1000)}"
+        options["options"] = f"{options.get('options', '')} {timeout}".strip()
+    return database
+
+
 DATABASES = {
-    "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/timeline"),
+    "default": _bounded(env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/timeline")),
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # A streaming replica of the primary for lag-tolerant reads (rebuilds, deep
 # pages, fan-out's follower scans: core/db.py, docs/scaling.md). Unset: one server.
 if env("DATABASE_REPLICA_URL", default=""):
-    DATABASES["replica"] = env.db("DATABASE_REPLICA_URL")
+    DATABASES["replica"] = _bounded(env.db("DATABASE_REPLICA_URL"))
     DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
     DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
-    # A replica that stops answering costs a read 2 s at most, then is skipped.
-    DATABASES["replica"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
 # Reads routed to the replica go to the primary while its replay lags more than this.
 DATABASE_REPLICA_MAX_LAG_SECONDS = env.float("DATABASE_REPLICA_MAX_LAG_SECONDS", default=5.0)

@@ -130,8 +130,8 @@ def primary_gone() -> None:
     from core.redis import connection as redis_connection
     from social import services as social_services
     from timelines import store
-    from timelines.store.keys import graph_key
     from timelines.selectors import timeline_page_for_user
+    from timelines.store.keys import graph_key
     from tweets import cache as tweet_cache
     from tweets import services as tweet_services
 

@@ -1,0 +1,108 @@
+"""PostgreSQL connections that fail fast when the server stops answering.
+
+A frozen server (SIGSTOP, a machine that hangs, a network that drops packets
+both ways) is worse than one that is down: nothing refuses the connection, and
+a query waits for an answer that never comes. The server's own
+``statement_timeout`` ends nothing, since the server does not run; TCP
+keepalives do not help either, as the kernel of a stopped server still answers
+them. So the client must stop waiting itself:
+
+- connecting is bounded by libpq's ``connect_timeout`` (``DATABASE_CONNECT_TIMEOUT``);
+- every later wait on the socket (a statement's answer, a commit, a rollback, a
+  ``SET``) goes through psycopg's ``Connection.wait``, which ``BoundedConnection``
+  gives a deadline of ``DATABASE_QUERY_TIMEOUT``. A wait past it leaves the
+  connection in an unknown state, so the connection is closed (Django opens a
+  new one when next needed) and ``QueryTimeout`` is raised;
+- a circuit breaker per server and process (``core.breaker.Breaker``, settings
+  ``DATABASE_BREAKER_*``) counts the connections that failed and the waits that
+  timed out or lost their connection. Past ``DATABASE_BREAKER_FAILURES`` in a
+  row, connecting and every wait are refused at once with ``DatabaseUnavailable``
+  for ``DATABASE_BREAKER_COOLDOWN_SECONDS``; then one call is let through as the
+  trial. A frozen server thus costs each process a few bounded waits per
+  cooldown, and requests do not pile up behind it.
+
+Each error is a psycopg ``OperationalError``, which Django raises as its own
+``OperationalError``: ``core.exceptions`` answers it ``503`` with ``Retry-After``,
+and Celery tasks retry it as any other failure. Slow statements on a server that
+runs are ended by the server first (``statement_timeout``, set a little below
+the client's bound in the settings), which keeps the connection usable.
+"""
+from typing import TypeVar
+
+import psycopg
+from django.conf import settings
+from django.db.backends.postgresql import base
+from psycopg import errors
+from psycopg.abc import PQGen
+
+from core.breaker import Breaker, registered
+
+RV = TypeVar("RV")
+# psycopg's default: how often a wait wakes up to let a Ctrl-C through.
+_WAIT_INTERVAL = 0.1
+
+
+class DatabaseUnavailable(psycopg.OperationalError):
+    """PostgreSQL failed repeatedly just now: skipped without trying until the cooldown ends."""
+
+
+class QueryTimeout(psycopg.OperationalError):
+    """PostgreSQL did not answer within ``DATABASE_QUERY_TIMEOUT``: the connection was closed."""
+
+
+def _breaker(host: str, port: str | int) -> Breaker:
+    name = f"{host}:{port}"
+    return registered(f"postgresql {name}", lambda: Breaker(name, what="PostgreSQL", settings_prefix="DATABASE",
+                                                              refusal=DatabaseUnavailable))
+
+
+class BoundedConnection(psycopg.Connection):
+    """psycopg's connection, each wait on the server bounded and guarded by the server's breaker."""
+
+    breaker: Breaker
+    wait_timeout: float | None = None
+
+    def wait(self, gen: PQGen[RV], interval: float = _WAIT_INTERVAL, timeout: float | None = None) -> RV:
+        if timeout is not None:  # the caller bounds this wait itself (psycopg's notifies())
+            return super().wait(gen, interval, timeout)
+        self.breaker.allow()
+        try:
+            result = super().wait(gen, interval, self.wait_timeout)
+        except errors._WaitTimeout:  # what Connection.wait raises past its timeout
+            self.breaker.failed()
+            # Whatever the server does with the statement, this connection cannot be
+            # trusted to be in step with it any more: closed, as psycopg does after a
+            # cancellation that got no answer.
+            self.pgconn.finish()
+            raise QueryTimeout(f"PostgreSQL did not answer within {self.wait_timeout} s") from None
+        except psycopg.OperationalError:  # the connection was lost while waiting
+            self.breaker.failed()
+            raise
+        self.breaker.succeeded()
+        return result
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    def ensure_connection(self):
+        if self.connection is not None and self.connection.closed and not self.in_atomic_block:
+            # A wait that timed out closed it (BoundedConnection): outside a transaction,
+            # the next use connects afresh, as it would after Django closed it.
+            self.close()
+        super().ensure_connection()
+
+    def get_new_connection(self, conn_params):
+        breaker = _breaker(conn_params.get("host") or "localhost", conn_params.get("port") or 5432)
+        breaker.allow()
+        try:
+            connection = super().get_new_connection(conn_params)
+        except psycopg.OperationalError:
+            breaker.failed()
+            raise
+        breaker.succeeded()
+        # psycopg.connect() always builds a plain Connection (it takes no class to build),
+        # and Django's get_new_connection calls it: the connection is adopted as a
+        # BoundedConnection, which adds behaviour only, before any query runs on it.
+        connection.__class__ = BoundedConnection
+        connection.breaker = breaker
+        connection.wait_timeout = settings.DATABASE_QUERY_TIMEOUT or None
+        return connection
