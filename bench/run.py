@@ -260,11 +260,13 @@ class Bench:
         s["cpu_ms_per_request"] = {g: round(1000 * v, 4) for g, v in cpu.items()}
         s["server_cpu_ms"] = s["cpu_ms_per_request"].get("server")
         s["cpu_s"] = {g: round(v, 3) for g, v in use.by_group.items()}
+        s["steal_s"] = round(use.steal, 3)
         noisy = machine.contamination(use)
         if noisy:
             s["contaminated"] = noisy
             self.results["contamination"].append({"run": label, "when": "during",
-                                                  "other_cores": round(use.cores("other"), 3), "processes": noisy})
+                                                  "other_cores": round(use.cores("other"), 3),
+                                                  "steal_s": round(use.steal, 3), "processes": noisy})
         s["_latencies"] = result.latencies_ms
         return s
 
@@ -432,7 +434,7 @@ class Bench:
                     if noisy:
                         self.results["contamination"].append({"run": f"fan-out {count:,} {k}/{n}", "when": "during",
                                                               "other_cores": round(use.cores("other"), 3),
-                                                              "processes": noisy})
+                                                              "steal_s": round(use.steal, 3), "processes": noisy})
                     runs.append({"seconds": seconds, "deliveries_per_s": None if pulled else live / seconds,
                                  "timings": breakdown,
                                  "server_cpu_s": sum(use.by_group.get(g, 0.0) for g in machine.SERVER_GROUPS)})
@@ -793,7 +795,8 @@ class Bench:
         if noisy:
             out["contaminated"] = noisy
             self.results["contamination"].append({"run": label, "when": "during",
-                                                  "other_cores": round(use.cores("other"), 3), "processes": noisy})
+                                                  "other_cores": round(use.cores("other"), 3),
+                                                  "steal_s": round(use.steal, 3), "processes": noisy})
         self.latencies[f"post to stream event ({label})"] = delivery.latencies_ms
         return out
 
