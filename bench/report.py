@@ -494,8 +494,9 @@ def _markdown(r: dict, plots: list[str]) -> str:
         recorded = r.get("fanout_timings_recorded")
         lines += ["## Fan-out", "",
                   "| followers | cached timelines written | post → fully delivered ms (min–max) | deliveries/s | "
-                  "server CPU s | addressed | queued ms | pg ms | redis ms | overhead ms | batches | app's done ms |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "server CPU s | script calls | script ms in Redis | addressed | queued ms | pg ms | redis ms | "
+                  "overhead ms | batches | app's done ms |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for x in r["fanout"]:
             t = x.get("timings") or {}
             kind = " (all active)" if x.get("all_active") else " (pulled)" if x.get("pulled") else ""
@@ -506,7 +507,8 @@ def _markdown(r: dict, plots: list[str]) -> str:
             lines.append(f"| {x['followers']:,}{kind} | {x['cached_timelines']:,} | {1000 * x['seconds']:.0f} "
                          f"({1000 * (x.get('seconds_min') or x['seconds']):.0f}–"
                          f"{1000 * (x.get('seconds_max') or x['seconds']):.0f}) | {rate} | "
-                         f"{_n(x.get('server_cpu_s'), 2)} | " + " | ".join(cells) + " |")
+                         f"{_n(x.get('server_cpu_s'), 2)} | {_n(x.get('script_calls'), 0)} | "
+                         f"{_n(x.get('script_ms'), 1)} | " + " | ".join(cells) + " |")
         c = r.get("lpush_ceiling")
         lines += [""]
         if not recorded:
@@ -518,7 +520,9 @@ def _markdown(r: dict, plots: list[str]) -> str:
                       "who may have one, by the live-timeline bitmaps, and the author); pg = reading the followers; "
                       "redis = the live filter and the timeline writes; overhead = the rest of the "
                       "workers' time (Celery messages, bookkeeping); done = post to the last batch written. A pulled "
-                      "tweet is written to no follower: its time is the post and the author's list.", ""]
+                      "tweet is written to no follower: its time is the post and the author's list. Script calls "
+                      "and their time are the server's own count (`INFO commandstats` before and after each "
+                      "fan-out: EVAL, EVALSHA and FCALL, whoever sent them in that window).", ""]
         if c:
             lines += [f"Raw ceiling of the same Redis server: {c['ops_per_s']:,.0f} LPUSH/s "
                       f"({_n(c.get('ops_per_s_min'), 0)}–{_n(c.get('ops_per_s_max'), 0)}; `{c['tool']}`).", ""]

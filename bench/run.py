@@ -190,15 +190,20 @@ class Bench:
             time.sleep(0.5)
         raise SystemExit("the stack did not become ready within 60 s")
 
-    def restart_web(self, extra_env: dict[str, str], label: str) -> None:
-        """Stop the web server and start the Procfile's web command again with ``extra_env``."""
-        common.stop_processes({"web": self.procs["web"]})
+    def restart(self, name: str, extra_env: dict[str, str], label: str) -> str:
+        """Stop one of the Procfile's processes and start its command again with ``extra_env``; the command."""
+        common.stop_processes({name: self.procs[name]})
         env = self.child_env | extra_env
-        command = procfile.load(env=env)["web"]
-        log = self.logs / f"web-{label.replace(' ', '-')}.log"
-        self.procs["web"] = procfile.start(command, env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-        self._wait_ready()
+        command = procfile.load(env=env)[name]
+        log = self.logs / f"{name}-{label.replace(' ', '-')}.log"
+        self.procs[name] = procfile.start(command, env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        if name == "web":
+            self._wait_ready()
         return " ".join(procfile.expanded(command, env))
+
+    def restart_web(self, extra_env: dict[str, str], label: str) -> str:
+        """Stop the web server and start the Procfile's web command again with ``extra_env``."""
+        return self.restart("web", extra_env, label)
 
     # --- Helpers ---------------------------------------------------------------------
 
@@ -398,11 +403,14 @@ class Bench:
             from timelines.models import PendingFanout
 
             timings = fanout_timings.fanout_timings
-            self.results["fanout_timings_recorded"] = True
             rows = []
             probes = [(int(k), v, False) for k, v in self.manifest["probes"].items()]
             probes += [(int(k), v, True) for k, v in self.manifest.get("all_active_probes", {}).items()]
             n = self.p["repetitions"]
+            # The timings cost the worker a round trip a batch: recorded in this phase only (bench/settings.py).
+            self.restart("worker", {"BENCH_FANOUT_TIMINGS": "1"}, "fanout-timings")
+            self._worker_ready(min(probes)[1])
+            self.results["fanout_timings_recorded"] = True
             for count, author, all_active in sorted(probes):
                 followers = list(Follow.objects.filter(followee_id=author).values_list("follower_id", flat=True))
                 live = len(store.existing(user_ids=followers)) + 1
@@ -413,7 +421,7 @@ class Bench:
                 for k in range(1, n + 1):
                     self._drain_fanout()
                     self.quiet(f"fan-out {count:,} {k}/{n}")
-                    before = self.machine.snapshot()
+                    before, commands = self.machine.snapshot(), self._commandstats()
                     started = time.perf_counter()
                     r = session.post(f"http://{HOST}:{self.port}/v1/tweets", json={"content": f"fan-out probe {k}"})
                     tweet_id = int(r.json()["tweet_id"])
@@ -421,6 +429,7 @@ class Bench:
                         time.sleep(0.002)
                     seconds = time.perf_counter() - started
                     use = machine.usage(before, self.machine.snapshot())
+                    scripts = _scripts(commandstats_delta(commands, self._commandstats()))
                     breakdown = None
                     if timings is not None:  # recorded by the last batch: it may land just after the row goes
                         deadline = time.monotonic() + (0 if pulled else 2)  # a pulled tweet records none
@@ -436,11 +445,12 @@ class Bench:
                                                               "other_cores": round(use.cores("other"), 3),
                                                               "steal_s": round(use.steal, 3), "processes": noisy})
                     runs.append({"seconds": seconds, "deliveries_per_s": None if pulled else live / seconds,
-                                 "timings": breakdown,
+                                 "timings": breakdown, "scripts": scripts,
                                  "server_cpu_s": sum(use.by_group.get(g, 0.0) for g in machine.SERVER_GROUPS)})
                     say(f"  {len(followers):,} followers ({live:,} cached{', all active' if all_active else ''}"
                         f"{', pulled' if pulled else ''}) {k}/{n}: {1000 * seconds:.0f} ms, "
                         + ("written to no follower's timeline" if pulled else f"{live / seconds:,.0f} deliveries/s")
+                        + f", {scripts['calls']:,} script calls ({scripts['usec'] / 1000:.1f} ms in Redis)"
                         + (f", {_timings_line(breakdown)}" if breakdown else ""))
                 sec = machine.spread(r["seconds"] for r in runs)
                 rows.append({"followers": len(followers), "cached_timelines": live, "all_active": all_active,
@@ -450,14 +460,39 @@ class Bench:
                              "deliveries_per_s": None if pulled else round(live / sec["median"]),
                              "server_cpu_s": machine.spread(r["server_cpu_s"] for r in runs)["median"],
                              "timings": _median_timings([r["timings"] for r in runs]),
+                             "script_calls": machine.spread(r["scripts"]["calls"] for r in runs)["median"],
+                             "script_ms": machine.spread(r["scripts"]["usec"] / 1000 for r in runs)["median"],
                              "runs": [{k: v for k, v in r.items()} for r in runs]})
             self.results["fanout"] = rows
+            self.restart("worker", {}, "default")
+            self._worker_ready(min(probes)[1])
             ceilings = [self._lpush_ceiling() for _ in range(n)]
             ops = machine.spread(c["ops_per_s"] for c in ceilings)
             self.results["lpush_ceiling"] = {"tool": ceilings[0]["tool"], "ops_per_s": ops["median"],
                                              "ops_per_s_min": ops["min"], "ops_per_s_max": ops["max"]}
             say(f"  raw pipelined LPUSH on the same server: {ops['median']:,.0f}/s "
                 f"({ops['min']:,.0f}–{ops['max']:,.0f}; {ceilings[0]['tool']})")
+
+    def _worker_ready(self, author: int, timeout: float = 120) -> None:
+        """Wait until a (re)started worker delivers: one post by ``author`` fanned out (not measured)."""
+        import requests
+
+        from timelines.models import PendingFanout
+
+        r = requests.post(f"http://{HOST}:{self.port}/v1/tweets", json={"content": "the worker is ready"},
+                          headers={"Authorization": f"Bearer {self.token(author)}"}, timeout=30)
+        tweet_id, deadline = int(r.json()["tweet_id"]), time.monotonic() + timeout
+        while PendingFanout.objects.filter(tweet_id=tweet_id).exists():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the worker delivered nothing within {timeout:.0f} s: see {self.logs}/worker*.log")
+            time.sleep(0.05)
+
+    def _commandstats(self) -> dict[str, tuple[int, int]]:
+        """The bench's Valkey's ``INFO commandstats``: each command's calls and microseconds so far."""
+        import redis
+
+        info = redis.Redis(host=HOST, port=self.redis_port).info("commandstats")
+        return {name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for name, v in info.items()}
 
     def _lpush_ceiling(self) -> dict:
         self.quiet("LPUSH ceiling")
@@ -922,6 +957,23 @@ class Bench:
             say(f"CONTAMINATED: {len(self.results['contamination'])} run(s) measured on a busy machine "
                 "(see the top of the report)")
         say(f"done in {self.results['meta']['seconds']:.0f} s: {self.out / 'report.md'}")
+
+
+def commandstats_delta(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> dict[str, dict]:
+    """Each command called between two ``INFO commandstats``: its calls and microseconds in between."""
+    delta = {}
+    for name, (calls, usec) in after.items():
+        calls0, usec0 = before.get(name, (0, 0))
+        if calls > calls0:
+            delta[name] = {"calls": calls - calls0, "usec": usec - usec0}
+    return delta
+
+
+def _scripts(delta: dict[str, dict]) -> dict:
+    """The script calls (EVAL, EVALSHA, FCALL and their read-only forms) of a commandstats delta, summed,
+    beside every command's."""
+    scripts = [v for name, v in delta.items() if name.startswith(("eval", "fcall"))]
+    return {"calls": sum(v["calls"] for v in scripts), "usec": sum(v["usec"] for v in scripts), "commands": delta}
 
 
 def _f(value, digits: int = 1) -> str:
