@@ -285,6 +285,28 @@ def _plot_growth(rows: list[dict], key: str, xlabel: str, title: str, path: Path
     return path
 
 
+def _script_ceiling_lines(r: dict) -> list[str]:
+    """The script ceiling beside LPUSH on the same keys, and the delivery stage (the all-active probe's
+    timelines a second of the app's Redis time) against it."""
+    sc = r.get("script_ceiling")
+    if not sc:
+        return []
+    script, lpush = sc["script_per_s"], sc["lpush_per_s"]
+    lines = [f"Script ceiling: the production insert script, from one client, on {sc['timelines']:,} copies of "
+             f"cached timelines ({sc['mean_bytes']:,} B each), {sc['rounds']} tweets into each: "
+             f"{script['median']:,.0f} timelines/s ({script['min']:,.0f}–{script['max']:,.0f}); pipelined LPUSH "
+             f"on the same keys, interleaved: {lpush['median']:,.0f}/s ({lpush['min']:,.0f}–{lpush['max']:,.0f}). "
+             f"The script runs at **{sc['script_vs_lpush']:.2f}×** LPUSH."]
+    probes = [x["timings"] for x in r.get("fanout", []) if x.get("all_active") and x.get("timings")]
+    if probes and probes[-1].get("redis_ms"):
+        t = probes[-1]
+        stage = t["addressed"] / (t["redis_ms"] / 1000)
+        lines[-1] += (f" The delivery stage (the largest all-active probe: {t['addressed']:,.0f} timelines in "
+                      f"{t['redis_ms']:.1f} ms of the app's Redis time) writes {stage:,.0f} timelines/s, "
+                      f"**{stage / script['median']:.2f}×** the script ceiling.")
+    return [*lines, ""]
+
+
 def _n(value, digits: int = 1) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
@@ -526,6 +548,7 @@ def _markdown(r: dict, plots: list[str]) -> str:
         if c:
             lines += [f"Raw ceiling of the same Redis server: {c['ops_per_s']:,.0f} LPUSH/s "
                       f"({_n(c.get('ops_per_s_min'), 0)}–{_n(c.get('ops_per_s_max'), 0)}; `{c['tool']}`).", ""]
+        lines += _script_ceiling_lines(r)
     if "propagation" in r:
         p = r["propagation"]
         lines += ["## The 100:1 read/write mix (open loop)", "", *HEADER,

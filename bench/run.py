@@ -49,17 +49,17 @@ PROFILES = {
     # for a quiet machine before one run, and in all; the stream phase's connections held, its author's followers
     # among them, the author's posts at each connection count and their spacing (s), their spacing during the mix
     # (wider: the posts go on for the whole mix, and each is followers events to write), and connections opened a
-    # second.
+    # second; the script ceiling's timelines (copies of cached ones) and the tweets it writes into each a run.
     "full": {"users": 100_000, "tweets": 1_000_000, "threshold": 50_000, "active": 0.2, "seconds": 8,
              "concurrency": [1, 4, 16], "repetitions": 3, "mix_seconds": 10, "mix_rate": 155,
              "quiet_wait": 60, "quiet_budget": 600, "web_concurrency": 16,
              "stream_connections": 10_000, "stream_followers": 5_000, "stream_posts": 20, "stream_interval": 1.0,
-             "stream_mix_interval": 2.0, "stream_open_rate": 300},
+             "stream_mix_interval": 2.0, "stream_open_rate": 300, "ceiling_timelines": 10_000, "ceiling_rounds": 20},
     "quick": {"users": 10_000, "tweets": 100_000, "threshold": 5_000, "active": 0.2, "seconds": 2,
               "concurrency": [1, 8], "repetitions": 3, "mix_seconds": 3, "mix_rate": 155,
               "quiet_wait": 3, "quiet_budget": 20, "web_concurrency": 8,
               "stream_connections": 2_000, "stream_followers": 1_000, "stream_posts": 5, "stream_interval": 1.0,
-              "stream_mix_interval": 2.0, "stream_open_rate": 400},
+              "stream_mix_interval": 2.0, "stream_open_rate": 400, "ceiling_timelines": 2_000, "ceiling_rounds": 5},
 }
 HOST = "127.0.0.1"
 DATABASE = "timeline_bench"
@@ -472,6 +472,40 @@ class Bench:
                                              "ops_per_s_min": ops["min"], "ops_per_s_max": ops["max"]}
             say(f"  raw pipelined LPUSH on the same server: {ops['median']:,.0f}/s "
                 f"({ops['min']:,.0f}–{ops['max']:,.0f}; {ceilings[0]['tool']})")
+            self.results["script_ceiling"] = self._script_ceiling()
+
+    def _script_ceiling(self) -> dict:
+        """The production insert script from one client on copies of real cached timelines, interleaved with
+        pipelined LPUSH on the same keys (``bench.ceilings``): timelines a second, medians with their spread."""
+        import redis
+
+        from bench import ceilings
+        from timelines import store
+
+        users = store.existing(user_ids=self.manifest["active"])[: self.p["ceiling_timelines"]]
+        if not users:
+            say("  no cached timelines to copy: no script ceiling")
+            return {}
+        keys = store.timeline_keys(users)
+        source = redis.Redis(host=HOST, port=self.redis_port)
+        target = redis.Redis(host=HOST, port=self.redis_port, db=3)  # not the app's db 0, nor the LPUSH tool's 2
+        sizes = [source.memory_usage(key) or 0 for key in keys[:200]]
+        rounds, n = self.p["ceiling_rounds"], self.p["repetitions"]
+        runs: dict[str, list[float]] = {"script": [], "lpush": []}
+        try:
+            for k in range(1, n + 1):
+                for name, measure in (("script", ceilings.script_ceiling), ("lpush", ceilings.lpush_ceiling)):
+                    copied = ceilings.copy_timelines(source, target, keys)
+                    self.quiet(f"{name} ceiling {k}/{n}")
+                    runs[name].append(measure(target, copied, rounds))
+                say(f"  {len(copied):,} timelines ({statistics.mean(sizes):,.0f} B each), {rounds} tweets into each,"
+                    f" {k}/{n}: insert script {runs['script'][-1]:,.0f}/s, pipelined LPUSH {runs['lpush'][-1]:,.0f}/s")
+        finally:
+            target.flushdb()
+        script, lpush = machine.spread(runs["script"]), machine.spread(runs["lpush"])
+        return {"timelines": len(copied), "mean_bytes": round(statistics.mean(sizes)), "rounds": rounds,
+                "script_per_s": script, "lpush_per_s": lpush,
+                "script_vs_lpush": round(script["median"] / lpush["median"], 3)}
 
     def _worker_ready(self, author: int, timeout: float = 120) -> None:
         """Wait until a (re)started worker delivers: one post by ``author`` fanned out (not measured)."""
