@@ -145,6 +145,12 @@ class Bench:
         import django
 
         django.setup()
+        from django.db import connection
+
+        from bench.apis import ensure_bare_table
+
+        with connection.cursor() as cursor:
+            ensure_bare_table(cursor)
         self.logs = self.out / "logs"
         self.logs.mkdir(exist_ok=True)
         self.child_env = procfile.process_env(self.env, self.data_dir)
