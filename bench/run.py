@@ -19,6 +19,8 @@ run records the CPU seconds of each process group; each figure is the median
 of three repetitions, shown with its min–max. A data set seeded with the same
 arguments is reused (reset to its seeded state) unless ``--fresh-data``.
 """
+from __future__ import annotations
+
 import argparse
 import contextlib
 import json
@@ -34,6 +36,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -283,21 +286,34 @@ class Bench:
 
     def repeat(self, label: str, run: Callable[[], loadgen.Result], *, keep_latencies: str | None = None) -> dict:
         """``run`` repeated (the profile's repetitions); the medians, each with its min and max."""
-        runs = []
-        n = self.p["repetitions"]
-        for k in range(1, n + 1):
-            s = self.measured(f"{label} {k}/{n}", run)
-            say(f"  {label} {k}/{n}: {s['rps']:.0f} req/s, p50 {_f(s['p50'])} ms, p99 {_f(s['p99'])} ms, "
-                f"errors {s['errors']}, server CPU {_f(s['server_cpu_ms'], 2)} ms/req, "
-                f"generator {100 * s['cpu_share']:.0f}% of a core" + (" [CONTAMINATED]" if "contaminated" in s else ""))
-            runs.append(s)
-        combined = machine.combine(runs, SPREAD_KEYS)
-        if keep_latencies:
-            self.latencies[keep_latencies] = combined["_latencies"]
-        combined.pop("_latencies", None)
-        combined["runs"] = [{k: v for k, v in r.items() if k in ("rps", "p50", "p99", "errors", "server_cpu_ms",
-                                                                   "contaminated")} for r in runs]
-        return combined
+        return self.interleaved({label: run}, keep_latencies={label: keep_latencies} if keep_latencies else None)[label]
+
+    def interleaved(self, runs: dict[str, Callable[[], loadgen.Result]], *, at_least: int = 0,
+                    ratio: Ratio | None = None, keep_latencies: dict[str, str] | None = None) -> dict[str, dict]:
+        """Each of ``runs`` once a repetition, in turn, so that a slow stretch of the machine touches them alike;
+        the medians of each, with their min and max. The profile's repetitions, or ``at_least``; and when the
+        repetitions' ``ratio`` lies on both sides of its goal, more, up to :data:`DECIDING_REPETITIONS`."""
+        done: dict[str, list[dict]] = {name: [] for name in runs}
+        wanted = max(self.p["repetitions"], at_least)
+        k = 0
+        while k < wanted or (k < DECIDING_REPETITIONS and ratio is not None and ratio.undecided(done)):
+            k += 1
+            for label, run in runs.items():
+                s = self.measured(f"{label} {k}", run)
+                say(f"  {label} {k}: {s['rps']:.0f} req/s, p50 {_f(s['p50'])} ms, p99 {_f(s['p99'])} ms, "
+                    f"errors {s['errors']}, server CPU {_f(s['server_cpu_ms'], 2)} ms/req, generator "
+                    f"{100 * s['cpu_share']:.0f}% of a core" + (" [CONTAMINATED]" if "contaminated" in s else ""))
+                done[label].append(s)
+        results = {}
+        for label, measured in done.items():
+            combined = machine.combine(measured, SPREAD_KEYS)
+            if keep_latencies and keep_latencies.get(label):
+                self.latencies[keep_latencies[label]] = combined["_latencies"]
+            combined.pop("_latencies", None)
+            combined["runs"] = [{k: v for k, v in r.items() if k in ("rps", "p50", "p99", "errors", "server_cpu_ms",
+                                                                       "contaminated")} for r in measured]
+            results[label] = combined
+        return results
 
     def _drain_fanout(self, timeout: float = 120) -> None:
         from timelines.models import PendingFanout
@@ -316,14 +332,26 @@ class Bench:
             endpoints = {"timeline": self.TIMELINE, "ping": "/v1/bench/ping",
                          "naive": "/v1/bench/naive-timeline?limit=20"}
             reads: dict[str, list] = {name: [] for name in endpoints}
-            for name, path in endpoints.items():
-                make = self.readers(active, path)
+            makes = {name: self.readers(active, path) for name, path in endpoints.items()}
+            for name, make in makes.items():
                 self.closed(make, 8, seconds=2)  # warm the caches and connections
                 for concurrency in self.p["concurrency"]:
                     label = f"{name} c={concurrency}"
                     reads[name].append(self.repeat(label, lambda: self.closed(make, concurrency),  # noqa: B023
                                                    keep_latencies=f"{name} (closed, c={concurrency})"))
             self.results["reads_closed"] = reads
+            # One connection, the timeline beside the no-op: interleaved, at least five times (a p50 ratio near
+            # its goal needs more than three runs of each to say which side it is on).
+            paired = self.interleaved({f"{name} c=1, paired": lambda m=makes[name]: self.closed(m, 1)
+                                       for name in ("timeline", "ping")}, at_least=DECIDING_REPETITIONS)
+            self.results["p50_c1_paired"] = {name: paired[f"{name} c=1, paired"] for name in ("timeline", "ping")}
+            # The marginal server time of a page, every endpoint at one open-loop rate (half the naive
+            # timeline's best), so that each is measured under the same load.
+            rate = round(max(x["rps"] for x in reads["naive"]) / 2)
+            matched = self.interleaved({f"{name} open {rate}/s": lambda m=make: self.open(m, rate)
+                                        for name, make in makes.items()})
+            self.results["marginal_matched"] = {"rate": rate, **{name: matched[f"{name} open {rate}/s"]
+                                                                 for name in makes}}
 
     def measure_growth(self) -> None:
         """How a read's cost grows: with the reader's followees, and with the page's depth."""
@@ -374,9 +402,13 @@ class Bench:
             authors = list(User.objects.filter(followers_count__lt=threshold // 10, followers_count__gte=20,
                                                id__in=self.manifest["active"])
                            .values_list("id", flat=True)[:2000])
-            make_post = self._poster(authors)
-            closed = self.repeat("posts c=8", lambda: self.closed(make_post, 8))
-            self.results["posts_closed"] = closed
+            make_post, make_bare = self._poster(authors), self._poster(authors, "/v1/bench/bare-insert")
+            # Beside its floor: the same authentication and one durable INSERT, no id, no fan-out.
+            pair = self.interleaved({"posts c=8": lambda: self.closed(make_post, 8),
+                                     "bare insert c=8": lambda: self.closed(make_bare, 8)},
+                                    ratio=Ratio("posts c=8", "bare insert c=8", "rps", 0.5))
+            self.results["posts_closed"] = closed = pair["posts c=8"]
+            self.results["bare_insert_closed"] = pair["bare insert c=8"]
             self._drain_fanout()
             rate = closed["rps"] / 2
             self.results["posts_open"] = self.repeat(f"posts open loop {rate:.0f}/s",
@@ -388,12 +420,12 @@ class Bench:
         self._drain_fanout()
         return run()
 
-    def _poster(self, authors: list[int]):
+    def _poster(self, authors: list[int], path: str = "/v1/tweets"):
         headers = [{"Authorization": f"Bearer {self.token(u)}"} for u in authors]
         counter = iter(range(10**9))
 
         def make_post() -> Request:
-            return Request("POST", "/v1/tweets", random.choice(headers),
+            return Request("POST", path, random.choice(headers),
                            json.dumps({"content": f"bench post #tag{next(counter) % 7} @b1 https://example.com/x "
                                                   f"{next(counter)}"}).encode())
 
@@ -1014,6 +1046,26 @@ def _scripts(delta: dict[str, dict]) -> dict:
     beside every command's."""
     scripts = [v for name, v in delta.items() if name.startswith(("eval", "fcall"))]
     return {"calls": sum(v["calls"] for v in scripts), "usec": sum(v["usec"] for v in scripts), "commands": delta}
+
+
+# A ratio whose repetitions straddle its goal is measured up to this many times (interleaved with its baseline).
+DECIDING_REPETITIONS = 5
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """``numerator``'s ``key`` over ``denominator``'s, each repetition's own, against ``goal``."""
+
+    numerator: str
+    denominator: str
+    key: str
+    goal: float
+
+    def undecided(self, done: dict[str, list[dict]]) -> bool:
+        """Whether the repetitions so far put the ratio on both sides of the goal."""
+        ratios = [a[self.key] / b[self.key] for a, b in zip(done[self.numerator], done[self.denominator],
+                                                            strict=True) if b[self.key]]
+        return bool(ratios) and min(ratios) < self.goal <= max(ratios)
 
 
 def _f(value, digits: int = 1) -> str:
