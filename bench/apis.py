@@ -5,9 +5,13 @@
   followees' tweets, order by id, take a page, every time, with no cache at all.
   Its tweets are the product's tweet objects (``tweets.objects``), built from the
   rows the query returns, so the two answers differ only in how they are found.
+- ``BareInsertApi``: the posting endpoint's floor: the same authentication, one
+  ``INSERT ... RETURNING`` of the text into a table of its own, committed
+  (autocommit), and 201. No id minted, no rate limit, no fan-out, no cache.
 """
 from django.db import connection
 from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -16,6 +20,11 @@ from social.authentication import CachedUserJWTAuthentication
 from social.models import Follow, User
 from tweets import objects
 from tweets.models import Tweet
+from tweets.text import MAX_RAW_LENGTH
+
+# The bare insert's table: made (and emptied) by ensure_bare_table when the bench starts; the bench app has
+# no models, and no migration.
+BARE_TABLE = "bench_bare_tweet"
 
 _NAIVE_SQL = f"""
 SELECT t.id, t.author_id, t.content, t.created_at, t.mentions, t.hashtags, u.username, u.display_name
@@ -57,3 +66,28 @@ class NaiveTimelineApi(APIView):
             data = [_tweet_object(row) for row in cursor.fetchall()]
         return Response({"data": data, "next_cursor": data[-1]["tweet_id"] if data else None,
                          "prev_cursor": data[0]["tweet_id"] if data else None})
+
+
+def ensure_bare_table(cursor) -> None:
+    """Create the bare insert's table if needed, empty."""
+    cursor.execute(f"CREATE TABLE IF NOT EXISTS {BARE_TABLE} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+                   "author_id bigint NOT NULL, content text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())")
+    cursor.execute(f"TRUNCATE {BARE_TABLE}")
+
+
+class _BareInsert(serializers.Serializer):
+    content = serializers.CharField(max_length=MAX_RAW_LENGTH)
+
+
+class BareInsertApi(APIView):
+    authentication_classes = [CachedUserJWTAuthentication]
+
+    @extend_schema(exclude=True)
+    def post(self, request):
+        body = _BareInsert(data=request.data)
+        body.is_valid(raise_exception=True)
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {BARE_TABLE} (author_id, content) VALUES (%s, %s) RETURNING id",
+                           [request.user.id, body.validated_data["content"]])
+            (row_id,) = cursor.fetchone()
+        return Response({"id": str(row_id)}, status=status.HTTP_201_CREATED)

@@ -6,10 +6,12 @@ shared helpers: checkpointer, WAL writer ...), ``s3`` (the emulator) -- the ``ge
 tools it starts), ``kernel`` (kernel threads: softirq work the load itself causes) and ``other``: everything else,
 including PostgreSQL backends serving *other* databases of a shared server.
 
-A measurement is *contaminated* when ``other`` used more than :data:`QUIET_CORES` of a core over its window
-(:func:`contamination`); the report names the processes that did. :class:`Machine` takes the snapshots (psutil) and
-waits for a quiet machine before each run. The pure parts (classification, the decision, medians and spreads, the
-marginal-time ratio) take plain data, so the tests can give them any machine they like.
+A measurement is *contaminated* when ``other`` used more than :data:`QUIET_CORES` of a core over its window, or
+when the hypervisor took as much from this machine (CPU steal, read from ``/proc/stat``: time a virtual CPU was
+ready to run but another guest ran) (:func:`contamination`); the report names the processes that did.
+:class:`Machine` takes the snapshots (psutil) and waits for a quiet machine before each run. The pure parts
+(classification, the decision, medians and spreads, the marginal-time ratio) take plain data, so the tests can
+give them any machine they like.
 """
 from __future__ import annotations
 
@@ -93,6 +95,22 @@ class Snapshot:
     at: float  # time.monotonic()
     procs: dict[int, Proc]
     groups: dict[int, str]
+    steal: float = 0.0  # CPU seconds stolen by the hypervisor since boot, all CPUs (``/proc/stat``)
+
+
+def steal_seconds(stat: str | None = None) -> float:
+    """CPU steal since boot, all CPUs together, in seconds: the eighth number of ``/proc/stat``'s ``cpu`` line
+    (0 where there is no such file or field)."""
+    if stat is None:
+        try:
+            with open("/proc/stat") as f:
+                stat = f.readline()
+        except OSError:
+            return 0.0
+    fields = stat.split()
+    if not fields or fields[0] != "cpu" or len(fields) < 9:
+        return 0.0
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -102,6 +120,7 @@ class Usage:
     seconds: float  # wall time
     by_group: dict[str, float]  # CPU seconds
     by_process: dict[tuple[int, str], tuple[str, float]]  # (pid, name) -> (group, CPU seconds)
+    steal: float = 0.0  # CPU seconds the hypervisor gave other guests while this machine's were ready to run
 
     def cores(self, group: str) -> float:
         return self.by_group.get(group, 0.0) / self.seconds if self.seconds > 0 else 0.0
@@ -126,7 +145,8 @@ def usage(before: Snapshot, after: Snapshot) -> Usage:
         by_group[group] = by_group.get(group, 0.0) + delta
         if delta:
             by_process[(pid, _short(proc))] = (group, delta)
-    return Usage(seconds=after.at - before.at, by_group=by_group, by_process=by_process)
+    return Usage(seconds=after.at - before.at, by_group=by_group, by_process=by_process,
+                 steal=max(0.0, after.steal - before.steal))
 
 
 def _short(proc: Proc) -> str:
@@ -134,11 +154,16 @@ def _short(proc: Proc) -> str:
 
 
 def contamination(use: Usage, limit: float = QUIET_CORES) -> list[dict] | None:
-    """None if the machine was quiet over ``use``'s window (``other`` used at most ``limit`` cores), else the
-    processes that were not, busiest first."""
-    if use.cores("other") <= limit:
-        return None
-    return use.top("other") or [{"pid": 0, "name": "(processes that ended)", "cores": round(use.cores("other"), 3)}]
+    """None if the machine was quiet over ``use``'s window (``other`` used at most ``limit`` cores, and the
+    hypervisor stole at most as much), else the processes that were not, busiest first, and the steal."""
+    stolen = use.steal / use.seconds if use.seconds > 0 else 0.0
+    noisy = []
+    if use.cores("other") > limit:
+        noisy += use.top("other") or [{"pid": 0, "name": "(processes that ended)",
+                                       "cores": round(use.cores("other"), 3)}]
+    if stolen > limit:
+        noisy.append({"pid": 0, "name": "(CPU steal: the hypervisor ran other guests)", "cores": round(stolen, 3)})
+    return noisy or None
 
 
 # --- Repetitions -----------------------------------------------------------------------------------------------
@@ -254,7 +279,8 @@ class Machine:
             cmdline = " ".join(info.get("cmdline") or []) or (info.get("name") or "")
             procs[info["pid"]] = Proc(info["pid"], info.get("ppid") or 0, info.get("name") or "", cmdline,
                                       times.user + times.system)
-        return Snapshot(at=time.monotonic(), procs=procs, groups=classify(procs.values(), self.roles()))
+        return Snapshot(at=time.monotonic(), procs=procs, groups=classify(procs.values(), self.roles()),
+                        steal=steal_seconds())
 
     def sample(self, seconds: float = 1.0) -> Usage:
         before = self.snapshot()

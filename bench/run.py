@@ -19,6 +19,8 @@ run records the CPU seconds of each process group; each figure is the median
 of three repetitions, shown with its min–max. A data set seeded with the same
 arguments is reused (reset to its seeded state) unless ``--fresh-data``.
 """
+from __future__ import annotations
+
 import argparse
 import contextlib
 import json
@@ -34,6 +36,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -49,17 +52,17 @@ PROFILES = {
     # for a quiet machine before one run, and in all; the stream phase's connections held, its author's followers
     # among them, the author's posts at each connection count and their spacing (s), their spacing during the mix
     # (wider: the posts go on for the whole mix, and each is followers events to write), and connections opened a
-    # second.
+    # second; the script ceiling's timelines (copies of cached ones) and the tweets it writes into each a run.
     "full": {"users": 100_000, "tweets": 1_000_000, "threshold": 50_000, "active": 0.2, "seconds": 8,
              "concurrency": [1, 4, 16], "repetitions": 3, "mix_seconds": 10, "mix_rate": 155,
              "quiet_wait": 60, "quiet_budget": 600, "web_concurrency": 16,
              "stream_connections": 10_000, "stream_followers": 5_000, "stream_posts": 20, "stream_interval": 1.0,
-             "stream_mix_interval": 2.0, "stream_open_rate": 300},
+             "stream_mix_interval": 2.0, "stream_open_rate": 300, "ceiling_timelines": 10_000, "ceiling_rounds": 20},
     "quick": {"users": 10_000, "tweets": 100_000, "threshold": 5_000, "active": 0.2, "seconds": 2,
               "concurrency": [1, 8], "repetitions": 3, "mix_seconds": 3, "mix_rate": 155,
               "quiet_wait": 3, "quiet_budget": 20, "web_concurrency": 8,
               "stream_connections": 2_000, "stream_followers": 1_000, "stream_posts": 5, "stream_interval": 1.0,
-              "stream_mix_interval": 2.0, "stream_open_rate": 400},
+              "stream_mix_interval": 2.0, "stream_open_rate": 400, "ceiling_timelines": 2_000, "ceiling_rounds": 5},
 }
 HOST = "127.0.0.1"
 DATABASE = "timeline_bench"
@@ -145,6 +148,12 @@ class Bench:
         import django
 
         django.setup()
+        from django.db import connection
+
+        from bench.apis import ensure_bare_table
+
+        with connection.cursor() as cursor:
+            ensure_bare_table(cursor)
         self.logs = self.out / "logs"
         self.logs.mkdir(exist_ok=True)
         self.child_env = procfile.process_env(self.env, self.data_dir)
@@ -190,15 +199,20 @@ class Bench:
             time.sleep(0.5)
         raise SystemExit("the stack did not become ready within 60 s")
 
-    def restart_web(self, extra_env: dict[str, str], label: str) -> None:
-        """Stop the web server and start the Procfile's web command again with ``extra_env``."""
-        common.stop_processes({"web": self.procs["web"]})
+    def restart(self, name: str, extra_env: dict[str, str], label: str) -> str:
+        """Stop one of the Procfile's processes and start its command again with ``extra_env``; the command."""
+        common.stop_processes({name: self.procs[name]})
         env = self.child_env | extra_env
-        command = procfile.load(env=env)["web"]
-        log = self.logs / f"web-{label.replace(' ', '-')}.log"
-        self.procs["web"] = procfile.start(command, env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-        self._wait_ready()
+        command = procfile.load(env=env)[name]
+        log = self.logs / f"{name}-{label.replace(' ', '-')}.log"
+        self.procs[name] = procfile.start(command, env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        if name == "web":
+            self._wait_ready()
         return " ".join(procfile.expanded(command, env))
+
+    def restart_web(self, extra_env: dict[str, str], label: str) -> str:
+        """Stop the web server and start the Procfile's web command again with ``extra_env``."""
+        return self.restart("web", extra_env, label)
 
     # --- Helpers ---------------------------------------------------------------------
 
@@ -260,31 +274,46 @@ class Bench:
         s["cpu_ms_per_request"] = {g: round(1000 * v, 4) for g, v in cpu.items()}
         s["server_cpu_ms"] = s["cpu_ms_per_request"].get("server")
         s["cpu_s"] = {g: round(v, 3) for g, v in use.by_group.items()}
+        s["steal_s"] = round(use.steal, 3)
         noisy = machine.contamination(use)
         if noisy:
             s["contaminated"] = noisy
             self.results["contamination"].append({"run": label, "when": "during",
-                                                  "other_cores": round(use.cores("other"), 3), "processes": noisy})
+                                                  "other_cores": round(use.cores("other"), 3),
+                                                  "steal_s": round(use.steal, 3), "processes": noisy})
         s["_latencies"] = result.latencies_ms
         return s
 
     def repeat(self, label: str, run: Callable[[], loadgen.Result], *, keep_latencies: str | None = None) -> dict:
         """``run`` repeated (the profile's repetitions); the medians, each with its min and max."""
-        runs = []
-        n = self.p["repetitions"]
-        for k in range(1, n + 1):
-            s = self.measured(f"{label} {k}/{n}", run)
-            say(f"  {label} {k}/{n}: {s['rps']:.0f} req/s, p50 {_f(s['p50'])} ms, p99 {_f(s['p99'])} ms, "
-                f"errors {s['errors']}, server CPU {_f(s['server_cpu_ms'], 2)} ms/req, "
-                f"generator {100 * s['cpu_share']:.0f}% of a core" + (" [CONTAMINATED]" if "contaminated" in s else ""))
-            runs.append(s)
-        combined = machine.combine(runs, SPREAD_KEYS)
-        if keep_latencies:
-            self.latencies[keep_latencies] = combined["_latencies"]
-        combined.pop("_latencies", None)
-        combined["runs"] = [{k: v for k, v in r.items() if k in ("rps", "p50", "p99", "errors", "server_cpu_ms",
-                                                                   "contaminated")} for r in runs]
-        return combined
+        return self.interleaved({label: run}, keep_latencies={label: keep_latencies} if keep_latencies else None)[label]
+
+    def interleaved(self, runs: dict[str, Callable[[], loadgen.Result]], *, at_least: int = 0,
+                    ratio: Ratio | None = None, keep_latencies: dict[str, str] | None = None) -> dict[str, dict]:
+        """Each of ``runs`` once a repetition, in turn, so that a slow stretch of the machine touches them alike;
+        the medians of each, with their min and max. The profile's repetitions, or ``at_least``; and when the
+        repetitions' ``ratio`` lies on both sides of its goal, more, up to :data:`DECIDING_REPETITIONS`."""
+        done: dict[str, list[dict]] = {name: [] for name in runs}
+        wanted = max(self.p["repetitions"], at_least)
+        k = 0
+        while k < wanted or (k < DECIDING_REPETITIONS and ratio is not None and ratio.undecided(done)):
+            k += 1
+            for label, run in runs.items():
+                s = self.measured(f"{label} {k}", run)
+                say(f"  {label} {k}: {s['rps']:.0f} req/s, p50 {_f(s['p50'])} ms, p99 {_f(s['p99'])} ms, "
+                    f"errors {s['errors']}, server CPU {_f(s['server_cpu_ms'], 2)} ms/req, generator "
+                    f"{100 * s['cpu_share']:.0f}% of a core" + (" [CONTAMINATED]" if "contaminated" in s else ""))
+                done[label].append(s)
+        results = {}
+        for label, measured in done.items():
+            combined = machine.combine(measured, SPREAD_KEYS)
+            if keep_latencies and keep_latencies.get(label):
+                self.latencies[keep_latencies[label]] = combined["_latencies"]
+            combined.pop("_latencies", None)
+            combined["runs"] = [{k: v for k, v in r.items() if k in ("rps", "p50", "p99", "errors", "server_cpu_ms",
+                                                                       "contaminated")} for r in measured]
+            results[label] = combined
+        return results
 
     def _drain_fanout(self, timeout: float = 120) -> None:
         from timelines.models import PendingFanout
@@ -303,14 +332,26 @@ class Bench:
             endpoints = {"timeline": self.TIMELINE, "ping": "/v1/bench/ping",
                          "naive": "/v1/bench/naive-timeline?limit=20"}
             reads: dict[str, list] = {name: [] for name in endpoints}
-            for name, path in endpoints.items():
-                make = self.readers(active, path)
+            makes = {name: self.readers(active, path) for name, path in endpoints.items()}
+            for name, make in makes.items():
                 self.closed(make, 8, seconds=2)  # warm the caches and connections
                 for concurrency in self.p["concurrency"]:
                     label = f"{name} c={concurrency}"
                     reads[name].append(self.repeat(label, lambda: self.closed(make, concurrency),  # noqa: B023
                                                    keep_latencies=f"{name} (closed, c={concurrency})"))
             self.results["reads_closed"] = reads
+            # One connection, the timeline beside the no-op: interleaved, at least five times (a p50 ratio near
+            # its goal needs more than three runs of each to say which side it is on).
+            paired = self.interleaved({f"{name} c=1, paired": lambda m=makes[name]: self.closed(m, 1)
+                                       for name in ("timeline", "ping")}, at_least=DECIDING_REPETITIONS)
+            self.results["p50_c1_paired"] = {name: paired[f"{name} c=1, paired"] for name in ("timeline", "ping")}
+            # The marginal server time of a page, every endpoint at one open-loop rate (half the naive
+            # timeline's best), so that each is measured under the same load.
+            rate = round(max(x["rps"] for x in reads["naive"]) / 2)
+            matched = self.interleaved({f"{name} open {rate}/s": lambda m=make: self.open(m, rate)
+                                        for name, make in makes.items()})
+            self.results["marginal_matched"] = {"rate": rate, **{name: matched[f"{name} open {rate}/s"]
+                                                                 for name in makes}}
 
     def measure_growth(self) -> None:
         """How a read's cost grows: with the reader's followees, and with the page's depth."""
@@ -361,9 +402,13 @@ class Bench:
             authors = list(User.objects.filter(followers_count__lt=threshold // 10, followers_count__gte=20,
                                                id__in=self.manifest["active"])
                            .values_list("id", flat=True)[:2000])
-            make_post = self._poster(authors)
-            closed = self.repeat("posts c=8", lambda: self.closed(make_post, 8))
-            self.results["posts_closed"] = closed
+            make_post, make_bare = self._poster(authors), self._poster(authors, "/v1/bench/bare-insert")
+            # Beside its floor: the same authentication and one durable INSERT, no id, no fan-out.
+            pair = self.interleaved({"posts c=8": lambda: self.closed(make_post, 8),
+                                     "bare insert c=8": lambda: self.closed(make_bare, 8)},
+                                    ratio=Ratio("posts c=8", "bare insert c=8", "rps", 0.5))
+            self.results["posts_closed"] = closed = pair["posts c=8"]
+            self.results["bare_insert_closed"] = pair["bare insert c=8"]
             self._drain_fanout()
             rate = closed["rps"] / 2
             self.results["posts_open"] = self.repeat(f"posts open loop {rate:.0f}/s",
@@ -375,12 +420,12 @@ class Bench:
         self._drain_fanout()
         return run()
 
-    def _poster(self, authors: list[int]):
+    def _poster(self, authors: list[int], path: str = "/v1/tweets"):
         headers = [{"Authorization": f"Bearer {self.token(u)}"} for u in authors]
         counter = iter(range(10**9))
 
         def make_post() -> Request:
-            return Request("POST", "/v1/tweets", random.choice(headers),
+            return Request("POST", path, random.choice(headers),
                            json.dumps({"content": f"bench post #tag{next(counter) % 7} @b1 https://example.com/x "
                                                   f"{next(counter)}"}).encode())
 
@@ -396,11 +441,14 @@ class Bench:
             from timelines.models import PendingFanout
 
             timings = fanout_timings.fanout_timings
-            self.results["fanout_timings_recorded"] = True
             rows = []
             probes = [(int(k), v, False) for k, v in self.manifest["probes"].items()]
             probes += [(int(k), v, True) for k, v in self.manifest.get("all_active_probes", {}).items()]
             n = self.p["repetitions"]
+            # The timings cost the worker a round trip a batch: recorded in this phase only (bench/settings.py).
+            self.restart("worker", {"BENCH_FANOUT_TIMINGS": "1"}, "fanout-timings")
+            self._worker_ready(min(probes)[1])
+            self.results["fanout_timings_recorded"] = True
             for count, author, all_active in sorted(probes):
                 followers = list(Follow.objects.filter(followee_id=author).values_list("follower_id", flat=True))
                 live = len(store.existing(user_ids=followers)) + 1
@@ -411,7 +459,7 @@ class Bench:
                 for k in range(1, n + 1):
                     self._drain_fanout()
                     self.quiet(f"fan-out {count:,} {k}/{n}")
-                    before = self.machine.snapshot()
+                    before, commands = self.machine.snapshot(), self._commandstats()
                     started = time.perf_counter()
                     r = session.post(f"http://{HOST}:{self.port}/v1/tweets", json={"content": f"fan-out probe {k}"})
                     tweet_id = int(r.json()["tweet_id"])
@@ -419,6 +467,7 @@ class Bench:
                         time.sleep(0.002)
                     seconds = time.perf_counter() - started
                     use = machine.usage(before, self.machine.snapshot())
+                    scripts = _scripts(commandstats_delta(commands, self._commandstats()))
                     breakdown = None
                     if timings is not None:  # recorded by the last batch: it may land just after the row goes
                         deadline = time.monotonic() + (0 if pulled else 2)  # a pulled tweet records none
@@ -432,13 +481,14 @@ class Bench:
                     if noisy:
                         self.results["contamination"].append({"run": f"fan-out {count:,} {k}/{n}", "when": "during",
                                                               "other_cores": round(use.cores("other"), 3),
-                                                              "processes": noisy})
+                                                              "steal_s": round(use.steal, 3), "processes": noisy})
                     runs.append({"seconds": seconds, "deliveries_per_s": None if pulled else live / seconds,
-                                 "timings": breakdown,
+                                 "timings": breakdown, "scripts": scripts,
                                  "server_cpu_s": sum(use.by_group.get(g, 0.0) for g in machine.SERVER_GROUPS)})
                     say(f"  {len(followers):,} followers ({live:,} cached{', all active' if all_active else ''}"
                         f"{', pulled' if pulled else ''}) {k}/{n}: {1000 * seconds:.0f} ms, "
                         + ("written to no follower's timeline" if pulled else f"{live / seconds:,.0f} deliveries/s")
+                        + f", {scripts['calls']:,} script calls ({scripts['usec'] / 1000:.1f} ms in Redis)"
                         + (f", {_timings_line(breakdown)}" if breakdown else ""))
                 sec = machine.spread(r["seconds"] for r in runs)
                 rows.append({"followers": len(followers), "cached_timelines": live, "all_active": all_active,
@@ -448,14 +498,73 @@ class Bench:
                              "deliveries_per_s": None if pulled else round(live / sec["median"]),
                              "server_cpu_s": machine.spread(r["server_cpu_s"] for r in runs)["median"],
                              "timings": _median_timings([r["timings"] for r in runs]),
+                             "script_calls": machine.spread(r["scripts"]["calls"] for r in runs)["median"],
+                             "script_ms": machine.spread(r["scripts"]["usec"] / 1000 for r in runs)["median"],
                              "runs": [{k: v for k, v in r.items()} for r in runs]})
             self.results["fanout"] = rows
+            self.restart("worker", {}, "default")
+            self._worker_ready(min(probes)[1])
             ceilings = [self._lpush_ceiling() for _ in range(n)]
             ops = machine.spread(c["ops_per_s"] for c in ceilings)
             self.results["lpush_ceiling"] = {"tool": ceilings[0]["tool"], "ops_per_s": ops["median"],
                                              "ops_per_s_min": ops["min"], "ops_per_s_max": ops["max"]}
             say(f"  raw pipelined LPUSH on the same server: {ops['median']:,.0f}/s "
                 f"({ops['min']:,.0f}–{ops['max']:,.0f}; {ceilings[0]['tool']})")
+            self.results["script_ceiling"] = self._script_ceiling()
+
+    def _script_ceiling(self) -> dict:
+        """The production insert script from one client on copies of real cached timelines, interleaved with
+        pipelined LPUSH on the same keys (``bench.ceilings``): timelines a second, medians with their spread."""
+        import redis
+
+        from bench import ceilings
+        from timelines import store
+
+        users = store.existing(user_ids=self.manifest["active"])[: self.p["ceiling_timelines"]]
+        if not users:
+            say("  no cached timelines to copy: no script ceiling")
+            return {}
+        keys = store.timeline_keys(users)
+        source = redis.Redis(host=HOST, port=self.redis_port)
+        target = redis.Redis(host=HOST, port=self.redis_port, db=3)  # not the app's db 0, nor the LPUSH tool's 2
+        sizes = [source.memory_usage(key) or 0 for key in keys[:200]]
+        rounds, n = self.p["ceiling_rounds"], self.p["repetitions"]
+        runs: dict[str, list[float]] = {"script": [], "lpush": []}
+        try:
+            for k in range(1, n + 1):
+                for name, measure in (("script", ceilings.script_ceiling), ("lpush", ceilings.lpush_ceiling)):
+                    copied = ceilings.copy_timelines(source, target, keys)
+                    self.quiet(f"{name} ceiling {k}/{n}")
+                    runs[name].append(measure(target, copied, rounds))
+                say(f"  {len(copied):,} timelines ({statistics.mean(sizes):,.0f} B each), {rounds} tweets into each,"
+                    f" {k}/{n}: insert script {runs['script'][-1]:,.0f}/s, pipelined LPUSH {runs['lpush'][-1]:,.0f}/s")
+        finally:
+            target.flushdb()
+        script, lpush = machine.spread(runs["script"]), machine.spread(runs["lpush"])
+        return {"timelines": len(copied), "mean_bytes": round(statistics.mean(sizes)), "rounds": rounds,
+                "script_per_s": script, "lpush_per_s": lpush,
+                "script_vs_lpush": round(script["median"] / lpush["median"], 3)}
+
+    def _worker_ready(self, author: int, timeout: float = 120) -> None:
+        """Wait until a (re)started worker delivers: one post by ``author`` fanned out (not measured)."""
+        import requests
+
+        from timelines.models import PendingFanout
+
+        r = requests.post(f"http://{HOST}:{self.port}/v1/tweets", json={"content": "the worker is ready"},
+                          headers={"Authorization": f"Bearer {self.token(author)}"}, timeout=30)
+        tweet_id, deadline = int(r.json()["tweet_id"]), time.monotonic() + timeout
+        while PendingFanout.objects.filter(tweet_id=tweet_id).exists():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the worker delivered nothing within {timeout:.0f} s: see {self.logs}/worker*.log")
+            time.sleep(0.05)
+
+    def _commandstats(self) -> dict[str, tuple[int, int]]:
+        """The bench's Valkey's ``INFO commandstats``: each command's calls and microseconds so far."""
+        import redis
+
+        info = redis.Redis(host=HOST, port=self.redis_port).info("commandstats")
+        return {name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for name, v in info.items()}
 
     def _lpush_ceiling(self) -> dict:
         self.quiet("LPUSH ceiling")
@@ -793,7 +902,8 @@ class Bench:
         if noisy:
             out["contaminated"] = noisy
             self.results["contamination"].append({"run": label, "when": "during",
-                                                  "other_cores": round(use.cores("other"), 3), "processes": noisy})
+                                                  "other_cores": round(use.cores("other"), 3),
+                                                  "steal_s": round(use.steal, 3), "processes": noisy})
         self.latencies[f"post to stream event ({label})"] = delivery.latencies_ms
         return out
 
@@ -919,6 +1029,43 @@ class Bench:
             say(f"CONTAMINATED: {len(self.results['contamination'])} run(s) measured on a busy machine "
                 "(see the top of the report)")
         say(f"done in {self.results['meta']['seconds']:.0f} s: {self.out / 'report.md'}")
+
+
+def commandstats_delta(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> dict[str, dict]:
+    """Each command called between two ``INFO commandstats``: its calls and microseconds in between."""
+    delta = {}
+    for name, (calls, usec) in after.items():
+        calls0, usec0 = before.get(name, (0, 0))
+        if calls > calls0:
+            delta[name] = {"calls": calls - calls0, "usec": usec - usec0}
+    return delta
+
+
+def _scripts(delta: dict[str, dict]) -> dict:
+    """The script calls (EVAL, EVALSHA, FCALL and their read-only forms) of a commandstats delta, summed,
+    beside every command's."""
+    scripts = [v for name, v in delta.items() if name.startswith(("eval", "fcall"))]
+    return {"calls": sum(v["calls"] for v in scripts), "usec": sum(v["usec"] for v in scripts), "commands": delta}
+
+
+# A ratio whose repetitions straddle its goal is measured up to this many times (interleaved with its baseline).
+DECIDING_REPETITIONS = 5
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """``numerator``'s ``key`` over ``denominator``'s, each repetition's own, against ``goal``."""
+
+    numerator: str
+    denominator: str
+    key: str
+    goal: float
+
+    def undecided(self, done: dict[str, list[dict]]) -> bool:
+        """Whether the repetitions so far put the ratio on both sides of the goal."""
+        ratios = [a[self.key] / b[self.key] for a, b in zip(done[self.numerator], done[self.denominator],
+                                                            strict=True) if b[self.key]]
+        return bool(ratios) and min(ratios) < self.goal <= max(ratios)
 
 
 def _f(value, digits: int = 1) -> str:

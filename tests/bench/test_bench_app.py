@@ -17,7 +17,7 @@ from social import services as social_services
 from tweets import services as tweet_services
 
 REPO = Path(__file__).resolve().parents[2]
-BENCH_PATHS = ("/v1/bench/ping", "/v1/bench/naive-timeline")
+BENCH_PATHS = ("/v1/bench/ping", "/v1/bench/naive-timeline", "/v1/bench/bare-insert")
 
 # What a server under the given settings answers (no database needed for these
 # answers: a 404, or a 401 before any lookup), and whether seed_bench exists.
@@ -45,12 +45,14 @@ def _probe(settings_module: str, **env) -> dict[str, str]:
 
 def test_production_settings_never_serve_the_baselines_even_when_asked():
     answers = _probe("config.settings.production", BENCH_ENDPOINTS="1")
-    assert answers == {"/v1/bench/ping": "404", "/v1/bench/naive-timeline": "404", "seed_bench": "False"}
+    assert answers == {"/v1/bench/ping": "404", "/v1/bench/naive-timeline": "404",
+                       "/v1/bench/bare-insert": "404", "seed_bench": "False"}
 
 
 def test_the_bench_settings_serve_the_baselines_and_seed_bench():
     answers = _probe("bench.settings")
-    assert answers == {"/v1/bench/ping": "401", "/v1/bench/naive-timeline": "401", "seed_bench": "True"}
+    assert answers == {"/v1/bench/ping": "401", "/v1/bench/naive-timeline": "401", "/v1/bench/bare-insert": "401",
+                       "seed_bench": "True"}
 
 
 def test_the_bench_settings_pass_djangos_checks():
@@ -144,3 +146,21 @@ def test_seed_bench_fills_every_column_the_tweet_model_has_and_a_reuse_resets_th
     # Other arguments: not this data set; the database is not empty, so the caller must empty it.
     result = _seed(tmp_path, "--active=0.3", "--reuse")
     assert result.returncode == seed_bench.NOT_REUSABLE, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.mark.django_db
+def test_the_bare_insert_stores_the_text_and_answers_201(bench_urls, make_user, api, anon):
+    from django.db import connection
+
+    from bench.apis import BARE_TABLE, ensure_bare_table
+
+    with connection.cursor() as cursor:
+        ensure_bare_table(cursor)
+    author = make_user()
+    r = api(author).post("/v1/bench/bare-insert", {"content": "a bare row"}, format="json")
+    assert r.status_code == 201
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT author_id, content FROM {BARE_TABLE} WHERE id = %s", [int(r.json()["id"])])
+        assert cursor.fetchone() == (author.id, "a bare row")
+    assert api(author).post("/v1/bench/bare-insert", {"content": 7 * [1]}, format="json").status_code == 400
+    assert anon.post("/v1/bench/bare-insert", {"content": "x"}, format="json").status_code == 401

@@ -1,6 +1,7 @@
 """The benchmark's trust rules (bench/machine.py): which process is whose, when a run is contaminated, medians
 with their spread, CPU per request and the marginal-time ratio -- on made-up machines."""
 import math
+import os
 
 import pytest
 
@@ -88,6 +89,24 @@ def test_more_than_a_tenth_of_a_core_outside_the_stack_is_contamination_naming_t
     assert noisy is not None
     assert [p["pid"] for p in noisy] == [901, 803]
     assert noisy[0]["name"] == "pytest tests/" and noisy[0]["cores"] == pytest.approx(0.08)
+
+
+def test_cpu_steal_above_a_tenth_of_a_core_is_contamination_even_on_a_quiet_machine():
+    before, after = _snapshots({}, {201: 9.0})
+    before.steal, after.steal = 100.0, 101.5  # 1.5 s stolen over 10 s
+    use = machine.usage(before, after)
+    assert use.steal == pytest.approx(1.5)
+    noisy = machine.contamination(use)
+    assert noisy == [{"pid": 0, "name": "(CPU steal: the hypervisor ran other guests)", "cores": 0.15}]
+    after.steal = 100.5  # 0.05 core: quiet
+    assert machine.contamination(machine.usage(before, after)) is None
+
+
+def test_steal_is_read_from_the_cpu_line_of_proc_stat():
+    ticks = os.sysconf("SC_CLK_TCK")
+    assert machine.steal_seconds(f"cpu  10 0 5 900 3 0 1 {2 * ticks} 0 0\n") == pytest.approx(2.0)
+    assert machine.steal_seconds("cpu  10 0 5 900\n") == 0.0  # an old kernel: no steal field
+    assert machine.steal_seconds() >= 0.0  # this machine's
 
 
 def test_a_reused_pid_counts_from_zero():

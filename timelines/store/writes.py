@@ -24,15 +24,17 @@ _PULLER_ADD = scripts.load("puller_add")
 
 def insert(*, user_ids: list[int], tweet_id: int) -> int:
     """Insert one tweet id into the live timelines of ``user_ids``; returns how many took it."""
-    return _insert(lists=keys.timeline_keys(user_ids), tweet_id=tweet_id)
+    return insert_lists(lists=keys.timeline_keys(user_ids), tweet_id=tweet_id)
 
 
-def _insert(*, lists: list[str], tweet_id: int) -> int:
+def insert_lists(*, lists: list[str], tweet_id: int, client=None) -> int:
+    """Insert one tweet id into the lists named (those that exist); how many took it. ``client``:
+    another connection than the product's (the benchmark's script ceiling)."""
     # One script call per FANOUT_SCRIPT_KEYS keys (on a cluster, per hash slot too),
     # all pipelined: one round trip per server, and no call holds a server for long.
     return sum(_INSERT.per_slot(
         keys=lists, args=[tweet_id, settings.TIMELINE_MAX_ENTRIES, settings.TIMELINE_TRIM_SLACK],
-        chunk=settings.FANOUT_SCRIPT_KEYS))
+        client=client, chunk=settings.FANOUT_SCRIPT_KEYS))
 
 
 def _combine(*, key: str, user_id: int | None, mode: str, ids: list[int], complete: bool,
@@ -110,7 +112,7 @@ def puller_add(*, author_id: int) -> None:
 
 def author_insert(*, author_id: int, tweet_id: int) -> int:
     """Insert a pulled tweet into its author's list, if that list is cached."""
-    written = _insert(lists=[keys.author_key(author_id)], tweet_id=tweet_id)
+    written = insert_lists(lists=[keys.author_key(author_id)], tweet_id=tweet_id)
     _pull_seq_advance()  # even if the list was not cached: a reader's copy of it lacks the tweet
     return written
 
