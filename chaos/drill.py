@@ -92,7 +92,8 @@ class Drill:
                                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         with self.db() as db:
             self.wait(lambda: db.execute("SELECT 1 FROM pg_stat_replication WHERE application_name = %s AND "
-                                         "state = 'streaming'", (ARCHIVE_NAME,)).fetchone(), "the archive streams")
+                                         "state = 'streaming'", (ARCHIVE_NAME,)).fetchone(), "the archive streams",
+                      details=lambda: self.stack.log("archive-wal")[-2000:])
             db.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{ARCHIVE_NAME}'")
             db.execute("SELECT pg_reload_conf()")
             self.wait(lambda: db.execute("SELECT 1 FROM pg_stat_replication WHERE application_name = %s AND "
@@ -109,7 +110,7 @@ class Drill:
                 os.killpg(self.archiver.pid, signal.SIGKILL)
                 self.archiver.wait()
 
-    def wait(self, predicate, what: str, timeout: float = 60) -> None:
+    def wait(self, predicate, what: str, timeout: float = 60, details=lambda: "") -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with contextlib.suppress(psycopg.Error, requests.RequestException):
@@ -118,7 +119,7 @@ class Drill:
             if self.archiver and self.archiver.poll() is not None:
                 raise RuntimeError(f"the archive stopped:\n{self.stack.log('archive-wal')[-3000:]}")
             time.sleep(0.2)
-        raise RuntimeError(f"timed out after {timeout:.0f} s waiting until {what}")
+        raise RuntimeError(f"timed out after {timeout:.0f} s waiting until {what}\n{details()}")
 
     # --- Clients --------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import psycopg
 
-from .common import StackError, pick_port, say, tail
+from .common import StackError, pick_port, say, tail, warn
 from .postgres import PREFERRED_POSTGRES_PORT, EmbeddedPostgres, wheel_bin
 from .services import libpq_url, redact
 
@@ -76,7 +76,17 @@ def base_backup(url: str, backup_dir: Path) -> Path:
     partial.rename(target)
     size = sum(f.stat().st_size for f in target.iterdir())
     say(f"base backup {name} done and verified: {size / 2**20:.1f} MiB in {time.monotonic() - started:.1f} s")
+    if not archive_streams(url):
+        warn(f"no WAL archive streams from this server (slot {ARCHIVE_NAME} not active): this backup restores "
+             f"only to its own end. Run `make archive-wal` beside the stack.")
     return target
+
+
+def archive_streams(url: str) -> bool:
+    """Whether ``archive_wal`` is connected to the server through its slot."""
+    with psycopg.connect(libpq_url(url), connect_timeout=10) as db:
+        return bool(db.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s AND active",
+                               (ARCHIVE_NAME,)).fetchone())
 
 
 def archive_wal(url: str, backup_dir: Path) -> None:

@@ -57,7 +57,7 @@ class EmbeddedPostgres:
                 how = "shared with another stack runner" if others else "left running by an earlier run, reused"
                 port = self._running_port()
             else:
-                port = pick_port(PREFERRED_POSTGRES_PORT)
+                port = self._pick_port()
                 self._start(port)
                 how = "started"
             self._write_users(others + [os.getpid()])
@@ -100,6 +100,9 @@ class EmbeddedPostgres:
         if result.returncode:
             sys.stderr.write(result.stdout + tail(self.log))
             raise StackError(f"embedded PostgreSQL did not start (output above; log in {self.log}).")
+
+    def _pick_port(self) -> int:
+        return pick_port(PREFERRED_POSTGRES_PORT)
 
     def _is_running(self) -> bool:
         return self._run("pg_ctl", "-D", str(self.pgdata), "status").returncode == 0
