@@ -8,6 +8,9 @@ migrates, prepares the media bucket and supervises the Procfile's processes in
 the foreground (``run``) or hands its remaining arguments to pytest (``test``,
 whose suite starts an S3 endpoint of its own).
 The embedded servers are stopped again however it ends, short of SIGKILL.
+
+``backup``, ``archive-wal`` and ``restore`` (``make backup`` and so on) start nothing: they act
+on the server DATABASE_URL names, or the embedded one ``make run`` started (``backup``).
 """
 from __future__ import annotations
 
