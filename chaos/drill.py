@@ -54,17 +54,23 @@ class DrillResult:
     backup_seconds: float = 0.0
     backup_output: str = ""
     last_words: int = 0  # posts acknowledged in the stream PostgreSQL was killed in
-    last_ack_to_kill_ms: float = 0.0
+    last_ack_ms: float = 0.0  # when the last of them was answered, from the start of the kill
     in_doubt: set[int] = field(default_factory=set)  # posts never acknowledged that committed all the same
     restore_seconds: float = 0.0
     rto_seconds: float = 0.0
     lost: list[str] = field(default_factory=list)  # acknowledged writes not back: the RPO
     problems: list[str] = field(default_factory=list)
 
+    def last_ack(self) -> str:
+        """When the last post before the kill was answered; after the kill began, the commit came
+        before the kill reached it."""
+        when = "after" if self.last_ack_ms >= 0 else "before"
+        return f"answered {abs(self.last_ack_ms):.0f} ms {when} the kill began"
+
     def summary(self) -> str:
         return (f"{self.acked_tweets} acknowledged tweets and {self.follows} follows; base backup in "
                 f"{self.backup_seconds:.1f} s; PostgreSQL killed under a stream of posts ({self.last_words} "
-                f"acknowledged, the last {self.last_ack_to_kill_ms:.0f} ms before the kill; {len(self.in_doubt)} "
+                f"acknowledged, the last {self.last_ack()}; {len(self.in_doubt)} "
                 f"unanswered that committed all the same); RPO: {len(self.lost)} acknowledged writes lost; "
                 f"RTO: {self.rto_seconds:.1f} s "
                 f"(the restore itself {self.restore_seconds:.1f} s); "
@@ -259,17 +265,17 @@ class Drill:
         stop.set()
         for thread in threads:
             thread.join()
-        self.result.last_ack_to_kill_ms = (killed - max(t for t, _ in acked)) * 1000
+        self.result.last_ack_ms = (max(t for t, _ in acked) - killed) * 1000
         self.result.last_words = len(acked)
         say(f"PostgreSQL killed under a stream of posts ({len(acked)} acknowledged, the last "
-            f"{self.result.last_ack_to_kill_ms:.0f} ms before the kill was done), its data directory deleted")
+            f"{self.result.last_ack()}), its data directory deleted")
         return [tweet for _, tweet in acked]
 
     def destroy(self) -> float:
         """PostgreSQL killed (immediate shutdown: no checkpoint), its data directory deleted, the archive
-        stopped; when the kill was done."""
-        result = self.stack.pg._run("pg_ctl", "-D", str(self.stack.pg.pgdata), "-m", "immediate", "stop")
+        stopped; when the kill began."""
         killed = time.monotonic()
+        result = self.stack.pg._run("pg_ctl", "-D", str(self.stack.pg.pgdata), "-m", "immediate", "stop")
         if result.returncode:
             raise RuntimeError(f"pg_ctl stop failed: {result.stdout}")
         shutil.rmtree(self.stack.pg.pgdata)
