@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import tarfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -120,12 +121,21 @@ def choose_base(backup_dir: Path, name: str | None, target_time: str | None) -> 
         found = [p for p in found if p.name == name]
     elif target_time:
         # The names are UTC start times: the latest base backup that started before the target.
-        stamp = time.strftime(STAMP, time.strptime(target_time[:19].replace(" ", "T"), "%Y-%m-%dT%H:%M:%S"))
+        stamp = utc(target_time).strftime(STAMP)
         found = [p for p in found if p.name <= stamp]
     if not found:
         raise StackError(f"no base backup {name or ''} in {backup_dir / 'base'}"
                          + (f" older than {target_time}" if target_time else "") + ".")
     return found[-1]
+
+
+def utc(when: str) -> datetime:
+    """An ISO 8601 time (``2026-12-07 16:30:00``, ``…+02``), in UTC; one without an offset is UTC."""
+    try:
+        moment = datetime.fromisoformat(when)
+    except ValueError:
+        raise StackError(f"{when!r} is not a time such as '2026-12-07 16:30:00+00'.") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def restore(backup_dir: Path, pgdata: Path, *, port: int | None = None, base_name: str | None = None,
@@ -134,8 +144,7 @@ def restore(backup_dir: Path, pgdata: Path, *, port: int | None = None, base_nam
 
     The base backup (the latest, ``base_name``, or the latest before ``target_time``) is
     unpacked, and the archive's WAL from its start on is replayed: to the end (the segment
-    being written included) or to ``target_time`` (a PostgreSQL timestamp, UTC unless it
-    says otherwise). The server then leaves recovery on a new timeline and takes writes.
+    being written included) or to ``target_time`` (ISO 8601, UTC unless it says otherwise). The server then leaves recovery on a new timeline and takes writes.
     """
     pgdata = pgdata.resolve()
     if pgdata.exists() and any(pgdata.iterdir()):
@@ -154,11 +163,12 @@ def restore(backup_dir: Path, pgdata: Path, *, port: int | None = None, base_nam
     for lock in pgdata.glob(".s.PGSQL.*.lock"):
         lock.unlink()
     server = EmbeddedPostgres(pgdata.parent, pgdata=pgdata)
-    check_version(pgdata, server.bin)
+    server.bin = Path(tool("postgres")).parent  # PG_BINDIR's, when set
+    check_version(pgdata)
     staged = stage_wal(backup_dir / "wal", pgdata)
     settings = [f"restore_command = 'cp \"{staged}/%f\" \"%p\"'"]
     if target_time:
-        settings += [f"recovery_target_time = '{target_time}'", "recovery_target_action = 'promote'"]
+        settings += [f"recovery_target_time = '{utc(target_time).isoformat()}'", "recovery_target_action = 'promote'"]
     with open(pgdata / "postgresql.auto.conf", "a") as conf:
         conf.write("".join(f"{line}\n" for line in settings))
     (pgdata / "recovery.signal").touch()
@@ -174,7 +184,7 @@ def restore(backup_dir: Path, pgdata: Path, *, port: int | None = None, base_nam
     return port
 
 
-def check_version(pgdata: Path, bindir: Path) -> None:
+def check_version(pgdata: Path) -> None:
     backup = (pgdata / "PG_VERSION").read_text().strip()
     ours = subprocess.run([tool("postgres"), "--version"], capture_output=True, text=True).stdout
     if not re.search(rf"\b{re.escape(backup)}\.", ours):

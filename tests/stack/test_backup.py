@@ -32,6 +32,11 @@ def test_a_restore_starts_from_the_latest_finished_base_backup_or_the_latest_bef
     assert backup.choose_base(tmp_path, None, None).name == "20261203T120000Z"
     assert backup.choose_base(tmp_path, None, "2026-12-02 23:00:00+00").name == "20261201T000000Z"
     assert backup.choose_base(tmp_path, "20261201T000000Z", None).name == "20261201T000000Z"
+    # A time with an offset is compared in UTC: 13:30+02 is 11:30Z, before the second backup began.
+    assert backup.choose_base(tmp_path, None, "2026-12-03 13:30:00+02").name == "20261201T000000Z"
+    assert backup.choose_base(tmp_path, None, "2026-12-03 12:30:00").name == "20261203T120000Z"
+    with pytest.raises(StackError, match="is not a time"):
+        backup.choose_base(tmp_path, None, "yesterday")
     with pytest.raises(StackError, match="older than 2026-11-30"):
         backup.choose_base(tmp_path, None, "2026-11-30 00:00:00")
     with pytest.raises(StackError, match="no base backup"):
