@@ -76,11 +76,26 @@ def base_backup(url: str, backup_dir: Path) -> Path:
     run(tool("pg_verifybackup"), "--no-parse-wal", "--quiet", str(partial))
     partial.rename(target)
     size = sum(f.stat().st_size for f in target.iterdir())
-    say(f"base backup {name} done and verified: {size / 2**20:.1f} MiB in {time.monotonic() - started:.1f} s")
+    say(f"base backup {name} done and verified: {size / 2**20:.1f} MiB in {time.monotonic() - started:.1f} s; "
+        f"it needs the WAL from segment {first_segment(target)} on")
     if not archive_streams(url):
         warn(f"no WAL archive streams from this server (slot {ARCHIVE_NAME} not active): this backup restores "
              f"only to its own end. Run `make archive-wal` beside the stack.")
     return target
+
+
+def first_segment(base: Path) -> str:
+    """The first WAL segment a base backup needs, from the ``backup_label`` in its ``base.tar.gz``
+    (the first member pg_basebackup writes)."""
+    with tarfile.open(base / "base.tar.gz") as tar:
+        for member in tar:
+            if member.name == "backup_label":
+                label = tar.extractfile(member)
+                start = START_WAL.search(label.read().decode()) if label else None
+                if start:
+                    return start.group(1)
+                break
+    raise StackError(f"no START WAL LOCATION in the backup_label of {base / 'base.tar.gz'}")
 
 
 def archive_streams(url: str) -> bool:
@@ -144,7 +159,8 @@ def restore(backup_dir: Path, pgdata: Path, *, port: int | None = None, base_nam
 
     The base backup (the latest, ``base_name``, or the latest before ``target_time``) is
     unpacked, and the archive's WAL from its start on is replayed: to the end (the segment
-    being written included) or to ``target_time`` (ISO 8601, UTC unless it says otherwise). The server then leaves recovery on a new timeline and takes writes.
+    being written included) or to ``target_time`` (ISO 8601, UTC unless it says otherwise).
+    The server then leaves recovery on a new timeline and takes writes.
     """
     pgdata = pgdata.resolve()
     if pgdata.exists() and any(pgdata.iterdir()):

@@ -2,6 +2,7 @@
 starts from, which archived WAL it replays, and what it refuses. The whole round trip, a real
 server backed up, destroyed and restored, is the restore drill (tests/chaos/test_restore_drill.py)."""
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -97,8 +98,12 @@ def test_a_restore_to_a_time_replays_the_archive_up_to_it_and_no_further():
                                         (backup.ARCHIVE_NAME,)).fetchone(), 60, what="the archive to stream")
             db.execute("CREATE TABLE drill (step text)")
             db.execute("INSERT INTO drill VALUES ('before the base backup')")
-            subprocess.run([sys.executable, "-m", "stack", "backup"], cwd=REPO, env=env, check=True,
-                           capture_output=True)
+            took = subprocess.run([sys.executable, "-m", "stack", "backup"], cwd=REPO, env=env, check=True,
+                                  capture_output=True, text=True).stdout
+            first = re.search(r"needs the WAL from segment ([0-9A-F]{24}) on", took).group(1)
+            wal = home / "backups" / "wal"
+            assert (wal / first).exists() or (wal / f"{first}.partial").exists()
+            assert "no WAL archive streams" not in took
             db.execute("INSERT INTO drill VALUES ('after the base backup')")
             target = db.execute("SELECT clock_timestamp()::text").fetchone()[0]
             time.sleep(1.1)  # recovery_target_time has a resolution of one microsecond; keep clear of it
