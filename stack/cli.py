@@ -9,8 +9,9 @@ the foreground (``run``) or hands its remaining arguments to pytest (``test``,
 whose suite starts an S3 endpoint of its own).
 The embedded servers are stopped again however it ends, short of SIGKILL.
 
-``backup``, ``archive-wal`` and ``restore`` (``make backup`` and so on) start nothing: they act
-on the server DATABASE_URL names, or the embedded one ``make run`` started (``backup``).
+``backup`` and ``archive-wal`` (``make backup``, ``make archive-wal``; the module ``backup``) start
+nothing: they act on the server DATABASE_URL names, or on the embedded one ``make run`` started.
+``restore`` starts a server of its own on the restored data directory.
 """
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ def use_test_cluster(env: dict[str, str], data_dir: Path, cleanup: contextlib.Ex
     say(f"Redis Cluster: {', '.join(f'127.0.0.1:{p}' for p in nodes.ports)}; Celery broker: {redact(broker)}")
 
 
-def parse_args(argv: list[str]) -> tuple[str, list[str]]:
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
         prog="python -m stack",
         description="Run the stack (run) or the test suite (test), with embedded PostgreSQL "
