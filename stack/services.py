@@ -131,6 +131,22 @@ def resolve_postgres(env, data_dir, cleanup, forced) -> None:
     say(f"PostgreSQL: embedded at 127.0.0.1:{port} ({reason}; {how}; data in {server.pgdata})")
 
 
+def database_url(env: Mapping[str, str], data_dir: Path) -> str:
+    """The database ``make run`` uses, without starting anything: DATABASE_URL's, or the running
+    embedded server's where ``make run`` would start one."""
+    configured = env.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    reason = embedded_reason(env, "DATABASE_URL", 5432, env.get("EMBEDDED", "").lower() in ("1", "true", "yes"))
+    if reason is None:
+        return configured
+    pid = data_dir / "postgres" / "postmaster.pid"
+    if not pid.exists():
+        raise StackError(f"{reason}, and no embedded PostgreSQL runs in {pid.parent}: start the stack "
+                         f"(`make run`) or set DATABASE_URL.")
+    # postmaster.pid: pid, data dir, start time, port, ...
+    port = int(pid.read_text().splitlines()[3])
+    return f"postgres://postgres@127.0.0.1:{port}/{database_name(configured) or 'timeline'}"
+
+
 def resolve_redis(env, data_dir, cleanup, forced) -> None:
     configured = env.get("REDIS_URL") or DEFAULT_REDIS_URL
     reason = embedded_reason(env, "REDIS_URL", 6379, forced)

@@ -65,9 +65,15 @@ def test_embedded_only_for_services_that_are_neither_set_nor_answering(monkeypat
 
 
 def test_pytest_arguments_pass_through_untouched():
-    assert cli.parse_args(["test", "--", "-k", "x", "--help"]) == ("test", ["-k", "x", "--help"])
-    assert cli.parse_args(["test", "-x"]) == ("test", ["-x"])
-    assert cli.parse_args(["run"]) == ("run", [])
+    def parsed(argv):
+        args, rest = cli.parse_args(argv)
+        return args.command, rest
+
+    assert parsed(["test", "--", "-k", "x", "--help"]) == ("test", ["-k", "x", "--help"])
+    assert parsed(["test", "-x"]) == ("test", ["-x"])
+    assert parsed(["run"]) == ("run", [])
+    args, _ = cli.parse_args(["restore", "--to", "/tmp/pgdata", "--target-time", "2026-12-07 16:30:00+00"])
+    assert (args.command, args.to, args.target_time) == ("restore", Path("/tmp/pgdata"), "2026-12-07 16:30:00+00")
 
 
 def test_unreachable_configured_database_is_one_sentence_and_exit_2():
