@@ -4,10 +4,12 @@
 The whole timeline suite runs on a cluster with ``TEST_REDIS_CLUSTER=1``
 (docs/testing.md); this module keeps the key scenarios in the default suite:
 post, fan-out, read, follow, unfollow, celebrity pull, a login's two limits in two
-slots, Snowflake leases, the round trips of a fan-out batch and of a page, and a
-master killed under reads and writes.
+slots, Snowflake leases, the round trips of a fan-out batch and of a page, a
+master killed under reads and writes, a master killed mid-fan-out with writes its
+replica never got (audited against PostgreSQL), and a breaker per node.
 """
 import contextlib
+import signal
 import threading
 import time
 
@@ -17,6 +19,7 @@ from redis.cluster import RedisCluster
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+from core import breaker
 from core import redis as core_redis
 from core import throttling
 from core.rates import Rate
@@ -25,6 +28,8 @@ from stack.redis_cluster import start_redis_cluster
 from tests.helpers import ids, post, redis_round_trips, scroll
 from timelines import services as tl_services
 from timelines import store
+from timelines import tasks as tl_tasks
+from timelines.signals import fanout_batch_done
 from tweets import cache as tweet_cache
 from tweets import snowflake
 from tweets.models import Tweet
@@ -232,3 +237,144 @@ def test_readyz_checks_every_master_not_only_the_one_named(settings, tmp_path, c
         finally:
             # Back to the suite's Redis before this cluster stops (the key clean-up runs after the test).
             settings.REDIS_URL, settings.REDIS_CLUSTER = saved
+
+
+def _replica_of(nodes, master: int) -> int:
+    return next(port for port in nodes.ports if port != master and nodes.processes[port].poll() is None
+                and int(nodes.client(port).info("replication").get("master_port", 0)) == master)
+
+
+def _hold_replication(nodes, replica: int) -> None:
+    """Cut the replica off its master and keep it off: it reconnects with a password
+    the master refuses (the master then acknowledges writes the replica never gets)."""
+    link = nodes.client(replica)
+    link.config_set("masterauth", "not-the-password")
+    link.client_kill_filter(_type="master")
+    deadline = time.monotonic() + 10
+    while link.info("replication")["master_link_status"] != "down":
+        assert time.monotonic() < deadline, "the replica stays linked"
+        time.sleep(0.05)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_master_killed_mid_fanout_after_writes_its_replica_lacks_loses_no_delivery(
+        settings, make_user, api, tmp_path):
+    """The master holding some readers' timelines acknowledges fan-outs its replica never
+    receives (replication held back), then is killed in the middle of a fan-out, and its
+    replica is promoted. The fan-outs it acknowledged are gone from the cluster, though
+    PostgreSQL, and the fan-out bookkeeping, say they were delivered. After the failover
+    repair (beat's ``failover_repair``) and the reconciler, every reader's timeline, scrolled
+    through the API, is PostgreSQL's: nothing missing, nothing twice."""
+    with contextlib.ExitStack() as cleanup:
+        nodes = start_redis_cluster(tmp_path, cleanup, replicas=1, node_timeout_ms=1000)
+        saved = settings.REDIS_URL, settings.REDIS_CLUSTER
+        settings.REDIS_URL, settings.REDIS_CLUSTER = nodes.url, True
+        cleanup.callback(lambda: setattr(settings, "REDIS_URL", saved[0]))
+        cleanup.callback(lambda: setattr(settings, "REDIS_CLUSTER", saved[1]))
+        settings.FANOUT_BATCH_SIZE = 8
+        author, readers = make_user(), [make_user() for _ in range(40)]
+        for reader in readers:
+            assert api(reader).post(f"/v1/users/{author.id}/follow").status_code == 200
+        before = [post(api(author), f"replicated {i}") for i in range(2)]
+        for reader in readers:
+            assert ids(api(reader)) == before[::-1]  # cached, in slots on every master
+        assert tl_tasks.failover_repair_task.delay().get() == 0  # the first run records the slot map
+        client = core_redis.connection()
+        victim = client.get_node_from_key(store.timeline_key(readers[0].id)).port
+        on_victim = [r for r in readers if client.get_node_from_key(store.timeline_key(r.id)).port == victim]
+        victim_id = nodes.client(victim).execute_command("CLUSTER", "MYID").decode()
+        victim_slots = {slot for first, last, node_id in core_redis.slot_masters() if node_id == victim_id
+                        for slot in range(first, last + 1)}
+        replica = _replica_of(nodes, victim)
+        _hold_replication(nodes, replica)
+
+        acknowledged = post(api(author), "acknowledged, never replicated")
+        assert all(ids(api(r), limit=1) == [acknowledged] for r in on_victim)
+        offsets = [nodes.client(port).info("replication")["master_repl_offset"] for port in (victim, replica)]
+        assert offsets[0] > offsets[1], offsets
+        batches = []
+
+        def kill_mid_fanout(sender, **kwargs):
+            batches.append(kwargs["tweet_id"])
+            if len(batches) == 2:
+                nodes.kill(victim)
+
+        fanout_batch_done.connect(kill_mid_fanout)
+        try:
+            post(api(author), "cut short")  # its fan-out (eager here) meets the dead master half-way
+        finally:
+            fanout_batch_done.disconnect(kill_mid_fanout)
+        assert len(batches) == 2 and nodes.processes[victim].poll() is not None
+        with contextlib.suppress(Exception):
+            nodes.client(replica).execute_command("CLUSTER", "FAILOVER", "FORCE")
+        deadline = time.monotonic() + 30
+        while replica not in nodes.masters():
+            assert time.monotonic() < deadline, "the replica was not promoted"
+            time.sleep(0.1)
+        nodes.wait_ok()
+        # The promoted replica lacks what its master acknowledged last.
+        lost = [r for r in on_victim if acknowledged.encode() not in nodes.client(replica).lrange(
+            store.timeline_key(r.id), 0, -1)]
+        assert lost, "the replica got the writes: replication was not held"
+
+        repaired = 0
+        deadline = time.monotonic() + 30
+        while not repaired:  # until the client, and the node asked, see the new master
+            with contextlib.suppress(*core_redis.UNREACHABLE):
+                repaired = tl_tasks.failover_repair_task.delay().get()
+            assert time.monotonic() < deadline, "no failover seen"
+            time.sleep(0.2)
+        assert repaired == len(victim_slots)
+        assert tl_tasks.failover_repair_task.delay().get() == 0  # seen once, repaired once
+        tl_services.fanout_reconcile(older_than_seconds=0)
+        for reader in readers:
+            assert scroll(api(reader), limit=3) == _truth(reader)
+
+
+def test_the_slots_that_moved_are_those_whose_master_changed():
+    before = [(0, 5460, "a"), (5461, 10922, "b"), (10923, 16383, "c")]
+    assert core_redis.slots_moved(before, before) == set()
+    after = [(0, 5460, "a"), (5461, 10922, "d"), (10923, 16383, "c")]
+    assert core_redis.slots_moved(before, after) == set(range(5461, 10923))
+    resharded = [(0, 5000, "a"), (5001, 5460, "c"), (5461, 10922, "b"), (10923, 16383, "c")]
+    assert core_redis.slots_moved(before, resharded) == set(range(5001, 5461))
+
+
+@pytest.mark.django_db
+def test_each_cluster_node_has_a_breaker_of_its_own(settings, tmp_path):
+    """A frozen master (SIGSTOP: it accepts connections and never answers) costs timeouts
+    only until its breaker opens; then calls for its slots are refused at once with
+    ``CircuitOpen``, the other masters still answer, and once it is back a trial call
+    closes its breaker."""
+    with contextlib.ExitStack() as cleanup:
+        nodes = start_redis_cluster(tmp_path, cleanup, node_timeout_ms=60_000)  # the cluster stays ok meanwhile
+        saved = settings.REDIS_URL, settings.REDIS_CLUSTER, settings.REDIS_CLUSTER_OPTIONS
+        cleanup.callback(lambda: setattr(settings, "REDIS_URL", saved[0]))
+        cleanup.callback(lambda: setattr(settings, "REDIS_CLUSTER", saved[1]))
+        cleanup.callback(lambda: setattr(settings, "REDIS_CLUSTER_OPTIONS", saved[2]))
+        settings.REDIS_URL, settings.REDIS_CLUSTER = nodes.url, True
+        settings.REDIS_CLUSTER_OPTIONS = {**saved[2], "socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+        settings.REDIS_BREAKER_FAILURES, settings.REDIS_BREAKER_COOLDOWN_SECONDS = 2, 1.0
+        client = core_redis.connection()
+        keys = {client.get_node_from_key(f"k{i}").port: f"k{i}" for i in range(100)}
+        frozen = next(port for port in keys if port != nodes.ports[0])  # not the node REDIS_URL names
+        others = [keys[port] for port in keys if port != frozen]
+        for key in keys.values():
+            client.set(key, 1)
+        nodes.processes[frozen].send_signal(signal.SIGSTOP)
+        cleanup.callback(lambda: nodes.processes[frozen].send_signal(signal.SIGCONT))
+        failures = []
+        for _ in range(3):
+            with pytest.raises(core_redis.UNREACHABLE) as raised:
+                client.get(keys[frozen])
+            failures.append(raised.value)
+        assert isinstance(failures[-1], breaker.CircuitOpen), failures  # refused without a try
+        assert all(client.get(key) == b"1" for key in others)  # the other masters' breakers are closed
+        nodes.processes[frozen].send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(*core_redis.UNREACHABLE):
+                if client.get(keys[frozen]) == b"1":
+                    break
+            assert time.monotonic() < deadline, "the breaker never let a trial through"
+            time.sleep(0.2)
