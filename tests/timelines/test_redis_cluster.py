@@ -19,9 +19,8 @@ from redis.cluster import RedisCluster
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
-from core import breaker
+from core import breaker, throttling
 from core import redis as core_redis
-from core import throttling
 from core.rates import Rate
 from social.models import Follow
 from stack.redis_cluster import start_redis_cluster
@@ -304,7 +303,7 @@ def test_a_master_killed_mid_fanout_after_writes_its_replica_lacks_loses_no_deli
             post(api(author), "cut short")  # its fan-out (eager here) meets the dead master half-way
         finally:
             fanout_batch_done.disconnect(kill_mid_fanout)
-        assert len(batches) == 2 and nodes.processes[victim].poll() is not None
+        assert len(batches) >= 2 and nodes.processes[victim].poll() is not None  # a batch with no key there goes on
         with contextlib.suppress(Exception):
             nodes.client(replica).execute_command("CLUSTER", "FAILOVER", "FORCE")
         deadline = time.monotonic() + 30

@@ -49,8 +49,8 @@ from .writes import (
 )
 
 __all__ = [
-    "SENTINEL", "Forgotten", "Graph", "HomeState", "Window", "author_insert", "author_key", "author_known", "author_merge",
-    "author_read", "author_read_prefetch", "author_touch", "backfill", "claim_once", "evict", "exists",
+    "SENTINEL", "Forgotten", "Graph", "HomeState", "Window", "author_insert", "author_key", "author_known",
+    "author_merge", "author_read", "author_read_prefetch", "author_touch", "backfill", "claim_once", "evict", "exists",
     "existing", "generation", "generation_advance", "graph_save", "index_live", "insert", "live_only",
     "mark_live", "merge", "progress_done", "progress_init", "progress_pending", "puller_add", "read",
     "read_prefetch", "remove", "slot_masters_record", "slot_masters_seen", "slots_forget", "timeline_key",
