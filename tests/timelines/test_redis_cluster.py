@@ -214,9 +214,11 @@ def test_a_cluster_with_the_default_broker_is_refused_at_start():
     assert result.returncode != 0
     assert "ImproperlyConfigured: REDIS_CLUSTER=1 needs a RabbitMQ broker" in result.stderr
     env["CELERY_BROKER_URL"] = "amqp://guest:guest@127.0.0.1:5672//"
-    result = subprocess.run([sys.executable, "-c", "import django; django.setup()"], env=env,
+    result = subprocess.run([sys.executable, "-c", "import django; django.setup(); from django.conf import settings; "
+                             "print(settings.CELERY_BEAT_SCHEDULE['redis-failover-repair'])"], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+    assert "'task': 'timelines.failover_repair'" in result.stdout  # beat looks for failovers on a cluster
 
 
 @pytest.mark.django_db
