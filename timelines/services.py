@@ -278,6 +278,8 @@ def follow_updates_replay(*, older_than_seconds: float | None = None, limit: int
 
 # --- Redis Cluster failover ---------------------------------------------------------
 
+_FAILOVER_REPAIR_MAX_SECONDS = 3600  # a repair's claim lapses after this (its worker died)
+
 
 def failover_repair() -> set[int] | None:
     """After a Redis Cluster failover, have what the promoted replicas may lack built
@@ -297,12 +299,21 @@ def failover_repair() -> set[int] | None:
     now = core_redis.slot_masters()
     before = store.slot_masters_seen()
     moved = core_redis.slots_moved(before, now) if before is not None else set()
-    if moved:
+    if not moved:
+        if before != now:
+            store.slot_masters_record(now)
+        return moved
+    # A repair of a large master outlasts the check's period: one run at a time (the
+    # claim lapses if its worker dies; the map, not recorded, has the next run start over).
+    if not store.claim_once(name="failover-repair", ttl=_FAILOVER_REPAIR_MAX_SECONDS):
+        return set()
+    try:
         logger.warning("Redis Cluster: %s slots changed master; forgetting what they cached", len(moved))
         forgotten = store.slots_forget(slots=moved)
         logger.warning("Redis Cluster failover repaired: %s timelines and %s pulled lists to rebuild%s",
                        forgotten.timelines, forgotten.pulled_lists,
                        ", live filter off until re-indexed" if forgotten.pull_keys else "")
-    if before != now:
         store.slot_masters_record(now)
+    finally:
+        store.claim_release(name="failover-repair")
     return moved

@@ -16,6 +16,7 @@ import time
 import pytest
 from django.db import connection as db_connection
 from redis.cluster import RedisCluster
+from redis.crc import key_slot
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -241,6 +242,39 @@ def test_readyz_checks_every_master_not_only_the_one_named(settings, tmp_path, c
         finally:
             # Back to the suite's Redis before this cluster stops (the key clean-up runs after the test).
             settings.REDIS_URL, settings.REDIS_CLUSTER = saved
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_slots_whose_master_changed_have_their_timelines_rebuilt_once(on_cluster, make_user, api):
+    """Beat's check, between two slot maps: the slots recorded under another master (as after a
+    failover) lose their cached timelines and move their generations on, one run at a time; the
+    others keep theirs; the next reads rebuild from PostgreSQL."""
+    author, readers = make_user(), [make_user() for _ in range(12)]
+    for reader in readers:
+        api(reader).post(f"/v1/users/{author.id}/follow")
+    posted = post(api(author), "x")
+    for reader in readers:
+        assert ids(api(reader)) == [posted]
+    assert tl_services.failover_repair() == set()  # the first run records the map
+    now = core_redis.slot_masters()
+    first, last, _ = next(r for r in now if r[0] <= key_slot(store.timeline_key(readers[0].id).encode()) <= r[1])
+    store.slot_masters_record([(f, la, "a-master-that-failed" if f == first else n) for f, la, n in now])
+    failed = [r for r in readers if first <= key_slot(store.timeline_key(r.id).encode()) <= last]
+    kept = [r for r in readers if r not in failed]
+    generations = {r.id: store.generation(user_id=r.id) for r in readers}
+    assert failed and kept
+
+    assert store.claim_once(name="failover-repair")  # another run is repairing
+    assert tl_services.failover_repair() == set()
+    assert all(store.exists(user_id=r.id) for r in readers)
+    store.claim_release(name="failover-repair")
+    assert tl_services.failover_repair() == set(range(first, last + 1))
+    assert tl_services.failover_repair() == set()  # recorded: repaired once
+    assert not any(store.exists(user_id=r.id) for r in failed)
+    assert all(store.generation(user_id=r.id) > generations[r.id] for r in failed)
+    assert all(store.exists(user_id=r.id) and store.generation(user_id=r.id) == generations[r.id] for r in kept)
+    for reader in readers:
+        assert scroll(api(reader)) == _truth(reader) == [posted]
 
 
 def _replica_of(nodes, master: int) -> int:

@@ -85,10 +85,14 @@ def slots_forget(*, slots: set[int]) -> Forgotten:
     """Forget what the store holds in ``slots`` that a lost suffix of writes could have
     left wrong (the module's docstring), so it is built again from PostgreSQL."""
     users = sorted(set().union(*(_tagged_ids(name, slots) for name in ("tl", "tlg", "fgp"))))
+    logged = 0
     for i in range(0, len(users), _BATCH):
         _GENERATION_ADVANCE.many([([keys.timeline_key(uid), keys.generation_key(uid)],
                                    [2 * keys.ttl_seconds(), "1"]) for uid in users[i : i + _BATCH]])
-        logger.info("failover repair: %s of %s timelines dropped", min(i + _BATCH, len(users)), len(users))
+        done = min(i + _BATCH, len(users))
+        if done == len(users) or done - logged >= max(len(users) // 10, _BATCH):  # every tenth
+            logger.info("failover repair: %s of %s timelines dropped", done, len(users))
+            logged = done
     authors = sorted(_tagged_ids("ut", slots))
     for i in range(0, len(authors), _BATCH):
         core_redis.delete([keys.author_key(author_id) for author_id in authors[i : i + _BATCH]])
