@@ -162,12 +162,16 @@ def _slot_map(shards) -> SlotMap:
     ranges = []
     for shard in shards:
         shard = {_text(k): v for k, v in shard.items()}
-        masters = [{_text(k): v for k, v in node.items()} for node in shard["nodes"]]
-        masters = [node for node in masters if _text(node["role"]) == "master"]
+        nodes = [{_text(k): v for k, v in node.items()} for node in shard["nodes"]]
+        # A shard may still list its failed master beside the replica promoted in its place: the
+        # live one serves. A master that failed and is not replaced (yet) still counts as the
+        # slots' master, so one that comes back without a failover has changed nothing.
+        masters = sorted((_text(node.get("health", "")) == "failed", _text(node["id"])) for node in nodes
+                         if _text(node["role"]) == "master")
         if not masters:
             continue
         bounds = [int(b) for b in shard["slots"]]
-        ranges += [(bounds[i], bounds[i + 1], _text(masters[0]["id"])) for i in range(0, len(bounds), 2)]
+        ranges += [(bounds[i], bounds[i + 1], masters[0][1]) for i in range(0, len(bounds), 2)]
     return sorted(ranges)
 
 
