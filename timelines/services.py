@@ -19,7 +19,13 @@ from core import redis as core_redis
 from tweets import snowflake
 
 from . import store
-from .metrics import FANOUT_BATCH_ADDRESSED, FANOUT_DELIVERIES, FANOUT_LAG, RECONCILER_RESTARTS
+from .metrics import (
+    FAILOVER_SLOTS_REPAIRED,
+    FANOUT_BATCH_ADDRESSED,
+    FANOUT_DELIVERIES,
+    FANOUT_LAG,
+    RECONCILER_RESTARTS,
+)
 from .models import PendingFanout, PendingFollowUpdate
 from .queries import author_ids_from_db, followers_for_fanout, pending_fanout
 from .signals import fanout_batch_done, tweet_delivered
@@ -314,6 +320,7 @@ def failover_repair() -> set[int] | None:
                        forgotten.timelines, forgotten.pulled_lists,
                        ", live filter off until re-indexed" if forgotten.pull_keys else "")
         store.slot_masters_record(now)
+        FAILOVER_SLOTS_REPAIRED.inc(len(moved))
     finally:
         store.claim_release(name="failover-repair")
     return moved

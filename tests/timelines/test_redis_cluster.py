@@ -15,6 +15,7 @@ import time
 
 import pytest
 from django.db import connection as db_connection
+from prometheus_client import REGISTRY
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 from rest_framework.test import APIClient
@@ -268,7 +269,9 @@ def test_the_slots_whose_master_changed_have_their_timelines_rebuilt_once(on_clu
     assert tl_services.failover_repair() == set()
     assert all(store.exists(user_id=r.id) for r in readers)
     store.claim_release(name="failover-repair")
+    counted = REGISTRY.get_sample_value("timeline_failover_slots_repaired_total") or 0
     assert tl_services.failover_repair() == set(range(first, last + 1))
+    assert REGISTRY.get_sample_value("timeline_failover_slots_repaired_total") == counted + last - first + 1
     assert tl_services.failover_repair() == set()  # recorded: repaired once
     assert not any(store.exists(user_id=r.id) for r in failed)
     assert all(store.generation(user_id=r.id) > generations[r.id] for r in failed)
