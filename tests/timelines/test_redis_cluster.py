@@ -31,6 +31,7 @@ from timelines import services as tl_services
 from timelines import store
 from timelines import tasks as tl_tasks
 from timelines.signals import fanout_batch_done
+from timelines.store import keys
 from tweets import cache as tweet_cache
 from tweets import snowflake
 from tweets.models import Tweet
@@ -278,6 +279,33 @@ def test_the_slots_whose_master_changed_have_their_timelines_rebuilt_once(on_clu
     assert all(store.exists(user_id=r.id) and store.generation(user_id=r.id) == generations[r.id] for r in kept)
     for reader in readers:
         assert scroll(api(reader)) == _truth(reader) == [posted]
+
+
+@pytest.mark.django_db
+def test_a_failover_of_the_pull_slot_turns_the_live_filter_off_and_drops_its_pulled_lists(on_cluster):
+    """The ``{pull}`` keys' master changed: a live bit or a pull-epoch step may be lost, so the
+    live-user filter is off (every follower addressed) until the reconciler marks every cached
+    timeline again, the pull counters move on, and the pulled lists in those slots are dropped."""
+    redis = core_redis.connection()
+    pull = key_slot(keys.pull_seq_key().encode())
+    first, last, _ = next(r for r in core_redis.slot_masters() if r[0] <= pull <= r[1])
+    author = next(a for a in range(1, 10_000) if first <= key_slot(keys.author_key(a).encode()) <= last)
+    store.author_merge(author_id=author, ids=[5, 3], complete=True)
+    store.merge(user_id=7, ids=[], complete=True, generation=0)
+    assert store.index_live() == 1
+    assert store.live_only(user_ids=[7, 8]) == [7]  # the filter is on: 8 has no cached timeline
+    counters = [int(redis.get(key) or 0) for key in (keys.pull_epoch_key(), keys.pull_seq_key())]
+    assert tl_services.failover_repair() == set()
+    store.slot_masters_record([(f, la, "a-master-that-failed" if f == first else n)
+                               for f, la, n in core_redis.slot_masters()])
+
+    assert pull in tl_services.failover_repair()
+    assert store.live_only(user_ids=[7, 8]) == [7, 8]  # off: a lost bit must not skip a reader
+    assert all(int(redis.get(key)) > before for key, before in zip(
+        (keys.pull_epoch_key(), keys.pull_seq_key()), counters, strict=True))
+    assert store.author_read(author_ids=[author]) == {author: None}
+    assert store.index_live() is not None  # the reconciler's next run
+    assert store.live_only(user_ids=[7, 8]) == [7]
 
 
 def _replica_of(nodes, master: int) -> int:
