@@ -13,8 +13,11 @@ failure opens it for another cooldown. A frozen Redis thus costs each process
 a few timeouts per cooldown instead of one per request, and requests do not
 pile up behind it; a Redis that is back is noticed within a cooldown.
 
-Whatever returns the connection (``get_redis_connection``, a cluster client
-later) only needs to be built with this class for the breaker to apply.
+Whatever returns the connection only needs to be built with this class for
+the breaker to apply: ``get_redis_connection`` names ``BreakerRedis``, and the
+cluster client of ``core.redis`` (``REDIS_CLUSTER``) builds its connection to
+each node with ``BreakerConnection``, so each node of a cluster has a breaker
+of its own: a frozen master fails fast while the others serve on.
 
 ``Breaker`` itself knows nothing of Redis: PostgreSQL's connections use one per
 server too (``core/postgres``), with their own settings and their own error.
@@ -26,6 +29,7 @@ from collections.abc import Callable
 from django.conf import settings
 from redis import Redis
 from redis.client import Pipeline
+from redis.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -100,7 +104,11 @@ def registered(key: str, make: Callable[[], Breaker]) -> Breaker:
 def breaker_for(connection_pool) -> Breaker:
     """The breaker of the server a connection pool connects to (one per address, per process)."""
     kw = connection_pool.connection_kwargs
-    name = kw.get("path") or f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}"
+    return _breaker_named(kw.get("path") or f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}")
+
+
+def _breaker_named(name: str) -> Breaker:
+    """The breaker of the Redis server at ``name`` (``host:port``, or a socket's path)."""
     return registered(f"redis {name}", lambda: Breaker(name))
 
 
@@ -135,3 +143,36 @@ class BreakerRedis(Redis):
 
     def pipeline(self, transaction=True, shard_hint=None) -> Pipeline:
         return BreakerPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+
+class BreakerConnection(Connection):
+    """A connection to one node of a cluster, guarded by that node's breaker.
+
+    The cluster client sends commands and pipelines over its nodes' connections
+    itself, not through a ``Redis`` object's ``execute_command``, so the guard
+    sits on the connection: sending asks the breaker (``CircuitOpen`` while it
+    is open, which the cluster client takes for an unreachable node: it reloads
+    the slot map and gives up or goes elsewhere), a failed send or read counts
+    against it, and a reply read closes it.
+    """
+
+    def _breaker(self) -> Breaker:
+        return _breaker_named(f"{self.host}:{self.port}")
+
+    def send_packed_command(self, command, check_health=True):
+        breaker = self._breaker()
+        breaker.allow()
+        try:
+            return super().send_packed_command(command, check_health)
+        except _FAILURES:
+            breaker.failed()
+            raise
+
+    def read_response(self, *args, **kwargs):
+        try:
+            response = super().read_response(*args, **kwargs)
+        except _FAILURES:
+            self._breaker().failed()
+            raise
+        self._breaker().succeeded()
+        return response

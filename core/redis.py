@@ -19,7 +19,14 @@ What differs on a cluster, and the helpers that hide it:
 - several modules' reads for one request go in one round trip with ``RoundTrip``
   (a pipeline: on a cluster, one batch per node, sent side by side);
 - ``SCAN`` and ``INFO`` concern one node: ``scan_iter`` and ``used_memory`` ask
-  every master.
+  every master, ``scan_slots`` the masters of some slots;
+- a failover moves slots to a replica that may lack the last writes its master
+  acknowledged (replication is asynchronous): ``slot_masters`` is the slot map as
+  the cluster has it now, and ``slots_moved`` the slots whose master changed
+  between two such maps (``timelines.services.failover_repair``).
+
+Every node connection of the cluster client is a ``core.breaker.BreakerConnection``:
+a breaker per node, as ``BreakerRedis`` gives the one server.
 """
 import hashlib
 from collections import defaultdict
@@ -28,7 +35,7 @@ from typing import Any, Generic, TypeVar
 
 from django.conf import settings
 from redis.cluster import RedisCluster
-from redis.crc import key_slot
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from redis.exceptions import (
     AskError,
     ClusterDownError,
@@ -41,6 +48,8 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .breaker import BreakerConnection
 
 _clusters: dict[tuple, RedisCluster] = {}
 T = TypeVar("T")
@@ -74,7 +83,8 @@ def connection():
     key = (settings.REDIS_URL, tuple(sorted(options.items())))
     client = _clusters.get(key)
     if client is None:
-        client = _clusters[key] = RedisCluster.from_url(settings.REDIS_URL, **options)
+        client = _clusters[key] = RedisCluster.from_url(
+            settings.REDIS_URL, connection_class=BreakerConnection, **options)
     return client
 
 
@@ -111,6 +121,67 @@ def scan_iter(match: str, count: int = 1000) -> Iterator[bytes]:
             yield from client.get_redis_connection(node).scan_iter(match=match, count=count)
     else:
         yield from client.scan_iter(match=match, count=count)
+
+
+def scan_slots(match: str, slots: set[int], count: int = 1000) -> Iterator[bytes]:
+    """Every key matching ``match`` that lies in one of ``slots``, on the masters serving them
+    (the slot map read afresh first: this follows a topology change)."""
+    client = connection()
+    client.nodes_manager.initialize()
+    nodes = {client.nodes_manager.get_node_from_slot(slot).name for slot in slots}
+    for name in sorted(nodes):
+        for key in client.get_redis_connection(client.get_node(node_name=name)).scan_iter(match=match, count=count):
+            if key_slot(key) in slots:
+                yield key
+
+
+# The slot map: ``(first slot, last slot, master node id)`` for each range served.
+SlotMap = list[tuple[int, int, str]]
+
+
+def slot_masters() -> SlotMap:
+    """The cluster's slot ranges and the node id of each one's master, as the first master
+    that answers sees them now (``CLUSTER SHARDS``)."""
+    client = connection()
+    failure: Exception = ClusterDownError("no master answered CLUSTER SHARDS")
+    for node in client.get_primaries():
+        try:
+            shards = client.get_redis_connection(node).execute_command("CLUSTER", "SHARDS")
+        except FAILURES as error:
+            failure = error
+            continue
+        return _slot_map(shards)
+    raise failure
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _slot_map(shards) -> SlotMap:
+    ranges = []
+    for shard in shards:
+        shard = {_text(k): v for k, v in shard.items()}
+        nodes = [{_text(k): v for k, v in node.items()} for node in shard["nodes"]]
+        # A shard may still list its failed master beside the replica promoted in its place: the
+        # live one serves. A master that failed and is not replaced (yet) still counts as the
+        # slots' master, so one that comes back without a failover has changed nothing.
+        masters = sorted((_text(node.get("health", "")) == "failed", _text(node["id"])) for node in nodes
+                         if _text(node["role"]) == "master")
+        if not masters:
+            continue
+        bounds = [int(b) for b in shard["slots"]]
+        ranges += [(bounds[i], bounds[i + 1], masters[0][1]) for i in range(0, len(bounds), 2)]
+    return sorted(ranges)
+
+
+def slots_moved(before: SlotMap, now: SlotMap) -> set[int]:
+    """The slots whose master in ``now`` is not their master in ``before`` (a failover,
+    or a slot migrated), among the slots ``now`` serves."""
+    owner: list[str | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
+    for first, last, node_id in before:
+        owner[first : last + 1] = [node_id] * (last - first + 1)
+    return {slot for first, last, node_id in now for slot in range(first, last + 1) if owner[slot] != node_id}
 
 
 def delete(keys: list) -> int:
@@ -210,12 +281,21 @@ class Script:
         client = client or connection()
         if len(groups) <= 1:
             return [self(keys=group, args=args, client=client) for group in groups]
-        results: list = [None] * len(groups)
-        pending = list(range(len(groups)))
+        return self.many([(group, args) for group in groups], client=client)
+
+    def many(self, calls: list[tuple[list, list]], *, client=None) -> list:
+        """Several calls, ``(keys, args)`` each (each call's keys in one slot), in one
+        pipelined round trip (on a cluster, one per node, all nodes written before any is
+        read); calls that met a server not knowing the script are sent again once it is
+        loaded. The results in order; a call's error is raised."""
+        client = client or connection()
+        results: list = [None] * len(calls)
+        pending = list(range(len(calls)))
         for attempt in range(2):
             pipe = client.pipeline(transaction=False)
             for i in pending:
-                self.queue(pipe, keys=groups[i], args=args)
+                keys, args = calls[i]
+                self.queue(pipe, keys=keys, args=args)
             for i, result in zip(pending, pipe.execute(raise_on_error=False), strict=True):
                 results[i] = result
             pending = [i for i in pending if isinstance(results[i], NoScriptError)]

@@ -41,6 +41,12 @@ REBUILDS = Counter(
     ["kind"],
 )
 
+FAILOVER_SLOTS_REPAIRED = Counter(
+    "timeline_failover_slots_repaired_total",
+    "Redis Cluster slots whose master changed (a failover, a migration), whose cached timelines and pulled "
+    "lists were dropped to be rebuilt from PostgreSQL.",
+)
+
 PAGES = Counter(
     "timeline_pages_total",
     "Home-timeline pages served.",

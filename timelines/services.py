@@ -15,10 +15,17 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core import redis as core_redis
 from tweets import snowflake
 
 from . import store
-from .metrics import FANOUT_BATCH_ADDRESSED, FANOUT_DELIVERIES, FANOUT_LAG, RECONCILER_RESTARTS
+from .metrics import (
+    FAILOVER_SLOTS_REPAIRED,
+    FANOUT_BATCH_ADDRESSED,
+    FANOUT_DELIVERIES,
+    FANOUT_LAG,
+    RECONCILER_RESTARTS,
+)
 from .models import PendingFanout, PendingFollowUpdate
 from .queries import author_ids_from_db, followers_for_fanout, pending_fanout
 from .signals import fanout_batch_done, tweet_delivered
@@ -31,6 +38,7 @@ FANOUT_BATCH_TASK = "timelines.fanout_batch"
 RECONCILE_TASK = "timelines.reconcile"
 FOLLOW_UPDATE_TASK = "timelines.follow_update"
 REPLAY_FOLLOW_UPDATES_TASK = "timelines.replay_follow_updates"
+FAILOVER_REPAIR_TASK = "timelines.failover_repair"
 
 
 class BrokerUnavailable(Exception):
@@ -272,3 +280,47 @@ def follow_updates_replay(*, older_than_seconds: float | None = None, limit: int
         store.generation_advance(user_id=user_id, drop_timeline=True)
     PendingFollowUpdate.objects.filter(id__in=[row_id for row_id, _ in stale]).delete()
     return len(user_ids)
+
+
+# --- Redis Cluster failover ---------------------------------------------------------
+
+_FAILOVER_REPAIR_MAX_SECONDS = 3600  # a repair's claim lapses after this (its worker died)
+
+
+def failover_repair() -> set[int] | None:
+    """After a Redis Cluster failover, have what the promoted replicas may lack built
+    again from PostgreSQL. Returns the slots repaired (None: not on a cluster).
+
+    A master killed right after acknowledging writes may take them with it
+    (replication is asynchronous): a fan-out that finished, a follow's backfill.
+    PostgreSQL has them; the cached lists may not. Beat runs this every
+    ``REDIS_FAILOVER_CHECK_SECONDS``: it compares the cluster's slot map with the
+    one it saw last, and in the slots whose master changed, drops the timelines
+    and pulled lists and moves the generations on (``store.slots_forget``), so the
+    next read of each rebuilds it. A migrated slot counts too (a rebuild for
+    nothing, but a reshard is rare). The first run only records the map.
+    """
+    if not core_redis.is_cluster():
+        return None
+    now = core_redis.slot_masters()
+    before = store.slot_masters_seen()
+    moved = core_redis.slots_moved(before, now) if before is not None else set()
+    if not moved:
+        if before != now:
+            store.slot_masters_record(now)
+        return moved
+    # A repair of a large master outlasts the check's period: one run at a time (the
+    # claim lapses if its worker dies; the map, not recorded, has the next run start over).
+    if not store.claim_once(name="failover-repair", ttl=_FAILOVER_REPAIR_MAX_SECONDS):
+        return set()
+    try:
+        logger.warning("Redis Cluster: %s slots changed master; forgetting what they cached", len(moved))
+        forgotten = store.slots_forget(slots=moved)
+        logger.warning("Redis Cluster failover repaired: %s timelines and %s pulled lists to rebuild%s",
+                       forgotten.timelines, forgotten.pulled_lists,
+                       ", live filter off until re-indexed" if forgotten.pull_keys else "")
+        store.slot_masters_record(now)
+        FAILOVER_SLOTS_REPAIRED.inc(len(moved))
+    finally:
+        store.claim_release(name="failover-repair")
+    return moved

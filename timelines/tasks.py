@@ -39,3 +39,9 @@ def follow_update_task(user_id: int, followee_id: int, followed: bool, pending_i
 def follow_updates_replay_task() -> int:
     # Beat sends it every few seconds: a failed run is the next one's work.
     return services.follow_updates_replay()
+
+
+@shared_task(name=services.FAILOVER_REPAIR_TASK, max_retries=0, acks_late=True)
+def failover_repair_task() -> int:
+    # Beat sends it every few seconds: a failed run is the next one's work.
+    return len(services.failover_repair() or ())

@@ -144,6 +144,10 @@ REDIS_BREAKER_COOLDOWN_SECONDS = env.float("REDIS_BREAKER_COOLDOWN_SECONDS", def
 # discovers the others and follows failovers. Every multi-key script keeps its
 # keys in one hash slot; see docs/scaling.md, "Redis Cluster".
 REDIS_CLUSTER = env.bool("REDIS_CLUSTER", default=False)
+# On a cluster, beat compares the slot map with the last one seen this often; the
+# slots whose master changed (a failover) have their timelines rebuilt from
+# PostgreSQL (timelines.services.failover_repair, docs/scaling.md "Failover").
+REDIS_FAILOVER_CHECK_SECONDS = env.int("REDIS_FAILOVER_CHECK_SECONDS", default=2)
 # redis.cluster.RedisCluster's options (cluster mode only).
 REDIS_CLUSTER_OPTIONS = {
     "socket_connect_timeout": 2,
@@ -567,6 +571,8 @@ CELERY_BEAT_SCHEDULE = {
     "idempotency-keys-sweep": _every("tweets.sweep_idempotency_keys", IDEMPOTENCY_KEY_SWEEP_EVERY_SECONDS),
     "instance-usage": _every("mastoapi.count_usage", INSTANCE_USAGE_EVERY_SECONDS),
 }
+if REDIS_CLUSTER:
+    CELERY_BEAT_SCHEDULE["redis-failover-repair"] = _every("timelines.failover_repair", REDIS_FAILOVER_CHECK_SECONDS)
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULER = "config.celery_app:BeatScheduler"  # creates the schedule's directory
 

@@ -15,10 +15,10 @@ modules behind them: ``keys`` (every key name), ``scripts`` (the Lua scripts in
 ``lua/``, loaded by name), ``windows`` (what a list read gives), ``writes``
 (timeline and pulled-list writes), ``graph`` (the packed follow graph),
 ``live`` (the live-user bitmaps), ``fanout`` (fan-out bookkeeping), ``reads``
-(the read path's round trips) and ``process_cache`` (this process's copies of
-pulled lists).
+(the read path's round trips), ``process_cache`` (this process's copies of
+pulled lists) and ``recovery`` (what a Redis Cluster failover may have lost).
 """
-from .fanout import claim_once, progress_done, progress_init, progress_pending
+from .fanout import claim_once, claim_release, progress_done, progress_init, progress_pending
 from .graph import Graph, graph_save
 from .keys import author_key, timeline_key, timeline_keys
 from .live import index_live, live_only, mark_live
@@ -31,6 +31,7 @@ from .reads import (
     read,
     read_prefetch,
 )
+from .recovery import Forgotten, slot_masters_record, slot_masters_seen, slots_forget
 from .windows import SENTINEL, Window
 from .writes import (
     author_insert,
@@ -48,9 +49,10 @@ from .writes import (
 )
 
 __all__ = [
-    "SENTINEL", "Graph", "HomeState", "Window", "author_insert", "author_key", "author_known", "author_merge",
-    "author_read", "author_read_prefetch", "author_touch", "backfill", "claim_once", "evict", "exists",
-    "existing", "generation", "generation_advance", "graph_save", "index_live", "insert", "live_only",
-    "mark_live", "merge", "progress_done", "progress_init", "progress_pending", "puller_add", "read",
-    "read_prefetch", "remove", "timeline_key", "timeline_keys",
+    "SENTINEL", "Forgotten", "Graph", "HomeState", "Window", "author_insert", "author_key", "author_known",
+    "author_merge", "author_read", "author_read_prefetch", "author_touch", "backfill", "claim_once", "claim_release",
+    "evict", "exists", "existing", "generation", "generation_advance", "graph_save", "index_live", "insert",
+    "live_only", "mark_live", "merge", "progress_done", "progress_init", "progress_pending", "puller_add", "read",
+    "read_prefetch", "remove", "slot_masters_record", "slot_masters_seen", "slots_forget", "timeline_key",
+    "timeline_keys",
 ]

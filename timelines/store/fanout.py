@@ -3,7 +3,8 @@
 A fan-out cut into batches records them in ``fo:{tweet_id}`` (a HASH of
 ``lo:hi`` follower-id ranges) once; each batch written is struck off, and the
 one that strikes off the last learns it finished the fan-out. ``once:{name}``
-markers let the reconciler restart a late fan-out at most once per period.
+markers let the reconciler restart a late fan-out at most once per period (and,
+released when done, let one failover repair run at a time).
 """
 from core import redis as core_redis
 
@@ -32,3 +33,8 @@ def progress_pending(*, tweet_id: int) -> list[str] | None:
 def claim_once(*, name: str, ttl: int = 24 * 3600) -> bool:
     """True the first time ``name`` is claimed (within ``ttl``): makes a side effect happen once."""
     return bool(core_redis.connection().set(keys.once_key(name), 1, nx=True, ex=ttl))
+
+
+def claim_release(*, name: str) -> None:
+    """Give a claim up before its ``ttl``: used as a lock, it lets the next claimer in."""
+    core_redis.connection().delete(keys.once_key(name))

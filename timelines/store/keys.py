@@ -78,3 +78,8 @@ def live_key(period: int) -> str:
 def live_indexed_key() -> str:
     """The flag ``live.index_live`` sets once every cached timeline is marked."""
     return prefixed("tl-live-indexed:{pull}")
+
+
+def slot_masters_key() -> str:
+    """The cluster's slot map as ``failover_repair`` last saw it (``recovery``)."""
+    return prefixed("slot-masters")
