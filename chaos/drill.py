@@ -170,6 +170,17 @@ class Drill:
         self.tweets[tweet] = user
         return tweet
 
+    def post_once(self, user: int, content: str) -> bool:
+        """Post, and say whether it was taken; a ``503`` is False (try again), anything else but ``201`` fails."""
+        r = requests.post(f"{self.stack.base}/v1/tweets", json={"content": content}, timeout=30,
+                          headers={"Authorization": f"Bearer {self.tokens[user]}"})
+        if r.status_code == 503:
+            return False
+        if r.status_code != 201:
+            raise AssertionError(f"POST /v1/tweets answered {r.status_code}, not 201: {r.text[:300]}")
+        self.tweets[int(r.json()["tweet_id"])] = user
+        return True
+
     def delete(self, user: int, tweet: int) -> None:
         self.call("DELETE", f"/v1/tweets/{tweet}", user, expect=204)
         self.deleted.add(tweet)
@@ -302,7 +313,10 @@ class Drill:
         # (The stack has no object storage, so /readyz names s3 as failing throughout.)
         self.wait(lambda: "postgres" not in self.failing(), "/readyz finds PostgreSQL", timeout=120)
         users = sorted(self.tokens)
-        self.post(users[-1], "the first word after the restore")
+        # As a client would: a 503 is tried again (each web process's database breaker may still be
+        # cooling down from the outage), until the web takes posts again.
+        self.wait(lambda: self.post_once(users[-1], "the first word after the restore"), "the web takes posts",
+                  timeout=60)
         self.result.rto_seconds = time.monotonic() - started
         say(f"restored: the web takes posts again {self.result.rto_seconds:.1f} s after the restore began")
 
@@ -352,7 +366,7 @@ def main() -> int:
                         help="commits do not wait for the archive (synchronous_standby_names left empty): "
                              "measures what the last posts before the kill may lose, without calling it a failure")
     args = parser.parse_args()
-    with Stack(web_workers=2) as stack:
+    with Stack(web_workers=2, replica=False, volume=False) as stack:  # the archive is the standby
         result = Drill(stack, synchronous=not args.asynchronous).run()
     say(f"{'asynchronous' if args.asynchronous else 'synchronous'} archive: {result.summary()}")
     problems = [p for p in result.problems if not (args.asynchronous and p in result.lost)]

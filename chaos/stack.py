@@ -186,7 +186,9 @@ class RedisServer:
 class Stack:
     """Start with ``with Stack(...) as stack``: services, migrations, web, stream, worker, beat."""
 
-    def __init__(self, *, web_workers: int = 2, fanout_batch: int = 20, replica: bool = True):
+    def __init__(self, *, web_workers: int = 2, fanout_batch: int = 20, replica: bool = True, volume: bool = True):
+        """``replica``: a synchronous streaming replica, named by ``DATABASE_REPLICA_URL`` (the failover fault's);
+        ``volume``: a tmpfs tablespace for the disk-full fault, where a tmpfs may be mounted."""
         self.cleanup = contextlib.ExitStack()
         (REPO / ".data").mkdir(exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix="chaos-", dir=REPO / ".data"))
@@ -194,7 +196,7 @@ class Stack:
         self.procs: dict[str, subprocess.Popen] = {}
         self.secret_key = secrets.token_urlsafe(48)
         self.volume: Volume | None = None
-        self.with_replica = replica
+        self.with_replica, self.with_volume = replica, volume
         self.replica: Replica | None = None
 
     def __enter__(self) -> Stack:
@@ -224,7 +226,7 @@ class Stack:
         self.cleanup.callback(self.pg.stop)
         self.database_url = f"postgres://postgres@{HOST}:{self.pg_port}/timeline_chaos"
         tablespaces = {}
-        if volume_possible():  # the disk-full fault's volume, a tablespace before any replica copies the server
+        if self.with_volume and volume_possible():  # a tablespace before any replica copies the server
             self.volume = Volume(self.dir / "volume", 256,
                                  (self.pg.account.pw_uid, self.pg.account.pw_gid) if self.pg.account else None)
             with psycopg.connect(self.database_url.replace("/timeline_chaos", "/postgres"), autocommit=True) as db:
