@@ -8,6 +8,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from django.db import connection
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from tests.helpers import wait_for
 from tweets import snowflake
@@ -128,8 +131,8 @@ def test_a_new_holder_of_a_worker_id_starts_past_its_previous_holder(generators,
     clock.ms += snowflake.RENEW_EVERY_MS + 1
     minted = old.next_id()  # renews the lease, recording the high-water mark
     # The old process died and its lease expired: its worker id is the only free one.
-    leases_db.execute("UPDATE tweets_snowflakelease SET expires_at = CASE WHEN worker_id = %s THEN '-infinity'::timestamptz "
-                      "ELSE 'infinity' END", (old.worker_id,))
+    leases_db.execute("UPDATE tweets_snowflakelease SET expires_at = CASE WHEN worker_id = %s "
+                      "THEN '-infinity'::timestamptz ELSE 'infinity' END", (old.worker_id,))
     try:
         # The next holder of the same worker id has a clock a minute behind.
         new = generators(clock=FakeClock(clock.ms - 60_000))
@@ -239,3 +242,86 @@ def test_a_process_keeps_minting_through_a_redis_outage_longer_than_its_lease(re
         time.sleep(0.05)
     stop.set()
     assert minted == sorted(set(minted)) and len(minted) > 20
+
+
+class Process:
+    """A minting process in the property test: its generator, its wall clock (the test's time plus
+    its own offset, which steps) and its monotonic clock (the test's time), its lease store."""
+
+    def __init__(self, world: "World"):
+        self.world, self.offset = world, 0
+        self.leases = Unplugged()
+        self.gen = SnowflakeGenerator(clock=lambda: world.wall() + self.offset, monotonic=world.monotonic,
+                                      leases=self.leases)
+        self.minted: list[int] = []
+
+
+class World:
+    """Time as the property test sees it: real time plus what ``advance`` added (PostgreSQL's
+    clock is real time, so advancing moves every lease's expiry back by as much instead)."""
+
+    def __init__(self, leases_db):
+        self.db, self.added, self.started = leases_db, 0, time.monotonic_ns() // 1_000_000
+
+    def monotonic(self) -> int:
+        return time.monotonic_ns() // 1_000_000 - self.started + self.added
+
+    def wall(self) -> int:
+        return snowflake._now_ms() + self.added
+
+    def advance(self, ms: int) -> None:
+        self.added += ms
+        self.db.execute("UPDATE tweets_snowflakelease SET expires_at = expires_at - %s * interval '1 millisecond'",
+                        (ms,))
+
+
+FEW_WORKER_IDS = 3  # the others leased elsewhere for good, so holders follow each other on these
+
+operations = st.lists(st.one_of(
+    st.tuples(st.just("mint"), st.integers(0, 3), st.integers(1, 300)),
+    st.tuples(st.just("advance"), st.integers(0, 20_000)),
+    st.tuples(st.just("step"), st.integers(0, 3), st.sampled_from([-3_600_000, -60_000, -3_000, 3_000, 600_000])),
+    st.tuples(st.just("outage"), st.integers(0, 3), st.booleans()),
+    st.tuples(st.just("restart"), st.integers(0, 3)),
+), min_size=1, max_size=40)
+
+
+@hypothesis_settings(max_examples=60, deadline=None, database=None,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(operations)
+def test_no_id_twice_ids_increase_and_one_live_holder_per_worker_id(leases_db, settings, steps):
+    settings.SNOWFLAKE_LEASE_SECONDS = 15
+    leases_db.execute("DELETE FROM tweets_snowflakelease")
+    leases_db.execute("INSERT INTO tweets_snowflakelease (worker_id, holder, expires_at, high_water_ms) SELECT g, '', "
+                      "CASE WHEN g < %s THEN '-infinity'::timestamptz ELSE 'infinity' END, 0 "
+                      "FROM generate_series(0, 1023) AS g", (FEW_WORKER_IDS,))
+    world = World(leases_db)
+    processes = [Process(world) for _ in range(4)]
+    every: set[int] = set()
+    try:
+        for op, *args in steps:
+            if op == "advance":
+                world.advance(args[0])
+            elif op == "step":
+                processes[args[0]].offset += args[1]
+            elif op == "outage":
+                processes[args[0]].leases.down = args[1]
+            elif op == "restart":  # the process dies (its lease runs out by itself) and a new one starts
+                processes[args[0]].gen.close()
+                processes[args[0]] = Process(world)
+            else:
+                process = processes[args[0]]
+                for _ in range(args[1]):
+                    try:
+                        tweet_id = process.gen.next_id()
+                    except LeaseUnavailable:
+                        break  # every worker id leased, or PostgreSQL unreachable past the lease: refused
+                    assert tweet_id not in every, "an id minted twice"
+                    assert not process.minted or tweet_id > process.minted[-1], "ids of a process out of order"
+                    assert holder_of(leases_db, process.gen.worker_id) == process.gen._token, \
+                        "minted with a worker id PostgreSQL says another process holds"
+                    every.add(tweet_id)
+                    process.minted.append(tweet_id)
+    finally:
+        for process in processes:
+            process.gen.close()
