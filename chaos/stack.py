@@ -96,6 +96,8 @@ class Stack:
         self.web_workers, self.fanout_batch = web_workers, fanout_batch
         self.procs: dict[str, subprocess.Popen] = {}
         self.secret_key = secrets.token_urlsafe(48)
+        # The shortest lease allowed, so that the bounded suite's Redis outage outlasts it too.
+        self.snowflake_lease_s = 15
 
     def __enter__(self) -> Stack:
         try:
@@ -144,6 +146,7 @@ class Stack:
             "FANOUT_RECONCILE_AFTER_SECONDS": "2",
             "FANOUT_RECONCILE_EVERY_SECONDS": "1",
             "CONN_MAX_AGE": "60",
+            "SNOWFLAKE_LEASE_SECONDS": str(self.snowflake_lease_s),
             "LOG_LEVEL": "WARNING",
             "PROMETHEUS_MULTIPROC_DIR": str(prom),
             "AWS_S3_ENDPOINT_URL": f"http://{HOST}:{common.free_port()}",  # never reached: no media here
