@@ -81,10 +81,6 @@ RETURNING worker_id
 
 _UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError)
 
-# Connections a forked child inherited: never closed or collected there (closing
-# would end the parent's session on the shared socket).
-_inherited: list[psycopg.Connection] = []
-
 logger = logging.getLogger(__name__)
 
 
@@ -132,9 +128,10 @@ class PostgresLeases:
         self._pid = os.getpid()
 
     def _connection(self) -> psycopg.Connection:
-        if self._pid != os.getpid():  # forked: the socket is the parent's
-            if self._conn is not None:
-                _inherited.append(self._conn)
+        if self._pid != os.getpid():
+            # Forked: the socket is the parent's. Dropped, not closed (closing would end the
+            # parent's session; psycopg does not close a connection of another process when
+            # collecting it).
             self._conn, self._pid = None, os.getpid()
         if self._conn is None or self._conn.closed:
             params = connections[self.alias].get_connection_params()
@@ -170,7 +167,7 @@ class PostgresLeases:
                                   "holder": holder}) is not None
 
     def close(self) -> None:
-        if self._conn is not None and self._pid == os.getpid():
+        if self._conn is not None and self._pid == os.getpid():  # never the parent's (above)
             self._conn.close()
         self._conn = None
 

@@ -1,4 +1,5 @@
 """Snowflake ids: layout, per-process order, clock steps, and distinct worker ids leased from PostgreSQL."""
+import gc
 import os
 import subprocess
 import sys
@@ -171,6 +172,26 @@ def test_missing_lease_rows_are_inserted_again(generators, leases_db):
     gen.next_id()
     assert leases_db.execute("SELECT count(*) FROM tweets_snowflakelease").fetchone()[0] == 1024
     assert holder_of(leases_db, gen.worker_id) == gen._token
+
+
+def test_a_forked_child_leases_its_own_worker_id_and_leaves_the_parents_session_alone(generators):
+    gen = generators()
+    gen.next_id()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: lets go of what it inherited, then mints with a lease of its own
+        try:
+            gen.close()
+            gc.collect()
+            os.write(write, str(gen.next_id() >> 12 & 0x3FF).encode())
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    child_worker_id = int(os.read(read, 16))
+    os.close(read)
+    os.close(write)
+    assert child_worker_id != gen.worker_id
+    assert gen.leases._conn is not None and gen.leases._conn.execute("SELECT 1").fetchone() == (1,)
 
 
 MINT_SCRIPT = """
