@@ -5,9 +5,10 @@ Every process that mints ids holds a worker id leased from PostgreSQL (one
 passed by PostgreSQL's clock), so two processes can never mint in the same id
 space at once, and posting needs no store besides the one it writes the tweet
 to: a Redis outage of any length leaves posting alone. The lease is renewed
-every ``RENEW_EVERY_MS`` (from a background thread in web workers, so a post
-rarely waits for it) on a connection of the generator's own in autocommit, so
-no request's transaction, committed or rolled back, touches a lease.
+at least every ``RENEW_EVERY_MS`` while minting (twice as often from a
+background thread in web workers, ``keep_leased``, so a post rarely waits for
+it), on a connection of the generator's own in autocommit, so no request's
+transaction, committed or rolled back, touches a lease.
 
 Per process the ids strictly increase: the clock is read as ``max(now, last)``,
 so a clock that steps back keeps minting from the last millisecond (borrowing
@@ -17,8 +18,8 @@ id records a high-water mark: a holder never mints in a millisecond more than
 ahead is recorded first), and the next holder starts a whole lease past the
 mark, even if its clock is behind. When a renewal fails (PostgreSQL down or
 slow), the process keeps minting until ``EXPIRY_MARGIN_MS`` before the lease's
-expiry, timed from when that renewal was sent on the monotonic clock, and never
-further than that past the mark. A forked child (Celery prefork, gunicorn)
+expiry, timed on the monotonic clock from when the last successful renewal
+was sent, and never further than the lease less that margin past the mark. A forked child (Celery prefork, gunicorn)
 notices the pid change and leases its own id on a connection of its own.
 """
 import logging
