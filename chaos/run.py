@@ -79,6 +79,13 @@ ORDER BY t.id DESC
 """
 
 
+# Fan-outs pending for more than 10 s (their tweet's time is its id's).
+LATE_FANOUTS_SQL = """
+SELECT count(*) FROM timelines_pendingfanout p JOIN tweets_tweet t ON t.id = p.tweet_id
+WHERE t.created_at < now() - interval '10 seconds'
+"""
+
+
 @dataclass
 class Sample:
     op: str  # read | post
@@ -434,6 +441,15 @@ class Chaos:
             posts = [s for s in during if s.op == "post"]
             result.notes.append(f"{sum(s.status in ('200', '201') for s in posts)} of {len(posts)} posts "
                                 "acknowledged while Redis was down")
+            # Every post of the outage left a fan-out pending; time their sending, under the load that goes on.
+            back_at, late = time.monotonic(), -1
+            while late and time.monotonic() - back_at < 600:
+                time.sleep(5)
+                with contextlib.suppress(psycopg.Error):
+                    late = self.db.execute(LATE_FANOUTS_SQL).fetchone()[0]
+                say(f"  Redis back {time.monotonic() - back_at:.0f} s: {late} fan-outs pending for over 10 s")
+            result.notes.append(f"the fan-outs pending since the outage all done {time.monotonic() - back_at:.0f} s "
+                                "after Redis came back" if not late else f"{late} fan-outs still late after 600 s")
         ids = list(self.load.keys.values())  # every post acknowledged so far, one per key
         if len(set(ids)) != len(ids):
             result.problems.append(f"{len(ids) - len(set(ids))} tweet ids answered for two posts")
