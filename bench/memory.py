@@ -27,7 +27,6 @@ FAMILIES = {
     "fot": "fot: fan-out timings (the bench's)",
     "once": "once: claims",
     "ut": "ut: pulled lists",
-    "snowflake": "snowflake: id leases",
     "cache": "cache: Django cache",
     "pullers": "pullers, pull-epoch: celebrity pull",
     "pull-epoch": "pullers, pull-epoch: celebrity pull",

@@ -45,9 +45,9 @@ PROFILES = {
     # users, followers of the large fan-out, seconds of fault, seconds of recovery, load threads, batch size;
     # stream readers: /v1 ones of users and of fans, Mastodon WebSocket ones of users
     "full": {"users": 40, "fans": 3000, "fault_s": 12, "recover_s": 6, "threads": 6, "batch": 20,
-             "v1_readers": 40, "fan_readers": 30, "ws_readers": 8},
+             "v1_readers": 40, "fan_readers": 30, "ws_readers": 8, "long_outage_s": 180},
     "quick": {"users": 12, "fans": 600, "fault_s": 4, "recover_s": 3, "threads": 4, "batch": 10,
-              "v1_readers": 12, "fan_readers": 10, "ws_readers": 4},
+              "v1_readers": 12, "fan_readers": 10, "ws_readers": 4, "long_outage_s": 20},
 }
 
 SEED = """
@@ -76,6 +76,13 @@ WHERE t.deleted_at IS NULL AND a.is_active
   AND (t.author_id = %(u)s OR t.author_id IN (
        SELECT followee_id FROM social_follow WHERE follower_id = %(u)s AND state = 'accepted'))
 ORDER BY t.id DESC
+"""
+
+
+# Fan-outs pending for more than 10 s (their tweet's time is its id's).
+LATE_FANOUTS_SQL = """
+SELECT count(*) FROM timelines_pendingfanout p JOIN tweets_tweet t ON t.id = p.tweet_id
+WHERE t.created_at < now() - interval '10 seconds'
 """
 
 
@@ -133,6 +140,8 @@ ALLOWED = {
     "replica promoted, the primary gone": {"post": {"503"}},  # writes refused until pointed at the new primary
     # The same, once each process has waited out its bound (DATABASE_QUERY_TIMEOUT) and its breaker opened.
     "PostgreSQL frozen (SIGSTOP), then SIGCONT": {"post": {"503"}},
+    # Nothing beyond the promise: posts mint with worker ids leased from PostgreSQL, whatever the outage's length.
+    "Redis down for minutes, restarted empty": {},
 }
 
 
@@ -420,6 +429,35 @@ class Chaos:
             finally:
                 self.stack.cache.signal(signal.SIGCONT)
 
+    def redis_long_outage(self) -> None:
+        seconds = self.p["long_outage_s"]
+        with self.fault("Redis down for minutes, restarted empty",
+                        f"the product's Redis SIGKILLed under load for {seconds} s, longer than the stack's "
+                        f"Snowflake lease ({self.stack.snowflake_lease_s} s); restarted empty") as result:
+            self.stack.cache.kill()
+            killed_at, first = time.monotonic(), len(result.samples)
+            while (left := seconds - (time.monotonic() - killed_at)) > 0:
+                time.sleep(min(30, left))
+                acked = sum(s.op == "post" and s.status in ("200", "201") for s in result.samples[first:])
+                say(f"  Redis down {time.monotonic() - killed_at:.0f} of {seconds} s: {acked} posts acknowledged")
+            during = result.samples[first:]
+            self.stack.cache.start()
+            posts = [s for s in during if s.op == "post"]
+            result.notes.append(f"{sum(s.status in ('200', '201') for s in posts)} of {len(posts)} posts "
+                                "acknowledged while Redis was down")
+            # Every post of the outage left a fan-out pending; time their sending, under the load that goes on.
+            back_at, late = time.monotonic(), -1
+            while late and time.monotonic() - back_at < 600:
+                time.sleep(5)
+                with contextlib.suppress(psycopg.Error):
+                    late = self.db.execute(LATE_FANOUTS_SQL).fetchone()[0]
+                say(f"  Redis back {time.monotonic() - back_at:.0f} s: {late} fan-outs pending for over 10 s")
+            result.notes.append(f"the fan-outs pending since the outage all done {time.monotonic() - back_at:.0f} s "
+                                "after Redis came back" if not late else f"{late} fan-outs still late after 600 s")
+        ids = list(self.load.keys.values())  # every post acknowledged so far, one per key
+        if len(set(ids)) != len(ids):
+            result.problems.append(f"{len(ids) - len(set(ids))} tweet ids answered for two posts")
+
     def postgres_down(self) -> None:
         with self.fault("PostgreSQL down, then back", "PostgreSQL stopped (fast shutdown) under load; started"):
             self.stack.stop_postgres()
@@ -500,7 +538,8 @@ class Chaos:
 
 
 FAULTS = ["web_worker_killed", "stream_killed", "worker_killed_mid_fanout", "broker_down", "redis_killed",
-          "redis_frozen", "postgres_down", "postgres_frozen", "postgres_disk_full", "replica_promoted"]
+          "redis_frozen", "redis_long_outage", "postgres_down", "postgres_frozen", "postgres_disk_full",
+          "replica_promoted"]
 
 
 def table(results: list[FaultResult]) -> str:

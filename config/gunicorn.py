@@ -33,8 +33,8 @@ def child_exit(server, worker):
 
 
 def post_worker_init(worker):
-    # Lease a Snowflake worker id now and keep it renewed, so this worker can
-    # post through a Redis outage even if it has not posted yet (tweets/snowflake.py).
+    # Lease a Snowflake worker id now and keep it renewed from a background thread,
+    # so no post waits for a lease (tweets/snowflake.py).
     from tweets import snowflake
 
     snowflake.keep_leased()

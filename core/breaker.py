@@ -8,8 +8,9 @@ the breaker bounds how many calls wait: after ``REDIS_BREAKER_FAILURES``
 consecutive connection errors or timeouts, every call is refused at once with
 ``CircuitOpen`` (a redis ``ConnectionError``, so every caller's existing
 handling of an unreachable Redis applies) for ``REDIS_BREAKER_COOLDOWN_SECONDS``.
-Then one call is let through as a trial: its success closes the breaker, its
-failure opens it for another cooldown. A frozen Redis thus costs each process
+Then one call is let through as a trial: any answer closes the breaker (an
+error reply too: the server is reachable), a connection error or a timeout
+opens it for another cooldown. A frozen Redis thus costs each process
 a few timeouts per cooldown instead of one per request, and requests do not
 pile up behind it; a Redis that is back is noticed within a cooldown.
 
@@ -31,6 +32,7 @@ from redis import Redis
 from redis.client import Pipeline
 from redis.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 _FAILURES = (RedisConnectionError, RedisTimeoutError)
@@ -123,6 +125,12 @@ def _guarded(breaker: Breaker, call, *args, **kwargs):
         result = call(*args, **kwargs)
     except _FAILURES:
         breaker.failed()
+        raise
+    except RedisError:
+        # The server answered, with an error reply: it is reachable. (A Redis restarted empty
+        # answers a script's first call NOSCRIPT; were the breaker left open, the script's
+        # reload would be refused, and a process calling only scripts would never close it.)
+        breaker.succeeded()
         raise
     breaker.succeeded()
     return result

@@ -47,6 +47,16 @@ def s3_endpoint(tmp_path_factory):
             os.environ["AWS_S3_ENDPOINT_URL"] = saved
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """pytest-django's test database, dropped only after this process's Snowflake lease
+    connection is closed (PostgreSQL refuses to drop a database in use)."""
+    from tweets import snowflake
+
+    yield
+    snowflake._generator.close()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def redis_session_namespace():
     """Remove what the run left under its own prefix (the broker's bindings, for one)."""

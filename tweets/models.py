@@ -81,3 +81,21 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key!r} of {self.user_id} -> {self.tweet_id}"
+
+
+class SnowflakeLease(models.Model):
+    """Who holds a Snowflake worker id (``tweets.snowflake``) until when, by PostgreSQL's clock,
+    and the last millisecond its holders recorded (the next holder starts past it).
+
+    One row per worker id, 0 to 1023 (the migration inserts them all); a row whose
+    ``expires_at`` has passed is free. Written only by ``tweets.snowflake``, on a
+    connection of its own in autocommit, never inside a request's transaction.
+    """
+
+    worker_id = models.SmallIntegerField(primary_key=True)
+    holder = models.CharField(max_length=64, blank=True)
+    expires_at = models.DateTimeField()
+    high_water_ms = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"worker {self.worker_id}: {self.holder or 'free'} until {self.expires_at}"

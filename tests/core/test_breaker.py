@@ -63,3 +63,24 @@ def test_a_frozen_redis_costs_a_few_timeouts_then_is_skipped_until_it_thaws(own_
     # Within a cooldown the breaker lets a trial through, and the thawed Redis answers.
     assert wait_for(lambda: _pings(client), 3, what="the breaker to let calls through again")
     assert client.get("k") == b"v"
+
+
+def test_a_redis_back_empty_closes_the_breaker_on_a_scripts_first_call(own_redis, settings):
+    """Back from an outage without its scripts, Redis answers the trial NOSCRIPT: that answer closes the
+    breaker, so the script's reload goes through (a process that calls only scripts, as a fan-out worker,
+    would otherwise stay cut off)."""
+    proc, port = own_redis
+    settings.REDIS_BREAKER_FAILURES, settings.REDIS_BREAKER_COOLDOWN_SECONDS = 3, 0.3
+    client = BreakerRedis(port=port, socket_timeout=0.3, socket_connect_timeout=0.3)
+    script = client.register_script("return 'inserted'")
+    assert script() == b"inserted"
+    proc.send_signal(signal.SIGSTOP)
+    for _ in range(3):
+        with pytest.raises(redis.TimeoutError):
+            script()
+    with pytest.raises(CircuitOpen):
+        script()
+    proc.send_signal(signal.SIGCONT)
+    redis.Redis(port=port).script_flush()  # as a Redis restarted empty
+    time.sleep(0.4)  # past the cooldown: the next call is the trial
+    assert script() == b"inserted"

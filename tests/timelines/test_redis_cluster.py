@@ -33,7 +33,6 @@ from timelines import tasks as tl_tasks
 from timelines.signals import fanout_batch_done
 from timelines.store import keys
 from tweets import cache as tweet_cache
-from tweets import snowflake
 from tweets.models import Tweet
 
 
@@ -118,15 +117,6 @@ def test_a_login_counts_two_limits_in_two_slots(on_cluster):
     assert not refused.allowed and refused.retry_after > 0
     # The refusal counted against neither: "name:z" is untouched.
     assert throttling.hit(scope="login", who=["ip:10.0.0.2", "name:z"], rate=rate).remaining == 1
-
-
-@pytest.mark.django_db
-def test_snowflake_leases_live_on_the_cluster(on_cluster, settings):
-    first, second = snowflake.SnowflakeGenerator(), snowflake.SnowflakeGenerator()
-    a, b = first.next_id(), second.next_id()
-    assert first.worker_id != second.worker_id and a != b
-    lease, _ = first._keys(first.worker_id)
-    assert core_redis.connection().get(lease) is not None
 
 
 @pytest.mark.django_db(transaction=True)
