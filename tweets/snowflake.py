@@ -34,6 +34,7 @@ from django.conf import settings
 from django.db import connections
 
 from core.exceptions import ApplicationError
+from core.postgres.base import bounded
 
 EPOCH_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 WORKER_ID_BITS = 10
@@ -139,7 +140,9 @@ class PostgresLeases:
             for django_only in ("cursor_factory", "context"):
                 params.pop(django_only, None)
             params.setdefault("connect_timeout", 2)
-            conn = psycopg.connect(**params, autocommit=True)
+            # Bounded as Django's connections are: a frozen server (or a partition) must not hold a
+            # renewal, and the generator's lock with it, for longer than DATABASE_QUERY_TIMEOUT.
+            conn = bounded(psycopg.connect(**params, autocommit=True))
             conn.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
             self._conn = conn
         return self._conn

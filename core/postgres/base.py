@@ -27,6 +27,7 @@ and Celery tasks retry it as any other failure. Slow statements on a server that
 runs are ended by the server first (``statement_timeout``, set a little below
 the client's bound in the settings), which keeps the connection usable.
 """
+import typing
 from typing import TypeVar
 
 import psycopg
@@ -99,10 +100,21 @@ class DatabaseWrapper(base.DatabaseWrapper):
             breaker.failed()
             raise
         breaker.succeeded()
-        # psycopg.connect() always builds a plain Connection (it takes no class to build),
-        # and Django's get_new_connection calls it: the connection is adopted as a
-        # BoundedConnection, which adds behaviour only, before any query runs on it.
-        connection.__class__ = BoundedConnection
-        connection.breaker = breaker
-        connection.wait_timeout = settings.DATABASE_QUERY_TIMEOUT or None
-        return connection
+        return bounded(connection, breaker)
+
+
+def bounded(connection: psycopg.Connection, breaker: Breaker | None = None) -> BoundedConnection:
+    """``connection``, each later wait bounded and guarded by its server's breaker (``breaker``, or the one of
+    the server it is connected to): for Django's connections, and for one a module opens itself (the Snowflake
+    lease's)."""
+    if breaker is None:
+        info = connection.info
+        breaker = _breaker(info.host or "localhost", info.port or 5432)
+    # psycopg.connect() always builds a plain Connection (it takes no class to build),
+    # and Django's get_new_connection calls it: the connection is adopted as a
+    # BoundedConnection, which adds behaviour only, before any query runs on it.
+    connection.__class__ = BoundedConnection
+    adopted = typing.cast(BoundedConnection, connection)
+    adopted.breaker = breaker
+    adopted.wait_timeout = settings.DATABASE_QUERY_TIMEOUT or None
+    return adopted

@@ -171,3 +171,20 @@ def test_a_fanout_task_on_a_frozen_server_fails_within_the_bound_and_asks_to_be_
     error = within_deadline(run_task)
     assert isinstance(error, Retry), error
     assert isinstance(error.exc, OperationalError) and isinstance(error.exc.__cause__, QueryTimeout)
+
+
+def test_a_snowflake_lease_renewal_on_a_frozen_server_is_bounded_too(frozen_db):
+    """The lease's connection is the generator's own, outside Django's: bounded all the same, as a
+    renewal holds the generator's lock, and every post minting in the process waits on it."""
+    import psycopg
+
+    from tweets.snowflake import PostgresLeases
+
+    connection, freeze = frozen_db
+    leases = PostgresLeases(alias=ALIAS)
+    leases._connection()  # connected while the server runs
+    freeze()
+    error = within_deadline(lambda: leases.renew(worker_id=1, holder="h", mark=0))
+    assert isinstance(error, psycopg.OperationalError) and isinstance(error, QueryTimeout), error
+    freeze(False)
+    leases.close()
