@@ -50,9 +50,20 @@ class Cluster:
         assert result.returncode == 0, f"{tool} {args}: {result.stdout}{result.stderr}"
         return result.stdout
 
-    def start(self, data: Path, port: int) -> None:
-        self.run("pg_ctl", "-D", str(data), "-l", str(data / "log"), "-w", "-t", "60", "-o",
-                 f"-p {port} -k {self.base}", "start")
+    def start(self, data: Path, port: int) -> int:
+        """Start the server on ``port``, or on another free one if that was taken meanwhile (a port
+        found free is not reserved: a client's connection may take it as its own end); the port."""
+        for attempt in range(3):
+            try:
+                self.run("pg_ctl", "-D", str(data), "-l", str(data / "log"), "-w", "-t", "60", "-o",
+                         f"-p {port} -k {self.base}", "start")
+                return port
+            except AssertionError as error:
+                log = (data / "log").read_text(errors="replace")[-2000:] if (data / "log").exists() else ""
+                if attempt == 2 or "already in use" not in log:
+                    raise AssertionError(f"{error}\nserver log:\n{log}") from None
+                port = free_port()
+        raise AssertionError("unreachable")
 
     def stop(self, data: Path) -> None:
         with contextlib.suppress(AssertionError):
@@ -73,11 +84,11 @@ def primary_and_replica():
         with open(primary / "postgresql.conf", "a") as conf:
             conf.write("listen_addresses = '127.0.0.1'\nwal_level = replica\nmax_wal_senders = 4\n"
                        "fsync = off\nfull_page_writes = off\n")
-        cluster.start(primary, ports[0])
+        ports = cluster.start(primary, ports[0]), ports[1]
         started.append(primary)
         cluster.run("pg_basebackup", "-h", "127.0.0.1", "-p", str(ports[0]), "-U", "postgres", "-D", str(replica),
                     "-R", "-X", "stream", "--no-sync")
-        cluster.start(replica, ports[1])
+        ports = ports[0], cluster.start(replica, ports[1])
         started.append(replica)
         cluster.run("createdb", "-h", "127.0.0.1", "-p", str(ports[0]), "-U", "postgres", "timeline")
         env = _env(ports)
