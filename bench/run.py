@@ -560,11 +560,9 @@ class Bench:
             time.sleep(0.05)
 
     def _commandstats(self) -> dict[str, tuple[int, int]]:
-        """The bench's Valkey's ``INFO commandstats``: each command's calls and microseconds so far."""
         import redis
 
-        info = redis.Redis(host=HOST, port=self.redis_port).info("commandstats")
-        return {name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for name, v in info.items()}
+        return commandstats(redis.Redis(host=HOST, port=self.redis_port))
 
     def _lpush_ceiling(self) -> dict:
         self.quiet("LPUSH ceiling")
@@ -1029,6 +1027,12 @@ class Bench:
             say(f"CONTAMINATED: {len(self.results['contamination'])} run(s) measured on a busy machine "
                 "(see the top of the report)")
         say(f"done in {self.results['meta']['seconds']:.0f} s: {self.out / 'report.md'}")
+
+
+def commandstats(client) -> dict[str, tuple[int, int]]:
+    """A server's ``INFO commandstats``: each command's calls and microseconds so far."""
+    return {name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"]))
+            for name, v in client.info("commandstats").items()}
 
 
 def commandstats_delta(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> dict[str, dict]:

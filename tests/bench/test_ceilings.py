@@ -1,30 +1,13 @@
 """The delivery stage's yardsticks (bench/ceilings.py) on a Valkey server of their own."""
-import tempfile
-from pathlib import Path
-
-import pytest
 
 from bench import ceilings
 from bench.report import _script_ceiling_lines
-from chaos.stack import RedisServer
 
 
-@pytest.fixture
-def two_databases():
-    with tempfile.TemporaryDirectory() as where:
-        server = RedisServer("ceilings", Path(where))
-        server.start()
-        try:
-            base = server.client()
-            yield base, base.connection_pool.connection_kwargs["port"]
-        finally:
-            server.kill()
-
-
-def test_the_ceilings_write_every_copied_timeline_and_leave_the_originals_alone(two_databases):
+def test_the_ceilings_write_every_copied_timeline_and_leave_the_originals_alone(own_valkey):
     import redis
 
-    source, port = two_databases
+    source, port = own_valkey, own_valkey.connection_pool.connection_kwargs["port"]
     keys = [f"tl:{{{user}}}" for user in range(50)]
     for key in keys:
         source.rpush(key, *range(500, 0, -1))  # newest first, as timelines are

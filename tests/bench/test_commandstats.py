@@ -1,31 +1,16 @@
 """The fan-out phase's count of script calls: ``INFO commandstats`` before and after, on a server of its own
 (the shared one counts everybody's commands)."""
-import tempfile
-from pathlib import Path
-
-from bench.run import _scripts, commandstats_delta
-from chaos.stack import RedisServer
+from bench.run import _scripts, commandstats, commandstats_delta
 
 
-def _commandstats(client) -> dict[str, tuple[int, int]]:
-    return {name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"]))
-            for name, v in client.info("commandstats").items()}
-
-
-def test_the_delta_counts_the_scripts_called_in_between_and_nothing_that_was_not():
-    with tempfile.TemporaryDirectory() as where:
-        server = RedisServer("commandstats", Path(where))
-        server.start()
-        try:
-            client = server.client()
-            client.lpush("before", 1)
-            before = _commandstats(client)
-            for i in range(3):
-                client.eval("return redis.call('SET', KEYS[1], ARGV[1])", 1, f"k{i}", i)
-            client.get("k0")
-            delta = commandstats_delta(before, _commandstats(client))
-        finally:
-            server.kill()
+def test_the_delta_counts_the_scripts_called_in_between_and_nothing_that_was_not(own_valkey):
+    client = own_valkey
+    client.lpush("before", 1)
+    before = commandstats(client)
+    for i in range(3):
+        client.eval("return redis.call('SET', KEYS[1], ARGV[1])", 1, f"k{i}", i)
+    client.get("k0")
+    delta = commandstats_delta(before, commandstats(client))
     assert delta["eval"]["calls"] == 3 and delta["eval"]["usec"] >= 0
     assert delta["get"]["calls"] == 1
     assert "lpush" not in delta, "called before the first count only"
