@@ -9,12 +9,12 @@ import logging
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from . import db as core_db
 from . import redis as core_redis
 from .metrics import rate_limit_refused
 from .request_notes import notes_of
@@ -76,7 +76,7 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
-    elif isinstance(exc, (OperationalError, InterfaceError, *core_redis.UNREACHABLE)):
+    elif isinstance(exc, (*core_db.UNREACHABLE, *core_redis.UNREACHABLE)):
         # A store that is down (no connection, a connection lost, a statement timed
         # out) is a temporary condition, not a bug in the request. Any other database
         # error (an IntegrityError, a ProgrammingError, a DataError) is a bug: it goes
