@@ -108,8 +108,8 @@ def fanout_tweet(*, tweet_id: int) -> int:
         store.author_insert(author_id=author_id, tweet_id=tweet_id)
         written = store.insert(user_ids=[author_id], tweet_id=tweet_id)
         FANOUT_DELIVERIES.inc(written)
-        tweet_delivered.send_robust(sender=None, tweet_id=tweet_id, author_id=author_id, lo=0, hi=None)
         _fanout_finished(tweet_id=tweet_id, mode="pull")
+        tweet_delivered.send_robust(sender=None, tweet_id=tweet_id, author_id=author_id, lo=0, hi=None)
         return written
     began = time.perf_counter()
     followers = followers_for_fanout(author_id=author_id, tweet_id=tweet_id)
@@ -161,12 +161,15 @@ def _deliver_batch(*, tweet_id: int, author_id: int, lo: int, hi: int | None, fo
     addressed = [*live, author_id] if lo == 0 else live  # the author's own, with the first batch
     written = store.insert(user_ids=addressed, tweet_id=tweet_id)
     redis_ms = _ms_since(began)
-    tweet_delivered.send_robust(sender=None, tweet_id=tweet_id, author_id=author_id, lo=lo, hi=hi)
     FANOUT_BATCH_ADDRESSED.observe(len(addressed))
     FANOUT_DELIVERIES.inc(written)
     last = hi is None or store.progress_done(tweet_id=tweet_id, batch=_batch_name(lo, hi))
     if last:
         _fanout_finished(tweet_id=tweet_id, mode="push")
+    # Announced only once the batch is recorded done: a run whose record failed (PostgreSQL
+    # lost, say) raises before this and is run again, and only that run is announced. The
+    # other order announced both, and a stream process restarted in between sent both.
+    tweet_delivered.send_robust(sender=None, tweet_id=tweet_id, author_id=author_id, lo=lo, hi=hi)
     fanout_batch_done.send_robust(sender=None, tweet_id=tweet_id, started=started, pg_ms=pg_ms, redis_ms=redis_ms,
                                   followers=len(followers), addressed=len(addressed), written=written, last=last)
     return written

@@ -19,11 +19,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 
 
 # The disk-full fault mounts a tmpfs; without the right to, the other faults still run, and the
-# test below says what was left out. The replica's promotion runs in `make chaos` only for now: in
-# about one run in seven, a stream reader got one tweet twice after the processes restarted on the
-# promoted server (timelines and posts audited clean); until that is fixed it would make this suite
-# fail at random. Its product behaviour is tested by tests/timelines/test_replica.py.
-FAULTS_HERE = [f for f in FAULTS if f != "replica_promoted" and (volume_possible() or f != "postgres_disk_full")]
+# test below says what was left out.
+FAULTS_HERE = [f for f in FAULTS if volume_possible() or f != "postgres_disk_full"]
 
 
 def test_every_fault_leaves_every_timeline_equal_to_postgresql():

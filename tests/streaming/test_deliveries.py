@@ -3,10 +3,12 @@ batch once when it is written, the author's own with the first, and nothing for 
 run again after it was written (a task redelivered minutes later), which would otherwise
 reach every stream process a second time (one restarted since has forgotten it)."""
 import pytest
+from django.db import DatabaseError, connection
 from django.test import override_settings
 
 from tests.helpers import post
 from timelines import services as timeline_services
+from timelines.models import PendingFanout
 from timelines.signals import tweet_delivered
 
 pytestmark = [pytest.mark.django_db(transaction=True)]  # the fan-out starts when the post commits
@@ -38,3 +40,31 @@ def test_each_batch_is_announced_once_and_a_batch_run_again_is_not(make_user, ap
     # The second batch's message delivered again, as after a worker died before acknowledging it.
     assert timeline_services.fanout_batch(tweet_id=tweet_id, author_id=author.id, lo=ids[2], hi=ids[5]) == 0
     assert announced == []
+
+
+def test_a_fanout_whose_completion_failed_is_announced_by_the_run_that_completes_it_only(make_user, api, announced):
+    """PostgreSQL lost as the fan-out records itself done: the run raises (and is run again),
+    and that first run must not have announced the tweet, or a stream process restarted in
+    between sends it twice. The failure is a real one, from a trigger on the pending table."""
+    author, follower = make_user(), make_user()
+    api(follower).post(f"/v1/users/{author.id}/follow")
+    tweet_id = int(post(api(author)))
+    announced.clear()
+    PendingFanout.objects.create(tweet_id=tweet_id)  # as it was before the fan-out ran
+    table = PendingFanout._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                       "$$ BEGIN RAISE EXCEPTION 'the database is gone'; END $$")
+        cursor.execute(f"CREATE TRIGGER test_refuse BEFORE DELETE ON {table} "
+                       "FOR EACH ROW EXECUTE FUNCTION test_refuse()")
+    try:
+        with pytest.raises(DatabaseError, match="the database is gone"):
+            timeline_services.fanout_tweet(tweet_id=tweet_id)
+        assert announced == []
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TRIGGER test_refuse ON {table}")
+            cursor.execute("DROP FUNCTION test_refuse()")
+    timeline_services.fanout_tweet(tweet_id=tweet_id)
+    assert announced == [(tweet_id, author.id, 0, None)]
+    assert not PendingFanout.objects.filter(tweet_id=tweet_id).exists()
