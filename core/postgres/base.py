@@ -21,12 +21,20 @@ them. So the client must stop waiting itself:
   trial. A frozen server thus costs each process a few bounded waits per
   cooldown, and requests do not pile up behind it.
 
+A persistent connection (``CONN_MAX_AGE``) is checked with a ``SELECT 1`` before
+a request's first query (``CONN_HEALTH_CHECKS``), unless it answered within the
+last ``HEALTHY_FOR`` seconds (``BoundedConnection.answered_at``): on a busy
+process that check was a round trip on every request for a connection that had
+just answered. One that broke within that second fails its next query, which
+marks the connection for the check at the end of that request.
+
 Each error is a psycopg ``OperationalError``, which Django raises as its own
 ``OperationalError``: ``core.exceptions`` answers it ``503`` with ``Retry-After``,
 and Celery tasks retry it as any other failure. Slow statements on a server that
 runs are ended by the server first (``statement_timeout``, set a little below
 the client's bound in the settings), which keeps the connection usable.
 """
+import time
 import typing
 from typing import TypeVar
 
@@ -41,6 +49,8 @@ from core.breaker import Breaker, registered
 RV = TypeVar("RV")
 # psycopg's default: how often a wait wakes up to let a Ctrl-C through.
 _WAIT_INTERVAL = 0.1
+# A connection that answered this recently is taken as healthy without a check.
+HEALTHY_FOR = 1.0
 
 
 class DatabaseUnavailable(psycopg.OperationalError):
@@ -62,6 +72,7 @@ class BoundedConnection(psycopg.Connection):
 
     breaker: Breaker
     wait_timeout: float | None = None
+    answered_at = float("-inf")  # time.monotonic() of the server's last answer
 
     def wait(self, gen: PQGen[RV], interval: float = _WAIT_INTERVAL, timeout: float | None = None) -> RV:
         if timeout is not None:  # the caller bounds this wait itself (psycopg's notifies())
@@ -80,6 +91,7 @@ class BoundedConnection(psycopg.Connection):
             self.breaker.failed()
             raise
         self.breaker.succeeded()
+        self.answered_at = time.monotonic()
         return result
 
 
@@ -90,6 +102,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
             # the next use connects afresh, as it would after Django closed it.
             self.close()
         super().ensure_connection()
+
+    def close_if_health_check_failed(self):
+        if (self.connection is not None and not self.health_check_done
+                and time.monotonic() - self.connection.answered_at < HEALTHY_FOR):
+            self.health_check_done = True
+            return
+        super().close_if_health_check_failed()
 
     def get_new_connection(self, conn_params):
         breaker = _breaker(conn_params.get("host") or "localhost", conn_params.get("port") or 5432)
