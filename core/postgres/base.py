@@ -96,6 +96,8 @@ class BoundedConnection(psycopg.Connection):
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    health_check_done: bool  # set in Django's __init__, unannotated there
+
     def ensure_connection(self):
         if self.connection is not None and self.connection.closed and not self.in_atomic_block:
             # A wait that timed out closed it (BoundedConnection): outside a transaction,
