@@ -200,17 +200,16 @@ def _seal(media: Media, placement: str) -> None:
     media.placement = placement  # what media_attach records
 
 
-def media_attach(*, media: list[Media], tweet_id: int) -> list[dict]:
-    """Attach sealed uploads to ``tweet_id``; what the tweet stores of each. Their upload
-    keys are let go of: now, and again once their presigned POSTs expire (one posted
-    again after the claim leaves nothing behind)."""
+def media_attach(*, media: list[Media], tweet_id: int) -> None:
+    """Attach sealed uploads to ``tweet_id`` (which stores ``stored_form`` of each). Their
+    upload keys are let go of: now, and again once their presigned POSTs expire (one
+    posted again after the claim leaves nothing behind)."""
     for placement in {m.placement for m in media}:
         Media.objects.filter(id__in=[m.id for m in media if m.placement == placement]).update(
             tweet_id=tweet_id, placement=placement)
     uploads = [storage.key_of(m.key, p) for m in media for p in (Placement.UPLOAD, Placement.LEGACY)]
     _let_go(uploads)
     _let_go(uploads, due_at=max(upload_expires_at(m) for m in media) + timedelta(minutes=1))
-    return [stored_form(m) for m in media]
 
 
 def stored_form(media: Media) -> dict:

@@ -67,11 +67,11 @@ def _enqueue(task_name: str, *args) -> None:
 
 
 def fanout_schedule(*, tweet_id: int) -> None:
-    """Record the new tweet's fan-out as pending, in the tweet's own transaction,
-    and start it once that has committed (never inline, never before).
+    """Start the new tweet's fan-out once its transaction has committed (never inline,
+    never before). Its ``PendingFanout`` row is already there: the insert's trigger
+    (migration 0003) wrote it in the same transaction.
 
     Called by ``receivers.tweet_created_schedule_fanout`` on a new tweet's post_save."""
-    PendingFanout.objects.create(tweet_id=tweet_id)
     transaction.on_commit(lambda: _enqueue(FANOUT_TASK, tweet_id))
 
 

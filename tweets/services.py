@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
+from django.db.models.signals import post_save
 from django.utils import timezone
 
 from core.exceptions import ApplicationError, Forbidden, NotFound
@@ -27,59 +28,77 @@ logger = logging.getLogger(__name__)
 
 _AUTHOR_FIELDS = ("username", "display_name", "is_active", "is_private")
 
-# Mint and record in one statement: the UPDATE takes the author's row lock, so the
-# follower count it returns is the one the push-or-pull decision must agree with.
-_MINT_SQL = f"""
-UPDATE {User._meta.db_table}
-SET last_tweet_id = %(id)s, has_pulled_tweets = has_pulled_tweets OR followers_count >= %(threshold)s
-WHERE id = %(author_id)s AND is_active AND (last_tweet_id IS NULL OR last_tweet_id < %(id)s)
-RETURNING followers_count, {", ".join(_AUTHOR_FIELDS)}
+# A post in one statement. The UPDATE records the new id as the author's last and takes the
+# author's row lock: each author's ids then increase in the order their tweets commit, and the
+# push-or-pull decision agrees with the follower count a concurrent follow commits. The tweet is
+# inserted only if the author's row was updated, and the tweet's insert writes its pending
+# fan-out (the timelines app's trigger). No row back: the author is gone or suspended, or
+# already has an id at least as high (minted by a process whose clock runs ahead).
+_POST_SQL = f"""
+WITH author AS (
+    UPDATE {User._meta.db_table}
+    SET last_tweet_id = %(id)s, has_pulled_tweets = has_pulled_tweets OR followers_count >= %(threshold)s
+    WHERE id = %(author_id)s AND is_active AND (last_tweet_id IS NULL OR last_tweet_id < %(id)s)
+    RETURNING followers_count, {", ".join(_AUTHOR_FIELDS)}
+), tweet AS (
+    INSERT INTO {Tweet._meta.db_table} (id, author_id, content, created_at, mentions, hashtags, media, pushed)
+    SELECT %(id)s, %(author_id)s, %(content)s, %(created_at)s, %(mentions)s, %(hashtags)s, %(media)s,
+           followers_count < %(threshold)s
+    FROM author
+)
+SELECT followers_count, {", ".join(_AUTHOR_FIELDS)} FROM author
 """
 
 
-def _mint_for_author(*, author_id: int) -> tuple[int, bool, User]:
-    """Mint an id greater than any the author already has, record it, and decide
-    whether the tweet is pushed to followers or pulled by them: (the id, pushed,
-    the author's row as locked, with the fields a cached tweet shows).
-
-    Ids of one process increase, but another process (with a clock slightly
-    ahead, say) may have minted the author's previous id. Locking the author's
-    row and minting above their last id makes each author's ids strictly
-    increase in the order the tweets are committed. The same lock makes the
-    push-or-pull decision, taken here once for good, agree with the follower
-    count a concurrent follow commits. Usually one statement; when the author's
-    last id is ahead of this process's clock, the row is locked and read first.
-    """
+def _insert(*, author_id: int, content: str, media: list[dict]) -> Tweet:
+    """Mint the tweet's id above the author's last, and write the tweet (``_POST_SQL``): one
+    statement, so in autocommit one round trip. When the author's last id is ahead of this
+    process's clock, the author's row is locked and read first, and the id minted above it.
+    Sends the tweet's post_save once it is written."""
     threshold = settings.TIMELINE_CELEBRITY_THRESHOLD
+    values = {"author_id": author_id, "threshold": threshold, "content": content,
+              "mentions": text.extract_mentions(content), "hashtags": text.extract_hashtags(content),
+              "media": Tweet._meta.get_field("media").get_db_prep_save(media, connection)}
 
-    def record(tweet_id: int) -> tuple | None:
+    def write(tweet_id: int) -> tuple | None:
         with connection.cursor() as cursor:
-            cursor.execute(_MINT_SQL, {"id": tweet_id, "threshold": threshold, "author_id": author_id})
+            cursor.execute(_POST_SQL, values | {"id": tweet_id, "created_at": snowflake.datetime_of(tweet_id)})
             return cursor.fetchone()
 
     tweet_id = snowflake.next_id()
-    row = record(tweet_id)
+    row = write(tweet_id)
     if row is None:
-        found = (User.objects.select_for_update(no_key=True).filter(id=author_id)
-                 .values_list("last_tweet_id", "is_active").first())
-        if found is None:
-            raise NotFound("No such user.")
-        if not found[1]:
-            raise Forbidden("This account is suspended.")
-        tweet_id = snowflake.next_id(after=found[0] or 0)
-        row = record(tweet_id)
-        if row is None:  # the row is locked, active, and its last id is below this one
-            raise RuntimeError(f"user {author_id}'s row vanished under its lock")
+        with transaction.atomic():
+            found = (User.objects.select_for_update(no_key=True).filter(id=author_id)
+                     .values_list("last_tweet_id", "is_active").first())
+            if found is None:
+                raise NotFound("No such user.")
+            if not found[1]:
+                raise Forbidden("This account is suspended.")
+            tweet_id = snowflake.next_id(after=found[0] or 0)
+            row = write(tweet_id)
+            if row is None:  # the row is locked, active, and its last id is below this one
+                raise RuntimeError(f"user {author_id}'s row vanished under its lock")
     followers, *fields = row
-    # The row as read, its other fields deferred (read on access, never made up);
-    # from_db takes the values in the model's field order.
-    read = {"id": author_id, **dict(zip(_AUTHOR_FIELDS, fields, strict=True))}
-    names = [f.attname for f in User._meta.concrete_fields if f.attname in read]
-    author = User.from_db(connection.alias, names, [read[name] for name in names])
-    return tweet_id, followers < threshold, author
+    # The author's row as read, its other fields deferred (read on access, never made up),
+    # and the tweet as written; from_db takes the values in the model's field order.
+    author = _from_db(User, {"id": author_id, **dict(zip(_AUTHOR_FIELDS, fields, strict=True))})
+    tweet = _from_db(Tweet, {"id": tweet_id, "author_id": author_id, "content": content,
+                             "created_at": snowflake.datetime_of(tweet_id), "mentions": values["mentions"],
+                             "hashtags": values["hashtags"], "media": media, "deleted_at": None,
+                             "pushed": followers < threshold})
+    tweet.author = author
+    # As Model.save() sends it: the timelines app starts the fan-out from it, after commit.
+    post_save.send(sender=Tweet, instance=tweet, created=True, update_fields=None, raw=False,
+                   using=connection.alias)
+    return tweet
 
 
-@transaction.atomic
+def _from_db(model, read: dict):
+    names = [f.attname for f in model._meta.concrete_fields if f.attname in read]
+    return model.from_db(connection.alias, names, [read[name] for name in names])
+
+
 def tweet_post(
     *, author: User | ReaderUser, content: str, media_ids: Sequence[int] = (), idempotency_key: str | None = None,
 ) -> tuple[Tweet, bool]:
@@ -93,6 +112,12 @@ def tweet_post(
     """
     if idempotency_key is None:
         return tweet_create(author=author, content=content, media_ids=media_ids), True
+    with transaction.atomic():
+        return _tweet_post_once(author=author, content=content, media_ids=media_ids, idempotency_key=idempotency_key)
+
+
+def _tweet_post_once(*, author: User | ReaderUser, content: str, media_ids: Sequence[int],
+                     idempotency_key: str) -> tuple[Tweet, bool]:
     fingerprint = request_fingerprint(content=content, media_ids=media_ids)
     key_id = _idempotency_key_take(user_id=author.id, key=idempotency_key, fingerprint=fingerprint)
     if key_id is None:
@@ -144,19 +169,19 @@ def idempotency_keys_sweep() -> int:
     return deleted
 
 
-# Inside tweet_post's transaction, no savepoint of its own (two statements fewer a post):
-# nothing there catches its errors, so a failure rolls back the whole post either way.
-@transaction.atomic(savepoint=False)
 def tweet_create(*, author: User | ReaderUser, content: str, media_ids: Sequence[int] = ()) -> Tweet:
     """Post a tweet: validate, claim its media, mint its id above the author's last, insert, warm the cache.
 
     Each upload in ``media_ids`` must be the author's, unattached and really in
     object storage within its presigned type and size (``media.services.media_claim``);
-    with media, the text may be blank.
+    with media, the text may be blank. Without media (and outside a transaction)
+    the tweet is written by one statement in autocommit; with media, in one
+    transaction with the claim and the attachment.
 
-    The insert's post_save reaches ``timelines.receivers.tweet_created_schedule_fanout``,
-    which records the fan-out as pending in this same transaction and sends it
-    to a worker after commit (``timelines.services.fanout_schedule``): pushed to
+    The tweet's insert records its fan-out as pending (the timelines app's
+    trigger, in the same statement), and its post_save reaches
+    ``timelines.receivers.tweet_created_schedule_fanout``, which sends it to a
+    worker after commit (``timelines.services.fanout_schedule``): pushed to
     followers' cached timelines, or, for a celebrity's tweet, to the author's
     pulled list. This app knows nothing of timelines.
     """
@@ -169,20 +194,16 @@ def tweet_create(*, author: User | ReaderUser, content: str, media_ids: Sequence
             {"content": [f"Tweets are at most {text.MAX_WEIGHTED_LENGTH} characters "
                          f"(this one counts {text.weighted_length(content)})."]}
         )
-    # Before minting: the copies and HEADs of the uploads must not hold the author's row lock.
-    claimed = media_services.media_claim(owner_id=author.id, media_ids=list(media_ids),
-                                         public=_media_public(author.id)) if media_ids else []
-    tweet_id, pushed, author = _mint_for_author(author_id=author.id)
-    tweet = Tweet.objects.create(
-        id=tweet_id,
-        author=author,
-        content=content,
-        created_at=snowflake.datetime_of(tweet_id),
-        mentions=text.extract_mentions(content),
-        hashtags=text.extract_hashtags(content),
-        media=media_services.media_attach(media=claimed, tweet_id=tweet_id) if claimed else [],
-        pushed=pushed,
-    )
+    if not media_ids:
+        tweet = _insert(author_id=author.id, content=content, media=[])
+    else:
+        with transaction.atomic():
+            # Before minting: the copies and HEADs of the uploads must not hold the author's row lock.
+            claimed = media_services.media_claim(owner_id=author.id, media_ids=list(media_ids),
+                                                 public=_media_public(author.id))
+            tweet = _insert(author_id=author.id, content=content,
+                            media=[media_services.stored_form(m) for m in claimed])
+            media_services.media_attach(media=claimed, tweet_id=tweet.id)
     # Warm the cache for the followers about to read it, once it is really there.
     transaction.on_commit(lambda: _warm_cache(tweet))
     return tweet
