@@ -6,6 +6,7 @@ timelines hold (a read only refreshes TTLs and marks its reader live), and only
 this module enqueues timeline tasks. It sends them by
 name (the names below): ``tasks`` imports this module, never the other way.
 """
+import atexit
 import logging
 import time
 from datetime import timedelta
@@ -27,6 +28,7 @@ from .metrics import (
     RECONCILER_RESTARTS,
 )
 from .models import PendingFanout, PendingFollowUpdate
+from .publisher import Publisher
 from .queries import author_ids_from_db, followers_for_fanout, pending_fanout
 from .signals import fanout_batch_done, tweet_delivered
 
@@ -34,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 # The timeline tasks (defined in ``tasks``, each calling one function below).
 FANOUT_TASK = "timelines.fanout"
+FANOUT_MANY_TASK = "timelines.fanout_many"
 FANOUT_BATCH_TASK = "timelines.fanout_batch"
 RECONCILE_TASK = "timelines.reconcile"
 FOLLOW_UPDATE_TASK = "timelines.follow_update"
@@ -68,11 +71,31 @@ def _enqueue(task_name: str, *args) -> None:
 
 def fanout_schedule(*, tweet_id: int) -> None:
     """Start the new tweet's fan-out once its transaction has committed (never inline,
-    never before). Its ``PendingFanout`` row is already there: the insert's trigger
-    (migration 0003) wrote it in the same transaction.
+    never before), through the process's publisher (``publisher``: off the request's
+    path, several posts a message when they come together). Its ``PendingFanout`` row
+    is already there: the insert's trigger (migration 0003) wrote it in the same
+    transaction, so a message never sent is the reconciler's to send.
 
     Called by ``receivers.tweet_created_schedule_fanout`` on a new tweet's post_save."""
-    transaction.on_commit(lambda: _enqueue(FANOUT_TASK, tweet_id))
+    transaction.on_commit(lambda: _fanout_send_soon(tweet_id))
+
+
+def _fanout_send_soon(tweet_id: int) -> None:
+    if current_app.conf.task_always_eager:  # Celery's eager mode (the tests): sent, and so run, now
+        _send_fanouts([tweet_id])
+    else:
+        _publisher.schedule(tweet_id)
+
+
+def _send_fanouts(tweet_ids: list[int]) -> None:
+    if len(tweet_ids) == 1:
+        _enqueue(FANOUT_TASK, tweet_ids[0])
+    else:
+        _enqueue(FANOUT_MANY_TASK, tweet_ids)
+
+
+_publisher = Publisher(_send_fanouts)
+atexit.register(_publisher.flush)
 
 
 def _batch_name(lo: int, hi: int) -> str:
@@ -130,6 +153,22 @@ def fanout_tweet(*, tweet_id: int) -> int:
             _enqueue(FANOUT_BATCH_TASK, tweet_id, author_id, lo, hi, batch)
     return _deliver_batch(tweet_id=tweet_id, author_id=author_id, lo=0, hi=ranges[0][1], followers=batches[0],
                           started=started, pg_ms=pg_ms)
+
+
+def fanout_tweets(*, tweet_ids: list[int]) -> int:
+    """``fanout_tweet`` for each of ``tweet_ids`` (posts sent in one message); one that
+    fails does not hold the others back: the first error is raised after all were tried
+    (the task is retried, and the fan-outs done by then return at once)."""
+    written, failed = 0, None
+    for tweet_id in tweet_ids:
+        try:
+            written += fanout_tweet(tweet_id=tweet_id)
+        except Exception as error:  # noqa: BLE001 - raised below, once the others had their turn
+            logger.warning("the fan-out of %s failed", tweet_id, exc_info=True)
+            failed = failed or error
+    if failed is not None:
+        raise failed
+    return written
 
 
 def fanout_batch(*, tweet_id: int, author_id: int, lo: int, hi: int, follower_ids: list[int] | None = None) -> int:

@@ -19,6 +19,11 @@ def fanout_task(tweet_id: int) -> int:
     return services.fanout_tweet(tweet_id=tweet_id)
 
 
+@shared_task(name=services.FANOUT_MANY_TASK, max_retries=10, **_RETRY)
+def fanout_many_task(tweet_ids: list[int]) -> int:
+    return services.fanout_tweets(tweet_ids=tweet_ids)
+
+
 @shared_task(name=services.FANOUT_BATCH_TASK, max_retries=10, **_RETRY)
 def fanout_batch_task(tweet_id: int, author_id: int, lo: int, hi: int, follower_ids: list[int] | None = None) -> int:
     return services.fanout_batch(tweet_id=tweet_id, author_id=author_id, lo=lo, hi=hi, follower_ids=follower_ids)
