@@ -74,7 +74,7 @@ STREAM_LEVELS = (0.1, 0.25, 0.5, 1.0)
 # The web servers the webserver phase compares: (label, environment of the Procfile's web command).
 WEB_SERVERS = {
     "gunicorn sync": {"WEB_SERVER": "gunicorn", "WEB_WORKER_CLASS": "sync", "WEB_THREADS": "1"},
-    "gunicorn gthread": {"WEB_SERVER": "gunicorn", "WEB_WORKER_CLASS": "gthread"},
+    "gunicorn gthread": {"WEB_SERVER": "gunicorn", "WEB_WORKER_CLASS": "gthread", "WEB_THREADS": "4"},
     "granian": {"WEB_SERVER": "granian"},
 }
 

@@ -785,8 +785,11 @@ frontend soak
     use_backend stream if streaming
     default_backend web
 
+# gunicorn's sync workers (the default) serve one connection at a time: a request is read whole here before it
+# is passed on, so a slow client holds a connection of haproxy's, never a worker.
 backend web
     balance roundrobin
+    option http-buffer-request
     option httpchk GET /healthz
 {servers}
 

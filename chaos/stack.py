@@ -260,7 +260,6 @@ class Stack:
             "PORT": str(self.port),
             "STREAM_PORT": str(self.stream_port),
             "WEB_CONCURRENCY": str(self.web_workers),
-            "WEB_THREADS": "4",
             "CELERY_CONCURRENCY": "2",
             "FANOUT_BATCH_SIZE": str(self.fanout_batch),
             "FANOUT_RECONCILE_AFTER_SECONDS": "2",
