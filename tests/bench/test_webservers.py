@@ -18,17 +18,17 @@ def _option(argv: list[str], name: str) -> str:
     return argv[argv.index(name) + 1]
 
 
-def test_unset_or_gunicorn_is_the_gunicorn_gthread_line():
+def test_unset_or_gunicorn_is_the_gunicorn_sync_line():
     for env in (_env(), _env(WEB_SERVER="gunicorn")):
         web = procfile.expanded(procfile.load(env=env)["web"], env)
         assert web[:2] == ["gunicorn", "config.wsgi:application"]
-        assert _option(web, "--worker-class") == "gthread"
+        assert (_option(web, "--worker-class"), _option(web, "--threads")) == ("sync", "1")
 
 
-def test_gunicorn_sync_workers_come_from_the_environment():
-    env = _env(WEB_WORKER_CLASS="sync", WEB_THREADS="1")
+def test_gunicorn_gthread_workers_come_from_the_environment():
+    env = _env(WEB_WORKER_CLASS="gthread", WEB_THREADS="4")
     web = procfile.expanded(procfile.load(env=env)["web"], env)
-    assert (_option(web, "--worker-class"), _option(web, "--threads")) == ("sync", "1")
+    assert (_option(web, "--worker-class"), _option(web, "--threads")) == ("gthread", "4")
 
 
 def test_granian_serves_the_same_application_with_the_same_sizing():

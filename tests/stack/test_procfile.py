@@ -35,8 +35,8 @@ def test_the_gunicorn_command_line_comes_out_of_the_procfile():
     assert web[:2] == ["gunicorn", "config.wsgi:application"]
     assert _option(web, "--bind") == "127.0.0.1:9001"
     assert _option(web, "--workers") == "3"
-    assert _option(web, "--worker-class") == "gthread"
-    assert _option(web, "--threads") == "4"
+    assert _option(web, "--worker-class") == "sync"
+    assert _option(web, "--threads") == "1"
     assert _option(web, "--config") == "config/gunicorn.py"  # the metrics hooks; no access log of its own
     assert "--access-logfile" not in web
     assert "--no-control-socket" in web
