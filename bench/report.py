@@ -619,6 +619,25 @@ def _markdown(r: dict, plots: list[str]) -> str:
                       f"{_n(fam['unexplained_per_active_user'])} |", "",
                       "Families by the key name's first segment (`SCAN`), each weighed by `MEMORY USAGE` over a "
                       "sample of up to 300 keys; bytes = keys × the sample's mean.", ""]
+    if r.get("mastodon"):
+        m = r["mastodon"]
+        cpu = m["cpu_ms_per_request"]
+        groups = [g for g in ("web", "redis", "postgres", "server") if g in cpu["v1"]]
+        lines += ["## The Mastodon API's home timeline beside /v1 (same readers)", "",
+                  "| endpoint | p50 at 1 connection ms (min–max) | max req/s at 8 connections | "
+                  + " | ".join(f"{g} CPU ms/page" for g in groups) + " | page bytes |",
+                  "|---|---|---|" + "---|" * len(groups) + "---|"]
+        for name, path in (("v1", "/v1/timeline/home"), ("mastodon", "/api/v1/timelines/home")):
+            lines.append(f"| `{path}` | {_range(m['paired'][name], 'p50', 2)} | {_n(m['max_rps_c8'][name], 0)} | "
+                         + " | ".join(_n(cpu[name][g], 3) for g in groups) + f" | {m['page_bytes'][name]:,} |")
+        lines += ["", f"{m['readers']} readers, each holding a `/v1` JWT and an OAuth token; CPU a page at "
+                  f"{m['open_rate']} req/s (open loop) for both, medians of the repetitions.", ""]
+    if r.get("stack_memory"):
+        lines += ["## Memory of the stack's processes after the benchmark (default sizing)", "",
+                  "| group | processes | RSS MiB | PSS MiB | USS MiB |", "|---|---|---|---|---|"]
+        lines += [f"| {g} | {m['processes']} | {m['rss_mib']:,.0f} | {m['pss_mib']:,.0f} | {m['uss_mib']:,.0f} |"
+                  for g, m in r["stack_memory"].items()]
+        lines += ["", "RSS counts a page shared by forked processes once in each; PSS divides it among them.", ""]
     if r.get("post_profile"):
         pp = r["post_profile"]
         lines += ["## Where a post's time goes (py-spy on the web workers under POST load)", "",

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import requests
+
 from bench import backing, loadgen, machine, memory, profiles
 from bench.loadgen import Request
 from stack import common, procfile, services
@@ -935,6 +937,80 @@ class Bench:
                 say(f"  {f['family']:<12} {f['keys']:>9,} keys  ~{f['bytes']:>12,} B  "
                     f"{f['bytes_per_active_user']:>8,} B per active user")
 
+    MASTODON_HOME = "/api/v1/timelines/home?limit=20"
+
+    def oauth_tokens(self, user_ids: list[int]) -> dict[int, str]:
+        """An OAuth access token of each user, as a Mastodon app holds after signing in (made here, in the
+        database: signing 200 users in through the password grant would hash 200 passwords and meet the
+        login rate limit)."""
+        from datetime import timedelta
+
+        from django.utils import timezone
+        from oauth2_provider.models import get_access_token_model, get_application_model
+
+        application, _ = get_application_model().objects.get_or_create(
+            name="bench", defaults={"client_type": "confidential", "authorization_grant_type": "password",
+                                    "redirect_uris": "urn:ietf:wg:oauth:2.0:oob"})
+        expires = timezone.now() + timedelta(days=1)
+        tokens = {u: secrets.token_urlsafe(32) for u in user_ids}
+        model = get_access_token_model()
+        for user_id, raw in tokens.items():
+            model.objects.create(user_id=user_id, application=application, token=raw, expires=expires,
+                                 scope="read write follow")
+        return tokens
+
+    def measure_mastodon(self) -> None:
+        """The same readers through Mastodon's home timeline (an OAuth token looked up, Status entities built)
+        beside ``/v1``'s: p50 at one connection, interleaved; then the server CPU a page costs each, by process
+        group, both at one open-loop rate; and the size of a page."""
+        with self.phase("mastodon", "Mastodon's /api/v1/timelines/home beside /v1/timeline/home, same readers"):
+            active = self.manifest["active"]
+            readers = random.Random(11).sample(active, min(200, len(active)))
+            tokens = self.oauth_tokens(readers)
+            masto_headers = [{"Authorization": f"Bearer {tokens[u]}"} for u in readers]
+            makes = {"v1": self.readers(readers, self.TIMELINE),
+                     "mastodon": lambda: Request("GET", self.MASTODON_HOME, random.choice(masto_headers))}
+            best = {}
+            for name, make in makes.items():
+                self.closed(make, 8, seconds=2)  # warm the token cache, the timelines and the connections
+                best[name] = self.closed(make, 8).summary()["rps"]
+            paired = self.interleaved({f"{name} c=1, paired": lambda m=make: self.closed(m, 1)
+                                       for name, make in makes.items()}, at_least=DECIDING_REPETITIONS,
+                                      ratio=Ratio("mastodon c=1, paired", "v1 c=1, paired", "p50", 1.3))
+            rate = round(min(best.values()) / 2)
+            by_group: dict[str, list[dict]] = {name: [] for name in makes}
+            for k in range(self.p["repetitions"]):
+                for name, make in makes.items():
+                    by_group[name].append(self.measured(f"{name} open {rate}/s {k + 1}",
+                                                        lambda m=make: self.open(m, rate))["cpu_ms_per_request"])
+            cpu = {name: {g: round(statistics.median(r[g] for r in runs), 4) for g in runs[0]}
+                   for name, runs in by_group.items()}
+            sizes = {}
+            for name, path in (("v1", self.TIMELINE), ("mastodon", self.MASTODON_HOME)):
+                answer = requests.get(f"http://{HOST}:{self.port}{path}", timeout=10,
+                                      headers={"Authorization": f"Bearer {tokens[readers[0]]}"})
+                sizes[name] = len(answer.content)
+            v1, masto = paired["v1 c=1, paired"], paired["mastodon c=1, paired"]
+            self.results["mastodon"] = {
+                "readers": len(readers), "p50_ratio": round(masto["p50"] / v1["p50"], 3),
+                "paired": {"v1": v1, "mastodon": masto}, "max_rps_c8": best, "open_rate": rate,
+                "cpu_ms_per_request": cpu, "page_bytes": sizes}
+            say(f"  p50 at one connection: Mastodon {_f(masto['p50'], 2)} ms, /v1 {_f(v1['p50'], 2)} ms "
+                f"({masto['p50'] / v1['p50']:.2f}x); server CPU a page at {rate}/s: Mastodon "
+                f"{_f(cpu['mastodon']['server'], 2)} ms (web {_f(cpu['mastodon']['web'], 2)}), /v1 "
+                f"{_f(cpu['v1']['server'], 2)} ms (web {_f(cpu['v1']['web'], 2)}); a page is {sizes['mastodon']:,} "
+                f"bytes against {sizes['v1']:,}")
+
+    def measure_stack_memory(self) -> None:
+        """RSS, PSS and USS of the stack's processes by group, the web server back to its defaults: what the
+        stack holds after the benchmark (PSS shares each page among the processes that map it)."""
+        memory_now = machine.memory_by_group(self.machine.roles())
+        self.results["stack_memory"] = memory_now
+        self.results["stack_rss_mib"] = round(sum(memory_now[g]["rss_mib"] for g in ("web", "worker", "beat")), 1)
+        for group, m in memory_now.items():
+            say(f"  {group:<8} {m['processes']} processes: RSS {m['rss_mib']:.0f} MiB, PSS {m['pss_mib']:.0f} MiB, "
+                f"USS {m['uss_mib']:.0f} MiB")
+
     def measure_webservers(self) -> None:
         """gunicorn sync, gunicorn gthread and granian, on the no-op and the timeline, in this run."""
         with self.phase("webservers", "web servers side by side: gunicorn sync, gunicorn gthread, granian"):
@@ -1002,7 +1078,7 @@ class Bench:
 
     # --- Run -------------------------------------------------------------------------
 
-    PHASES = ("reads", "growth", "posts", "fanout", "mix", "stream", "memory", "webservers", "profile")
+    PHASES = ("reads", "growth", "posts", "fanout", "mix", "mastodon", "stream", "memory", "webservers", "profile")
 
     def run(self, phases: tuple[str, ...] = PHASES) -> None:
         started = time.monotonic()
@@ -1013,6 +1089,7 @@ class Bench:
             for i, phase in enumerate(phases, 1):
                 say(f"phase {i}/{len(phases)}")
                 getattr(self, phase if phase == "profile" else f"measure_{phase}")()
+            self.measure_stack_memory()
             self._measure_speed("after")
         finally:
             self.results["meta"]["seconds"] = round(time.monotonic() - started, 1)

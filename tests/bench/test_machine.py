@@ -1,7 +1,11 @@
 """The benchmark's trust rules (bench/machine.py): which process is whose, when a run is contaminated, medians
-with their spread, CPU per request and the marginal-time ratio -- on made-up machines."""
+with their spread, CPU per request and the marginal-time ratio -- on made-up machines; and the memory of a
+process group, on this one."""
 import math
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -192,3 +196,18 @@ def test_the_speed_probe_times_python_work_and_a_round_trip_to_another_process()
     # Each is a real timing: more than nothing, and far less than the probe's own time limits allow.
     assert 0 < measured["python_ms"] < 1000
     assert 0 < measured["round_trip_us"] < 100_000
+
+
+def test_memory_by_group_sums_a_roots_processes_and_its_childrens():
+    child = subprocess.Popen([sys.executable, "-c", "import time; b = bytearray(64 * 2**20); time.sleep(30)"])
+    try:
+        time.sleep(1)  # the child has its 64 MiB
+        roles = Roles(roots={os.getpid(): "web"}, generator=1, database="none")
+        memory = machine.memory_by_group(roles, groups=("web", "worker"))
+        assert memory["web"]["processes"] >= 2  # this process and the child
+        assert memory["web"]["rss_mib"] >= 64 and memory["web"]["uss_mib"] >= 64
+        assert memory["web"]["pss_mib"] <= memory["web"]["rss_mib"]
+        assert memory["worker"] == {"processes": 0, "rss_mib": 0.0, "pss_mib": 0.0, "uss_mib": 0.0}
+    finally:
+        child.kill()
+        child.wait()

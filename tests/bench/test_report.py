@@ -45,6 +45,17 @@ RESULTS = {
                        "lpush_per_s": {"median": 625_000.0, "min": 600_000.0, "max": 650_000.0}},
     "memory": {"bytes_per_entry": 10.2, "timelines_sampled": 2000, "mean_entries": 640.0,
                "bytes_per_active_user": 7000.0, "used_memory_per_active_user": 9000.0},
+    "mastodon": {"readers": 200, "p50_ratio": 1.25, "open_rate": 300,
+                 "paired": {"v1": {"p50": 1.6, "p50_min": 1.5, "p50_max": 1.7},
+                            "mastodon": {"p50": 2.0, "p50_min": 1.9, "p50_max": 2.2}},
+                 "max_rps_c8": {"v1": 900.0, "mastodon": 600.0},
+                 "cpu_ms_per_request": {"v1": {"web": 1.1, "redis": 0.1, "postgres": 0.0, "server": 1.3},
+                                        "mastodon": {"web": 1.6, "redis": 0.12, "postgres": 0.0, "server": 1.8}},
+                 "page_bytes": {"v1": 9000, "mastodon": 42000}},
+    "stack_memory": {"web": {"processes": 5, "rss_mib": 400.0, "pss_mib": 250.0, "uss_mib": 200.0},
+                     "worker": {"processes": 3, "rss_mib": 300.0, "pss_mib": 200.0, "uss_mib": 150.0},
+                     "beat": {"processes": 1, "rss_mib": 90.0, "pss_mib": 90.0, "uss_mib": 85.0}},
+    "stack_rss_mib": 790.0,
     "contamination": [],
 }
 
@@ -229,3 +240,15 @@ def test_the_stream_section_and_plot_are_written(tmp_path):
     assert "| 1,000, during the mix | 20.0 / 90.0 (first 10.0, +30.0; 0 missing) | 25.0 / 95.0" in text
     assert "![stream.png](stream.png)" in text
     assert (tmp_path / "stream.png").stat().st_size > 0
+
+
+def test_the_mastodon_and_memory_targets_and_sections_come_from_their_phases(tmp_path):
+    t = _targets()
+    mastodon = t["Mastodon home page p50 at 1 connection vs /v1/timeline/home's, same readers"]
+    assert mastodon["measured"] == 1.25 and mastodon["met"]
+    rss = t["RSS of the whole stack (web, worker, beat) after the benchmark, default sizing"]
+    assert rss["measured"] == 790.0 and not rss["met"]
+    report.write_report(dict(RESULTS), {}, tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "| `/api/v1/timelines/home` | 2.00 (1.90–2.20) | 600 | 1.600 | 0.120 | 0.000 | 1.800 | 42,000 |" in text
+    assert "| web | 5 | 400 | 250 | 200 |" in text
