@@ -198,7 +198,8 @@ class Command(BaseCommand):
             self._copy(Tweet, tweet_columns, len(author),
                        lambda s: "".join(_tweet_row(t, a, p) for t, a, p in zip(
                            tweet_id[s].tolist(), author[s].tolist(), pushed[s].tolist(), strict=True)))
-            cursor.execute(f"ALTER TABLE {Tweet._meta.db_table} ENABLE TRIGGER USER")
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the COPY's deferred key checks, run now: ALTER
+            cursor.execute(f"ALTER TABLE {Tweet._meta.db_table} ENABLE TRIGGER USER")  # TABLE refuses while pending
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT setval(pg_get_serial_sequence('{User._meta.db_table}', 'id'), %s)", [users])
             # As autovacuum leaves a table that has settled: statistics, and the visibility map set, without
