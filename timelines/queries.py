@@ -80,17 +80,19 @@ _FOLLOWERS_SQL = f"""
 SELECT ARRAY(
   SELECT follower_id FROM {Follow._meta.db_table}
   WHERE followee_id = %(author_id)s AND {accepted_sql()} AND follower_id > %(lo)s AND follower_id <= %(hi)s
-  ORDER BY follower_id
+  ORDER BY follower_id LIMIT %(limit)s
 )
 """
 
 
-def followers_from_db(*, author_id: int, lo: int = 0, hi: int | None = None, using: str = db.PRIMARY) -> list[int]:
-    """The author's accepted followers with ids in (lo, hi], in id order: one range scan
-    of the ``(followee_id, follower_id)`` index, as one array (a plain cursor: a fan-out reads
-    up to the celebrity threshold's worth of ids, and the ORM's rows cost more than the scan)."""
+def followers_from_db(*, author_id: int, lo: int = 0, hi: int | None = None, limit: int | None = None,
+                      using: str = db.PRIMARY) -> list[int]:
+    """The author's accepted followers with ids in (lo, hi], in id order, the first ``limit`` of
+    them (None: all): one range scan of the ``(followee_id, follower_id)`` index, as one array (a
+    plain cursor: a fan-out reads up to the celebrity threshold's worth of ids, and the ORM's rows
+    cost more than the scan)."""
     with connections[using].cursor() as cursor:
-        cursor.execute(_FOLLOWERS_SQL, {"author_id": author_id, "lo": lo,
+        cursor.execute(_FOLLOWERS_SQL, {"author_id": author_id, "lo": lo, "limit": limit,
                                         "hi": _NO_UPPER_BOUND if hi is None else hi})
         return cursor.fetchone()[0]
 
@@ -113,7 +115,8 @@ def pending_fanout(*, tweet_id: int) -> tuple[int, bool, bool] | None:
         return cursor.fetchone()
 
 
-def followers_for_fanout(*, author_id: int, tweet_id: int, lo: int = 0, hi: int | None = None) -> list[int]:
+def followers_for_fanout(*, author_id: int, tweet_id: int, lo: int = 0, hi: int | None = None,
+                         limit: int | None = None) -> list[int]:
     """:func:`followers_from_db` for a tweet's fan-out, on the replica when it already
     shows the tweet. A replica replays commits in order, so one that shows the tweet
     shows every follow committed before it; a follow committed after the tweet is
@@ -122,5 +125,5 @@ def followers_for_fanout(*, author_id: int, tweet_id: int, lo: int = 0, hi: int 
     def scan(alias: str) -> list[int]:
         if alias != db.PRIMARY and not Tweet.objects.using(alias).filter(id=tweet_id).exists():
             alias = db.PRIMARY
-        return followers_from_db(author_id=author_id, lo=lo, hi=hi, using=alias)
+        return followers_from_db(author_id=author_id, lo=lo, hi=hi, limit=limit, using=alias)
     return db.read(scan)

@@ -8,7 +8,10 @@ name (the names below): ``tasks`` imports this module, never the other way.
 """
 import atexit
 import logging
+import os
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 
 from celery import current_app
@@ -134,10 +137,19 @@ def fanout_tweet(*, tweet_id: int) -> int:
         _fanout_finished(tweet_id=tweet_id, mode="pull")
         tweet_delivered.send_robust(sender=None, tweet_id=tweet_id, author_id=author_id, lo=0, hi=None)
         return written
-    began = time.perf_counter()
-    followers = followers_for_fanout(author_id=author_id, tweet_id=tweet_id)
-    pg_ms = _ms_since(began)
     size = settings.FANOUT_BATCH_SIZE
+    chunk = settings.FANOUT_READ_CHUNK if 0 < settings.FANOUT_READ_CHUNK < size else None
+    began = time.perf_counter()
+    followers = followers_for_fanout(author_id=author_id, tweet_id=tweet_id, limit=chunk)
+    if chunk is not None and len(followers) == chunk:
+        # More to read: each part is written while the next is read, if they all fit one batch.
+        delivered = _deliver_overlapped(tweet_id=tweet_id, author_id=author_id, first=followers, chunk=chunk,
+                                        started=started, pg_ms=_ms_since(began))
+        if delivered is not None:
+            return delivered
+        began = time.perf_counter()
+        followers = followers_for_fanout(author_id=author_id, tweet_id=tweet_id)
+    pg_ms = _ms_since(began)
     if len(followers) <= size:
         return _deliver_batch(tweet_id=tweet_id, author_id=author_id, lo=0, hi=None, followers=followers,
                               started=started, pg_ms=pg_ms)
@@ -193,14 +205,60 @@ def _deliver_batch(*, tweet_id: int, author_id: int, lo: int, hi: int | None, fo
                    started: float, pg_ms: float) -> int:
     """Write one batch; ``hi`` None: the whole fan-out in one batch, nothing recorded to mark done.
     ``started`` (when the task began) and ``pg_ms`` (its follower read) go to ``fanout_batch_done``."""
+    addressed, written, redis_ms = _write(tweet_id=tweet_id, author_id=author_id, followers=followers,
+                                          first=lo == 0)
+    return _batch_written(tweet_id=tweet_id, author_id=author_id, lo=lo, hi=hi, followers=len(followers),
+                          addressed=addressed, written=written, started=started, pg_ms=pg_ms, redis_ms=redis_ms)
+
+
+def _deliver_overlapped(*, tweet_id: int, author_id: int, first: list[int], chunk: int, started: float,
+                        pg_ms: float) -> int | None:
+    """Deliver a whole fan-out whose followers are read ``chunk`` at a time, from ``first`` (the
+    first part, full) on: each part is handed to the process's writer thread (``_writer``) and
+    the next read meanwhile, so PostgreSQL's time and Redis's overlap. Announced and recorded
+    once, as one batch, when every part is written. None when the followers turn out more than
+    one batch holds: the caller then delivers in batches, writing these again (harmless: the
+    inserts are idempotent, and nothing was announced)."""
+    size = settings.FANOUT_BATCH_SIZE
+    writer = _writer()
+    part, count = first, 0
+    writes: list[Future[tuple[int, int, float]]] = []
+    while True:
+        count += len(part)
+        if count > size:
+            break
+        if part:
+            writes.append(writer.submit(_write, tweet_id=tweet_id, author_id=author_id, followers=part,
+                                        first=not writes))
+        if len(part) < chunk:
+            break
+        began = time.perf_counter()
+        part = followers_for_fanout(author_id=author_id, tweet_id=tweet_id, lo=part[-1], limit=chunk)
+        pg_ms += _ms_since(began)
+    done = [write.result() for write in writes]  # a failed write raises here: the task is retried
+    if count > size:
+        return None
+    return _batch_written(tweet_id=tweet_id, author_id=author_id, lo=0, hi=None, followers=count,
+                          addressed=sum(d[0] for d in done), written=sum(d[1] for d in done), started=started,
+                          pg_ms=pg_ms, redis_ms=sum(d[2] for d in done))
+
+
+def _write(*, tweet_id: int, author_id: int, followers: list[int], first: bool) -> tuple[int, int, float]:
+    """Insert the tweet into the cached timelines of ``followers`` (and the author's own, with the
+    first batch): (timelines addressed, timelines written, milliseconds)."""
     began = time.perf_counter()
     # Many followers: only those who may have a cached timeline (one bitmap read instead of a lookup each).
     live = store.live_only(user_ids=followers) if len(followers) >= settings.FANOUT_LIVE_FILTER_MIN \
         else followers
-    addressed = [*live, author_id] if lo == 0 else live  # the author's own, with the first batch
+    addressed = [*live, author_id] if first else live
     written = store.insert(user_ids=addressed, tweet_id=tweet_id)
-    redis_ms = _ms_since(began)
-    FANOUT_BATCH_ADDRESSED.observe(len(addressed))
+    return len(addressed), written, _ms_since(began)
+
+
+def _batch_written(*, tweet_id: int, author_id: int, lo: int, hi: int | None, followers: int, addressed: int,
+                   written: int, started: float, pg_ms: float, redis_ms: float) -> int:
+    """Record a written batch (the last one finishes the fan-out), announce it, and report it."""
+    FANOUT_BATCH_ADDRESSED.observe(addressed)
     FANOUT_DELIVERIES.inc(written)
     last = hi is None or store.progress_done(tweet_id=tweet_id, batch=_batch_name(lo, hi))
     if last:
@@ -210,8 +268,22 @@ def _deliver_batch(*, tweet_id: int, author_id: int, lo: int, hi: int | None, fo
     # other order announced both, and a stream process restarted in between sent both.
     tweet_delivered.send_robust(sender=None, tweet_id=tweet_id, author_id=author_id, lo=lo, hi=hi)
     fanout_batch_done.send_robust(sender=None, tweet_id=tweet_id, started=started, pg_ms=pg_ms, redis_ms=redis_ms,
-                                  followers=len(followers), addressed=len(addressed), written=written, last=last)
+                                  followers=followers, addressed=addressed, written=written, last=last)
     return written
+
+
+_writers: tuple[int, ThreadPoolExecutor] | None = None
+_writers_lock = threading.Lock()
+
+
+def _writer() -> ThreadPoolExecutor:
+    """This process's fan-out writer thread (one: a fan-out's parts are written in order), made
+    on first use in each process (a prefork child's own, never its parent's)."""
+    global _writers
+    with _writers_lock:
+        if _writers is None or _writers[0] != os.getpid():
+            _writers = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="fanout-writer"))
+        return _writers[1]
 
 
 def _ms_since(began: float) -> float:

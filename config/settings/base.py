@@ -228,6 +228,10 @@ FANOUT_SCRIPT_KEYS = env.int("FANOUT_SCRIPT_KEYS", default=1000)
 # not cached (timelines/store/live.py, the live-user set): one bitmap read instead of a
 # lookup for each follower who is not reading.
 FANOUT_LIVE_FILTER_MIN = env.int("FANOUT_LIVE_FILTER_MIN", default=1000)
+# A batch's followers are read this many at a time when there are more: each part
+# is written to Redis (by a thread of the worker's own) while the next is read
+# from PostgreSQL. 0 reads them in one query, then writes.
+FANOUT_READ_CHUNK = env.int("FANOUT_READ_CHUNK", default=10_000)
 # The reconciler (beat, every FANOUT_RECONCILE_EVERY_SECONDS) restarts fan-outs
 # still unfinished this long after their tweet was posted.
 FANOUT_RECONCILE_AFTER_SECONDS = env.int("FANOUT_RECONCILE_AFTER_SECONDS", default=30)
@@ -247,8 +251,9 @@ TWEET_CACHE_TTL_SECONDS = env.int("TWEET_CACHE_TTL_SECONDS", default=3 * 24 * 36
 SNOWFLAKE_LEASE_SECONDS = env.int("SNOWFLAKE_LEASE_SECONDS", default=60)
 if SNOWFLAKE_LEASE_SECONDS < 15:  # must outlast several 5 s renewals, or two holders could overlap
     raise ImproperlyConfigured("SNOWFLAKE_LEASE_SECONDS must be at least 15.")
-if FANOUT_BATCH_SIZE < 1 or FANOUT_SCRIPT_KEYS < 1:
-    raise ImproperlyConfigured("FANOUT_BATCH_SIZE and FANOUT_SCRIPT_KEYS must be at least 1.")
+if FANOUT_BATCH_SIZE < 1 or FANOUT_SCRIPT_KEYS < 1 or FANOUT_READ_CHUNK < 0:
+    raise ImproperlyConfigured("FANOUT_BATCH_SIZE and FANOUT_SCRIPT_KEYS must be at least 1, "
+                               "FANOUT_READ_CHUNK at least 0.")
 
 MAX_REQUEST_BODY_BYTES = 64 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
