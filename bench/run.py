@@ -986,9 +986,11 @@ class Bench:
             cpu = {name: {g: round(statistics.median(r[g] for r in runs), 4) for g in runs[0]}
                    for name, runs in by_group.items()}
             sizes = {}
-            for name, path in (("v1", self.TIMELINE), ("mastodon", self.MASTODON_HOME)):
+            for name, path, token in (("v1", self.TIMELINE, self.token(readers[0])),
+                                      ("mastodon", self.MASTODON_HOME, tokens[readers[0]])):
                 answer = requests.get(f"http://{HOST}:{self.port}{path}", timeout=10,
-                                      headers={"Authorization": f"Bearer {tokens[readers[0]]}"})
+                                      headers={"Authorization": f"Bearer {token}"})
+                answer.raise_for_status()
                 sizes[name] = len(answer.content)
             v1, masto = paired["v1 c=1, paired"], paired["mastodon c=1, paired"]
             self.results["mastodon"] = {
