@@ -323,13 +323,23 @@ class Drill:
     def content(self, tweet: int, user: int) -> str:
         return self.call("GET", f"/v1/tweets/{tweet}", user)["content"]
 
+    def read_tweet(self, tweet: int, author: int, patience: float = 30.0) -> requests.Response:
+        """``GET /v1/tweets/{tweet}`` as its author, a ``503`` tried again as a client would: another web
+        process than the one that took the first post may still be cooling its database breaker down."""
+        deadline = time.monotonic() + patience
+        while True:
+            r = requests.get(f"{self.stack.base}/v1/tweets/{tweet}", timeout=30,
+                             headers={"Authorization": f"Bearer {self.tokens[author]}"})
+            if r.status_code != 503 or time.monotonic() >= deadline:
+                return r
+            time.sleep(0.2)
+
     def check(self, users: list[int], seen: dict[int, list[int]], last: list[int]) -> None:
         result = self.result
         result.acked_tweets = len(self.tweets)
         result.follows = sum(map(len, self.following.values()))
         for tweet, author in self.tweets.items():
-            r = requests.get(f"{self.stack.base}/v1/tweets/{tweet}", timeout=30,
-                             headers={"Authorization": f"Bearer {self.tokens[author]}"})
+            r = self.read_tweet(tweet, author)
             if r.status_code != (404 if tweet in self.deleted else 200):
                 result.lost.append(f"tweet {tweet}{' (deleted)' if tweet in self.deleted else ''}: {r.status_code}")
         for user in users:

@@ -134,8 +134,8 @@ def fanout_tweet(*, tweet_id: int) -> int:
         store.author_insert(author_id=author_id, tweet_id=tweet_id)
         written = store.insert(user_ids=[author_id], tweet_id=tweet_id)
         FANOUT_DELIVERIES.inc(written)
+        _announce(tweet_id=tweet_id, author_id=author_id, lo=0, hi=None)
         _fanout_finished(tweet_id=tweet_id, mode="pull")
-        tweet_delivered.send_robust(sender=None, tweet_id=tweet_id, author_id=author_id, lo=0, hi=None)
         return written
     size = settings.FANOUT_BATCH_SIZE
     chunk = settings.FANOUT_READ_CHUNK if 0 < settings.FANOUT_READ_CHUNK < size else None
@@ -260,16 +260,33 @@ def _batch_written(*, tweet_id: int, author_id: int, lo: int, hi: int | None, fo
     """Record a written batch (the last one finishes the fan-out), announce it, and report it."""
     FANOUT_BATCH_ADDRESSED.observe(addressed)
     FANOUT_DELIVERIES.inc(written)
+    _announce(tweet_id=tweet_id, author_id=author_id, lo=lo, hi=hi)
     last = hi is None or store.progress_done(tweet_id=tweet_id, batch=_batch_name(lo, hi))
     if last:
         _fanout_finished(tweet_id=tweet_id, mode="push")
-    # Announced only once the batch is recorded done: a run whose record failed (PostgreSQL
-    # lost, say) raises before this and is run again, and only that run is announced. The
-    # other order announced both, and a stream process restarted in between sent both.
-    tweet_delivered.send_robust(sender=None, tweet_id=tweet_id, author_id=author_id, lo=lo, hi=hi)
     fanout_batch_done.send_robust(sender=None, tweet_id=tweet_id, started=started, pg_ms=pg_ms, redis_ms=redis_ms,
                                   followers=followers, addressed=addressed, written=written, last=last)
     return written
+
+
+# How long a batch's announcement is remembered: longer than a failed fan-out takes to be run again
+# (its retries back off to a minute; the reconciler restarts it within FANOUT_RECONCILE_AFTER_SECONDS).
+ANNOUNCED_SECONDS = 900
+
+
+def _announce(*, tweet_id: int, author_id: int, lo: int, hi: int | None) -> None:
+    """Tell the streams the batch is written (``tweet_delivered``), once: right after the write,
+    before it is recorded done, and never again for a run repeated after its record failed (a
+    mark in Redis, ``claim_once``). Announcing after the record would lose the event when the
+    record commits but its answer is lost (a frozen PostgreSQL that continues); announcing
+    each run would reach a stream process restarted in between twice. Redis unreachable: the
+    mark cannot be read, and the announcement goes out (its publish most likely fails too)."""
+    try:
+        first = store.claim_once(name=f"announced:{tweet_id}:{lo}:{hi}", ttl=ANNOUNCED_SECONDS)
+    except core_redis.UNREACHABLE:
+        first = True
+    if first:
+        tweet_delivered.send_robust(sender=None, tweet_id=tweet_id, author_id=author_id, lo=lo, hi=hi)
 
 
 _writers: tuple[int, ThreadPoolExecutor] | None = None

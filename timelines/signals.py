@@ -7,11 +7,11 @@ the timelines of a range of its author's followers, with keyword arguments
 ``(lo, hi]`` (``hi`` None: no upper bound) now have it, and with ``lo == 0`` the
 author too. A pushed tweet's fan-out sends it once a batch; a pulled (celebrity)
 tweet's once, with ``(0, None)``: its followers read it from the author's list.
-It is sent after the write and after the batch is recorded done (the last one's
-pending row deleted), so whoever hears of it and then reads the timeline finds
-it, and a run that could not record its batch (it raised, and is run again) has
-sent nothing. A batch restarted after it was recorded (its bookkeeping lost with
-Redis) sends it again: receivers de-duplicate.
+It is sent after the write, so whoever hears of it and then reads the timeline
+finds it, and once a batch: a run repeated after its record failed (PostgreSQL
+lost as it deleted the pending row) finds the first run's mark in Redis and
+sends nothing (``services._announce``). Were the marks lost with Redis, a
+batch run again sends it again: receivers de-duplicate.
 
 ``fanout_batch_done`` is sent by ``services`` each time one batch of a pushed
 fan-out has been written, with keyword arguments ``tweet_id``, ``started``
