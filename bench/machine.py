@@ -256,21 +256,16 @@ def speed(repetitions: int = 5, round_trips: int = 2000) -> dict:
     return {"python_ms": round(statistics.median(python), 3), "round_trip_us": round(statistics.median(trips), 1)}
 
 
-def memory_by_group(roles: Roles, groups: Iterable[str] = ("web", "stream", "worker", "beat")) -> dict[str, dict]:
-    """The memory of the stack's processes in ``groups`` (each root and its descendants): their count, and their
-    RSS, PSS and USS summed, in MiB. RSS counts a page shared by forked processes once in each; PSS divides it
-    among them; USS is what each holds alone."""
+def memory_by_group(snapshot: Snapshot, groups: Iterable[str] = ("web", "stream", "worker", "beat")
+                    ) -> dict[str, dict]:
+    """The memory of the processes ``snapshot`` puts in each of ``groups``: their count, and their
+    RSS, PSS and USS summed, in MiB. RSS counts a page shared by forked processes once in each; PSS
+    divides it among them; USS is what each holds alone."""
     import psutil
 
-    procs = {}
-    for p in psutil.process_iter(["pid", "ppid", "name", "cmdline"]):
-        info = p.info
-        cmdline = " ".join(info.get("cmdline") or []) or (info.get("name") or "")
-        procs[info["pid"]] = Proc(info["pid"], info.get("ppid") or 0, info.get("name") or "", cmdline, 0.0)
-    wanted = set(groups)
     out = {g: {"processes": 0, "rss_mib": 0.0, "pss_mib": 0.0, "uss_mib": 0.0} for g in groups}
-    for pid, group in classify(procs.values(), roles).items():
-        if group not in wanted:
+    for pid, group in snapshot.groups.items():
+        if group not in out:
             continue
         try:
             full = psutil.Process(pid).memory_full_info()

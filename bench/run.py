@@ -1006,7 +1006,7 @@ class Bench:
     def measure_stack_memory(self) -> None:
         """RSS, PSS and USS of the stack's processes by group, the web server back to its defaults: what the
         stack holds after the benchmark (PSS shares each page among the processes that map it)."""
-        memory_now = machine.memory_by_group(self.machine.roles())
+        memory_now = machine.memory_by_group(self.machine.snapshot())
         self.results["stack_memory"] = memory_now
         self.results["stack_rss_mib"] = round(sum(memory_now[g]["rss_mib"] for g in ("web", "worker", "beat")), 1)
         for group, m in memory_now.items():

@@ -129,6 +129,21 @@ def redis():
 
 
 @pytest.fixture
+def announced():
+    """What the fan-out announces to the streams (``timelines.signals.tweet_delivered``) during the test:
+    ``(tweet_id, author_id, lo, hi)`` a batch, in order."""
+    from timelines.signals import tweet_delivered
+
+    heard: list[tuple] = []
+
+    def receiver(sender, *, tweet_id, author_id, lo, hi, **kwargs):
+        heard.append((tweet_id, author_id, lo, hi))
+    tweet_delivered.connect(receiver, dispatch_uid="tests.announced")
+    yield heard
+    tweet_delivered.disconnect(dispatch_uid="tests.announced")
+
+
+@pytest.fixture
 def hashings(monkeypatch):
     """Every use of a password hasher (the tests' MD5 one for passwords, and the OAuth
     client secrets' own), counted; the hashing stays real."""

@@ -203,7 +203,7 @@ def test_memory_by_group_sums_a_roots_processes_and_its_childrens():
     try:
         time.sleep(1)  # the child has its 64 MiB
         roles = Roles(roots={os.getpid(): "web"}, generator=1, database="none")
-        memory = machine.memory_by_group(roles, groups=("web", "worker"))
+        memory = machine.memory_by_group(machine.Machine(roles=lambda: roles).snapshot(), groups=("web", "worker"))
         assert memory["web"]["processes"] >= 2  # this process and the child
         assert memory["web"]["rss_mib"] >= 64 and memory["web"]["uss_mib"] >= 64
         assert memory["web"]["pss_mib"] <= memory["web"]["rss_mib"]

@@ -10,20 +10,8 @@ from tests.helpers import post
 from timelines import services as timeline_services
 from timelines import store as timeline_store
 from timelines.models import PendingFanout
-from timelines.signals import tweet_delivered
 
 pytestmark = [pytest.mark.django_db(transaction=True)]  # the fan-out starts when the post commits
-
-
-@pytest.fixture
-def announced():
-    heard: list[tuple] = []
-
-    def receiver(sender, *, tweet_id, author_id, lo, hi, **kwargs):
-        heard.append((tweet_id, author_id, lo, hi))
-    tweet_delivered.connect(receiver, dispatch_uid="test.announced")
-    yield heard
-    tweet_delivered.disconnect(dispatch_uid="test.announced")
 
 
 @override_settings(FANOUT_BATCH_SIZE=3)

@@ -10,20 +10,8 @@ from django.test import override_settings
 from tests.helpers import cached, page, post
 from timelines import store
 from timelines.models import PendingFanout
-from timelines.signals import tweet_delivered
 
 pytestmark = [pytest.mark.django_db(transaction=True)]  # the fan-out starts when the post commits
-
-
-@pytest.fixture
-def announced():
-    heard: list[tuple] = []
-
-    def receiver(sender, *, tweet_id, author_id, lo, hi, **kwargs):
-        heard.append((tweet_id, author_id, lo, hi))
-    tweet_delivered.connect(receiver, dispatch_uid="test.chunks")
-    yield heard
-    tweet_delivered.disconnect(dispatch_uid="test.chunks")
 
 
 def _followed_by(make_user, api, n: int):
