@@ -56,7 +56,7 @@ def main() -> None:
     from stack.redis_cluster import start_redis_cluster
     from timelines import store
     from timelines.store import keys
-    from timelines.store.writes import _INSERT
+    from timelines.store.writes import _INSERT, insert_calls
 
     with contextlib.ExitStack() as cleanup:
         print("starting a Redis Cluster of 3 masters and 3 replicas ...", flush=True)
@@ -77,15 +77,14 @@ def main() -> None:
 
         def insert_waiting() -> None:
             client = core_redis.connection()
-            groups = core_redis.slot_groups(keys.timeline_keys(batch))
+            calls = insert_calls(lists=keys.timeline_keys(batch), tweet_id=next(tweet))
             pipe = client.pipeline(transaction=False)
-            tweet_id = next(tweet)
-            for group in groups:
-                _INSERT.queue(pipe, keys=group, args=[tweet_id, 800, 50])
-            for node in {client.get_node_from_key(group[0]).name: client.get_node_from_key(group[0])
-                         for group in groups}.values():
+            for call_keys, args in calls:
+                _INSERT.queue(pipe, keys=call_keys, args=args)
+            for node in {client.get_node_from_key(k[0]).name: client.get_node_from_key(k[0])
+                         for k, _ in calls}.values():
                 pipe.execute_command("WAIT", 1, options.wait_timeout_ms, target_nodes=node)
-            acks.append(pipe.execute()[len(groups):])  # each node's replicas that acknowledged in time
+            acks.append(pipe.execute()[len(calls):])  # each node's replicas that acknowledged in time
 
         sent, waited = [], []
         for _ in range(options.runs):  # alternately, so a busy moment of the machine costs both alike

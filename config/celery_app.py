@@ -1,10 +1,8 @@
 """The Celery application: reads ``CELERY_*`` Django settings and autodiscovers each app's tasks."""
 import os
-from pathlib import Path
 
 from celery import Celery
-from celery.beat import PersistentScheduler
-from celery.signals import task_postrun, task_prerun, worker_process_init, worker_process_shutdown
+from celery.signals import celeryd_init, task_postrun, task_prerun, worker_process_shutdown, worker_shutdown
 from prometheus_client import multiprocess
 
 # Production unless told otherwise, as manage.py and the web server: development is opt-in.
@@ -15,11 +13,14 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-@worker_process_init.connect
+@celeryd_init.connect
 def _yield_to_the_web(**kwargs):
-    """Fan-out is background work: on a machine shared with the web workers, a worker
-    process runs at a lower priority (``WORKER_NICE``), so a burst of deliveries
-    takes the cores the readers leave idle instead of stretching their latency."""
+    """Fan-out is background work: on a machine shared with the web workers, the
+    worker runs at a lower priority (``WORKER_NICE``), so a burst of deliveries
+    takes the cores the readers leave idle instead of stretching their latency.
+    Set in the ``celery worker`` command's main thread before its pool starts:
+    the pool's threads (``--pool threads``, the default) and prefork's children
+    inherit it. An in-process test worker sends no ``celeryd_init``."""
     from django.conf import settings
 
     if settings.WORKER_NICE:
@@ -41,17 +42,9 @@ def _database_connections_as_around_a_request(sender=None, **kwargs):
 
 
 @worker_process_shutdown.connect
+@worker_shutdown.connect
 def _metrics_process_dead(pid=None, **kwargs):
-    """A prefork child's live-gauge samples stop counting when it exits (its counters stay)."""
+    """A worker process's live-gauge samples stop counting when it exits (its counters stay):
+    a prefork child's, or the worker's own (the threads pool runs its tasks there)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(pid or os.getpid())
-
-
-class BeatScheduler(PersistentScheduler):
-    """Celery's file-backed beat scheduler, which also creates the file's directory
-    (``.data/`` on a fresh checkout, where the Procfile's beat keeps it)."""
-
-    def setup_schedule(self):
-        # Set by PersistentScheduler.__init__; celery-types does not declare it.
-        Path(self.schedule_filename).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[attr-defined]
-        super().setup_schedule()

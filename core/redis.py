@@ -28,6 +28,7 @@ What differs on a cluster, and the helpers that hide it:
 Every node connection of the cluster client is a ``core.breaker.BreakerConnection``:
 a breaker per node, as ``BreakerRedis`` gives the one server.
 """
+import functools
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -101,6 +102,24 @@ def slot_groups(keys: Iterable) -> list[list]:
     for key in keys:
         groups[key_slot(_encode(key))].append(key)
     return list(groups.values())
+
+
+@functools.cache
+def _slot_tags() -> tuple[str, ...]:
+    tags: list[str | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
+    left, n = REDIS_CLUSTER_HASH_SLOTS, 0
+    while left:
+        slot = key_slot(str(n).encode())
+        if tags[slot] is None:
+            tags[slot], left = str(n), left - 1
+        n += 1
+    return tuple(str(tag) for tag in tags)
+
+
+def slot_tag(key) -> str:
+    """A hash tag of the slot ``key`` lies in, the same for every key of that slot (the
+    smallest decimal number hashed there): a key named ``...{tag}`` is one per slot."""
+    return _slot_tags()[key_slot(_encode(key))]
 
 
 def mget(keys: list) -> list:

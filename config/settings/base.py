@@ -579,7 +579,7 @@ CELERY_BEAT_SCHEDULE = {
 if REDIS_CLUSTER:
     CELERY_BEAT_SCHEDULE["redis-failover-repair"] = _every("timelines.failover_repair", REDIS_FAILOVER_CHECK_SECONDS)
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULER = "config.celery_app:BeatScheduler"  # creates the schedule's directory
+CELERY_BEAT_SCHEDULER = "config.beat:BeatScheduler"  # creates the schedule's directory
 
 LOGGING = {
     "version": 1,

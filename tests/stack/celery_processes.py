@@ -76,10 +76,10 @@ class Processes:
         self.env, self.logs = env, logs
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def start(self, name: str, *args: str) -> subprocess.Popen:
+    def start(self, name: str, *args: str, app: str = "config.celery_app") -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "w")
         try:
-            proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config.celery_app", *args],
+            proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", app, *args],
                                     cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         finally:
@@ -87,15 +87,18 @@ class Processes:
         self.procs[name] = proc
         return proc
 
-    def start_worker(self, name: str) -> subprocess.Popen:
-        proc = self.start(name, "worker", "--pool=prefork", "--concurrency=2", "--without-heartbeat",
+    def start_worker(self, name: str, pool: str = "threads") -> subprocess.Popen:
+        """A worker with the Procfile's default pool unless told otherwise."""
+        proc = self.start(name, "worker", f"--pool={pool}", "--concurrency=2", "--without-heartbeat",
                           "--without-gossip", "--without-mingle", "-Q", self.env["CELERY_QUEUE"],
                           "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h", "--loglevel=INFO")
         wait_for_processes(lambda: " ready." in self.log(name), 60, f"{name} to be ready", self, name)
         return proc
 
     def start_beat(self, name: str) -> subprocess.Popen:
-        return self.start(name, "beat", "--loglevel=INFO", "--schedule", str(self.logs / f"{name}-schedule"))
+        """The Procfile's beat: its own app, which sends the schedule's tasks by name."""
+        return self.start(name, "beat", "--loglevel=INFO", "--schedule", str(self.logs / f"{name}-schedule"),
+                          app="config.beat")
 
     def kill(self, name: str, signum: int = signal.SIGKILL, timeout: float = 10) -> None:
         """Signal the whole group (a worker and its pool children) and wait until none is left."""

@@ -1,6 +1,6 @@
 """SIGKILL the Celery worker in the middle of a large fan-out; restart it: every follower gets the tweet once.
 
-Real processes throughout: a ``celery worker`` subprocess (prefork, production
+Real processes throughout: a ``celery worker`` subprocess (either pool, production
 settings, configured only through the environment, as ``make run`` starts it)
 consumes the fan-out of a tweet posted here, on the pytest-django test database,
 the same Redis and this test's own Redis key prefix (which is also the broker's
@@ -134,7 +134,9 @@ def _kill_mid_fanout(procs: Processes, worker: str, tweet_id: int, timeout: floa
 # --- The test -------------------------------------------------------------------------------
 
 
-def test_a_worker_killed_mid_fanout_and_restarted_leaves_every_follower_the_tweet_once(processes, redis_namespace):
+@pytest.mark.parametrize("pool", ["threads", "prefork"])  # the Procfile's default, and CELERY_POOL=prefork
+def test_a_worker_killed_mid_fanout_and_restarted_leaves_every_follower_the_tweet_once(processes, redis_namespace,
+                                                                                        pool):
     started = time.monotonic()
     tag = uuid.uuid4().hex[:5]
     author = User.objects.create(username=f"a{tag}", password="!")
@@ -156,7 +158,7 @@ def test_a_worker_killed_mid_fanout_and_restarted_leaves_every_follower_the_twee
     broker = Broker(redis_namespace, app.conf.task_default_queue)
     posted = []
     with _publishing_to_the_workers(redis_namespace):
-        processes.start_worker("worker1")
+        processes.start_worker("worker1", pool)
         for _attempt in range(ATTEMPTS):
             tweet = tweet_services.tweet_create(author=author, content=f"fan-out number {len(posted) + 1}")
             posted.append(tweet.id)
@@ -179,7 +181,7 @@ def test_a_worker_killed_mid_fanout_and_restarted_leaves_every_follower_the_twee
         assert held_by_the_dead, "the killed worker held messages (acks_late): they are not lost, only late"
 
         # Restart: a new worker and beat, whose reconciler re-sends the outstanding batches.
-        processes.start_worker("worker2")
+        processes.start_worker("worker2", pool)
         processes.start_beat("beat")
         wait_for_processes(lambda: not PendingFanout.objects.filter(tweet_id=tweet_id).exists(), 60,
                   "the fan-out to complete", processes, "worker2", "beat")

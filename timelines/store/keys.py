@@ -7,6 +7,8 @@ share the tag ``{pull}``, which a reader's first round trip reaches already.
 """
 from django.conf import settings
 
+from core import redis as core_redis
+
 
 def prefixed(name: str) -> str:
     return f"{settings.REDIS_KEY_PREFIX}{name}"
@@ -26,6 +28,14 @@ def timeline_keys(user_ids: list[int]) -> list[str]:
     """``timeline_key`` of each of ``user_ids``, built in one go (a fan-out names tens of thousands)."""
     prefix = settings.REDIS_KEY_PREFIX
     return [f"{prefix}tl:{{{uid}}}" for uid in user_ids]
+
+
+def mark_key(key: str) -> str:
+    """The high-water mark of the lists in ``key``'s slot: an id none of them holds anything
+    newer than (see ``lua/insert.lua``). One for the whole server, or one a slot on a cluster."""
+    if core_redis.is_cluster():
+        return prefixed(f"tl-mark:{{{core_redis.slot_tag(key)}}}")
+    return prefixed("tl-mark")
 
 
 def author_key(author_id: int) -> str:

@@ -6,9 +6,12 @@ excepted), so a user who stopped reading (the key expired after
 read rebuilds one. Inserts trim a list that passes ``TIMELINE_MAX_ENTRIES`` by
 more than ``TIMELINE_TRIM_SLACK``; merges cut at the cap.
 """
+import time
+
 from django.conf import settings
 
 from core import redis as core_redis
+from tweets import snowflake
 
 from . import keys, scripts
 
@@ -17,6 +20,9 @@ _COMBINE = scripts.load("combine", uses=("older",))
 _GENERATION_ADVANCE = scripts.load("generation_advance", uses=("advance",))
 _PULL_SEQ_ADVANCE = scripts.load("pull_seq_advance", uses=("advance",))
 _PULLER_ADD = scripts.load("puller_add")
+# A missing high-water mark starts at the first id minted this far in the future: every
+# id a list can hold was minted before it, by a clock at most this far ahead of ours.
+MARK_FLOOR_AHEAD_MS = 10 * 60 * 1000
 
 
 # --- Timelines --------------------------------------------------------------------
@@ -30,18 +36,36 @@ def insert(*, user_ids: list[int], tweet_id: int) -> int:
 def insert_lists(*, lists: list[str], tweet_id: int, client=None) -> int:
     """Insert one tweet id into the lists named (those that exist); how many took it. ``client``:
     another connection than the product's (the benchmark's script ceiling)."""
-    # One script call per FANOUT_SCRIPT_KEYS keys (on a cluster, per hash slot too),
-    # all pipelined: one round trip per server, and no call holds a server for long.
-    return sum(_INSERT.per_slot(
-        keys=lists, args=[tweet_id, settings.TIMELINE_MAX_ENTRIES, settings.TIMELINE_TRIM_SLACK],
-        client=client, chunk=settings.FANOUT_SCRIPT_KEYS))
+    calls = insert_calls(lists=lists, tweet_id=tweet_id)
+    if len(calls) == 1:
+        return _INSERT(keys=calls[0][0], args=calls[0][1], client=client)
+    return sum(_INSERT.many(calls, client=client))
+
+
+def insert_calls(*, lists: list[str], tweet_id: int) -> list[tuple[list, list]]:
+    """The insert script's calls, ``(keys, args)`` each, that put ``tweet_id`` into ``lists``.
+
+    One call per FANOUT_SCRIPT_KEYS lists (on a cluster, per hash slot too), each led by
+    its slot's high-water mark; ``insert_lists`` sends them all pipelined: one round trip
+    per server, and no call holds a server for long."""
+    chunk = settings.FANOUT_SCRIPT_KEYS
+    groups = [group[i : i + chunk] for group in core_redis.slot_groups(lists) for i in range(0, len(group), chunk)]
+    floor = mark_floor()
+    return [([keys.mark_key(group[0]), *group],
+             [tweet_id, settings.TIMELINE_MAX_ENTRIES, settings.TIMELINE_TRIM_SLACK, floor, len(group)])
+            for group in groups]
+
+
+def mark_floor() -> int:
+    """Where a missing high-water mark starts: above every id minted so far."""
+    return snowflake.lowest_id_at(int(time.time() * 1000) + MARK_FLOOR_AHEAD_MS)
 
 
 def _combine(*, key: str, user_id: int | None, mode: str, ids: list[int], complete: bool,
              generation: int | None) -> int:
     # The list and the user's generation share the user's hash tag (one slot).
     return _COMBINE(
-        keys=[key, keys.generation_key(user_id) if user_id is not None else key],
+        keys=[key, keys.generation_key(user_id) if user_id is not None else key, keys.mark_key(key)],
         args=[mode, settings.TIMELINE_MAX_ENTRIES, keys.ttl_seconds(), "1" if complete else "0",
               "" if generation is None else generation, *ids],
     )

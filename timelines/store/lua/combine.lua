@@ -1,5 +1,7 @@
 -- Combine a run of ids (newest first) with what a list key holds now, atomically.
--- KEYS: the list, the user's generation key (the list again for an author's list).
+-- KEYS: the list, the user's generation key (the list again for an author's list),
+-- the high-water mark of the list's slot (insert.lua), raised to the newest id
+-- written if it exists.
 -- ARGV: mode, cap, idle TTL, whether the run is complete ('1'), the generation the
 -- run was read at ('' for none), then the ids. Uses older() (lib/older.lua).
 --
@@ -90,6 +92,8 @@ if #merged == 0 then return 0 end
 for k = 1, #merged, 1000 do
   redis.call('RPUSH', key, unpack(merged, k, math.min(k + 999, #merged)))
 end
+local mark = redis.call('GET', KEYS[3])
+if mark and merged[1] ~= '0' and older(mark, merged[1]) then redis.call('SET', KEYS[3], merged[1]) end
 if (mode == 'backfill' or mode == 'remove') and keep_ttl > 0 then
   redis.call('PEXPIRE', key, keep_ttl)
 else

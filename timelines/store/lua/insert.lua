@@ -1,41 +1,64 @@
 -- Sorted, idempotent insert of one id into many live lists (one round trip per
--- fan-out batch). KEYS: the lists; ARGV: id, cap, trim slack. Returns how many
--- lists took the id. Uses older() (lib/older.lua).
+-- fan-out batch). KEYS: groups, each a slot's high-water mark followed by lists
+-- of that slot; ARGV: id, cap, trim slack, the floor a missing mark starts from,
+-- then each group's number of lists. Returns how many lists took the id. Uses
+-- older() (lib/older.lua).
 --
--- The common case, an id newer than the head, costs two commands (LINDEX, LPUSH);
--- a missing key (a user not reading) costs one. Otherwise it walks from the head
--- while entries are newer, skips an id already present (retries are free), and
--- inserts before the first older entry, so out-of-order deliveries keep the list
--- sorted. An id older than everything in a list without the sentinel lies below
--- the cached range and is left to PostgreSQL.
+-- The mark is an id no list of its slot holds anything newer than (every writer
+-- of those lists raises it: this script and combine.lua). An id newer than the
+-- mark is newer than every head, so each list costs one command (LPUSHX, which
+-- leaves a missing key missing) and the mark moves up to the id. Otherwise, per
+-- list: a missing key (a user not reading) costs one command; an id newer than
+-- the head two (LINDEX, LPUSH); else the script walks from the head while
+-- entries are newer, skips an id already present (retries are free), and inserts
+-- before the first older entry, so out-of-order deliveries keep the list sorted.
+-- An id older than everything in a list without the sentinel lies below the
+-- cached range and is left to PostgreSQL. A missing mark (a new slot, or one
+-- evicted) is set after its slow path to the floor given, an id later than any
+-- minted so far (or to the id, if newer still).
 local id = ARGV[1]
 local cap = tonumber(ARGV[2])
 local limit = cap + tonumber(ARGV[3])
 local written = 0
-for _, key in ipairs(KEYS) do
+
+local function place(key)
   local head = redis.call('LINDEX', key, 0)
-  if head then
-    local len = 0
-    if older(head, id) then
-      len = redis.call('LPUSH', key, id)
-    elseif head ~= id then
-      local pos, chunk, pivot = 1, 8, nil
-      while pivot == nil do
-        local items = redis.call('LRANGE', key, pos, pos + chunk - 1)
-        if #items == 0 then pivot = false end
-        for _, e in ipairs(items) do
-          if e == id then pivot = false break end
-          if older(e, id) then pivot = e break end
-          pos = pos + 1
-        end
-        chunk = chunk * 4
-      end
-      if pivot then len = redis.call('LINSERT', key, 'BEFORE', pivot, id) end
+  if not head then return 0 end
+  if older(head, id) then return redis.call('LPUSH', key, id) end
+  if head == id then return 0 end
+  local pos, chunk, pivot = 1, 8, nil
+  while pivot == nil do
+    local items = redis.call('LRANGE', key, pos, pos + chunk - 1)
+    if #items == 0 then pivot = false end
+    for _, e in ipairs(items) do
+      if e == id then pivot = false break end
+      if older(e, id) then pivot = e break end
+      pos = pos + 1
     end
+    chunk = chunk * 4
+  end
+  if pivot then return redis.call('LINSERT', key, 'BEFORE', pivot, id) end
+  return 0
+end
+
+local at = 1
+for g = 5, #ARGV do
+  local mark_key, n = KEYS[at], tonumber(ARGV[g])
+  local mark = redis.call('GET', mark_key)
+  local fast = mark and older(mark, id)
+  for i = at + 1, at + n do
+    local len
+    if fast then len = redis.call('LPUSHX', KEYS[i], id) else len = place(KEYS[i]) end
     if len > 0 then
       written = written + 1
-      if len > limit then redis.call('LTRIM', key, 0, cap - 1) end
+      if len > limit then redis.call('LTRIM', KEYS[i], 0, cap - 1) end
     end
   end
+  if fast then
+    redis.call('SET', mark_key, id)
+  elseif not mark then
+    if older(ARGV[4], id) then redis.call('SET', mark_key, id) else redis.call('SET', mark_key, ARGV[4]) end
+  end
+  at = at + n + 1
 end
 return written
