@@ -120,8 +120,8 @@ def _total(series: dict, name: str, **labels) -> float:
 
 
 def test_metrics_from_any_web_worker_include_the_celery_workers_fan_out(embedded_stack):
-    """Two gunicorn workers and a prefork Celery worker share PROMETHEUS_MULTIPROC_DIR: the fan-out
-    series, written only in the Celery worker's child, are in every web worker's /metrics."""
+    """Two gunicorn workers and the Celery worker share PROMETHEUS_MULTIPROC_DIR: the fan-out
+    series, written only in the Celery worker's process, are in every web worker's /metrics."""
     base, proc = embedded_stack
     user_ids, headers = _register(base, "carol", "dave")
     r = requests.post(f"{base}/v1/users/{user_ids['carol']}/follow", headers=headers["dave"])
