@@ -80,7 +80,13 @@ def _step(step: tuple) -> None:
     elif kind == "evict":
         store.evict(user_id=args[0])
     elif kind == "lose-mark":
-        redis_connection().delete(keys.mark_key(keys.timeline_key(USERS[0])))
+        _lose_marks()
+
+
+def _lose_marks() -> None:
+    # One key on one server, one a slot on a cluster (where these users' timelines may lie apart).
+    for mark in {keys.mark_key(keys.timeline_key(u)) for u in USERS}:
+        redis_connection().delete(mark)
 
 
 def _lists() -> dict[int, list[int]]:
@@ -92,15 +98,13 @@ def _check_sorted_and_bounded(lists: dict[int, list[int]]) -> None:
     for user, entries in lists.items():
         held = entries[:-1] if entries and entries[-1] == 0 else entries  # the sentinel closes a complete list
         assert all(a > b for a, b in zip(held, held[1:], strict=False)), f"user {user}: {entries}"
-    mark = redis_connection().get(keys.mark_key(keys.timeline_key(USERS[0])))
-    if mark is not None:
-        newest = max((e for entries in lists.values() for e in entries), default=0)
-        assert newest <= int(mark), f"a list holds {newest}, above the mark {int(mark)}"
+        mark = redis_connection().get(keys.mark_key(keys.timeline_key(user)))
+        if mark is not None and entries:
+            assert entries[0] <= int(mark), f"user {user}'s list holds {entries[0]}, above the mark {int(mark)}"
 
 
 def _play(steps: list[tuple], *, slow: bool, settings, monkeypatch) -> dict[int, list[int]]:
     settings.REDIS_KEY_PREFIX = f"{settings.REDIS_KEY_PREFIX.split('hwm-')[0]}hwm-{uuid.uuid4().hex[:8]}:"
-    mark = keys.mark_key(keys.timeline_key(USERS[0]))
     # The ids are "minted" as the steps come: a mark made now starts above every id so far
     # (as production's starts above every id minted yet), and later ids may pass it.
     minted, last = [BASE], BASE
@@ -110,7 +114,7 @@ def _play(steps: list[tuple], *, slow: bool, settings, monkeypatch) -> dict[int,
         last = step[2] if step[0] == "insert" else last
         minted[0] = max(minted[0], _newest(step))
         if slow:
-            redis_connection().delete(mark)
+            _lose_marks()
         _step(step)
         _check_sorted_and_bounded(_lists())
     return _lists()
