@@ -1,6 +1,9 @@
 -- Sorted, idempotent insert of one id into many live lists (one round trip per
 -- fan-out batch). KEYS: the lists; ARGV: id, cap, trim slack. Returns how many
--- lists took the id. Uses older() (lib/older.lua).
+-- lists took the id. Uses older() (lib/older.lua). On a cluster it runs in its
+-- cross-slot form (core.redis.CROSS_SLOT_PROLOGUE): the lists of many slots on one
+-- node in one call, which this script allows as it treats each list alone and a
+-- retry changes nothing.
 --
 -- The common case, an id newer than the head, costs two commands (LINDEX, LPUSH);
 -- a missing key (a user not reading) costs one. Otherwise it walks from the head
@@ -12,8 +15,13 @@ local id = ARGV[1]
 local cap = tonumber(ARGV[2])
 local limit = cap + tonumber(ARGV[3])
 local written = 0
-for _, key in ipairs(KEYS) do
-  local head = redis.call('LINDEX', key, 0)
+-- Every head is read before any list is written: on a cluster, a key the node does
+-- not serve (a slot that moved) stops the call before it wrote anything, and the
+-- call is sent again per slot (core.redis.Script.per_node) with an exact count.
+local heads = {}
+for i, key in ipairs(KEYS) do heads[i] = redis.call('LINDEX', key, 0) end
+for i, key in ipairs(KEYS) do
+  local head = heads[i]
   if head then
     local len = 0
     if older(head, id) then
