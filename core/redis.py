@@ -396,14 +396,20 @@ class Script:
 def node_groups(client: RedisCluster, keys: Iterable, *, chunk: int | None = None) -> list[tuple[ClusterNode, list]]:
     """``keys`` grouped by the master that serves each one's slot in ``client``'s slot map (in
     first-seen order), each group cut into pieces of at most ``chunk`` keys."""
-    by_slot: dict[int, ClusterNode] = {}
+    # The map read directly (each slot's nodes, its master first), once a slot: asking the nodes
+    # manager for every slot of a large fan-out (its lock, its checks) cost more than the calls.
+    served = client.nodes_manager.slots_cache
+    by_slot: dict[int, list] = {}
     groups: dict[str, tuple[ClusterNode, list]] = {}
     for key in keys:
         slot = key_slot(_encode(key))
-        node = by_slot.get(slot)
-        if node is None:
-            node = by_slot[slot] = client.nodes_manager.get_node_from_slot(slot)
-        groups.setdefault(node.name, (node, []))[1].append(key)
+        group = by_slot.get(slot)
+        if group is None:
+            nodes = served.get(slot)
+            if not nodes:
+                raise SlotNotCoveredError(f"slot {slot} is not covered by the cluster")
+            group = by_slot[slot] = groups.setdefault(nodes[0].name, (nodes[0], []))[1]
+        group.append(key)
     return [(node, group[i : i + chunk] if chunk else group) for node, group in groups.values()
             for i in range(0, len(group), chunk or len(group) or 1)]
 
