@@ -130,7 +130,7 @@ def measure(*, timelines: int = 10_000, rounds: int = 15, lists: list[list[bytes
                 f"{spent['cluster'][-1]:.1f} ms (per slot {spent['cluster_per_slot'][-1]:.1f} ms)")
         one_ms, cluster_ms = (statistics.median(spent[name]) for name in ("one_server", "cluster"))
         result = {"timelines": timelines, "mean_bytes": round(statistics.mean(sizes)), "rounds": rounds,
-                  "chunk": settings.FANOUT_SCRIPT_KEYS,
+                  "chunk": settings.FANOUT_SCRIPT_KEYS, "distinct_lists": min(len(lists), timelines),
                   "redis": one.info("server")["redis_version"],
                   **{f"{name}_ms": {"median": round(statistics.median(ms), 2), "min": round(min(ms), 2),
                                     "max": round(max(ms), 2)} for name, ms in spent.items()},

@@ -344,7 +344,8 @@ def _cluster_fanout_lines(r: dict) -> list[str]:
         return []
     one, cluster, per_slot = cf["one_server_ms"], cf["cluster_ms"], cf["cluster_per_slot_ms"]
     return ["## The same fan-out on a Redis Cluster", "",
-            f"One tweet id inserted into {cf['timelines']:,} cached timelines ({cf['mean_bytes']:,} B each) with "
+            f"One tweet id inserted into {cf['timelines']:,} cached timelines ({cf['mean_bytes']:,} B each, copies "
+            f"of {cf['distinct_lists']:,} distinct ones) with "
             f"`insert_lists`, on a throwaway 3-master cluster and on one standalone server (redis-server "
             f"{cf['redis']} both), interleaved, median of {cf['rounds']} rounds: one server {one['median']:.1f} ms "
             f"({one['min']:.1f}–{one['max']:.1f}; {cf['one_server_calls']} script calls), cluster "

@@ -20,7 +20,7 @@ def test_the_fanout_is_timed_on_a_cluster_and_one_server_side_by_side():
     said = []
     result = cluster_fanout.measure(timelines=600, rounds=2, lists=cluster_fanout.synthetic_lists(20, entries=50),
                                     say=said.append)
-    assert result["timelines"] == 600 and result["rounds"] == 2 and result["redis"]
+    assert result["timelines"] == 600 and result["rounds"] == 2 and result["distinct_lists"] == 20 and result["redis"]
     assert result["one_server_calls"] == 1  # 600 keys, one chunk
     assert result["cluster_calls"] == 3  # one per master: the keys of every slot it serves in one call
     assert result["cluster_per_slot_calls"] > 500  # about a call per key: each user's keys have a slot of their own
