@@ -77,7 +77,7 @@ def main() -> None:
 
         def insert_waiting() -> None:
             client = core_redis.connection()
-            calls = insert_calls(lists=keys.timeline_keys(batch), tweet_id=next(tweet))
+            calls = insert_calls(lists=keys.timeline_keys(batch), tweet_id=next(tweet), cluster=True)
             pipe = client.pipeline(transaction=False)
             for call_keys, args in calls:
                 _INSERT.queue(pipe, keys=call_keys, args=args)

@@ -337,6 +337,25 @@ def _script_ceiling_lines(r: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _cluster_fanout_lines(r: dict) -> list[str]:
+    """The same fan-out (``insert_lists``) on a 3-master cluster and on one server, side by side."""
+    cf = r.get("cluster_fanout")
+    if not cf:
+        return []
+    one, cluster, per_slot = cf["one_server_ms"], cf["cluster_ms"], cf["cluster_per_slot_ms"]
+    return ["## The same fan-out on a Redis Cluster", "",
+            f"One tweet id inserted into {cf['timelines']:,} cached timelines ({cf['mean_bytes']:,} B each, copies "
+            f"of {cf['distinct_lists']:,} distinct ones) with "
+            f"`insert_lists`, on a throwaway 3-master cluster and on one standalone server (redis-server "
+            f"{cf['redis']} both), interleaved, median of {cf['rounds']} rounds: one server {one['median']:.1f} ms "
+            f"({one['min']:.1f}–{one['max']:.1f}; {cf['one_server_calls']} script calls), cluster "
+            f"{cluster['median']:.1f} ms ({cluster['min']:.1f}–{cluster['max']:.1f}; {cf['cluster_calls']} calls, "
+            f"one per node and {cf['chunk']:,} keys): **{cf['ratio']:.2f}×**. "
+            f"The same keys per slot (one call each, as a cluster fan-out was sent before): "
+            f"{per_slot['median']:.1f} ms "
+            f"({cf['cluster_per_slot_calls']:,} calls), {cf['per_slot_ratio']:.2f}×.", ""]
+
+
 def _n(value, digits: int = 1) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
@@ -579,6 +598,7 @@ def _markdown(r: dict, plots: list[str]) -> str:
             lines += [f"Raw ceiling of the same Redis server: {c['ops_per_s']:,.0f} LPUSH/s "
                       f"({_n(c.get('ops_per_s_min'), 0)}–{_n(c.get('ops_per_s_max'), 0)}; `{c['tool']}`).", ""]
         lines += _script_ceiling_lines(r)
+    lines += _cluster_fanout_lines(r)
     if "propagation" in r:
         p = r["propagation"]
         lines += ["## The 100:1 read/write mix (open loop)", "", *HEADER,

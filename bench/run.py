@@ -54,17 +54,20 @@ PROFILES = {
     # for a quiet machine before one run, and in all; the stream phase's connections held, its author's followers
     # among them, the author's posts at each connection count and their spacing (s), their spacing during the mix
     # (wider: the posts go on for the whole mix, and each is followers events to write), and connections opened a
-    # second; the script ceiling's timelines (copies of cached ones) and the tweets it writes into each a run.
+    # second; the script ceiling's timelines (copies of cached ones) and the tweets it writes into each a run; the
+    # cluster phase's timelines (copies of cached ones, on a 3-master cluster and one server) and fan-outs into them.
     "full": {"users": 100_000, "tweets": 1_000_000, "threshold": 50_000, "active": 0.2, "seconds": 8,
              "concurrency": [1, 4, 16], "repetitions": 3, "mix_seconds": 10, "mix_rate": 155,
              "quiet_wait": 60, "quiet_budget": 600, "web_concurrency": 16,
              "stream_connections": 10_000, "stream_followers": 5_000, "stream_posts": 20, "stream_interval": 1.0,
-             "stream_mix_interval": 2.0, "stream_open_rate": 300, "ceiling_timelines": 10_000, "ceiling_rounds": 20},
+             "stream_mix_interval": 2.0, "stream_open_rate": 300, "ceiling_timelines": 10_000, "ceiling_rounds": 20,
+             "cluster_timelines": 10_000, "cluster_rounds": 15},
     "quick": {"users": 10_000, "tweets": 100_000, "threshold": 5_000, "active": 0.2, "seconds": 2,
               "concurrency": [1, 8], "repetitions": 3, "mix_seconds": 3, "mix_rate": 155,
               "quiet_wait": 3, "quiet_budget": 20, "web_concurrency": 8,
               "stream_connections": 2_000, "stream_followers": 1_000, "stream_posts": 5, "stream_interval": 1.0,
-              "stream_mix_interval": 2.0, "stream_open_rate": 400, "ceiling_timelines": 2_000, "ceiling_rounds": 5},
+              "stream_mix_interval": 2.0, "stream_open_rate": 400, "ceiling_timelines": 2_000, "ceiling_rounds": 5,
+              "cluster_timelines": 10_000, "cluster_rounds": 7},
 }
 HOST = "127.0.0.1"
 DATABASE = "timeline_bench"
@@ -546,6 +549,21 @@ class Bench:
         return {"timelines": len(copied), "mean_bytes": round(statistics.mean(sizes)), "rounds": rounds,
                 "script_per_s": script, "lpush_per_s": lpush,
                 "script_vs_lpush": round(script["median"] / lpush["median"], 3)}
+
+    def measure_cluster(self) -> None:
+        with self.phase("cluster", "the same fan-out on a 3-master Redis Cluster and on one server"):
+            import redis
+
+            from bench import cluster_fanout
+            from timelines import store
+
+            users = store.existing(user_ids=self.manifest["active"])[: self.p["cluster_timelines"]]
+            lists = cluster_fanout.read_lists(redis.Redis(host=HOST, port=self.redis_port), store.timeline_keys(users))
+            if not lists:
+                say("  no cached timelines to copy: synthetic ones")
+            self.results["cluster_fanout"] = cluster_fanout.measure(
+                timelines=self.p["cluster_timelines"], rounds=self.p["cluster_rounds"], lists=lists or None,
+                say=say, before_timing=lambda: self.quiet("cluster fan-out"))
 
     def _worker_ready(self, author: int, timeout: float = 120) -> None:
         """Wait until a (re)started worker delivers: one post by ``author`` fanned out (not measured)."""
@@ -1080,7 +1098,8 @@ class Bench:
 
     # --- Run -------------------------------------------------------------------------
 
-    PHASES = ("reads", "growth", "posts", "fanout", "mix", "mastodon", "stream", "memory", "webservers", "profile")
+    PHASES = ("reads", "growth", "posts", "fanout", "cluster", "mix", "mastodon", "stream", "memory", "webservers",
+              "profile")
 
     def run(self, phases: tuple[str, ...] = PHASES) -> None:
         started = time.monotonic()

@@ -11,6 +11,9 @@ What differs on a cluster, and the helpers that hide it:
 - a command or script may name several keys only if they share a hash slot
   (``{tag}``): ``slot_groups`` cuts a list of keys into such groups, and
   ``Script`` runs a script once per group, one pipelined round trip per node;
+  a script made ``cross_slot`` runs instead once per node (and chunk) with
+  the keys of many slots, sent to each node directly (``Script.per_node``),
+  falling back per slot where a node no longer holds a key;
 - ``MGET`` of keys in many slots: ``mget`` (``mget_nonatomic`` on a cluster:
   one ``MGET`` per slot, pipelined per node);
 - a non-transactional pipeline works (its commands are sent to each node they
@@ -28,14 +31,14 @@ What differs on a cluster, and the helpers that hide it:
 Every node connection of the cluster client is a ``core.breaker.BreakerConnection``:
 a breaker per node, as ``BreakerRedis`` gives the one server.
 """
-import functools
+import contextlib
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 from django.conf import settings
-from redis.cluster import RedisCluster
+from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from redis.exceptions import (
     AskError,
@@ -43,7 +46,9 @@ from redis.exceptions import (
     ClusterError,
     MovedError,
     NoScriptError,
+    RedisClusterException,
     RedisError,
+    ResponseError,
     SlotNotCoveredError,
     TryAgainError,
 )
@@ -93,33 +98,16 @@ def _encode(key) -> bytes:
     return key if isinstance(key, bytes) else str(key).encode()
 
 
-def slot_groups(keys: Iterable) -> list[list]:
-    """``keys`` cut into groups that each lie in one hash slot (all of them, one server), in first-seen order."""
+def slot_groups(keys: Iterable, *, cluster: bool | None = None) -> list[list]:
+    """``keys`` cut into groups that each lie in one hash slot (all of them, one server), in first-seen order.
+    ``cluster``: whether they go to a cluster (default: the product's setting)."""
     keys = list(keys)
-    if not is_cluster():
+    if not (is_cluster() if cluster is None else cluster):
         return [keys] if keys else []
     groups: dict[int, list] = defaultdict(list)
     for key in keys:
         groups[key_slot(_encode(key))].append(key)
     return list(groups.values())
-
-
-@functools.cache
-def _slot_tags() -> tuple[str, ...]:
-    tags: list[str | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
-    left, n = REDIS_CLUSTER_HASH_SLOTS, 0
-    while left:
-        slot = key_slot(str(n).encode())
-        if tags[slot] is None:
-            tags[slot], left = str(n), left - 1
-        n += 1
-    return tuple(str(tag) for tag in tags)
-
-
-def slot_tag(key) -> str:
-    """A hash tag of the slot ``key`` lies in, the same for every key of that slot (the
-    smallest decimal number hashed there): a key named ``...{tag}`` is one per slot."""
-    return _slot_tags()[key_slot(_encode(key))]
 
 
 def mget(keys: list) -> list:
@@ -260,13 +248,41 @@ class RoundTrip:
             at += count
 
 
+# The first lines of a script's cross-slot form (``Script(..., cross_slot=True)``). The flag lets one
+# call touch keys of several hash slots, as long as the node running it serves them all; the keys
+# travel in ARGV (declared KEYS must still share a slot: the node refuses a call whose KEYS do not,
+# CROSSSLOT, before looking at the flag), as the count of keys, the keys, then the script's own
+# arguments, and the prologue hands the script its usual KEYS and ARGV. A key the node does not
+# serve (a slot moved, a stale slot map) stops the call with an error, after it wrote the keys before
+# it unless the script reads every key before it writes any: ``Script.per_node`` then sends that
+# call's keys again per slot, which only an idempotent script may take.
+CROSS_SLOT_PROLOGUE = """#!lua flags=allow-cross-slot-keys
+local KEYS, ARGV = (function(argv)
+  local n, keys, args = tonumber(argv[1]), {}, {}
+  for i = 2, n + 1 do keys[#keys + 1] = argv[i] end
+  for i = n + 2, #argv do args[#args + 1] = argv[i] end
+  return keys, args
+end)(ARGV)
+"""
+
+
+def on_cluster(client) -> bool:
+    """Whether ``client`` speaks to a Redis Cluster (a ``RedisCluster`` or its pipeline)."""
+    return isinstance(client, RedisCluster | ClusterPipeline)
+
+
 class Script:
     """A Lua script called by its SHA1, loaded again when a server does not know it
-    (a restarted node, a replica promoted by a failover)."""
+    (a restarted node, a replica promoted by a failover).
 
-    def __init__(self, source: str):
+    ``cross_slot``: the script is idempotent (a call sent twice changes nothing more) and
+    treats each key alone, so on a cluster ``per_node`` may run it over the keys of many
+    slots at once (its cross-slot form, ``CROSS_SLOT_PROLOGUE``)."""
+
+    def __init__(self, source: str, *, cross_slot: bool = False):
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
+        self.cross_slot = Script(CROSS_SLOT_PROLOGUE + source) if cross_slot else None
 
     def __call__(self, *, keys: list, args: list, client=None):
         """One call; on a cluster every key must share a slot."""
@@ -283,7 +299,7 @@ class Script:
         # On a cluster the node is named, as redis-py would otherwise ask a server for the
         # keys of every EVALSHA (COMMAND GETKEYS: a round trip each); a MOVED reply still
         # sends the call on to the right node.
-        target = {"target_nodes": pipe.get_node_from_key(keys[0])} if is_cluster() else {}
+        target = {"target_nodes": pipe.get_node_from_key(keys[0])} if on_cluster(pipe) else {}
         pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args, **target)
 
     def per_slot(self, *, keys: list, args: list, client=None, chunk: int | None = None) -> list:
@@ -294,13 +310,63 @@ class Script:
         One call is sent as it is; several go in one pipelined round trip (on a
         cluster, one per node, all nodes written before any is read), and calls that
         met a server not knowing the script are sent again once it is loaded."""
-        groups = slot_groups(keys)
+        client = client or connection()
+        groups = slot_groups(keys, cluster=on_cluster(client))
         if chunk:
             groups = [group[i : i + chunk] for group in groups for i in range(0, len(group), chunk)]
-        client = client or connection()
         if len(groups) <= 1:
             return [self(keys=group, args=args, client=client) for group in groups]
         return self.many([(group, args) for group in groups], client=client)
+
+    def per_node(self, *, keys: list, args: list, client=None, chunk: int | None = None) -> list:
+        """Call the script over ``keys``, each call with the same ``args``, as few calls as the
+        servers allow: one per ``chunk`` keys on one server (``per_slot``), and on a cluster,
+        for a ``cross_slot`` script, one per node and ``chunk`` with the keys of many slots.
+        The results, one per call (in no promised order: their sum is what callers read).
+
+        On a cluster the keys are grouped by the client's slot map, each node's calls go to it
+        directly in one pipelined write, every node written before any is read, and calls
+        that met a node not knowing the script are sent again once it is loaded. A call a
+        node answered otherwise (a key it does not serve: a slot migrated or failed over since
+        the map was read; the node unreachable) has its keys sent again per slot, as
+        ``per_slot`` sends them (it follows ``MOVED`` and ``ASK`` and raises what still fails),
+        and the slot map is read again for the next calls. Such a call may have written some of
+        its keys before it stopped: the script is idempotent, so nothing is written twice, and
+        one that reads every key before it writes any (the insert) stopped before writing."""
+        client = client or connection()
+        if self.cross_slot is None or not isinstance(client, RedisCluster):
+            return self.per_slot(keys=keys, args=args, client=client, chunk=chunk)
+        calls = node_groups(client, keys, chunk=chunk)
+        results, failed = self.cross_slot._on_nodes(client, [(node, group, args) for node, group in calls])
+        if failed:
+            with contextlib.suppress(*FAILURES, RedisClusterException):  # per_slot raises what still fails
+                client.nodes_manager.initialize()  # the map that sent those keys astray is out of date
+            results += self.per_slot(keys=[key for i in failed for key in calls[i][1]], args=args, client=client,
+                                     chunk=chunk)
+        return results
+
+    def _on_nodes(self, client: RedisCluster, calls: list[tuple[ClusterNode, list, list]]) -> tuple[list, list[int]]:
+        """Send ``calls`` (node, keys, args), keys in ARGV (the cross-slot form), each node's in one
+        pipelined write, all nodes written before any is read; load the script where a node does
+        not know it and send those calls again. The results of the calls that succeeded, and the
+        indexes of those that failed otherwise."""
+        results: dict[int, Any] = {}
+        pending = list(range(len(calls)))
+        for attempt in range(2):
+            replies = _pipelined_per_node(client, [
+                (calls[i][0], ("EVALSHA", self.sha, 0, len(calls[i][1]), *calls[i][1], *calls[i][2]))
+                for i in pending])
+            missing = {calls[i][0].name: calls[i][0] for i, reply in zip(pending, replies, strict=True)
+                       if isinstance(reply, NoScriptError)}
+            results.update((i, reply) for i, reply in zip(pending, replies, strict=True))
+            pending = [i for i in pending if isinstance(results[i], NoScriptError)]
+            if not pending or attempt:
+                break
+            for node in missing.values():
+                with contextlib.suppress(*FAILURES):  # a node that does not take it fails its calls again
+                    client.get_redis_connection(node).script_load(self.source)
+        failed = [i for i, result in sorted(results.items()) if isinstance(result, Exception)]
+        return [result for _, result in sorted(results.items()) if not isinstance(result, Exception)], failed
 
     def many(self, calls: list[tuple[list, list]], *, client=None) -> list:
         """Several calls, ``(keys, args)`` each (each call's keys in one slot), in one
@@ -325,3 +391,71 @@ class Script:
             if isinstance(result, Exception):
                 raise result
         return results
+
+
+def node_groups(client: RedisCluster, keys: Iterable, *, chunk: int | None = None) -> list[tuple[ClusterNode, list]]:
+    """``keys`` grouped by the master that serves each one's slot in ``client``'s slot map (in
+    first-seen order), each group cut into pieces of at most ``chunk`` keys."""
+    # The map read directly (each slot's nodes, its master first), once a slot: asking the nodes
+    # manager for every slot of a large fan-out (its lock, its checks) cost more than the calls.
+    served = client.nodes_manager.slots_cache
+    by_slot: dict[int, list] = {}
+    groups: dict[str, tuple[ClusterNode, list]] = {}
+    for key in keys:
+        slot = key_slot(_encode(key))
+        group = by_slot.get(slot)
+        if group is None:
+            nodes = served.get(slot)
+            if not nodes:
+                raise SlotNotCoveredError(f"slot {slot} is not covered by the cluster")
+            group = by_slot[slot] = groups.setdefault(nodes[0].name, (nodes[0], []))[1]
+        group.append(key)
+    return [(node, group[i : i + chunk] if chunk else group) for node, group in groups.values()
+            for i in range(0, len(group), chunk or len(group) or 1)]
+
+
+def _pipelined_per_node(client: RedisCluster, commands: list[tuple[ClusterNode, tuple]]) -> list:
+    """Each command sent to its node: a node's commands in one write, every node written before
+    any is read. The replies in order, an error reply (or the connection's failure) as its exception."""
+    replies: list = [None] * len(commands)
+    by_node: dict[str, list[int]] = defaultdict(list)
+    for i, (node, _) in enumerate(commands):
+        by_node[node.name].append(i)
+    sent: list[tuple[Any, Any, list[int]]] = []  # (pool, connection, the commands written on it)
+    unread = set()  # connections written and not read to the end: closed, not pooled as they are
+    try:
+        for indexes in by_node.values():
+            pool = client.get_redis_connection(commands[indexes[0]][0]).connection_pool
+            try:
+                conn = pool.get_connection()
+            except FAILURES as error:
+                for i in indexes:
+                    replies[i] = error
+                continue
+            unread.add(id(conn))
+            try:
+                conn.send_packed_command(conn.pack_commands([commands[i][1] for i in indexes]))
+            except FAILURES as error:
+                for i in indexes:
+                    replies[i] = error
+                sent.append((pool, conn, []))
+                continue
+            sent.append((pool, conn, indexes))
+        for _, conn, indexes in sent:
+            for at, i in enumerate(indexes):
+                try:
+                    replies[i] = conn.read_response()
+                except ResponseError as error:
+                    replies[i] = error
+                except FAILURES as error:  # the connection is gone: the rest of its replies with it
+                    for j in indexes[at:]:
+                        replies[j] = error
+                    break
+            else:
+                unread.discard(id(conn))
+    finally:
+        for pool, conn, _ in sent:
+            if id(conn) in unread:
+                conn.disconnect()
+            pool.release(conn)
+    return replies

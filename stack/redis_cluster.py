@@ -1,5 +1,7 @@
 """A throwaway Redis Cluster of ``redis-server`` processes on loopback, for the
-cluster tests (``TEST_REDIS_CLUSTER=1``, ``tests/timelines/test_cluster*.py``).
+cluster tests (``TEST_REDIS_CLUSTER=1``, ``tests/timelines/test_cluster*.py``),
+and one standalone server of the same binary to compare it with
+(``bench/cluster_fanout.py``).
 
 Each node runs with ``--cluster-enabled yes``, without persistence, its
 ``nodes.conf`` in a directory of its own; ``redis-cli --cluster create`` spreads
@@ -141,3 +143,27 @@ def start_redis_cluster(directory: Path, cleanup: contextlib.ExitStack, *, maste
                 raise StackError("the cluster's replicas did not finish their first sync")
             time.sleep(0.1)
     return nodes
+
+
+def start_redis_server(directory: Path, cleanup: contextlib.ExitStack) -> redis.Redis:
+    """One standalone ``redis-server`` (the cluster's binary) on a spare loopback port, without
+    persistence; its client. Stopped by ``cleanup``."""
+    server = shutil.which("redis-server")
+    if not server:
+        raise StackError("no redis-server on the PATH")
+    directory.mkdir(parents=True, exist_ok=True)
+    port = _free_ports(1)[0]
+    proc = spawn([server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+                  "--dir", str(directory), "--logfile", str(directory / "redis.log")], stdout=subprocess.DEVNULL)
+    cleanup.callback(lambda: stop_processes({f"redis-server {port}": proc}))
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1, socket_timeout=10)
+    deadline = time.monotonic() + 15
+    while True:
+        if proc.poll() is not None:
+            raise StackError(f"redis-server {port} exited:\n{tail(directory / 'redis.log')}")
+        with contextlib.suppress(redis.RedisError):
+            if client.ping():
+                return client
+        if time.monotonic() > deadline:
+            raise StackError(f"redis-server {port} does not answer")
+        time.sleep(0.05)

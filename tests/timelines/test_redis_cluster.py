@@ -12,6 +12,7 @@ import contextlib
 import signal
 import threading
 import time
+from collections import Counter
 
 import pytest
 from django.db import connection as db_connection
@@ -93,6 +94,110 @@ def test_a_fanout_batch_is_one_round_trip_per_node(on_cluster, make_user, monkey
     assert store.insert(user_ids=users, tweet_id=5) == len(users)
     assert len(sent) == len(set(sent)) == 3
     assert all(store.read(user_id=uid).window.ids == [5, 4] for uid in users[:20])
+
+
+def _script_calls(nodes) -> int:
+    """The script calls the cluster's masters have run so far (``INFO commandstats``)."""
+    stats = [nodes.client(port).info("commandstats") for port in nodes.masters()]
+    return sum(int(s.get(f"cmdstat_{name}", {}).get("calls", 0)) for s in stats for name in ("evalsha", "eval"))
+
+
+@pytest.mark.django_db
+def test_a_fanout_insert_runs_once_per_node_and_chunk_over_every_slot(on_cluster, settings):
+    """``store.insert`` on a cluster: the keys of a node's many slots go in one call (a chunk of
+    ``FANOUT_SCRIPT_KEYS``), every cached timeline on every node takes the id once and in order
+    (a retried or older id too), and a user without a cached timeline gets none."""
+    settings.FANOUT_SCRIPT_KEYS = 400
+    users = list(range(20_000, 21_500))
+    for uid in users[:-100]:
+        store.merge(user_id=uid, ids=[50, 10], complete=True, generation=0)
+    client = core_redis.connection()
+    by_node = Counter(client.get_node_from_key(store.timeline_key(uid)).name for uid in users)
+    assert len(by_node) == 3 and len(core_redis.slot_groups(store.timeline_keys(users))) > 1000
+    assert store.insert(user_ids=users, tweet_id=30) == len(users) - 100  # loads the script on every node
+    calls = _script_calls(on_cluster)
+    assert store.insert(user_ids=users, tweet_id=70) == len(users) - 100
+    # About 500 keys a node: two calls of at most 400 keys each (not one per slot).
+    assert _script_calls(on_cluster) - calls == sum(-(-count // 400) for count in by_node.values()) == 6
+    assert store.insert(user_ids=users, tweet_id=30) == 0  # a retry changes nothing
+    assert store.insert(user_ids=users, tweet_id=20) == len(users) - 100  # an older id goes in its place
+    for uid in users[:-100]:
+        assert store.read(user_id=uid).window.ids == [70, 50, 30, 20, 10], uid
+    assert not any(store.exists(user_id=uid) for uid in users[-100:])
+
+
+def _node_id(nodes, port: int) -> str:
+    return nodes.client(port).execute_command("CLUSTER", "MYID").decode()
+
+
+def _move_slot(nodes, slot: int, source: int, target: int, *, finish: bool = True) -> None:
+    """Migrate ``slot`` from the master on port ``source`` to the one on ``target``, as
+    ``redis-cli --cluster reshard`` does: its keys MIGRATEd, then (``finish``) the slot given to
+    ``target`` on every node. Unfinished, the slot stays MIGRATING on ``source`` (its keys
+    already gone: a client is sent on with ``ASK``)."""
+    src, dst = nodes.client(source), nodes.client(target)
+    dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", _node_id(nodes, source))
+    src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", _node_id(nodes, target))
+    moved = src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000)
+    if moved:
+        src.execute_command("MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", *moved)
+    if finish:
+        for port in (target, source, *(p for p in nodes.masters() if p not in (source, target))):
+            nodes.client(port).execute_command("CLUSTER", "SETSLOT", slot, "NODE", _node_id(nodes, target))
+
+
+@pytest.mark.django_db
+def test_a_fanout_insert_with_a_stale_slot_map_reaches_the_keys_that_moved(settings, tmp_path):
+    """Slots migrate while the product's client holds the old slot map: one moved for good,
+    one half-way (MIGRATING: its key already on the other node, ``ASK``). The node's cross-slot
+    call stops at such a key, before writing anything, and its keys go again per slot,
+    following ``MOVED`` and ``ASK``: every cached timeline takes the id once, and the map is
+    read afresh."""
+    with contextlib.ExitStack() as cleanup:
+        nodes = start_redis_cluster(tmp_path, cleanup)
+        saved = settings.REDIS_URL, settings.REDIS_CLUSTER
+        settings.REDIS_URL, settings.REDIS_CLUSTER = nodes.url, True
+        cleanup.callback(lambda: setattr(settings, "REDIS_URL", saved[0]))
+        cleanup.callback(lambda: setattr(settings, "REDIS_CLUSTER", saved[1]))
+        users = list(range(30_000, 30_600))
+        for uid in users:
+            store.merge(user_id=uid, ids=[50, 10], complete=True, generation=0)
+        client = core_redis.connection()
+        assert store.insert(user_ids=users, tweet_id=30) == len(users)  # the map read, the script loaded
+        ports = {node.name: node.port for node in client.get_primaries()}
+        # Two users in the middle of one node's share: a call stops at the first and has written keys before it.
+        source = client.get_node_from_key(store.timeline_key(users[0]))
+        on_source = [uid for uid in users if client.get_node_from_key(store.timeline_key(uid)).name == source.name]
+        gone, half = on_source[len(on_source) // 3], on_source[2 * len(on_source) // 3]
+        target = next(port for name, port in ports.items() if name != source.name)
+        _move_slot(nodes, key_slot(store.timeline_key(gone).encode()), source.port, target)
+        _move_slot(nodes, key_slot(store.timeline_key(half).encode()), source.port, target, finish=False)
+        assert client.get_node_from_key(store.timeline_key(gone)).name == source.name  # the map is stale
+        moved = nodes.client(target).pipeline(transaction=False)
+        moved.exists(store.timeline_key(gone)).execute_command("ASKING").exists(store.timeline_key(half))
+        assert moved.execute() == [1, True, 1]  # both keys are on the other node now
+
+        assert store.insert(user_ids=users, tweet_id=70) == len(users)  # each once: the failed calls wrote nothing
+        for uid in users:
+            assert store.read(user_id=uid).window.ids == [70, 50, 30, 10], uid
+        assert client.get_node_from_key(store.timeline_key(gone)).port == target  # the map read again
+        assert store.insert(user_ids=users, tweet_id=70) == 0  # sent again: nothing twice
+        assert store.insert(user_ids=users, tweet_id=20) == len(users)
+        assert all(store.read(user_id=uid).window.ids == [70, 50, 30, 20, 10] for uid in (gone, half, users[0]))
+
+
+@pytest.mark.django_db
+def test_a_fanout_insert_loads_the_script_on_a_node_that_lost_it(on_cluster):
+    """A node without the script (restarted, or a replica just promoted) answers NOSCRIPT:
+    it gets the script's cross-slot form, and its calls are sent again."""
+    users = list(range(40_000, 40_300))
+    for uid in users:
+        store.merge(user_id=uid, ids=[], complete=True, generation=0)
+    assert store.insert(user_ids=users, tweet_id=4) == len(users)
+    flushed = on_cluster.masters()[0]
+    on_cluster.client(flushed).script_flush()
+    assert store.insert(user_ids=users, tweet_id=5) == len(users)
+    assert all(store.read(user_id=uid).window.ids == [5, 4] for uid in users)
 
 
 @pytest.mark.django_db

@@ -32,9 +32,10 @@ def timeline_keys(user_ids: list[int]) -> list[str]:
 
 def mark_key(key: str) -> str:
     """The high-water mark of the lists in ``key``'s slot: an id none of them holds anything
-    newer than (see ``lua/insert.lua``). One for the whole server, or one a slot on a cluster."""
+    newer than (see ``lua/insert.lua``), one for the server. A cluster's fan-out uses none
+    (``writes.insert_lists``): there this names a key in the list's slot that stays absent."""
     if core_redis.is_cluster():
-        return prefixed(f"tl-mark:{{{core_redis.slot_tag(key)}}}")
+        return prefixed(f"tl-mark:{key[key.index('{'):]}")
     return prefixed("tl-mark")
 
 

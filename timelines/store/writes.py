@@ -15,7 +15,7 @@ from tweets import snowflake
 
 from . import keys, scripts
 
-_INSERT = scripts.load("insert", uses=("older",))
+_INSERT = scripts.load("insert", uses=("older",), cross_slot=True)  # idempotent, a key at a time
 _COMBINE = scripts.load("combine", uses=("older",))
 _GENERATION_ADVANCE = scripts.load("generation_advance", uses=("advance",))
 _PULL_SEQ_ADVANCE = scripts.load("pull_seq_advance", uses=("advance",))
@@ -36,24 +36,35 @@ def insert(*, user_ids: list[int], tweet_id: int) -> int:
 def insert_lists(*, lists: list[str], tweet_id: int, client=None) -> int:
     """Insert one tweet id into the lists named (those that exist); how many took it. ``client``:
     another connection than the product's (the benchmark's script ceiling)."""
+    client = client or core_redis.connection()
+    if core_redis.on_cluster(client):
+        # Once per node and FANOUT_SCRIPT_KEYS lists, the lists of many slots in one call,
+        # without marks: a fan-out spreads over thousands of slots with a list or two each,
+        # where a slot's mark would cost a GET and a SET to save one LINDEX.
+        return sum(_INSERT.per_node(keys=lists, args=[*_insert_args(tweet_id), ""], client=client,
+                                    chunk=settings.FANOUT_SCRIPT_KEYS))
     calls = insert_calls(lists=lists, tweet_id=tweet_id)
     if len(calls) == 1:
         return _INSERT(keys=calls[0][0], args=calls[0][1], client=client)
     return sum(_INSERT.many(calls, client=client))
 
 
-def insert_calls(*, lists: list[str], tweet_id: int) -> list[tuple[list, list]]:
-    """The insert script's calls, ``(keys, args)`` each, that put ``tweet_id`` into ``lists``.
-
-    One call per FANOUT_SCRIPT_KEYS lists (on a cluster, per hash slot too), each led by
-    its slot's high-water mark; ``insert_lists`` sends them all pipelined: one round trip
-    per server, and no call holds a server for long."""
+def insert_calls(*, lists: list[str], tweet_id: int, cluster: bool = False) -> list[tuple[list, list]]:
+    """The insert script's calls, ``(keys, args)`` each, that put ``tweet_id`` into ``lists``
+    on one server: one call per FANOUT_SCRIPT_KEYS lists, led by the server's high-water mark,
+    which ``insert_lists`` sends pipelined (one round trip, and no call holds the server for
+    long). ``cluster``: one call per slot (and chunk), without marks."""
     chunk = settings.FANOUT_SCRIPT_KEYS
-    groups = [group[i : i + chunk] for group in core_redis.slot_groups(lists) for i in range(0, len(group), chunk)]
+    groups = [group[i : i + chunk] for group in core_redis.slot_groups(lists, cluster=cluster)
+              for i in range(0, len(group), chunk)]
+    if cluster:
+        return [(group, [*_insert_args(tweet_id), ""]) for group in groups]
     floor = mark_floor()
-    return [([keys.mark_key(group[0]), *group],
-             [tweet_id, settings.TIMELINE_MAX_ENTRIES, settings.TIMELINE_TRIM_SLACK, floor, len(group)])
-            for group in groups]
+    return [([keys.mark_key(group[0]), *group], [*_insert_args(tweet_id), floor, len(group)]) for group in groups]
+
+
+def _insert_args(tweet_id: int) -> list:
+    return [tweet_id, settings.TIMELINE_MAX_ENTRIES, settings.TIMELINE_TRIM_SLACK]
 
 
 def mark_floor() -> int:
