@@ -100,10 +100,9 @@ def measure(*, timelines: int = 10_000, rounds: int = 15, lists: list[list[bytes
         masters = [nodes.client(port) for port in nodes.masters()]
         first = snowflake.lowest_id_at(time.time_ns() // 1_000_000 + 60_000)  # newer than every entry
 
-        def per_slot(lists: list[str], tweet_id: int, client) -> int:
-            return sum(writes._INSERT.per_slot(
-                keys=lists, args=[tweet_id, settings.TIMELINE_MAX_ENTRIES, settings.TIMELINE_TRIM_SLACK],
-                client=client, chunk=settings.FANOUT_SCRIPT_KEYS))
+        def per_slot(lists: list[str], tweet_id: int, client) -> int:  # the cluster's path before per_node
+            return sum(writes._INSERT.many(writes.insert_calls(lists=lists, tweet_id=tweet_id, cluster=True),
+                                           client=client))
 
         sides: dict[str, tuple[Callable[..., int], object, list]] = {
             "one_server": (writes.insert_lists, one, [one]),
