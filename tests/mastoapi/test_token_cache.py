@@ -264,3 +264,41 @@ def test_a_recalled_token_with_redis_down_is_checked_in_postgresql(app_client, m
     get_access_token_model().objects.filter(token_checksum=_checksum(token)).delete()
     r = client.get("/api/v1/timelines/home")
     assert r.status_code == 401 and r.json() == {"error": "The access token is invalid"}
+
+
+def test_a_remembered_statuss_html_follows_its_mentions_and_host(app_client, make_user, api):
+    """The HTML of a status is remembered by the process, never past what it depends on: a
+    mentioned user renamed, or suspended, and the host the page is read through."""
+    reader, author, mentioned = make_user(), make_user(), make_user(username="shown")
+    social_services.follow_create(follower=reader, followee_id=author.id)
+    post(api(author), "hi @shown #tag")
+    client = bearer(password_token(app_client, reader))
+
+    def content(host: str = "testserver") -> list[str]:
+        return [s["content"] for s in client.get("/api/v1/timelines/home", HTTP_HOST=host).json()]
+
+    [linked] = content()
+    assert content() == [linked] and 'href="http://testserver/@shown"' in linked and "#<span>tag</span>" in linked
+    assert 'href="http://localhost/@shown"' in content("localhost")[0]
+    mentioned.username = "renamed"
+    mentioned.save(update_fields=["username"])
+    social_services.authors_cache_refresh(users=[mentioned])
+    post(api(author), "hey @renamed")
+    again, first = content()
+    assert "u-url mention" not in first and "@shown" in first  # names no one now: left as text
+    assert 'href="http://testserver/@renamed"' in again
+    social_services.user_suspend(user_id=mentioned.id)
+    assert all("u-url mention" not in html for html in content())
+
+
+def test_statuses_of_one_author_share_an_account_that_follows_the_graph(app_client, make_user, api):
+    reader, author, other = make_user(), make_user(), make_user()
+    social_services.follow_create(follower=reader, followee_id=author.id)
+    post(api(author), "one")
+    post(api(author), "two")
+    client = bearer(password_token(app_client, reader))
+    statuses = client.get("/api/v1/timelines/home").json()
+    assert statuses[0]["account"] == statuses[1]["account"] and statuses[0]["account"]["followers_count"] == 1
+    social_services.follow_create(follower=other, followee_id=author.id)
+    statuses = client.get("/api/v1/timelines/home").json()
+    assert [s["account"]["followers_count"] for s in statuses] == [2, 2]
