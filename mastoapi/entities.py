@@ -39,6 +39,12 @@ def mastodon_time(moment: datetime | float) -> str:
     return iso_utc_from_unix(moment, timespec="milliseconds")
 
 
+# How many texts (parsed and rendered) and authors' Accounts a process remembers: a few
+# pages of every active reader's timeline (each a tweet's text and its HTML, or an
+# Account, under 4 KiB).
+_REMEMBERED = 4096
+
+
 def account(user: User, *, base: str, statuses_count: int = 0, source: bool = False) -> dict:
     entity = _account(user_id=user.id, username=user.username, display_name=user.display_name,
                       locked=user.is_private, joined=user.date_joined, followers=user.followers_count,
@@ -53,7 +59,14 @@ def account(user: User, *, base: str, statuses_count: int = 0, source: bool = Fa
 
 def cached_account(user: CachedUser, *, base: str) -> dict:
     """The Account of a user as the author cache holds them (a status's author): the same
-    entity ``account`` makes of the user's row."""
+    entity ``account`` makes of the user's row. Remembered per process by the entry itself
+    (every field it holds, its version included) and the base: an entry that changes in
+    any way is another key, so nothing remembered is stale. Shared: never to be changed."""
+    return _cached_account(user, base)
+
+
+@functools.lru_cache(maxsize=_REMEMBERED)
+def _cached_account(user: CachedUser, base: str) -> dict:
     return _account(user_id=user.user_id, username=user.username, display_name=user.display_name,
                     locked=user.private, joined=user.joined, followers=user.followers, following=user.following,
                     base=base)
@@ -120,11 +133,6 @@ def content_html(text: str, *, base: str, mentioned: Mapping[str, User | CachedU
     return _rendered(text, base, tuple(links))
 
 
-# How many texts a process keeps parsed and rendered: a few pages of every active reader's
-# timeline (each entry is a tweet's text and its HTML, under 4 KiB).
-_REMEMBERED = 4096
-
-
 @functools.lru_cache(maxsize=_REMEMBERED)
 def _parsed(text: str) -> tuple[Entity, ...]:
     return tuple(entities_with_indices(text))
@@ -182,26 +190,14 @@ def media_attachment(media_id: str, url: str, content_type: str, *, description:
 
 def statuses(tweets: list[TweetEntry], *, authors: Mapping[int, CachedUser], base: str,
              mentioned: Mapping[str, CachedUser]) -> list[dict]:
-    """The Statuses of ``tweets`` whose authors are in ``authors`` (by id), in order: each
-    author's Account built once for the page, every status of theirs holding it."""
-    accounts: dict[int, dict] = {}
-    page = []
-    for tweet in tweets:
-        author = authors.get(tweet.author.user_id)
-        if author is None:
-            continue
-        if author.user_id not in accounts:
-            accounts[author.user_id] = cached_account(author, base=base)
-        page.append(status(tweet, author=author, base=base, mentioned=mentioned,
-                           account=accounts[author.user_id]))
-    return page
+    """The Statuses of ``tweets`` whose authors are in ``authors`` (by id), in order."""
+    return [status(tweet, author=authors[tweet.author.user_id], base=base, mentioned=mentioned)
+            for tweet in tweets if tweet.author.user_id in authors]
 
 
-def status(tweet: TweetEntry, *, author: CachedUser, base: str, mentioned: Mapping[str, CachedUser],
-           account: dict | None = None) -> dict:
+def status(tweet: TweetEntry, *, author: CachedUser, base: str, mentioned: Mapping[str, CachedUser]) -> dict:
     """A Status from a tweet's entry, its author and the users it mentions (by lower-cased
-    username; those not found are left unlinked); ``account``: the author's Account, if
-    already built (``cached_account``)."""
+    username; those not found are left unlinked)."""
     tweet_id = str(tweet.tweet_id)
     mentions = [mentioned[name.lower()] for name in tweet.mentions if name.lower() in mentioned]
     tags = {tag.casefold() for tag in tweet.hashtags}
@@ -229,7 +225,7 @@ def status(tweet: TweetEntry, *, author: CachedUser, base: str, mentioned: Mappi
         "filtered": [],
         "reblog": None,
         "text": None,
-        "account": account if account is not None else cached_account(author, base=base),
+        "account": cached_account(author, base=base),
         "media_attachments": [media_attachment(m.media_id, m.url_for(tweet.author), m.content_type,
                                                description=m.description, focus=m.focus)
                               for m in tweet.media],

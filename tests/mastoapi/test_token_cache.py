@@ -302,3 +302,7 @@ def test_statuses_of_one_author_share_an_account_that_follows_the_graph(app_clie
     social_services.follow_create(follower=other, followee_id=author.id)
     statuses = client.get("/api/v1/timelines/home").json()
     assert [s["account"]["followers_count"] for s in statuses] == [2, 2]
+    social_services.user_update(user=User.objects.get(id=author.id), display_name="Renamed", is_private=True)
+    statuses = client.get("/api/v1/timelines/home").json()
+    assert [(s["account"]["display_name"], s["account"]["locked"], s["visibility"]) for s in statuses] == [
+        ("Renamed", True, "private")] * 2
