@@ -125,8 +125,7 @@ class MastoApi(APIView):
 
     def statuses(self, tweets: list[TweetEntry]) -> list[dict]:
         authors, mentioned = selectors.users_of(tweets)
-        return [entities.status(t, author=authors[t.author.user_id], base=self.base, mentioned=mentioned)
-                for t in tweets if t.author.user_id in authors]
+        return entities.statuses(tweets, authors=authors, base=self.base, mentioned=mentioned)
 
     def account(self, user, **kwargs) -> dict:
         return entities.account(user, base=self.base, **kwargs)

@@ -10,7 +10,8 @@ account.
 ``MastodonAuthentication`` answers the user's row; ``MastodonReaderAuthentication``,
 for views that need only the reader's id (the home timeline), answers a
 ``ReaderUser`` checked in the author cache in the request's first Redis round
-trip, as ``/v1``'s reads do: with the token cached, no query at all.
+trip, as ``/v1``'s reads do: with the token cached, no query at all, and with the token
+recalled by the process, no round trip of the token's own either (``tokens``).
 """
 from dataclasses import dataclass
 from functools import cached_property
@@ -72,6 +73,10 @@ class MastodonAuthentication(BaseAuthentication):
             if found is None:
                 raise exceptions.AuthenticationFailed(_INVALID)
             return found[0], Grant(scopes=frozenset(scopes.ALL))
+        return self.authenticate_token(request, raw)
+
+    def authenticate_token(self, request, raw: str):
+        """(user, grant) for the OAuth access token ``raw`` (a 401 if it is not valid)."""
         token, user = tokens.lookup(request, raw)
         if token is None:
             raise exceptions.AuthenticationFailed(_INVALID)
@@ -97,23 +102,67 @@ class MastodonReaderAuthentication(MastodonAuthentication):
     """For views that need only the reader's id: ``social.authentication.reader_first_round_trip``
     checks the user in the author cache (refreshed on every change to a user, so a
     suspension is refused within seconds), with the view's first reads in the same trip.
-    An OAuth token outside the view's scopes is refused (403) before that trip."""
+    An OAuth token outside the view's scopes is refused (403) before that trip; a token
+    the process recalls (``tokens.recall``) is confirmed in that trip instead of a GET
+    of its own before it, and refused after it if the cache no longer holds what it recalled."""
 
     jwt_authentication = CachedUserJWTAuthentication
+
+    def authenticate_token(self, request, raw: str):
+        """A token this process recalls (``tokens.recall``) is confirmed in the reader's first
+        round trip, with no GET of its own before it; any other is looked up first."""
+        recalled = tokens.recall(raw)
+        if recalled is None or recalled.token.user_id is None or not scope_admits(
+                Grant(scopes=recalled.token.scopes), request, _view_of(request)):
+            return super().authenticate_token(request, raw)
+        confirmed: list[Grant] = []
+
+        def along(round_trip):
+            reply = tokens.prefetch(round_trip, recalled)
+
+            def check() -> None:
+                token, _ = tokens.confirm(request, recalled, reply)
+                if token is None:
+                    raise exceptions.AuthenticationFailed(_INVALID)
+                if token.user_id != recalled.token.user_id:
+                    raise _AnotherUser
+                grant = Grant(scopes=token.scopes, application_id=token.application_id)
+                if not scope_admits(grant, request, _view_of(request)):
+                    raise exceptions.PermissionDenied(OUTSIDE_SCOPES)
+                confirmed.append(grant)
+
+            return check
+
+        try:
+            reader = self._reader(request, recalled.token.user_id, along=along)
+        except _AnotherUser:  # the stored row was given to another user: looked up afresh
+            return super().authenticate_token(request, raw)
+        return reader, confirmed[0]
 
     def user_of(self, request, user_id: int, *, grant: Grant, read=None):
         # The round trip counts the rate limit and makes the view's first reads, which write
         # (a timeline read refreshes its TTL and marks its owner live): a token the view's
         # scopes refuse is refused before any of that, with HasScope's 403.
-        view = request.parser_context.get("view") if request.parser_context else None
-        if not scope_admits(grant, request, view):
+        if not scope_admits(grant, request, _view_of(request)):
             raise exceptions.PermissionDenied(OUTSIDE_SCOPES)
+        return self._reader(request, user_id)
+
+    @staticmethod
+    def _reader(request, user_id: int, along=None):
         try:
-            return reader_first_round_trip(request, user_id)
+            return reader_first_round_trip(request, user_id, along=along)
         except exceptions.AuthenticationFailed as exc:
             if exc.get_codes() == "user_inactive":
                 raise exceptions.AuthenticationFailed("Your login is currently disabled") from None
             raise exceptions.AuthenticationFailed(_INVALID) from None
+
+
+class _AnotherUser(Exception):
+    """A recalled token found to stand for another user than it did."""
+
+
+def _view_of(request):
+    return request.parser_context.get("view") if request.parser_context else None
 
 
 class NeedsUser(ApplicationError):

@@ -3,7 +3,7 @@ the users a page of statuses shows, and markers. The home timeline is not here: 
 is ``timelines.selectors.timeline_page_for_user``, the same read as ``/v1``'s."""
 from social import cache as author_cache
 from social import selectors as social_selectors
-from social.models import User
+from social.cache import CachedUser
 from tweets import selectors as tweets_selectors
 from tweets.objects import TweetEntry
 
@@ -24,7 +24,7 @@ def account_statuses(*, viewer_id: int, account_id: int, limit: int, max_id: int
                                                max_id=max_id, since_id=since_id, min_id=min_id)
 
 
-def users_of(tweets: list[TweetEntry]) -> tuple[dict[int, User], dict[str, User]]:
+def users_of(tweets: list[TweetEntry]) -> tuple[dict[int, CachedUser], dict[str, CachedUser]]:
     """The authors of ``tweets`` by id and the active users they mention by lower-cased
     name, from the author cache (``social.cache``): no query for a warm page."""
     author_ids = sorted({t.author.user_id for t in tweets})

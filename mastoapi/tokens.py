@@ -17,7 +17,18 @@ before the change cannot fill the old scopes or expiry back either; if the value
 itself changes (a refresh reusing the row), the old value's entry is marked
 revoked and the new one's written. Whether the user is still active is not
 cached here: the caller checks it (the author cache, or the user's row).
+
+A view that makes a first round trip for its reader (the home timeline) need not
+send the token's GET on its own before it: a process recalls what each token was
+last found to grant (``recall``), sends the GET within that trip (``prefetch``)
+and believes the recalled grant only if the entry still holds the very same bytes
+(``confirm``); anything else is answered as ``lookup`` answers it. Nothing is
+believed that the cache does not hold at that moment: a revocation is seen by the
+next request, as without the recall. What a refused request's trip did (its rate
+limit counted, the reader's timeline kept warm) is done for the user the token
+last stood for, once per process at most.
 """
+import contextlib
 import hashlib
 import logging
 import time
@@ -76,20 +87,31 @@ def lookup(request, raw_token: str) -> tuple[Token | None, object | None]:
     """The token ``raw_token`` (sent by ``request``) grants, if it is valid: (the token
     or None, the user row when django-oauth-toolkit was asked and read it, else None).
     Cached: one GET and no query; else django-oauth-toolkit's lookup, then cached."""
-    key = _key(hashlib.sha256(raw_token.encode()).hexdigest())
+    key = _key(checksum_of(raw_token))
     try:
         cached = core_redis.connection().get(key)
         reachable = True
     except _UNREACHABLE:
         logger.warning("token cache unreachable: asking PostgreSQL")
         cached, reachable = None, False
+    return _answer(request, raw_token, key, cached, reachable=reachable)
+
+
+def _answer(request, raw_token: str, key: str, cached: bytes | None, *, reachable: bool
+            ) -> tuple[Token | None, object | None]:
+    """``lookup``'s answer, given what the cache held for the token (``cached``)."""
     if cached == _REVOKED:
+        _recalled.pop(key, None)
         return None, None
     if cached is not None:
         token = Token.unpack(cached)
-        return (token if token.expires > time.time() else None), None
+        if token.expires <= time.time():
+            return None, None
+        _recall_note(key, cached, token)
+        return token, None
     oauth_request = OAuthRequest(request.build_absolute_uri(), http_method=request.method)
     if not oauth2_settings.OAUTH2_VALIDATOR_CLASS().validate_bearer_token(raw_token, [], oauth_request):
+        _recalled.pop(key, None)
         return None, None
     # A valid token: the validator has put the row on the request.
     access_token: AccessToken = oauth_request.access_token
@@ -102,6 +124,69 @@ def lookup(request, raw_token: str) -> tuple[Token | None, object | None]:
         except _UNREACHABLE:
             logger.warning("token cache unreachable: a token read but not cached")
     return token, user
+
+
+def checksum_of(raw_token: str) -> str:
+    return hashlib.sha256(raw_token.encode()).hexdigest()
+
+
+# --- A token recalled, checked in the request's first round trip ------------------------
+#
+# What each token was last found to grant in the cache, by key, in this process: the
+# reader's id a view's first round trip needs (``recall``), so that the token's GET can
+# go in that same trip instead of one of its own before it (``prefetch``). The token is
+# then believed only if the cache still holds exactly those bytes (``confirm``): a
+# revocation or a change is seen by the very request after it, as with ``lookup``.
+
+_RECALLED_MAX = 20_000  # tokens a process recalls (each about 200 bytes); the oldest is forgotten first
+_recalled: dict[str, tuple[bytes, Token]] = {}  # oldest noted first
+
+
+def _recall_note(key: str, cached: bytes, token: Token) -> None:
+    # Each step is one dict operation: threads of one process may note at once.
+    _recalled.pop(key, None)
+    _recalled[key] = (cached, token)
+    if len(_recalled) > _RECALLED_MAX:
+        with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+            del _recalled[next(iter(_recalled))]
+
+
+@dataclass(frozen=True)
+class Recalled:
+    """A token as this process last found it in the cache (``token``), to be confirmed."""
+
+    raw_token: str
+    key: str
+    cached: bytes
+    token: Token
+
+
+def recall(raw_token: str) -> Recalled | None:
+    """What this process last found ``raw_token`` to grant, if it has not expired since;
+    to be confirmed by the cache in the same request (``prefetch``, ``confirm``)."""
+    key = _key(checksum_of(raw_token))
+    found = _recalled.get(key)
+    if found is None or found[1].expires <= time.time():
+        return None
+    return Recalled(raw_token=raw_token, key=key, cached=found[0], token=found[1])
+
+
+def prefetch(round_trip: core_redis.RoundTrip, recalled: Recalled) -> core_redis.Reply[bytes | Exception | None]:
+    """Ask for the recalled token's cache entry within a round trip made by the caller."""
+    return round_trip.add(lambda pipe: pipe.get(recalled.key), lambda replies: replies[0])
+
+
+def confirm(request, recalled: Recalled, reply: core_redis.Reply[bytes | Exception | None]
+            ) -> tuple[Token | None, object | None]:
+    """``lookup``'s answer for the recalled token, from its entry as ``reply`` read it: the
+    recalled grant if the cache holds the very same bytes; else as ``lookup`` answers from
+    what it holds now (revoked: None; changed: the new grant; gone: django-oauth-toolkit asked).
+    A trip that failed: ``lookup`` itself."""
+    if not reply.made or isinstance(reply.value, Exception):
+        return lookup(request, recalled.raw_token)
+    if reply.value == recalled.cached:
+        return recalled.token, None
+    return _answer(request, recalled.raw_token, recalled.key, reply.value, reachable=True)
 
 
 def forget(checksum: str) -> None:

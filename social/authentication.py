@@ -7,6 +7,8 @@ in the request's first Redis round trip (``reader_first_round_trip``), which
 any authentication of such views may make.
 The two OpenAPI extensions document both as the bearer scheme they are.
 """
+from collections.abc import Callable
+
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework import exceptions
 from rest_framework_simplejwt.authentication import JWTAuthentication
@@ -40,7 +42,9 @@ class SafeJWTAuthentication(JWTAuthentication):
         return user
 
 
-def reader_first_round_trip(request, user_id: int, claims=None) -> ReaderUser:
+def reader_first_round_trip(request, user_id: int, claims=None,
+                            along: Callable[[core_redis.RoundTrip], Callable[[], None]] | None = None
+                            ) -> ReaderUser:
     """Check ``user_id`` in the author cache, for a view that needs only the reader's id:
     ``ReaderUser(user_id)``, or 401 for a user deleted or suspended (or, given a JWT's
     ``claims``, for a token issued before the user's sessions ended: ``token_version``).
@@ -51,7 +55,9 @@ def reader_first_round_trip(request, user_id: int, claims=None) -> ReaderUser:
     trip (``core.redis.RoundTrip``), and with it go the view's rate limit, when
     counted by user (``core.throttling.prefetch``), and the first reads the view
     declares (``core.request_notes.ReadsFirst``): all noted in the request's
-    ``RequestNotes`` for the throttle and the view.
+    ``RequestNotes`` for the throttle and the view. ``along``: the authentication's own
+    reads for the same trip (queued when it is called), and the check it returns, run once
+    the trip is made and before the user's (raising to refuse the request).
     """
     round_trip = core_redis.RoundTrip()
     summary = author_cache.prefetch(round_trip, user_id)
@@ -63,10 +69,13 @@ def reader_first_round_trip(request, user_id: int, claims=None) -> ReaderUser:
         first_reads = view.first_reads()
         first_reads.queue(round_trip, request=request, user_id=user_id)
         notes_of(request).first_reads = first_reads
+    check = along(round_trip) if along is not None else None
     try:
         round_trip.execute()
     except core_redis.FAILURES:
         pass  # each part asks again on its own, and falls back as it does without Redis
+    if check is not None:
+        check()
     return reader_of(user_id, author_cache.get_or_fill_many([user_id], prefetched=summary).get(user_id), claims)
 
 

@@ -198,10 +198,11 @@ def users_many(user_ids: list[int]) -> dict[int, User]:
     return {uid: entry.to_user() for uid, entry in get_or_fill_many(user_ids).items()}
 
 
-def users_and_names(*, user_ids: list[int], names: set[str]) -> tuple[dict[int, User], dict[str, User]]:
+def users_and_names(*, user_ids: list[int], names: set[str]) -> tuple[dict[int, CachedUser], dict[str, CachedUser]]:
     """The users of ``user_ids`` that exist, by id, and the active users holding ``names``
-    (lower-cased), by name, as ``users_many`` gives them. Warm: one round trip for the
-    names, one for the users, and no query; names not cached are looked up in one query."""
+    (lower-cased), by name, as the cache holds them (``get_or_fill_many``'s entries). Warm:
+    one round trip for the names, one for the users, and no query; names not cached are
+    looked up in one query."""
     sorted_names = sorted(names)
     cached: list = []
     if sorted_names:
@@ -210,26 +211,26 @@ def users_and_names(*, user_ids: list[int], names: set[str]) -> tuple[dict[int, 
         except _UNREACHABLE:
             cached = [None] * len(sorted_names)
     ids = {name: int(value) for name, value in zip(sorted_names, cached, strict=True) if value is not None}
-    users = users_many(sorted(set(user_ids) | {uid for uid in ids.values() if uid}))
+    users = get_or_fill_many(sorted(set(user_ids) | {uid for uid in ids.values() if uid}))
     found = {name: users[uid] for name, uid in ids.items() if uid in users and users[uid].username.lower() == name}
     unknown = [name for name in sorted_names if name not in found and ids.get(name) != 0]
     if unknown:
         held = {}
-        for user in User.objects.annotate(name=Lower("username")).filter(name__in=unknown).only(*FIELDS):
-            held[user.username.lower()] = user
+        for row in User.objects.annotate(name=Lower("username")).filter(name__in=unknown).only(*FIELDS):
+            held[row.username.lower()] = entry_of(row)
         try:
             pipe = core_redis.connection().pipeline(transaction=False)
             for name in unknown:
-                user = held.get(name)
-                pipe.set(_name_key(name), user.id if user else 0,
-                         ex=TTL_SECONDS if user else NO_SUCH_NAME_TTL_SECONDS)
+                entry = held.get(name)
+                pipe.set(_name_key(name), entry.user_id if entry else 0,
+                         ex=TTL_SECONDS if entry else NO_SUCH_NAME_TTL_SECONDS)
             pipe.execute()
         except _UNREACHABLE:
             logger.warning("author cache unreachable: %d usernames read but not cached", len(unknown))
         found.update(held)
     wanted = set(user_ids)
     return ({uid: user for uid, user in users.items() if uid in wanted},
-            {name: user for name, user in found.items() if user.is_active})
+            {name: user for name, user in found.items() if user.active})
 
 
 def evict_many(user_ids: Collection[int]) -> None:

@@ -49,10 +49,10 @@ def test_a_warm_mastodon_home_page_costs_no_query(app_client, make_user, api, mo
     assert statuses[1]["mentions"] == [{"id": str(mentioned.id), "username": mentioned.username,
                                         "url": f"http://testserver/@{mentioned.username}",
                                         "acct": mentioned.username}]
-    # The token's GET; the reader's author-cache entry with the rate limit and the cached timeline
-    # (the view's declared first reads); the page's tweets; the mentioned names; the authors and the
-    # mentioned users.
-    assert len(sent) == 5
+    # The reader's author-cache entry with the rate limit, the cached timeline (the view's declared
+    # first reads) and the token's GET (the process recalls what it grants, and the trip confirms
+    # it); the page's tweets; the mentioned names; the authors and the mentioned users.
+    assert len(sent) == 4
 
 
 def test_a_token_is_cached_under_its_checksum_with_what_it_grants(app_client, make_user, redis):
@@ -186,3 +186,123 @@ def test_the_sign_in_form_and_the_token_endpoint_share_one_login_limit(app_clien
     assert APIClient(REMOTE_ADDR="10.0.0.8").post("/oauth/token", body).status_code == 429
     assert throttling.who_for("login", ip="1.2.3.4", username="Bob") == throttling.who_for(
         "login", ip="1.2.3.4", username="bob")
+
+
+def _recalled(client: APIClient) -> None:
+    """Two pages: the first looks the token up (and fills the cache), the second finds it cached
+    and so this process recalls it; the pages after that confirm it in their first round trip."""
+    for _ in range(2):
+        assert client.get("/api/v1/timelines/home").status_code == 200
+
+
+def _checksum(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def test_a_recalled_token_is_refused_once_revoked(app_client, make_user):
+    token = password_token(app_client, make_user())
+    client = bearer(token)
+    _recalled(client)
+    assert tokens.recall(token) is not None
+    r = APIClient().post("/oauth/revoke", {"client_id": app_client["client_id"],
+                                           "client_secret": app_client["client_secret"], "token": token})
+    assert r.status_code == 200
+    r = client.get("/api/v1/timelines/home")
+    assert r.status_code == 401 and r.json() == {"error": "The access token is invalid"}
+    assert tokens.recall(token) is None  # forgotten: the next request looks it up (and is refused)
+    assert client.get("/api/v1/timelines/home").status_code == 401
+
+
+def test_a_recalled_tokens_scopes_follow_its_row(app_client, make_user):
+    """Narrowed: refused (403) in the same request that sees the change; widened again: admitted,
+    though the process recalled the narrow scopes (those refusing, the token is looked up)."""
+    token = password_token(app_client, make_user(), "read write")
+    client = bearer(token)
+    _recalled(client)
+    row = get_access_token_model().objects.get(token_checksum=_checksum(token))
+    row.scope = "write"
+    row.save()
+    r = client.get("/api/v1/timelines/home")
+    assert r.status_code == 403 and r.json() == {"error": "This action is outside the authorized scopes"}
+    assert client.get("/api/v1/timelines/home").status_code == 403
+    assert tokens.recall(token).token.scopes == {"write"}
+    row.scope = "read"
+    row.save()
+    assert client.get("/api/v1/timelines/home").status_code == 200
+
+
+def test_a_recalled_token_whose_entry_is_gone_is_looked_up_again(app_client, make_user, redis, monkeypatch):
+    """The entry expired (or was dropped): the trip reads nothing, and django-oauth-toolkit is asked."""
+    token = password_token(app_client, make_user())
+    client = bearer(token)
+    _recalled(client)
+    redis.delete(f"{settings.REDIS_KEY_PREFIX}tok:{_checksum(token)}")
+    assert client.get("/api/v1/timelines/home").status_code == 200
+    assert redis.get(f"{settings.REDIS_KEY_PREFIX}tok:{_checksum(token)}") is not None  # filled again
+    get_access_token_model().objects.filter(token_checksum=_checksum(token)).delete()
+    r = client.get("/api/v1/timelines/home")
+    assert r.status_code == 401 and r.json() == {"error": "The access token is invalid"}
+
+
+def test_a_recalled_tokens_suspended_user_is_refused(app_client, make_user):
+    user = make_user()
+    token = password_token(app_client, user)
+    client = bearer(token)
+    _recalled(client)
+    social_services.user_suspend(user_id=user.id)
+    r = client.get("/api/v1/timelines/home")
+    assert r.status_code == 401 and r.json() == {"error": "The access token is invalid"}
+
+
+def test_a_recalled_token_with_redis_down_is_checked_in_postgresql(app_client, make_user, redis_down):
+    redis_down(False)
+    token = password_token(app_client, make_user())
+    client = bearer(token)
+    _recalled(client)
+    redis_down(True)
+    assert client.get("/api/v1/timelines/home").status_code == 200
+    get_access_token_model().objects.filter(token_checksum=_checksum(token)).delete()
+    r = client.get("/api/v1/timelines/home")
+    assert r.status_code == 401 and r.json() == {"error": "The access token is invalid"}
+
+
+def test_a_remembered_statuss_html_follows_its_mentions_and_host(app_client, make_user, api):
+    """The HTML of a status is remembered by the process, never past what it depends on: a
+    mentioned user renamed, or suspended, and the host the page is read through."""
+    reader, author, mentioned = make_user(), make_user(), make_user(username="shown")
+    social_services.follow_create(follower=reader, followee_id=author.id)
+    post(api(author), "hi @shown #tag")
+    client = bearer(password_token(app_client, reader))
+
+    def content(host: str = "testserver") -> list[str]:
+        return [s["content"] for s in client.get("/api/v1/timelines/home", HTTP_HOST=host).json()]
+
+    [linked] = content()
+    assert content() == [linked] and 'href="http://testserver/@shown"' in linked and "#<span>tag</span>" in linked
+    assert 'href="http://localhost/@shown"' in content("localhost")[0]
+    mentioned.username = "renamed"
+    mentioned.save(update_fields=["username"])
+    social_services.authors_cache_refresh(users=[mentioned])
+    post(api(author), "hey @renamed")
+    again, first = content()
+    assert "u-url mention" not in first and "@shown" in first  # names no one now: left as text
+    assert 'href="http://testserver/@renamed"' in again
+    social_services.user_suspend(user_id=mentioned.id)
+    assert all("u-url mention" not in html for html in content())
+
+
+def test_statuses_of_one_author_share_an_account_that_follows_the_graph(app_client, make_user, api):
+    reader, author, other = make_user(), make_user(), make_user()
+    social_services.follow_create(follower=reader, followee_id=author.id)
+    post(api(author), "one")
+    post(api(author), "two")
+    client = bearer(password_token(app_client, reader))
+    statuses = client.get("/api/v1/timelines/home").json()
+    assert statuses[0]["account"] == statuses[1]["account"] and statuses[0]["account"]["followers_count"] == 1
+    social_services.follow_create(follower=other, followee_id=author.id)
+    statuses = client.get("/api/v1/timelines/home").json()
+    assert [s["account"]["followers_count"] for s in statuses] == [2, 2]
+    social_services.user_update(user=User.objects.get(id=author.id), display_name="Renamed", is_private=True)
+    statuses = client.get("/api/v1/timelines/home").json()
+    assert [(s["account"]["display_name"], s["account"]["locked"], s["visibility"]) for s in statuses] == [
+        ("Renamed", True, "private")] * 2
