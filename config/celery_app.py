@@ -19,7 +19,7 @@ def _yield_to_the_web(**kwargs):
     worker runs at a lower priority (``WORKER_NICE``), so a burst of deliveries
     takes the cores the readers leave idle instead of stretching their latency.
     Set in the ``celery worker`` command's main thread before its pool starts:
-    the pool's threads (``--pool threads``, the default) and prefork's children
+    prefork's children (the default pool) and the threads pool's threads
     inherit it. An in-process test worker sends no ``celeryd_init``."""
     from django.conf import settings
 

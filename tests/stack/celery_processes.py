@@ -87,7 +87,7 @@ class Processes:
         self.procs[name] = proc
         return proc
 
-    def start_worker(self, name: str, pool: str = "threads") -> subprocess.Popen:
+    def start_worker(self, name: str, pool: str = "prefork") -> subprocess.Popen:
         """A worker with the Procfile's default pool unless told otherwise."""
         proc = self.start(name, "worker", f"--pool={pool}", "--concurrency=2", "--without-heartbeat",
                           "--without-gossip", "--without-mingle", "-Q", self.env["CELERY_QUEUE"],

@@ -66,8 +66,8 @@ def test_unset_sizing_follows_the_machine():
     worker = procfile.expanded(commands["worker"], env)
     assert worker[:4] == ["celery", "-A", "config.celery_app", "worker"]
     assert _option(worker, "--concurrency") == str(cpus)
-    assert _option(worker, "--pool") == "threads"
-    assert _option(procfile.expanded(commands["worker"], _env(CELERY_POOL="prefork")), "--pool") == "prefork"
+    assert _option(worker, "--pool") == "prefork"
+    assert _option(procfile.expanded(commands["worker"], _env(CELERY_POOL="threads")), "--pool") == "threads"
     beat = procfile.expanded(commands["beat"], env)
     assert beat[:4] == ["celery", "-A", "config.beat", "beat"]
     assert _option(beat, "--schedule") == "/srv/stack data/celerybeat-schedule"  # one argument, space and all

@@ -134,7 +134,7 @@ def _kill_mid_fanout(procs: Processes, worker: str, tweet_id: int, timeout: floa
 # --- The test -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("pool", ["threads", "prefork"])  # the Procfile's default, and CELERY_POOL=prefork
+@pytest.mark.parametrize("pool", ["prefork", "threads"])  # the Procfile's default, and CELERY_POOL=threads
 def test_a_worker_killed_mid_fanout_and_restarted_leaves_every_follower_the_tweet_once(processes, redis_namespace,
                                                                                         pool):
     started = time.monotonic()
