@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import redis
+
 REPO = Path(__file__).resolve().parent.parent
 STOP_TIMEOUT = 10.0
 
@@ -132,6 +134,22 @@ def stop_processes(procs: Mapping[str, subprocess.Popen], timeout: float = STOP_
 def signal_group(proc: subprocess.Popen, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signum)
+
+
+def wait_for_ping(name: str, proc: subprocess.Popen, client: redis.Redis, log: Path, *,
+                  timeout: float = 15.0) -> None:
+    """Wait until the Redis-protocol server ``proc`` (called ``name``) answers ``client``'s PING;
+    ``StackError`` with the tail of its ``log`` if it exits first or does not answer within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise StackError(f"{name} exited with code {proc.returncode} (log in {log}):\n{tail(log)}")
+        with contextlib.suppress(redis.RedisError):
+            if client.ping():
+                return
+        if time.monotonic() > deadline:
+            raise StackError(f"{name} did not answer within {timeout:.0f} s (log in {log}):\n{tail(log)}")
+        time.sleep(0.05)
 
 
 # --- Local ports -------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import redis
 
-from .common import StackError, spawn, stop_processes, tail
+from .common import StackError, spawn, stop_processes, wait_for_ping
 
 
 @dataclass
@@ -114,17 +114,8 @@ def start_redis_cluster(directory: Path, cleanup: contextlib.ExitStack, *, maste
              "--cluster-node-timeout", str(node_timeout_ms), "--save", "", "--appendonly", "no",
              "--dir", str(node_dir), "--logfile", str(node_dir / "redis.log")],
             stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
     for port, proc in nodes.processes.items():
-        while True:
-            if proc.poll() is not None:
-                raise StackError(f"cluster node {port} exited:\n{tail(directory / str(port) / 'redis.log')}")
-            with contextlib.suppress(redis.RedisError):
-                if nodes.client(port).ping():
-                    break
-            if time.monotonic() > deadline:
-                raise StackError(f"cluster node {port} does not answer")
-            time.sleep(0.05)
+        wait_for_ping(f"cluster node {port}", proc, nodes.client(port), directory / str(port) / "redis.log")
     created = subprocess.run(
         [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in nodes.ports),
          "--cluster-replicas", str(replicas), "--cluster-yes"],
@@ -157,13 +148,5 @@ def start_redis_server(directory: Path, cleanup: contextlib.ExitStack) -> redis.
                   "--dir", str(directory), "--logfile", str(directory / "redis.log")], stdout=subprocess.DEVNULL)
     cleanup.callback(lambda: stop_processes({f"redis-server {port}": proc}))
     client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1, socket_timeout=10)
-    deadline = time.monotonic() + 15
-    while True:
-        if proc.poll() is not None:
-            raise StackError(f"redis-server {port} exited:\n{tail(directory / 'redis.log')}")
-        with contextlib.suppress(redis.RedisError):
-            if client.ping():
-                return client
-        if time.monotonic() > deadline:
-            raise StackError(f"redis-server {port} does not answer")
-        time.sleep(0.05)
+    wait_for_ping(f"redis-server {port}", proc, client, directory / "redis.log")
+    return client

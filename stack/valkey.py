@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import redis
 
-from .common import StackError, pick_port, spawn, stop_processes, tail
+from .common import pick_port, spawn, stop_processes, wait_for_ping
 
 # A fixed port makes the embedded server easy to reach with valkey-cli; any
 # free port does when it is taken.
@@ -31,15 +29,5 @@ def start_valkey(data_dir: Path, cleanup: contextlib.ExitStack) -> int:
                  stdout=subprocess.DEVNULL)
     cleanup.callback(stop_processes, {"embedded Valkey": proc})
     client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1, socket_timeout=1)
-    deadline = time.monotonic() + 15
-    while True:
-        if proc.poll() is not None:
-            sys.stderr.write(tail(log))
-            raise StackError(f"embedded Valkey exited with code {proc.returncode} (log in {log}).")
-        with contextlib.suppress(redis.RedisError):
-            if client.ping():
-                return port
-        if time.monotonic() > deadline:
-            raise StackError(f"embedded Valkey did not answer on 127.0.0.1:{port} (log in {log}).")
-        time.sleep(0.1)
-
+    wait_for_ping(f"embedded Valkey on 127.0.0.1:{port}", proc, client, log)
+    return port

@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import redis
 
 from stack import cli, common, s3, services
 from tests.helpers import free_port
@@ -150,3 +151,35 @@ def test_a_local_s3_endpoint_is_started_where_nothing_answers_and_stopped_after(
 def test_an_unreachable_remote_s3_endpoint_is_one_sentence(tmp_path):
     with pytest.raises(common.StackError, match=r"S3 at s3\.invalid:9000 is not reachable"):
         s3.resolve_s3({"AWS_S3_ENDPOINT_URL": "http://s3.invalid:9000"}, tmp_path, contextlib.ExitStack())
+
+
+def test_waiting_for_a_server_that_exits_names_it_and_shows_its_log(tmp_path):
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("no redis-server on the PATH")
+    log = tmp_path / "redis.log"
+    with socket.socket() as taken:  # the port is taken: the server logs why and exits
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = common.spawn([server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+                             "--logfile", str(log)], stdout=subprocess.DEVNULL)
+        client = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2)
+        with pytest.raises(common.StackError, match=r"^test server exited with code 1") as refused:
+            common.wait_for_ping("test server", proc, client, log)
+    assert "Address already in use" in str(refused.value)
+
+
+def test_waiting_for_a_server_returns_once_it_answers(tmp_path):
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("no redis-server on the PATH")
+    port = free_port()
+    proc = common.spawn([server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+                         "--logfile", str(tmp_path / "redis.log")], stdout=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
+        common.wait_for_ping("test server", proc, client, tmp_path / "redis.log")
+        assert client.ping()
+    finally:
+        common.stop_processes({"test server": proc})
