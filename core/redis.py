@@ -293,6 +293,10 @@ class Script:
             client.script_load(self.source)
             return client.evalsha(self.sha, len(keys), *keys, *args)
 
+    def load(self, client=None) -> None:
+        """Load the script on the server (after a queued call's ``NoScriptError``)."""
+        (client or connection()).script_load(self.source)
+
     def queue(self, pipe, *, keys: list, args: list) -> None:
         """Queue one call on a pipeline (every key in one slot); its reply is a
         ``NoScriptError`` if the server does not know the script yet: call it then."""

@@ -71,7 +71,8 @@ def _public_endpoint() -> str | None:
     return settings.AWS_S3_PUBLIC_ENDPOINT_URL or settings.AWS_S3_ENDPOINT_URL
 
 
-def _base() -> str:
+def public_base() -> str:
+    """The URL public media lie under (``public_url`` adds their ``public/`` key)."""
     return (settings.MEDIA_CDN_URL or (
         f"{_public_endpoint() or 'https://s3.amazonaws.com'}/{settings.AWS_STORAGE_BUCKET_NAME}")).rstrip("/")
 
@@ -79,7 +80,7 @@ def _base() -> str:
 def public_url(name: str) -> str:
     """Where anyone fetches the public medium ``name``: its ``public/`` key under
     ``MEDIA_CDN_URL``, or the endpoint's URL for the bucket. Made locally, no request."""
-    return f"{_base()}/{PUBLIC}{name}"
+    return f"{public_base()}/{PUBLIC}{name}"
 
 
 def signed_url(key: str, *, expires_in: int, now: float | None = None) -> str:
@@ -95,7 +96,7 @@ def signed_url(key: str, *, expires_in: int, now: float | None = None) -> str:
     signed_at = int(time.time() if now is None else now) // window * window
     host, path = _signing_target(key)
     query = _presign_query(host=host, path=path, signed_at=signed_at, expires_in=expires_in + window)
-    return f"{_base()}/{quote(key, safe='/-_.~')}?{query}"
+    return f"{public_base()}/{quote(key, safe='/-_.~')}?{query}"
 
 
 def _signing_target(key: str) -> tuple[str, str]:

@@ -8,7 +8,7 @@ from core import redis as core_redis
 from core.pagination import IdField, PageParams
 from core.request_notes import FirstReads, ReadsFirst, notes_of
 from social.authentication import CachedUserJWTAuthentication
-from tweets.objects import TweetSchema
+from tweets.objects import TweetSchema, public_json
 
 from .selectors import timeline_page_for_user, timeline_prefetch
 from .store import HomeState
@@ -32,7 +32,8 @@ TimelinePage = inline_serializer("TimelinePage", {
 
 class HomeTimelineFirstReads(FirstReads):
     """The cached timeline's page, asked for in the reader's first round trip with the
-    rate limit (a warm first page then costs two round trips in all).
+    rate limit, with the cached entries of its newest tweets on one server (a warm first
+    page then costs one round trip when no pulled tweet is on it).
 
     A home timeline view names its query's parser (``parse``) and which of its
     parameters are the cursor (older than) and the since (just newer than):
@@ -78,5 +79,5 @@ class HomeTimelineApi(ReadsFirst, APIView):
         params, prefetched = HomeTimelineFirstReads.of(request)  # an invalid query: a 400
         page = timeline_page_for_user(user_id=request.user.id, limit=params["limit"], cursor=params.get("cursor"),
                                       since=params.get("since"), prefetched=prefetched)
-        return Response({"data": [tweet.to_public() for tweet in page.tweets],
+        return Response({"data": [public_json(tweet) for tweet in page.tweets],
                          "next_cursor": page.next_cursor, "prev_cursor": page.prev_cursor})

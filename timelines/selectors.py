@@ -24,7 +24,7 @@ from core import db
 from core import redis as core_redis
 from tweets.cache import Prefetched
 from tweets.objects import TweetEntry
-from tweets.selectors import hydrate_prefetch, tweets_hydrate
+from tweets.selectors import hydrate_key_prefix, hydrate_prefetch, hydrate_prefetched, tweets_hydrate
 
 from . import rebuilds, store
 from .metrics import PAGES, POSTGRES_PAGES
@@ -54,33 +54,46 @@ def cached_ids(*, user_id: int, state: store.HomeState, graph: store.Graph, pref
                ahead: int = 0) -> CachedIds:
     """Merge the pushed timeline (rebuilt if absent) with the pulled lists of followed celebrities.
 
-    ``ahead``: with pulled lists to read, also read the cached entries of the newest
-    ``ahead`` ids in that round trip (a first page's tweets are mostly those), so the
-    page's hydration need not make one more. With this process's copies of the lists
-    (``store.author_known``), those are the merged ids, pulled ones included.
+    ``ahead``: have the cached entries of the newest ``ahead`` ids at hand for the page's
+    hydration. The first round trip may have read them for the pushed timeline
+    (``state.head_values``); what it did not (a pulled tweet among them, or on a Redis
+    Cluster all of them) is read in the one more this makes for the pulled lists: with
+    this process's copies of them (``store.author_known``) it is only made for those
+    entries, or when the copies' lists are due to have their idle TTL refreshed.
     """
+    head = hydrate_prefetched(state.head_values) if state.head_values is not None else None
     pushed = state.window or rebuilds.timeline_rebuild(user_id=user_id, generation=state.generation)
     if not graph.pulled:
-        return _merged([pushed])
+        return replace(_merged([pushed]), tweets=head)
     authors = sorted(graph.pulled)
     known = store.author_known(author_ids=authors, prefix=prefix, seq=state.pull_seq)
-    if known is not None and not ahead:
-        return _merged([pushed, *known.values()])  # deeper pages: no round trip at all
+    if known is not None:
+        merged = _merged([pushed, *known.values()])
+        if not ahead:
+            return merged  # deeper pages: no round trip at all
+        due = store.touch_due(author_ids=authors)
+        wanted = _not_read(merged.ids[:ahead], head)
+        if not due and not wanted:
+            return replace(merged, tweets=head)
     trip = core_redis.RoundTrip()
     if known is None:
         lists = store.author_read_prefetch(trip, author_ids=authors, prefix=prefix, seq=state.pull_seq)
-        ahead_ids = pushed.ids[:ahead]
-    else:
-        store.author_touch(trip, author_ids=authors)
-        merged = _merged([pushed, *known.values()])
-        ahead_ids = merged.ids[:ahead]
-    entries = hydrate_prefetch(trip, tweet_ids=ahead_ids) if ahead_ids else None
+        wanted = _not_read(pushed.ids[:ahead], head)
+    elif due:
+        store.author_touch(trip, author_ids=due)
+    entries = hydrate_prefetch(trip, tweet_ids=wanted) if wanted else None
     trip.execute()
     if known is None:
         read = lists.value if lists.value is not None else store.author_read(author_ids=authors, prefix=prefix)
         merged = _merged([pushed] + [window or rebuilds.author_list_rebuild(author_id=author_id)
                                      for author_id, window in read.items()])
-    return replace(merged, tweets=entries.value if entries is not None else None)
+    read_now = entries.value if entries is not None else None
+    return replace(merged, tweets=head.joined(read_now) if head is not None else read_now)
+
+
+def _not_read(tweet_ids: list[int], head: Prefetched | None) -> list[int]:
+    """Those of ``tweet_ids`` whose entries the first round trip did not read."""
+    return tweet_ids if head is None else [tid for tid in tweet_ids if tid not in head.asked]
 
 
 def _merged(windows: list[store.Window]) -> CachedIds:
@@ -217,7 +230,10 @@ def timeline_prefetch(round_trip: core_redis.RoundTrip, *, user_id: int, limit: 
                       since: int | None = None) -> core_redis.Reply[store.HomeState | None]:
     """Ask for the cached state ``timeline_page_for_user`` starts from, with the same arguments,
     within a round trip the caller makes (with the reader's authentication and rate limit)."""
-    return store.read_prefetch(round_trip, user_id=user_id, prefix=_prefix(limit=limit, cursor=cursor, since=since))
+    first_page = cursor is None and since is None
+    return store.read_prefetch(
+        round_trip, user_id=user_id, prefix=_prefix(limit=limit, cursor=cursor, since=since),
+        head_values=store.HeadValues(key_prefix=hydrate_key_prefix(), count=limit + 1) if first_page else None)
 
 
 def timeline_page_for_user(*, user_id: int, limit: int, cursor: int | None = None, since: int | None = None,

@@ -9,6 +9,8 @@ without asking PostgreSQL again. A read fills its misses from PostgreSQL
 entry and deleting writes the tombstone. With Redis unreachable, reads are
 answered from PostgreSQL alone, filling nothing.
 """
+from __future__ import annotations
+
 import logging
 from dataclasses import dataclass
 
@@ -19,7 +21,7 @@ from core import redis as core_redis
 
 from .metrics import TWEET_CACHE_HITS, TWEET_CACHE_MISSES
 from .models import Tweet
-from .objects import TweetEntry
+from .objects import TweetEntry, unpacked
 
 TOMBSTONE = b""
 _UNREACHABLE = core_redis.UNREACHABLE
@@ -27,8 +29,13 @@ _UNREACHABLE = core_redis.UNREACHABLE
 logger = logging.getLogger(__name__)
 
 
+def key_prefix() -> str:
+    """What a tweet's key is before its id."""
+    return f"{settings.REDIS_KEY_PREFIX}tw:"
+
+
 def _key(tweet_id: int) -> str:
-    return f"{settings.REDIS_KEY_PREFIX}tw:{tweet_id}"
+    return f"{key_prefix()}{tweet_id}"
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,17 @@ class Prefetched:
     asked: frozenset[int]
     found: dict[int, TweetEntry | None]
     older: list[int]
+
+    @classmethod
+    def of(cls, values: dict[int, bytes | None]) -> Prefetched:
+        """The entries of cached values read elsewhere: by tweet id, the value (None: not cached)."""
+        return cls(frozenset(values), *_parsed(list(values), list(values.values())))
+
+    def joined(self, other: Prefetched | None) -> Prefetched:
+        """These entries and ``other``'s (read for other ids)."""
+        if other is None:
+            return self
+        return Prefetched(self.asked | other.asked, {**self.found, **other.found}, self.older + other.older)
 
 
 def prefetch(round_trip: core_redis.RoundTrip, tweet_ids: list[int]) -> core_redis.Reply[Prefetched | None]:
@@ -82,7 +100,7 @@ def _parsed(tweet_ids: list[int], raw: list) -> tuple[dict[int, TweetEntry | Non
         if value == TOMBSTONE:
             found[tid] = None
             continue
-        entry = TweetEntry.unpack(tid, value)
+        entry = unpacked(tid, value)
         if entry is not None:
             found[tid] = entry
         else:

@@ -17,6 +17,7 @@ pages, the Mastodon API, the benchmark's baseline) goes through ``TweetEntry``.
 """
 from __future__ import annotations
 
+import functools
 import typing
 from dataclasses import dataclass
 from datetime import datetime
@@ -203,6 +204,43 @@ class TweetEntry:
             "mentions": list(self.mentions),
             "hashtags": list(self.hashtags),
         }
+
+
+def public_json(entry: TweetEntry) -> orjson.Fragment:
+    """``entry.to_public()`` already encoded, as a fragment orjson copies into a response as it is.
+
+    Kept per process where the object depends on nothing but the entry: one
+    without media, or whose media are public (keyed by their base URL too, so a
+    new ``MEDIA_CDN_URL`` is a new key). An entry whose media are signed (a
+    private or suspended author's) is encoded afresh, as its URLs are signed now.
+    """
+    author = entry.author
+    if not entry.media:
+        return _public_encoded(entry, "")
+    if author.active and not author.private:
+        return _public_encoded(entry, storage.public_base())
+    return orjson.Fragment(orjson.dumps(entry.to_public()))
+
+
+# Encoded public objects kept per process: those of a few hundred first pages, about 2 MiB when full.
+PUBLIC_CACHED = 4096
+
+
+@functools.lru_cache(maxsize=PUBLIC_CACHED)
+def _public_encoded(entry: TweetEntry, media_base: str) -> orjson.Fragment:
+    """The encoded public object of ``entry``, whose media (if any) are public under ``media_base``."""
+    return orjson.Fragment(orjson.dumps(entry.to_public()))
+
+
+# The entries of cached values this process read last (``unpacked``): an entry is immutable, and a cached
+# value holds all of it, so the same bytes are the same entry.
+UNPACKED_CACHED = 4096
+
+
+@functools.lru_cache(maxsize=UNPACKED_CACHED)
+def unpacked(tweet_id: int, raw: bytes) -> TweetEntry | None:
+    """``TweetEntry.unpack``, remembered per process for the values it read last."""
+    return TweetEntry.unpack(tweet_id, raw)
 
 
 # The packed layout's version, first in the array: anything else reads as a miss. Version 1

@@ -42,6 +42,17 @@ def hydrate_prefetch(round_trip: core_redis.RoundTrip, *, tweet_ids: list[int]
     return cache.prefetch(round_trip, tweet_ids)
 
 
+def hydrate_key_prefix() -> str:
+    """The prefix of the keys ``tweets_hydrate`` reads (a key is it and a tweet id), for a reader of
+    the cached entries beside other keys (``hydrate_prefetched`` then takes what it read)."""
+    return cache.key_prefix()
+
+
+def hydrate_prefetched(values: dict[int, bytes | None]) -> cache.Prefetched:
+    """The ``prefetched`` of ``tweets_hydrate`` from cached values read elsewhere, by tweet id."""
+    return cache.Prefetched.of(values)
+
+
 def tweet_shown(*, tweet_id: int) -> TweetEntry | None:
     """The tweet's entry, or ``None`` if it is deleted or its author suspended, whoever
     asks (a moderator's view: private accounts' tweets included)."""

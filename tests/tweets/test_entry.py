@@ -1,6 +1,7 @@
 """The tweet's one shape, ``tweets.objects.TweetEntry``: its cached form reads back as it was,
 its public form is what the OpenAPI component describes, and the Mastodon Status links
 exactly the entities ``tweets.text`` finds."""
+import orjson
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import given
@@ -10,7 +11,7 @@ from core.dates import iso_utc, iso_utc_from_unix
 from mastoapi import entities
 from social.models import User
 from tweets import text
-from tweets.objects import Author, Media, TweetEntry
+from tweets.objects import Author, Media, TweetEntry, public_json, unpacked
 
 # orjson, like JSON, refuses lone surrogates: every other code point may be in a tweet.
 _text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
@@ -41,6 +42,45 @@ def test_the_public_object_is_the_entrys_public_fields_with_the_time_of_its_id(e
     assert public["created_at"] == iso_utc(entry.created_at)
     assert public["timestamp"] == int(entry.created_at.timestamp())
     assert [m["media_id"] for m in public["media"]] == [m.media_id for m in entry.media]
+
+
+@given(_entries)
+def test_the_remembered_entry_and_encoded_object_are_the_entrys_own(entry):
+    raw = entry.pack()
+    assert unpacked(entry.tweet_id, raw) == entry
+    assert unpacked(entry.tweet_id, raw) is unpacked(entry.tweet_id, raw)
+    for _ in range(2):  # encoded, then remembered
+        assert orjson.loads(orjson.dumps([public_json(entry)])) == [orjson.loads(orjson.dumps(entry.to_public()))]
+
+
+def _media_entry(*, private: bool) -> TweetEntry:
+    return TweetEntry(tweet_id=1 << 40, author=Author(user_id=7, username="ann", display_name="Ann", active=True,
+                                                      private=private),
+                      content="hi", media=(Media(media_id="3", key="7/a.png", content_type="image/png"),))
+
+
+def _url(fragment: orjson.Fragment) -> str:
+    return orjson.loads(orjson.dumps(fragment))["media"][0]["url"]
+
+
+def test_a_remembered_public_object_follows_a_new_media_cdn_url(settings):
+    entry = _media_entry(private=False)
+    settings.MEDIA_CDN_URL = "https://cdn-one.example"
+    assert _url(public_json(entry)) == "https://cdn-one.example/public/7/a.png"
+    settings.MEDIA_CDN_URL = "https://cdn-two.example"
+    assert _url(public_json(entry)) == "https://cdn-two.example/public/7/a.png"
+
+
+def test_a_private_authors_media_are_signed_at_every_showing(settings, monkeypatch):
+    settings.MEDIA_CDN_URL = "https://cdn.example"
+    settings.MEDIA_PRIVATE_URL_SECONDS = 300
+    entry = _media_entry(private=True)
+    monkeypatch.setattr("media.storage.time.time", lambda: 1_700_000_000)
+    first = _url(public_json(entry))
+    monkeypatch.setattr("media.storage.time.time", lambda: 1_700_000_000 + 3600)
+    later = _url(public_json(entry))
+    assert first.startswith("https://cdn.example/") and "X-Amz-Signature=" in first
+    assert later != first  # signed again, an hour later: not a remembered URL that has expired
 
 
 def test_an_entry_in_another_layout_reads_as_a_miss():

@@ -22,8 +22,9 @@ from .fanout import claim_once, claim_release, progress_done, progress_init, pro
 from .graph import Graph, graph_save
 from .keys import author_key, timeline_key, timeline_keys
 from .live import index_live, live_only, mark_live
-from .process_cache import author_known
+from .process_cache import author_known, touch_due
 from .reads import (
+    HeadValues,
     HomeState,
     author_read,
     author_read_prefetch,
@@ -49,10 +50,10 @@ from .writes import (
 )
 
 __all__ = [
-    "SENTINEL", "Forgotten", "Graph", "HomeState", "Window", "author_insert", "author_key", "author_known",
-    "author_merge", "author_read", "author_read_prefetch", "author_touch", "backfill", "claim_once", "claim_release",
-    "evict", "exists", "existing", "generation", "generation_advance", "graph_save", "index_live", "insert",
-    "live_only", "mark_live", "merge", "progress_done", "progress_init", "progress_pending", "puller_add", "read",
-    "read_prefetch", "remove", "slot_masters_record", "slot_masters_seen", "slots_forget", "timeline_key",
-    "timeline_keys",
+    "SENTINEL", "Forgotten", "Graph", "HeadValues", "HomeState", "Window", "author_insert", "author_key",
+    "author_known", "author_merge", "author_read", "author_read_prefetch", "author_touch", "backfill", "claim_once",
+    "claim_release", "evict", "exists", "existing", "generation", "generation_advance", "graph_save", "index_live",
+    "insert", "live_only", "mark_live", "merge", "progress_done", "progress_init", "progress_pending", "puller_add",
+    "read", "read_prefetch", "remove", "slot_masters_record", "slot_masters_seen", "slots_forget", "timeline_key",
+    "timeline_keys", "touch_due",
 ]

@@ -1,19 +1,28 @@
-"""This process's copies of the pulled lists it read, good while the pull sequence stands still.
+"""This process's copies of the pulled lists it read, good while the pull sequence stands still,
+and when it last refreshed each list's idle TTL.
 
 Every web process keeps the pulled lists it read, each with the pull sequence
 read in the reader's first round trip, before the list: every write to a pulled
 list advances the sequence once the list is written (``writes.author_insert``,
 ``writes.author_merge``), so while a reader's first round trip still reads the
 same sequence, the copy is the list as Redis holds it (or newer). A reader of
-celebrities then has their lists before its second round trip, which reads the
-page's tweets, pulled ones included: two round trips, as for anyone. Every
-celebrity's post changes the sequence for every list.
+celebrities then has their lists once its first round trip is back, and needs
+a second only for the pulled tweets on its page. Every celebrity's post changes
+the sequence for every list.
+
+A list read from a copy still has its idle TTL refreshed (``author_touch``), at
+most once every ``TOUCH_EVERY`` seconds a process: the TTL is days long, and a
+first page whose tweets came in the first round trip then needs no second.
 """
+import time
+
 from . import keys
 from .windows import Window, read_size
 
 _known: dict[tuple[str, int], tuple[int, Window]] = {}
 _KNOWN_MAX = 4096  # copies kept per process (a few ids each); all dropped when full
+_touched: dict[int, float] = {}  # author id -> when this process last refreshed the list's TTL (monotonic)
+TOUCH_EVERY = 60.0
 
 
 def author_known(*, author_ids: list[int], prefix: int | None, seq: int) -> dict[int, Window] | None:
@@ -36,3 +45,22 @@ def remember(*, windows: dict[int, Window | None], size: int, seq: int) -> None:
     for author_id, window in windows.items():
         if window is not None:
             _known[keys.author_key(author_id), size] = (seq, window)
+    touched(author_ids=list(windows))  # a read refreshes the TTL
+
+
+def touch_due(*, author_ids: list[int]) -> list[int]:
+    """Those of ``author_ids`` whose list's TTL this process has not refreshed within ``TOUCH_EVERY``
+    seconds (counted as refreshed now: the caller refreshes them)."""
+    now = time.monotonic()
+    due = [author_id for author_id in author_ids if now - _touched.get(author_id, -TOUCH_EVERY) >= TOUCH_EVERY]
+    touched(author_ids=due, now=now)
+    return due
+
+
+def touched(*, author_ids: list[int], now: float | None = None) -> None:
+    """Note the lists of ``author_ids`` as refreshed (at ``now``)."""
+    if len(_touched) >= _KNOWN_MAX:
+        _touched.clear()
+    now = time.monotonic() if now is None else now
+    for author_id in author_ids:
+        _touched[author_id] = now

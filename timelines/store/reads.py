@@ -6,14 +6,26 @@ in the same round trip. That bookkeeping is what keeps a reader's caches alive;
 nothing else here writes. ``*_prefetch`` put their commands in a
 ``core.redis.RoundTrip`` the caller makes; the others make a round trip of
 their own.
+
+A first page's read may also ask for the values stored under the timeline's
+newest ids (``HomeState.head_values``: the tweet cache's entries, for the
+caller that names their keys), read by a script beside the list in the same
+round trip (``lua/head.lua``). Those keys are not the script's declared ones,
+which only a single server allows: on a Redis Cluster the values are not read
+here, and the caller reads them in its next round trip.
 """
+import contextlib
 from dataclasses import dataclass
+
+from redis.exceptions import NoScriptError
 
 from core import redis as core_redis
 
 from . import graph as graphs
-from . import keys, live, process_cache
-from .windows import Window, read_size, window
+from . import keys, live, process_cache, scripts
+from .windows import SENTINEL, Window, read_size, window
+
+_HEAD = scripts.load("head")
 
 
 @dataclass(frozen=True)
@@ -25,6 +37,15 @@ class HomeState:
     pull_epoch: int
     graph: graphs.Graph | None  # None: not cached, or cached at an older generation or pull epoch
     pull_seq: int  # the pulled lists' write sequence (``author_known``)
+    head_values: dict[int, bytes | None] | None = None  # by id, the values asked for (``HeadValues``), if read
+
+
+@dataclass(frozen=True)
+class HeadValues:
+    """The values to read beside a timeline: those under ``<key_prefix><id>`` of its newest ``count`` ids."""
+
+    key_prefix: str
+    count: int
 
 
 def _executed(commands):
@@ -44,19 +65,32 @@ def read(*, user_id: int, prefix: int | None = None) -> HomeState:
     return _executed(_read_commands(user_id=user_id, prefix=prefix))
 
 
-def read_prefetch(round_trip: core_redis.RoundTrip, *, user_id: int, prefix: int | None = None
-                  ) -> core_redis.Reply[HomeState | None]:
+def read_prefetch(round_trip: core_redis.RoundTrip, *, user_id: int, prefix: int | None = None,
+                  head_values: HeadValues | None = None) -> core_redis.Reply[HomeState | None]:
     """``read`` within a round trip the caller makes; the reply's value is the ``HomeState``
-    (None if a command failed: read again)."""
-    return round_trip.add_whole(*_read_commands(user_id=user_id, prefix=prefix))
+    (None if a command failed: read again). ``head_values``: read those too, on a single
+    server (``HomeState.head_values``; on a cluster they are left for the caller)."""
+    queue, parse = _read_commands(user_id=user_id, prefix=prefix,
+                                  head_values=None if core_redis.is_cluster() else head_values)
+
+    def parse_whole(replies: list) -> HomeState | None:
+        if isinstance(replies[0], NoScriptError):  # a server that lost its scripts: load it for the next read
+            with contextlib.suppress(*core_redis.FAILURES):
+                _HEAD.load()
+        return None if any(isinstance(r, Exception) for r in replies) else parse(replies)
+
+    return round_trip.add(queue, parse_whole)
 
 
-def _read_commands(*, user_id: int, prefix: int | None):
+def _read_commands(*, user_id: int, prefix: int | None, head_values: HeadValues | None = None):
     key = keys.timeline_key(user_id)
     size = read_size(prefix)
 
     def queue(pipe) -> None:
-        pipe.lrange(key, 0, size)  # one entry more tells whether the sentinel closes the list
+        if head_values is None:
+            pipe.lrange(key, 0, size)  # one entry more tells whether the sentinel closes the list
+        else:
+            _HEAD.queue(pipe, keys=[key], args=[size, head_values.count, head_values.key_prefix])
         pipe.expire(key, keys.ttl_seconds())
         pipe.get(keys.generation_key(user_id))
         pipe.get(keys.pull_epoch_key())
@@ -66,6 +100,11 @@ def _read_commands(*, user_id: int, prefix: int | None):
 
     def parse(replies: list) -> HomeState:
         raw, existed, generation, pull_epoch, graph, pull_seq = replies[:6]
+        values = None
+        if head_values is not None:
+            raw, found = raw
+            ids = [int(x) for x in raw[: head_values.count] if x != SENTINEL]
+            values = dict(zip(ids, found, strict=True)) if existed else None
         generation, pull_epoch = int(generation or 0), int(pull_epoch or 0)
         return HomeState(
             window=window(raw, size) if existed else None,
@@ -73,6 +112,7 @@ def _read_commands(*, user_id: int, prefix: int | None):
             pull_epoch=pull_epoch,
             graph=graphs.parsed(graph, generation, pull_epoch),
             pull_seq=int(pull_seq or 0),
+            head_values=values,
         )
 
     return queue, parse
