@@ -222,18 +222,19 @@ def public_json(entry: TweetEntry) -> orjson.Fragment:
     return orjson.Fragment(orjson.dumps(entry.to_public()))
 
 
-# Encoded public objects kept per process: those of a few hundred first pages, about 2 MiB when full.
+# Encoded public objects kept per process: those of a few hundred first pages.
 PUBLIC_CACHED = 4096
 
 
 @functools.lru_cache(maxsize=PUBLIC_CACHED)
 def _public_encoded(entry: TweetEntry, media_base: str) -> orjson.Fragment:
     """The encoded public object of ``entry``, whose media (if any) are public under ``media_base``."""
-    return orjson.Fragment(orjson.dumps(entry.to_public()))
+    # Copied to bytes of its own size: orjson's result keeps the 4 KiB buffer it was written in.
+    return orjson.Fragment(bytes(memoryview(orjson.dumps(entry.to_public()))))
 
 
 # The entries of cached values this process read last (``unpacked``): an entry is immutable, and a cached
-# value holds all of it, so the same bytes are the same entry.
+# value holds all of it, so the same bytes are the same entry. Both caches, full, hold about 6 MiB.
 UNPACKED_CACHED = 4096
 
 
