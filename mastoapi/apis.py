@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import cast
 from urllib.parse import urlencode
 
+import orjson
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, serializers
@@ -126,6 +127,11 @@ class MastoApi(APIView):
     def statuses(self, tweets: list[TweetEntry]) -> list[dict]:
         authors, mentioned = selectors.users_of(tweets)
         return entities.statuses(tweets, authors=authors, base=self.base, mentioned=mentioned)
+
+    def statuses_json(self, tweets: list[TweetEntry]) -> list[orjson.Fragment]:
+        """``statuses``, encoded (``entities.statuses_json``): for a page that only shows them."""
+        authors, mentioned = selectors.users_of(tweets)
+        return entities.statuses_json(tweets, authors=authors, base=self.base, mentioned=mentioned)
 
     def account(self, user, **kwargs) -> dict:
         return entities.account(user, base=self.base, **kwargs)
@@ -668,7 +674,7 @@ class HomeTimelineApi(ReadsFirst, MastoApi):
                                       since=params.get("min_id"),
                                       after=None if "min_id" in params else params.get("since_id"),
                                       prefetched=prefetched)
-        return self.paged(self.statuses(page.tweets), limit=params["limit"], next_max_id=page.next_cursor,
+        return self.paged(self.statuses_json(page.tweets), limit=params["limit"], next_max_id=page.next_cursor,
                           prev_min_id=page.tweets[0].tweet_id if page.tweets else None)
 
 

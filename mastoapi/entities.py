@@ -15,10 +15,12 @@ from datetime import datetime
 from html import escape
 from urllib.parse import urlsplit
 
+import orjson
 from django.conf import settings
 
 from core.dates import iso_utc, iso_utc_from_unix
 from media import services as media_services
+from media import storage
 from media.models import DESCRIPTION_MAX_LENGTH
 from social.cache import CachedUser
 from social.models import Follow, User
@@ -194,6 +196,42 @@ def statuses(tweets: list[TweetEntry], *, authors: Mapping[int, CachedUser], bas
     """The Statuses of ``tweets`` whose authors are in ``authors`` (by id), in order."""
     return [status(tweet, author=authors[tweet.author.user_id], base=base, mentioned=mentioned)
             for tweet in tweets if tweet.author.user_id in authors]
+
+
+def statuses_json(tweets: list[TweetEntry], *, authors: Mapping[int, CachedUser], base: str,
+                  mentioned: Mapping[str, CachedUser]) -> list[orjson.Fragment]:
+    """``statuses``, each already encoded (``status_json``): for a response that only shows them."""
+    return [status_json(tweet, author=authors[tweet.author.user_id], base=base, mentioned=mentioned)
+            for tweet in tweets if tweet.author.user_id in authors]
+
+
+def status_json(tweet: TweetEntry, *, author: CachedUser, base: str,
+                mentioned: Mapping[str, CachedUser]) -> orjson.Fragment:
+    """``status`` encoded, as a fragment orjson copies into a response as it is. Remembered per
+    process by everything the Status is made of: the entry, its author's cache entry, the base,
+    the user each name it could link is (or None) and, for public media, the URL they lie under.
+    A private or suspended author's media are signed at every showing: encoded afresh."""
+    if tweet.media and not (tweet.author.active and not tweet.author.private):
+        return orjson.Fragment(orjson.dumps(status(tweet, author=author, base=base, mentioned=mentioned)))
+    names = _names(tweet)
+    return _status_encoded(tweet, author, base, names, tuple(mentioned.get(name) for name in names),
+                           storage.public_base() if tweet.media else "")
+
+
+def _names(tweet: TweetEntry) -> tuple[str, ...]:
+    """The lower-cased names a Status of ``tweet`` looks up: its mentions, and those its text links."""
+    linked = (entity.value.lower() for entity in _parsed(tweet.content) if entity.kind == "mention")
+    return tuple(dict.fromkeys([*(name.lower() for name in tweet.mentions), *linked]))
+
+
+@functools.lru_cache(maxsize=_REMEMBERED)
+def _status_encoded(tweet: TweetEntry, author: CachedUser, base: str, names: tuple[str, ...],
+                    users: tuple[CachedUser | None, ...], media_base: str) -> orjson.Fragment:
+    """The encoded Status of ``tweet`` whose names are ``users`` (and whose media, if any, are public
+    under ``media_base``), copied out of orjson's 4 KiB output buffer into bytes of its own size."""
+    mentioned = {name: user for name, user in zip(names, users, strict=True) if user is not None}
+    encoded = orjson.dumps(status(tweet, author=author, base=base, mentioned=mentioned))
+    return orjson.Fragment(bytes(memoryview(encoded)))
 
 
 def status(tweet: TweetEntry, *, author: CachedUser, base: str, mentioned: Mapping[str, CachedUser]) -> dict:
