@@ -44,6 +44,7 @@ GENERATION = f"{LUA}/generation_advance.lua"
 PROGRESS_INIT = f"{LUA}/progress_init.lua"
 PROGRESS_DONE = f"{LUA}/progress_done.lua"
 PULLER_ADD = f"{LUA}/puller_add.lua"
+HEAD = f"{LUA}/head.lua"
 WINDOWS = "timelines/store/windows.py"
 READS = "timelines/store/reads.py"
 SELECTORS = "timelines/selectors.py"
@@ -242,9 +243,17 @@ MUTANTS = [
       "complete = bool(raw) or raw[-1] == SENTINEL", "every non-empty list reads as complete"),
     M("window.sentinel-at-head", WINDOWS, 36, "complete = bool(raw) and raw[-1] == SENTINEL",
       "complete = bool(raw) and raw[0] == SENTINEL", "completeness read from the head, not the tail"),
-    M("read.no-extra-entry", READS, 91, "pipe.lrange(key, 0, size)", "pipe.lrange(key, 0, size - 1)",
+    M("read.no-extra-entry", READS, 93, "pipe.lrange(key, 0, size)", "pipe.lrange(key, 0, size - 1)",
       "a read no longer fetches the entry past the window: a full complete list reads as incomplete"),
-    M("read.head-no-extra-entry", READS, 93, "args=[size, head_values.count", "args=[size - 1, head_values.count",
+    M("head.stale-graph-trusted", HEAD, 26, "if bar and string.sub(graph, 1, #tag) == tag then", "if bar then",
+      "a first page's read merges the pulled lists of a graph cached at another generation or pull epoch"),
+    M("head.followees-read-as-pulled", HEAD, 29, "for pos = bar + 1 + 4 * followees,", "for pos = bar + 1,",
+      "a first page's read takes every followee for a celebrity"),
+    M("head.oldest-first", HEAD, 48, "return older(b, a)", "return older(a, b)",
+      "a first page's read asks for the oldest ids' values, not the newest"),
+    M("head.values-shifted", HEAD, 52, "keys[i] = ARGV[3] .. id", "keys[i] = ARGV[3] .. (asked[i + 1] or id)",
+      "a first page's values are read for the next id: each tweet shown with its neighbour's entry"),
+    M("read.head-no-extra-entry", READS, 95, "args=[size, head_values.count", "args=[size - 1, head_values.count",
       "a first page's read no longer fetches the entry past the window: a full complete list reads as incomplete"),
     # --- cached_ids: the floor and the merge of the windows --------------------------------------------
     M("cached.floor-min", SELECTORS, 102, "floor = max(floors) if floors else None",

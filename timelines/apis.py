@@ -32,8 +32,8 @@ TimelinePage = inline_serializer("TimelinePage", {
 
 class HomeTimelineFirstReads(FirstReads):
     """The cached timeline's page, asked for in the reader's first round trip with the
-    rate limit, with the cached entries of its newest tweets on one server (a warm first
-    page then costs one round trip when no pulled tweet is on it).
+    rate limit, with the cached entries of the page's tweets on one server (a warm first
+    page then costs one round trip).
 
     A home timeline view names its query's parser (``parse``) and which of its
     parameters are the cursor (older than) and the since (just newer than):

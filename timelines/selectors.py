@@ -55,11 +55,11 @@ def cached_ids(*, user_id: int, state: store.HomeState, graph: store.Graph, pref
     """Merge the pushed timeline (rebuilt if absent) with the pulled lists of followed celebrities.
 
     ``ahead``: have the cached entries of the newest ``ahead`` ids at hand for the page's
-    hydration. The first round trip may have read them for the pushed timeline
-    (``state.head_values``); what it did not (a pulled tweet among them, or on a Redis
-    Cluster all of them) is read in the one more this makes for the pulled lists: with
-    this process's copies of them (``store.author_known``) it is only made for those
-    entries, or when the copies' lists are due to have their idle TTL refreshed.
+    hydration. The first round trip may have read them (``state.head_values``, pulled
+    ones included); what it did not (on a Redis Cluster, all of them) is read in the one
+    more this makes for the pulled lists: with this process's copies of them
+    (``store.author_known``) it is only made for those entries, or when the copies'
+    lists are due to have their idle TTL refreshed.
     """
     head = hydrate_prefetched(state.head_values) if state.head_values is not None else None
     pushed = state.window or rebuilds.timeline_rebuild(user_id=user_id, generation=state.generation)

@@ -11,7 +11,6 @@ from django.test import Client, RequestFactory
 from oauth2_provider.models import get_access_token_model
 from rest_framework.test import APIClient
 
-from core import redis as core_redis
 from core import throttling
 from mastoapi import tokens
 from social import services as social_services
@@ -52,9 +51,8 @@ def test_a_warm_mastodon_home_page_costs_no_query(app_client, make_user, api, mo
                                         "acct": mentioned.username}]
     # The reader's author-cache entry with the rate limit, the cached timeline (the view's declared
     # first reads, with the page's tweets on one server) and the token's GET (the process recalls what
-    # it grants, and the trip confirms it); the mentioned names; the authors and the mentioned users. On a
-    # Redis Cluster the page's tweets come in a trip of their own, after the first.
-    assert len(sent) == (4 if core_redis.is_cluster() else 3)
+    # it grants, and the trip confirms it); the mentioned names; the authors and the mentioned users.
+    assert len(sent) == 3
 
 
 def test_a_token_is_cached_under_its_checksum_with_what_it_grants(app_client, make_user, redis):

@@ -175,3 +175,32 @@ def test_the_pull_sequence_never_comes_back_once_its_key_is_lost(redis):
     assert store.read(user_id=1).pull_seq == 0
     store.author_merge(author_id=5, ids=[20], complete=True)
     assert store.read(user_id=1).pull_seq > seq
+
+
+def _head_values(user_id: int, count: int) -> dict | None:
+    trip = core_redis.RoundTrip()
+    reply = store.read_prefetch(trip, user_id=user_id, prefix=50,
+                                head_values=store.HeadValues(key_prefix=keys.prefixed("hv:"), count=count))
+    trip.execute()
+    return reply.value.head_values
+
+
+def test_a_first_pages_read_brings_the_values_of_the_newest_ids_pulled_ones_included(redis):
+    if core_redis.is_cluster():
+        pytest.skip("a cluster's first round trip reads no value (the script's keys are undeclared)")
+    big = 10**18  # ids past double precision, of two lengths: compared as numbers, not as Lua doubles
+    store.merge(user_id=1, ids=[big + 90, big + 70, 50, 9], complete=True, generation=0)
+    store.author_merge(author_id=5, ids=[big + 80, big + 75, 60], complete=True)
+    store.author_merge(author_id=6, ids=[big + 85], complete=False)
+    for tweet_id in (big + 90, big + 85, big + 80, 50):
+        redis.set(keys.prefixed(f"hv:{tweet_id}"), f"v{tweet_id}")
+    # No graph cached yet: the timeline's newest ids only, the sentinel left out.
+    assert _head_values(1, 3) == {big + 90: b"v%d" % (big + 90), big + 70: None, 50: b"v50"}
+    assert _head_values(1, 10) == {big + 90: b"v%d" % (big + 90), big + 70: None, 50: b"v50", 9: None}
+    state = store.read(user_id=1)
+    graph = store.Graph(followees={2, 5, 6}, pulled={5, 6})
+    store.graph_save(user_id=1, generation=state.generation, pull_epoch=state.pull_epoch, graph=graph)
+    assert _head_values(1, 4) == {big + 90: b"v%d" % (big + 90), big + 85: b"v%d" % (big + 85),
+                                  big + 80: b"v%d" % (big + 80), big + 75: None}
+    store.generation_advance(user_id=1, drop_timeline=False)  # the cached graph is stale: no pulled list
+    assert set(_head_values(1, 4)) == {big + 90, big + 70, 50, 9}

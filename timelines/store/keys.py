@@ -41,7 +41,13 @@ def mark_key(key: str) -> str:
 
 def author_key(author_id: int) -> str:
     """The author's pulled tweets (celebrity pull), newest first."""
-    return prefixed(f"ut:{{{author_id}}}")
+    head, tail = author_key_affixes()
+    return f"{head}{author_id}{tail}"
+
+
+def author_key_affixes() -> tuple[str, str]:
+    """What ``author_key`` puts before and after the author's id (for a script that makes the keys)."""
+    return prefixed("ut:{"), "}"
 
 
 def generation_key(user_id: int) -> str:

@@ -6,9 +6,9 @@ read in the reader's first round trip, before the list: every write to a pulled
 list advances the sequence once the list is written (``writes.author_insert``,
 ``writes.author_merge``), so while a reader's first round trip still reads the
 same sequence, the copy is the list as Redis holds it (or newer). A reader of
-celebrities then has their lists once its first round trip is back, and needs
-a second only for the pulled tweets on its page. Every celebrity's post changes
-the sequence for every list.
+celebrities then has their lists once its first round trip is back, which on
+one server also read the page's tweets, pulled ones included (``lua/head.lua``).
+Every celebrity's post changes the sequence for every list.
 
 A list read from a copy still has its idle TTL refreshed (``author_touch``), at
 most once every ``TOUCH_EVERY`` seconds a process: the TTL is days long, and a

@@ -7,12 +7,13 @@ nothing else here writes. ``*_prefetch`` put their commands in a
 ``core.redis.RoundTrip`` the caller makes; the others make a round trip of
 their own.
 
-A first page's read may also ask for the values stored under the timeline's
-newest ids (``HomeState.head_values``: the tweet cache's entries, for the
-caller that names their keys), read by a script beside the list in the same
-round trip (``lua/head.lua``). Those keys are not the script's declared ones,
-which only a single server allows: on a Redis Cluster the values are not read
-here, and the caller reads them in its next round trip.
+A first page's read may also ask for the values stored under the newest ids
+of the timeline merged with the pulled lists of the reader's cached graph
+(``HomeState.head_values``: the tweet cache's entries, for the caller that
+names their keys), read by a script beside the list in the same round trip
+(``lua/head.lua``). Those keys are not the script's declared ones, which only
+a single server allows: on a Redis Cluster the values are not read here, and
+the caller reads them in its next round trip.
 """
 import contextlib
 from dataclasses import dataclass
@@ -23,9 +24,9 @@ from core import redis as core_redis
 
 from . import graph as graphs
 from . import keys, live, process_cache, scripts
-from .windows import SENTINEL, Window, read_size, window
+from .windows import Window, read_size, window
 
-_HEAD = scripts.load("head")
+_HEAD = scripts.load("head", uses=("older",))
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ class HomeState:
 
 @dataclass(frozen=True)
 class HeadValues:
-    """The values to read beside a timeline: those under ``<key_prefix><id>`` of its newest ``count`` ids."""
+    """The values to read beside a timeline: those under ``<key_prefix><id>`` of the newest ``count`` ids
+    of the timeline and the pulled lists its reader's cached graph names."""
 
     key_prefix: str
     count: int
@@ -90,7 +92,9 @@ def _read_commands(*, user_id: int, prefix: int | None, head_values: HeadValues 
         if head_values is None:
             pipe.lrange(key, 0, size)  # one entry more tells whether the sentinel closes the list
         else:
-            _HEAD.queue(pipe, keys=[key], args=[size, head_values.count, head_values.key_prefix])
+            _HEAD.queue(pipe, keys=[key], args=[size, head_values.count, head_values.key_prefix,
+                                                keys.graph_key(user_id), keys.generation_key(user_id),
+                                                keys.pull_epoch_key(), *keys.author_key_affixes()])
         pipe.expire(key, keys.ttl_seconds())
         pipe.get(keys.generation_key(user_id))
         pipe.get(keys.pull_epoch_key())
@@ -102,9 +106,8 @@ def _read_commands(*, user_id: int, prefix: int | None, head_values: HeadValues 
         raw, existed, generation, pull_epoch, graph, pull_seq = replies[:6]
         values = None
         if head_values is not None:
-            raw, found = raw
-            ids = [int(x) for x in raw[: head_values.count] if x != SENTINEL]
-            values = dict(zip(ids, found, strict=True)) if existed else None
+            raw, asked, found = raw
+            values = dict(zip(map(int, asked), found, strict=True))
         generation, pull_epoch = int(generation or 0), int(pull_epoch or 0)
         return HomeState(
             window=window(raw, size) if existed else None,
