@@ -20,11 +20,10 @@ from django.conf import settings
 
 from core.dates import iso_utc, iso_utc_from_unix
 from media import services as media_services
-from media import storage
 from media.models import DESCRIPTION_MAX_LENGTH
 from social.cache import CachedUser
 from social.models import Follow, User
-from tweets.objects import TweetEntry
+from tweets.objects import TweetEntry, fragment, media_base
 from tweets.text import MAX_WEIGHTED_LENGTH, URL_WEIGHT, Entity, entities_with_indices
 
 from . import scopes
@@ -210,12 +209,13 @@ def status_json(tweet: TweetEntry, *, author: CachedUser, base: str,
     """``status`` encoded, as a fragment orjson copies into a response as it is. Remembered per
     process by everything the Status is made of: the entry, its author's cache entry, the base,
     the user each name it could link is (or None) and, for public media, the URL they lie under.
-    A private or suspended author's media are signed at every showing: encoded afresh."""
-    if tweet.media and not (tweet.author.active and not tweet.author.private):
-        return orjson.Fragment(orjson.dumps(status(tweet, author=author, base=base, mentioned=mentioned)))
+    A private or suspended author's media are signed at every showing: encoded afresh
+    (``tweets.objects.media_base``)."""
+    media = media_base(tweet)
+    if media is None:
+        return fragment(status(tweet, author=author, base=base, mentioned=mentioned))
     names = _names(tweet)
-    return _status_encoded(tweet, author, base, names, tuple(mentioned.get(name) for name in names),
-                           storage.public_base() if tweet.media else "")
+    return _status_encoded(tweet, author, base, names, tuple(mentioned.get(name) for name in names), media)
 
 
 def _names(tweet: TweetEntry) -> tuple[str, ...]:
@@ -228,10 +228,9 @@ def _names(tweet: TweetEntry) -> tuple[str, ...]:
 def _status_encoded(tweet: TweetEntry, author: CachedUser, base: str, names: tuple[str, ...],
                     users: tuple[CachedUser | None, ...], media_base: str) -> orjson.Fragment:
     """The encoded Status of ``tweet`` whose names are ``users`` (and whose media, if any, are public
-    under ``media_base``), copied out of orjson's 4 KiB output buffer into bytes of its own size."""
+    under ``media_base``)."""
     mentioned = {name: user for name, user in zip(names, users, strict=True) if user is not None}
-    encoded = orjson.dumps(status(tweet, author=author, base=base, mentioned=mentioned))
-    return orjson.Fragment(bytes(memoryview(encoded)))
+    return fragment(status(tweet, author=author, base=base, mentioned=mentioned))
 
 
 def status(tweet: TweetEntry, *, author: CachedUser, base: str, mentioned: Mapping[str, CachedUser]) -> dict:

@@ -51,6 +51,11 @@ class Author:
         return cls(user_id=user.id, username=user.username, display_name=user.display_name,
                    active=user.is_active, private=user.is_private)
 
+    @property
+    def media_public(self) -> bool:
+        """Whether the author's media are shown at their public URLs (else through URLs signed now)."""
+        return self.active and not self.private
+
 
 @dataclass(frozen=True, slots=True)
 class Media:
@@ -87,7 +92,7 @@ class Media:
         public author's at its public URL; a private (or suspended) author's, whose
         object is out of public reach (``media.services.media_place``), through a URL
         signed now, good for ``MEDIA_PRIVATE_URL_SECONDS``. Made locally, no request."""
-        if author.active and not author.private:
+        if author.media_public:
             return storage.public_url(self.key)
         return storage.signed_url(storage.key_of(self.key, "private"), expires_in=settings.MEDIA_PRIVATE_URL_SECONDS)
 
@@ -206,20 +211,27 @@ class TweetEntry:
         }
 
 
-def public_json(entry: TweetEntry) -> orjson.Fragment:
-    """``entry.to_public()`` already encoded, as a fragment orjson copies into a response as it is.
-
-    Kept per process where the object depends on nothing but the entry: one
-    without media, or whose media are public (keyed by their base URL too, so a
-    new ``MEDIA_CDN_URL`` is a new key). An entry whose media are signed (a
-    private or suspended author's) is encoded afresh, as its URLs are signed now.
-    """
-    author = entry.author
+def media_base(entry: TweetEntry) -> str | None:
+    """What the URLs of ``entry``'s media depend on when it is shown, for a caller that remembers
+    a shown form of it: "" without media, the URL public media lie under for an author whose
+    media are public (a new ``MEDIA_CDN_URL`` is another key), and None where they are signed at
+    every showing (a private or suspended author's): such a shown form is not to be remembered."""
     if not entry.media:
-        return _public_encoded(entry, "")
-    if author.active and not author.private:
-        return _public_encoded(entry, storage.public_base())
-    return orjson.Fragment(orjson.dumps(entry.to_public()))
+        return ""
+    return storage.public_base() if entry.author.media_public else None
+
+
+def fragment(value) -> orjson.Fragment:
+    """``value`` encoded, for orjson to copy into a response as it is: in bytes of its own size,
+    as orjson's result keeps the 4 KiB buffer it was written in (a remembered one would hold it)."""
+    return orjson.Fragment(bytes(memoryview(orjson.dumps(value))))
+
+
+def public_json(entry: TweetEntry) -> orjson.Fragment:
+    """``entry.to_public()`` encoded (``fragment``), kept per process by the entry and its
+    ``media_base``; an entry whose media are signed is encoded afresh."""
+    media = media_base(entry)
+    return fragment(entry.to_public()) if media is None else _public_encoded(entry, media)
 
 
 # Encoded public objects kept per process: those of a few hundred first pages.
@@ -229,8 +241,7 @@ PUBLIC_CACHED = 4096
 @functools.lru_cache(maxsize=PUBLIC_CACHED)
 def _public_encoded(entry: TweetEntry, media_base: str) -> orjson.Fragment:
     """The encoded public object of ``entry``, whose media (if any) are public under ``media_base``."""
-    # Copied to bytes of its own size: orjson's result keeps the 4 KiB buffer it was written in.
-    return orjson.Fragment(bytes(memoryview(orjson.dumps(entry.to_public()))))
+    return fragment(entry.to_public())
 
 
 # The entries of cached values this process read last (``unpacked``): an entry is immutable, and a cached
