@@ -1,4 +1,6 @@
 """The home timeline over HTTP: push, rebuild, scrolling, deletes, bad input, query cost."""
+import uuid
+
 import pytest
 from django.test import override_settings
 
@@ -215,8 +217,9 @@ def test_a_server_that_does_not_know_the_head_script_answers_the_page_and_learns
     posted = [post(api(author), f"t{n}") for n in range(3)]
     client = api(reader)
     client.get("/v1/timeline/home")
-    # A script of the same text under a name the server never saw: as after a restart that lost its scripts.
-    monkeypatch.setattr(reads, "_HEAD", core_redis.Script(reads._HEAD.source + f"\n-- {reader.id}"))
+    # A script of the same text under a name the server never saw (a name no earlier run loaded on this
+    # shared server either): as after a restart that lost its scripts.
+    monkeypatch.setattr(reads, "_HEAD", core_redis.Script(reads._HEAD.source + f"\n-- {uuid.uuid4().hex}"))
     sent = redis_round_trips(monkeypatch)
     assert [t["tweet_id"] for t in client.get("/v1/timeline/home").json()["data"]] == posted[::-1]
     assert len(sent) > 1  # the page was read again, and the script loaded
